@@ -1,0 +1,191 @@
+/* Request accessors: headers, path parameters, query strings and the request arena. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http_internal.h"
+#include "request_internal.h"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+long pl_http_percent_decode(const char *src, size_t len, char *dst, int plus_is_space)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = src[i];
+        if (c == '%') {
+            if (i + 2 >= len) return -1;
+            int h = hexval(src[i + 1]), l = hexval(src[i + 2]);
+            if (h < 0 || l < 0) return -1;
+            c = (char)(h * 16 + l);
+            i += 2;
+            if (c == 0) return -1;
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        }
+        dst[o++] = c;
+    }
+    dst[o] = 0;
+    return (long)o;
+}
+
+void *pl_req_alloc(struct pl_http_request *req, size_t size)
+{
+    size = (size + 15) & ~(size_t)15;
+    struct arena_block *b = req->arena;
+    if (!b || b->cap - b->used < size) {
+        size_t cap = size > 3072 ? size : 3072;
+        b = malloc(sizeof *b + cap);
+        if (!b) abort();
+        b->cap = cap;
+        b->used = 0;
+        b->next = req->arena;
+        req->arena = b;
+    }
+    void *p = b->data + b->used;
+    b->used += size;
+    return p;
+}
+
+char *pl_req_strdup(struct pl_http_request *req, const char *s)
+{
+    size_t n = strlen(s);
+    char *p = pl_req_alloc(req, n + 1);
+    memcpy(p, s, n + 1);
+    return p;
+}
+
+char *pl_req_printf(struct pl_http_request *req, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return pl_req_strdup(req, "");
+    char *p = pl_req_alloc(req, (size_t)n + 1);
+    if ((size_t)n < sizeof tmp) {
+        memcpy(p, tmp, (size_t)n + 1);
+    } else {
+        va_start(ap, fmt);
+        vsnprintf(p, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+#pragma GCC diagnostic pop
+    return p;
+}
+
+void pl_req_on_cleanup(struct pl_http_request *req, void (*fn)(void *), void *arg)
+{
+    struct cleanup *c = pl_req_alloc(req, sizeof *c);
+    c->fn = fn;
+    c->arg = arg;
+    c->next = req->cleanups;
+    req->cleanups = c;
+}
+
+void pl_http_request_free(struct pl_http_request *req)
+{
+    for (struct cleanup *c = req->cleanups; c; c = c->next) c->fn(c->arg);
+    req->cleanups = NULL;
+    free(req->head);
+    free(req->body.data);
+    free(req->resp_headers.data);
+    struct arena_block *b = req->arena;
+    while (b) {
+        struct arena_block *next = b->next;
+        free(b);
+        b = next;
+    }
+    free(req);
+}
+
+unsigned pl_req_method(const struct pl_http_request *req) { return req->method; }
+const char *pl_req_path(const struct pl_http_request *req) { return req->path; }
+const char *pl_req_query(const struct pl_http_request *req) { return req->query; }
+const char *pl_req_id(const struct pl_http_request *req) { return req->request_id; }
+const char *pl_req_peer_ip(const struct pl_http_request *req) { return req->peer_ip; }
+const struct pl_route *pl_req_route(const struct pl_http_request *req) { return req->route; }
+void pl_req_set_user_data(struct pl_http_request *req, void *data) { req->user_data = data; }
+void *pl_req_user_data(const struct pl_http_request *req) { return req->user_data; }
+
+void pl_req_set_log_user(struct pl_http_request *req, const char *user_id)
+{
+    req->log_user = user_id ? pl_req_strdup(req, user_id) : NULL;
+}
+
+const char *pl_req_header(const struct pl_http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->nheaders; i++)
+        if (strcasecmp(req->headers[i].name, name) == 0) return req->headers[i].value;
+    return NULL;
+}
+
+bool pl_req_header_at(const struct pl_http_request *req, size_t i, const char **name,
+                      const char **value)
+{
+    if (i >= req->nheaders) return false;
+    *name = req->headers[i].name;
+    *value = req->headers[i].value;
+    return true;
+}
+
+const char *pl_req_param(const struct pl_http_request *req, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < req->match.nparams; i++) {
+        if (req->match.params[i].name_len == n && memcmp(req->match.params[i].name, name, n) == 0)
+            return req->param_values[i];
+    }
+    return NULL;
+}
+
+const char *pl_req_body(const struct pl_http_request *req, size_t *len)
+{
+    if (len) *len = req->body.len;
+    return req->body.data ? req->body.data : "";
+}
+
+int pl_req_query_all(struct pl_http_request *req, const char *name, const char **out, int cap)
+{
+    const char *q = req->query;
+    size_t nlen = strlen(name);
+    int count = 0;
+    while (*q) {
+        const char *amp = strchr(q, '&');
+        size_t plen = amp ? (size_t)(amp - q) : strlen(q);
+        const char *eq = memchr(q, '=', plen);
+        size_t klen = eq ? (size_t)(eq - q) : plen;
+        char *key = pl_req_alloc(req, klen + 1);
+        long kd = pl_http_percent_decode(q, klen, key, 1);
+        if (kd < 0) return -1;
+        if ((size_t)kd == nlen && memcmp(key, name, nlen) == 0) {
+            const char *v = eq ? eq + 1 : q + plen;
+            size_t vlen = eq ? plen - klen - 1 : 0;
+            char *val = pl_req_alloc(req, vlen + 1);
+            if (pl_http_percent_decode(v, vlen, val, 1) < 0) return -1;
+            if (count < cap) out[count] = val;
+            count++;
+        }
+        if (!amp) break;
+        q = amp + 1;
+    }
+    return count;
+}
+
+const char *pl_req_query_get(struct pl_http_request *req, const char *name)
+{
+    const char *v = NULL;
+    int n = pl_req_query_all(req, name, &v, 1);
+    return n > 0 ? v : NULL;
+}

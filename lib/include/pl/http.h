@@ -1,0 +1,227 @@
+/* http: an HTTP/1.1 server for one libuv loop (uv_tcp + llhttp), and its router.
+ *
+ * Each worker thread runs one pl_http_server on its own loop, accepting on its own
+ * SO_REUSEPORT socket of a shared port. A connection parses one request at a time: the
+ * parser pauses at each message boundary, the request is dispatched, and parsing of
+ * pipelined bytes resumes once its response is queued, so responses leave in order without
+ * a reorder queue. Limits are ours, since llhttp has none: the head is counted byte by byte
+ * (431), bare LF line ends and obs-fold lines are refused (400), bodies are capped (413 as
+ * soon as Content-Length says so), a slow head or body gets 408, an idle keep-alive
+ * connection is closed after idle_timeout_ms.
+ *
+ * Every response gets X-Request-Id, X-Response-Time, Date, the security headers and, for an
+ * allowed Origin, the CORS headers. HEAD is answered by the GET route without a body.
+ *
+ * Lifetime: a request is created when its head is complete and freed after its response is
+ * queued. A handler may answer at once or later (from a callback) with one of the
+ * pl_respond* calls, exactly once. If the client goes away first the request stays valid
+ * until answered; the answer is then discarded. Call everything from the loop's thread. */
+#ifndef PL_HTTP_H
+#define PL_HTTP_H
+
+#include <jansson.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "pl/error.h"
+
+enum pl_method {
+    PL_M_GET = 1u << 0,
+    PL_M_HEAD = 1u << 1,
+    PL_M_POST = 1u << 2,
+    PL_M_PUT = 1u << 3,
+    PL_M_PATCH = 1u << 4,
+    PL_M_DELETE = 1u << 5,
+    PL_M_OPTIONS = 1u << 6,
+    PL_M_OTHER = 1u << 7,
+};
+#define PL_METHOD_COUNT 8
+/* "GET", "HEAD", ... for one method bit. */
+const char *pl_method_name(unsigned method);
+/* Index 0..7 of a method bit (for metric arrays). */
+int pl_method_index(unsigned method);
+
+struct pl_http_request;
+struct pl_http_server;
+
+typedef void (*pl_handler)(struct pl_http_request *req);
+
+/* One route. Tables are `const struct pl_route x_routes[]` ended by {0}. `flags` and
+ * `data` belong to the application (guards read them); the router only matches. */
+struct pl_route {
+    unsigned method;     /* one PL_M_* bit; GET routes also answer HEAD */
+    const char *pattern; /* "/api/v1/notes/{id}": literal segments and {name} segments */
+    pl_handler handler;
+    unsigned flags;
+    intptr_t data;
+    /* set by pl_router_create: */
+    int index;
+};
+
+#define PL_MAX_PARAMS 4
+
+struct pl_router;
+
+/* Builds a router over the routes of all tables (each ended by a zeroed entry), in order.
+ * Routes are indexed 0..n-1 (pl_route.index is written). Returns 0 or PL_E_INVALID with a
+ * reason (bad pattern, duplicate). Read-only afterwards: share it between threads. */
+PL_MUST_USE int pl_router_create(struct pl_route *const *tables, size_t ntables,
+                                 struct pl_router **out, char *err, size_t errlen);
+void pl_router_destroy(struct pl_router *r);
+size_t pl_router_count(const struct pl_router *r);
+const struct pl_route *pl_router_at(const struct pl_router *r, size_t i);
+
+struct pl_match {
+    const struct pl_route *route;
+    int nparams;
+    struct {
+        const char *name; /* borrowed from the route pattern (not NUL-terminated) */
+        size_t name_len;
+        const char *value; /* points into the matched path (not NUL-terminated) */
+        size_t value_len;
+    } params[PL_MAX_PARAMS];
+    unsigned allow; /* methods allowed on this path (for 405 / OPTIONS), HEAD with GET */
+};
+/* Matches method + path (without query). Literal segments win over {param} segments.
+ * Returns 0 (m->route set), PL_E_NOTFOUND (no pattern matches the path) or PL_E_CONFLICT
+ * (the path matches but not the method: m->allow lists what would). */
+int pl_router_match(const struct pl_router *r, unsigned method, const char *path, size_t len,
+                    struct pl_match *m);
+
+/* Per-route request metrics, shared by all workers. */
+struct pl_http_metrics;
+
+struct pl_http_config {
+    size_t max_head_bytes;      /* 16384 */
+    size_t max_body_bytes;      /* 1048576 */
+    uint64_t head_timeout_ms;   /* 10000 */
+    uint64_t idle_timeout_ms;   /* 60000 */
+    int max_connections;        /* per process, counted in *conn_count */
+    _Atomic int *conn_count;    /* shared by all workers of the process */
+    bool access_log;
+    bool hsts;
+    const char *public_origin;  /* "http://127.0.0.1:8080" */
+    const char *cors_origins;   /* comma-separated extra origins, may be "" */
+    const struct pl_router *router;
+    struct pl_http_metrics *metrics; /* may be NULL */
+    /* Called for each routed request (route found, method allowed). The application runs
+     * its guards and then m->route->handler. Must answer the request eventually. */
+    void (*dispatch)(struct pl_http_request *req, void *ctx);
+    /* Called for a path no route matches (GET/HEAD only); may be NULL (404). Used for the
+     * static UI. */
+    void (*fallback)(struct pl_http_request *req, void *ctx);
+    void *ctx;
+};
+
+/* Creates a server on `loop` that accepts on `fd` (a bound, listening socket the caller
+ * made, e.g. with pl_http_listen_socket). The config is copied; the router and metrics are
+ * borrowed for the server's life. */
+PL_MUST_USE int pl_http_server_create(uv_loop_t *loop, const struct pl_http_config *cfg, int fd,
+                                      struct pl_http_server **out);
+/* From now on every response carries Connection: close (shutdown has begun, the listener
+ * still accepts). */
+void pl_http_server_close_responses(struct pl_http_server *s);
+/* Stops accepting (closes the listener). Idempotent. */
+void pl_http_server_stop_accepting(struct pl_http_server *s);
+/* Starts draining: idle connections are closed now, responses carry Connection: close and
+ * each connection closes after its in-flight request; after drain_ms the rest are closed.
+ * `done` fires once every connection is closed. */
+void pl_http_server_drain(struct pl_http_server *s, uint64_t drain_ms,
+                          void (*done)(struct pl_http_server *s, void *arg), void *arg);
+/* Closes everything; frees once the handles are closed. */
+void pl_http_server_destroy(struct pl_http_server *s);
+int pl_http_server_connections(const struct pl_http_server *s);
+int pl_http_server_inflight(const struct pl_http_server *s);
+
+/* Creates a TCP socket with SO_REUSEADDR and SO_REUSEPORT, bound to host:port and
+ * listening. `*port` 0 picks a free port and receives the chosen one. Returns the fd or a
+ * negative code. */
+int pl_http_listen_socket(const char *host, int *port, int backlog);
+/* Parses "host:port" ("127.0.0.1:8080", "[::1]:8080", "0.0.0.0:0"). Returns 0 or
+ * PL_E_INVALID. */
+int pl_http_parse_listen(const char *s, char *host, size_t hostcap, int *port);
+
+/* ---- the request ---- */
+
+unsigned pl_req_method(const struct pl_http_request *req);
+const char *pl_req_path(const struct pl_http_request *req);   /* raw path, NUL-terminated */
+const char *pl_req_query(const struct pl_http_request *req);  /* raw query without '?', or "" */
+const char *pl_req_id(const struct pl_http_request *req);
+const char *pl_req_peer_ip(const struct pl_http_request *req); /* socket peer, text */
+const struct pl_route *pl_req_route(const struct pl_http_request *req);
+/* Header value (case-insensitive name), NULL when absent. With repeated headers, the first. */
+const char *pl_req_header(const struct pl_http_request *req, const char *name);
+/* Iterates headers: returns false at the end. */
+bool pl_req_header_at(const struct pl_http_request *req, size_t i, const char **name,
+                      const char **value);
+/* Path parameter by name, NUL-terminated and percent-decoded, or NULL. */
+const char *pl_req_param(const struct pl_http_request *req, const char *name);
+/* Body (may be empty, never NULL) and its length. */
+const char *pl_req_body(const struct pl_http_request *req, size_t *len);
+/* Percent-decoded query values for `name`: returns how many there are and fills up to
+ * `cap` of them into out (arena strings). A malformed escape makes it return -1. */
+int pl_req_query_all(struct pl_http_request *req, const char *name, const char **out, int cap);
+/* The first value for `name` or NULL (also NULL when malformed: check with _all). */
+const char *pl_req_query_get(struct pl_http_request *req, const char *name);
+/* The `ctx` of the server's config (the worker that owns the request). */
+void *pl_req_ctx(const struct pl_http_request *req);
+/* true while the client is still connected. */
+bool pl_req_alive(const struct pl_http_request *req);
+
+/* Request-scoped memory, freed with the request. Never fails (aborts on OOM). */
+void *pl_req_alloc(struct pl_http_request *req, size_t size);
+char *pl_req_strdup(struct pl_http_request *req, const char *s);
+char *pl_req_printf(struct pl_http_request *req, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Runs fn(arg) when the request is freed (e.g. json_decref). */
+void pl_req_on_cleanup(struct pl_http_request *req, void (*fn)(void *), void *arg);
+
+/* Application slot: guards store the authenticated principal here. */
+void pl_req_set_user_data(struct pl_http_request *req, void *data);
+void *pl_req_user_data(const struct pl_http_request *req);
+/* Extra label for the access log line ("user_id"), copied; may be NULL. */
+void pl_req_set_log_user(struct pl_http_request *req, const char *user_id);
+
+/* ---- the response ---- */
+
+/* Adds a response header (both copied). Content-Length, Date, Connection and the standard
+ * headers are added by the server. */
+void pl_resp_header(struct pl_http_request *req, const char *name, const char *value);
+/* Answers with status and body (copied); content_type may be NULL when len is 0. */
+void pl_respond(struct pl_http_request *req, int status, const char *content_type,
+                const void *body, size_t len);
+/* Answers with a JSON body (serialised compactly); takes the reference to `json`. */
+void pl_respond_json(struct pl_http_request *req, int status, json_t *json);
+/* Answers with application/problem+json: type from the status ("/problems/not-found"),
+ * title from the status, `detail` (may be NULL), request_id, and `errors` (taken; may be
+ * NULL) for validation failures. */
+void pl_respond_problem(struct pl_http_request *req, int status, const char *detail,
+                        json_t *errors);
+/* The problem slug of a status ("not-found"). */
+const char *pl_http_problem_slug(int status);
+const char *pl_http_status_text(int status);
+
+/* ---- metrics ---- */
+
+/* Creates the shared metrics for `nroutes` routes (+ unmatched). */
+struct pl_http_metrics *pl_http_metrics_create(const struct pl_router *router);
+void pl_http_metrics_destroy(struct pl_http_metrics *m);
+/* Appends the Prometheus exposition of the HTTP metrics to `out` (a growing buffer). */
+struct pl_buf;
+void pl_http_metrics_render(const struct pl_http_metrics *m, struct pl_buf *out);
+/* Requests and latency of a recent window, for live metrics and the scaling advisor:
+ * snapshot counts every request so far; the caller diffs two snapshots. */
+struct pl_http_snapshot {
+    uint64_t requests;
+    uint64_t errors; /* 5xx */
+    uint64_t buckets[64]; /* log2 buckets of microseconds */
+};
+void pl_http_metrics_snapshot(const struct pl_http_metrics *m, struct pl_http_snapshot *out);
+/* Quantile (0..1) in milliseconds of the requests between two snapshots. */
+double pl_http_snapshot_quantile(const struct pl_http_snapshot *a,
+                                 const struct pl_http_snapshot *b, double q);
+
+#endif

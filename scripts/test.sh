@@ -1,0 +1,197 @@
+#!/usr/bin/env bash
+# `make test`: installs what is missing, builds with ASan/UBSan, starts the private test
+# Postgres and Redis (stopped again on exit, whatever happens), then runs every stage:
+# ctest (unit + integration), the web front end's build and tests, the e2e tests with node.
+# Every stage runs even if an earlier one failed; a summary line per stage closes the run,
+# then one total line. Exits non-zero if anything failed.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)
+cd "$ROOT" || exit 1
+SERVICES=$ROOT/scripts/services.sh
+LOGDIR=$(mktemp -d /tmp/pulse-test.XXXXXX)
+
+summary=()    # one line per stage
+any_failed=0
+n_passed=0
+n_failed=0
+n_skipped=0
+
+record() { # STAGE STATUS DETAIL
+    summary+=("$(printf '%-12s %s%s' "$1:" "$2" "${3:+, $3}")")
+    [ "$2" = FAILED ] && any_failed=1
+    return 0
+}
+
+banner() { printf '\n==> %s\n' "$*"; }
+
+services_started=0
+# shellcheck disable=SC2317  # invoked by the trap
+cleanup() {
+    if [ "$services_started" -eq 1 ]; then
+        bash "$SERVICES" test stop || true
+    fi
+    rm -rf "$LOGDIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+shopt -s nullglob
+e2e_tests=(tests/e2e/*.test.mjs)
+shopt -u nullglob
+have_web=0
+[ -f web/package.json ] && have_web=1
+
+npm_install() { # DIR: npm ci with a lock file, npm install without
+    local flags=(--no-audit --no-fund --loglevel=error)
+    if [ -f "$1/package-lock.json" ]; then
+        (cd "$1" && npm ci "${flags[@]}")
+    else
+        (cd "$1" && npm install "${flags[@]}")
+    fi
+}
+
+# ---- deps --------------------------------------------------------------------------------
+banner deps
+groups=(build services test)
+if [ ${#e2e_tests[@]} -gt 0 ] || [ $have_web -eq 1 ]; then
+    groups+=(node)
+fi
+if bash scripts/deps.sh "${groups[@]}"; then
+    record deps ok
+else
+    record deps FAILED
+    n_failed=$((n_failed + 1))
+fi
+
+# ---- build -------------------------------------------------------------------------------
+banner build-asan
+built=0
+if make --no-print-directory build-asan; then
+    built=1
+    record build-asan ok
+else
+    record build-asan FAILED
+    n_failed=$((n_failed + 1))
+fi
+
+# ---- services ----------------------------------------------------------------------------
+banner "services (test profile)"
+services_started=1 # also stops a half-started pair
+if bash "$SERVICES" test start && env_lines=$(bash "$SERVICES" test env); then
+    eval "$env_lines"
+    record services ok "postgres :$PULSE_TEST_PG_PORT, redis :$PULSE_TEST_REDIS_PORT"
+else
+    record services FAILED
+    n_failed=$((n_failed + 1))
+fi
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export CI=${CI:-}
+
+# ---- ctest -------------------------------------------------------------------------------
+banner ctest
+if [ $built -eq 1 ]; then
+    ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 --timeout 600 2>&1 | tee "$LOGDIR/ctest.log"
+    rc=${PIPESTATUS[0]}
+    # "100% tests passed, 0 tests failed out of 12" (skipped ones count as passed there)
+    line=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$LOGDIR/ctest.log" | tail -n 1)
+    if [ -n "$line" ]; then
+        f=$(sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/' <<<"$line")
+        t=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+        s=$(grep -cE '^[[:space:]]*[0-9]+ - .*\((Skipped|Disabled)\)$' "$LOGDIR/ctest.log")
+        p=$((t - f - s))
+        n_passed=$((n_passed + p))
+        n_failed=$((n_failed + f))
+        n_skipped=$((n_skipped + s))
+        detail="$t tests: $p ok, $f failing"
+        [ "$s" -gt 0 ] && detail+=", $s skipped"
+    elif grep -q 'No tests were found' "$LOGDIR/ctest.log"; then
+        detail="no tests found"
+    else
+        detail="no summary line"
+    fi
+    if [ "$rc" -eq 0 ]; then
+        record ctest ok "$detail"
+    else
+        [ -n "$line" ] || n_failed=$((n_failed + 1))
+        record ctest FAILED "exit $rc, $detail"
+    fi
+else
+    echo "skipped: the build failed"
+    record ctest FAILED "not run: the build failed"
+    n_failed=$((n_failed + 1))
+fi
+
+# ---- web ---------------------------------------------------------------------------------
+if [ $have_web -eq 1 ]; then
+    banner "web (npm install, build, test)"
+    if npm_install web && (cd web && npm run build --if-present) &&
+        (cd web && timeout --kill-after=30 1800 npm test --if-present); then
+        record web ok
+    else
+        record web FAILED
+        n_failed=$((n_failed + 1))
+    fi
+else
+    record web skipped "no web/package.json"
+fi
+
+# ---- e2e ---------------------------------------------------------------------------------
+if [ ${#e2e_tests[@]} -gt 0 ]; then
+    banner "e2e (node --test)"
+    if [ ! -x build-asan/pulsed ]; then
+        echo "skipped: build-asan/pulsed was not built"
+        record e2e FAILED "not run: no build-asan/pulsed"
+        n_failed=$((n_failed + 1))
+    elif [ -f tests/e2e/package.json ] && ! npm_install tests/e2e; then
+        record e2e FAILED "npm install failed in tests/e2e"
+        n_failed=$((n_failed + 1))
+    else
+        node_args=(--test)
+        # --test-concurrency arrived in node 20.10 (Debian's 18 runs files one per core less one)
+        if node --test-concurrency=1 -e 0 >/dev/null 2>&1; then
+            node_args+=(--test-concurrency=1)
+        fi
+        PULSE_BIN=$ROOT/build-asan/pulsed timeout --kill-after=30 2400 \
+            node "${node_args[@]}" "${e2e_tests[@]}" 2>&1 | tee "$LOGDIR/e2e.log"
+        rc=${PIPESTATUS[0]}
+        p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$LOGDIR/e2e.log" | tail -n 1)
+        f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$LOGDIR/e2e.log" | tail -n 1)
+        c=$(sed -nE 's/^# cancelled ([0-9]+)$/\1/p' "$LOGDIR/e2e.log" | tail -n 1)
+        s=$(sed -nE 's/^# skipped ([0-9]+)$/\1/p' "$LOGDIR/e2e.log" | tail -n 1)
+        if [ -n "$p" ]; then
+            f=$((${f:-0} + ${c:-0}))
+            n_passed=$((n_passed + p))
+            n_failed=$((n_failed + f))
+            n_skipped=$((n_skipped + ${s:-0}))
+            detail="$p ok, $f failing, ${s:-0} skipped"
+        else
+            detail="no summary line"
+        fi
+        if [ "$rc" -eq 0 ]; then
+            record e2e ok "$detail"
+        else
+            [ -n "$p" ] || n_failed=$((n_failed + 1))
+            record e2e FAILED "exit $rc, $detail"
+        fi
+    fi
+else
+    record e2e skipped "no tests/e2e/*.test.mjs"
+fi
+
+# ---- summary -----------------------------------------------------------------------------
+# Stop the services now, not in the EXIT trap, so the total line is the run's last line.
+if [ $services_started -eq 1 ]; then
+    banner "stopping services"
+    bash "$SERVICES" test stop || true
+    services_started=0
+fi
+banner summary
+printf '%s\n' "${summary[@]}"
+total="total: $n_passed passed, $n_failed failed"
+[ $n_skipped -gt 0 ] && total+=", $n_skipped skipped"
+echo "$total"
+exit $any_failed

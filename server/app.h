@@ -1,0 +1,80 @@
+/* app: the one context of a pulsed process: its config, router, metrics and workers.
+ *
+ * One worker per thread, each with its own loop, HTTP server, Postgres pool and Redis
+ * client. Handlers find their worker with pl_req_ctx(req). State shared between threads is
+ * atomic (app->state, counters) or read-only after start (config, router). */
+#ifndef PULSE_APP_H
+#define PULSE_APP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "config.h"
+#include "pl/http.h"
+#include "pl/pg.h"
+#include "pl/redis.h"
+
+enum app_state { APP_STARTING = 0, APP_READY, APP_DRAINING };
+
+struct worker;
+
+/* Statistics each worker publishes for /metrics (read by any thread). */
+struct worker_stats {
+    _Atomic int pg_size, pg_connected, pg_busy, pg_inflight, pg_waiting;
+    _Atomic uint64_t pg_wait_count, pg_errors;
+    _Atomic uint64_t pg_wait_us_sum;
+    _Atomic uint64_t pg_wait_hist[8]; /* le 0.001 .. 2.5, +Inf */
+    _Atomic int redis_connected;
+    _Atomic uint64_t redis_errors;
+    _Atomic int connections;
+};
+
+struct app {
+    struct pulse_config cfg;
+    struct pl_router *router;
+    struct pl_http_metrics *metrics;
+    _Atomic int conn_count;
+    _Atomic int state;
+    _Atomic bool migrated; /* no migration pending */
+    _Atomic uint64_t ratelimit_rejections;
+    int nworkers;
+    struct worker *workers;
+    int port;
+    uint64_t started_at_ms;
+};
+
+struct worker {
+    struct app *app;
+    int id;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    int listen_fd;
+    struct pl_http_server *http;
+    struct pl_pg_pool *pg;
+    struct pl_redis *redis;
+    uv_async_t wakeup;
+    _Atomic int command; /* 0 none, 1 responses close connections, 2 stop accepting and drain */
+    uv_timer_t tick;     /* log flush and stats publishing */
+    struct worker_stats stats;
+    bool stopping;
+    _Atomic bool exited; /* the worker's loop has returned */
+};
+
+/* The worker that owns a request. */
+static inline struct worker *req_worker(const struct pl_http_request *req)
+{
+    return pl_req_ctx(req);
+}
+
+/* Builds the router and metrics from the feature route tables (server/routes.c). */
+int app_init(struct app *app, char *err, size_t errlen);
+void app_dispose(struct app *app);
+/* Starts the worker's loop objects: pool, redis, HTTP server. Called on the worker thread. */
+int worker_start(struct worker *w);
+/* Registers every feature's prepared statements on a new pool. */
+int app_prepare_statements(struct pl_pg_pool *pool);
+/* The dispatch hook of the HTTP server: guards, then the route's handler. */
+void app_dispatch(struct pl_http_request *req, void *ctx);
+
+#endif

@@ -1,0 +1,56 @@
+/* config: every PULSE_* setting, its default and bounds (see .env.example). */
+#ifndef PULSE_CONFIG_H
+#define PULSE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pl/config.h"
+
+struct pulse_config {
+    char *listen;
+    long long workers; /* 0 = number of cores */
+    char *database_url;
+    char *redis_url;
+    long long pg_pool;
+    long long pg_wait_ms;
+    long long pg_max_waiters;
+    char *web_root;
+    char *public_origin;
+    char *cors_origins;
+    bool cookie_secure;
+    char *trusted_proxies;
+    long long metrics_interval_ms;
+    char *metrics_token;
+    bool rate_limits;
+    char *log_level;
+    long long drain_ms;
+    long long max_connections;
+    long long max_head_bytes;
+    long long max_body_bytes;
+    long long head_timeout_ms;
+    long long idle_timeout_ms;
+    long long shutdown_delay_ms;
+    bool auto_migrate;
+    char *migrations_dir;
+    long long argon2_opslimit;
+    long long argon2_memlimit;
+    long long argon2_concurrency;
+    long long session_idle_s;
+    long long session_absolute_s;
+    struct pl_rate rate_login, rate_login_ip, rate_register, rate_read, rate_write, rate_export;
+    bool hsts;
+    bool access_log;
+    char *instance;
+};
+
+extern const struct pl_setting pulse_settings[];
+extern const size_t pulse_settings_count;
+
+/* Loads and validates (cross-field checks included). Returns 0 or PL_E_CONFIG with a
+ * one-line reason. `need_services`: DATABASE_URL/REDIS_URL are required. */
+int pulse_config_load(struct pulse_config *cfg, const char *env_file, bool need_services,
+                      char *err, size_t errlen);
+void pulse_config_dispose(struct pulse_config *cfg);
+
+#endif

@@ -1,0 +1,430 @@
+/* pulsed: command line, start-up, worker threads, signals and graceful drain.
+ *
+ * The main thread owns a small loop of its own: signals, the migration check that runs on
+ * the thread pool until Postgres answers, and the shutdown sequence. Workers each own a loop
+ * with an HTTP server, a Postgres pool and a Redis client; the main thread talks to them
+ * only through atomics and uv_async. */
+#include <errno.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "pl/log.h"
+
+#define ENV_FILE ".env"
+
+static struct app app;
+static uv_loop_t main_loop;
+static uv_signal_t sig_term, sig_int;
+static uv_timer_t delay_timer, migrate_timer, stats_timer;
+static int workers_running;
+static uv_async_t worker_exited;
+static int signals_seen;
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: pulsed serve | pulsed migrate | pulsed --version | pulsed --help\n\n"
+               "  serve      run the HTTP and WebSocket server\n"
+               "  migrate    apply pending migrations from PULSE_MIGRATIONS_DIR and exit\n\n"
+               "Settings come from the environment, then ./.env, then these defaults:\n");
+    for (size_t i = 0; i < pulse_settings_count; i++) {
+        const struct pl_setting *s = &pulse_settings[i];
+        fprintf(f, "  %-26s %-22s %s\n", s->name, s->def ? (*s->def ? s->def : "(empty)") : "(required)",
+                s->help);
+    }
+}
+
+static int load_config(bool need_services)
+{
+    char err[512] = "";
+    if (pulse_config_load(&app.cfg, ENV_FILE, need_services, err, sizeof err)) {
+        fprintf(stderr, "pulsed: %s\n", err);
+        return 2;
+    }
+    pl_log_set_level((enum pl_log_level)pl_log_level_parse(app.cfg.log_level));
+    return 0;
+}
+
+static int cmd_migrate(void)
+{
+    int rc = load_config(true);
+    if (rc) return rc;
+    char err[512] = "";
+    int applied = 0;
+    if (pl_pg_migrate(app.cfg.database_url, app.cfg.migrations_dir, &applied, err, sizeof err)) {
+        pl_error("migrate failed", ",\"error\":\"%s\"", err);
+        pl_log_flush();
+        fprintf(stderr, "pulsed: migrate: %s\n", err);
+        return 1;
+    }
+    pl_info("migrated", ",\"applied\":%d", applied);
+    pl_log_flush();
+    return 0;
+}
+
+/* ---- workers ---- */
+
+static void publish_stats(struct worker *w)
+{
+    struct pl_pg_stats ps;
+    pl_pg_pool_stats(w->pg, &ps);
+    atomic_store(&w->stats.pg_size, ps.size);
+    atomic_store(&w->stats.pg_connected, ps.connected);
+    atomic_store(&w->stats.pg_busy, ps.busy);
+    atomic_store(&w->stats.pg_inflight, ps.inflight);
+    atomic_store(&w->stats.pg_waiting, ps.waiting);
+    atomic_store(&w->stats.pg_wait_count, ps.wait_count);
+    atomic_store(&w->stats.pg_wait_us_sum, (uint64_t)(ps.wait_seconds_sum * 1e6));
+    atomic_store(&w->stats.pg_errors, ps.errors);
+    struct pl_redis_stats rs;
+    pl_redis_stats(w->redis, &rs);
+    atomic_store(&w->stats.redis_connected, rs.connected ? 1 : 0);
+    atomic_store(&w->stats.redis_errors, rs.errors);
+    atomic_store(&w->stats.connections, w->http ? pl_http_server_connections(w->http) : 0);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    if (w->pg && w->redis) publish_stats(w);
+    pl_log_flush();
+}
+
+static void worker_close_all(struct worker *w);
+
+static void on_drained(struct pl_http_server *s, void *arg)
+{
+    struct worker *w = arg;
+    worker_close_all(w);
+}
+
+static void on_wakeup(uv_async_t *a)
+{
+    struct worker *w = a->data;
+    int cmd = atomic_exchange(&w->command, 0);
+    if (w->stopping) return;
+    if (cmd >= 1 && w->http) pl_http_server_close_responses(w->http);
+    if (cmd >= 2) {
+        w->stopping = true;
+        pl_http_server_stop_accepting(w->http);
+        pl_http_server_drain(w->http, (uint64_t)app.cfg.drain_ms, on_drained, w);
+    }
+}
+
+static void worker_close_all(struct worker *w)
+{
+    pl_log_flush();
+    pl_http_server_destroy(w->http);
+    w->http = NULL;
+    pl_pg_pool_destroy(w->pg);
+    w->pg = NULL;
+    pl_redis_destroy(w->redis);
+    w->redis = NULL;
+    uv_close((uv_handle_t *)&w->tick, NULL);
+    uv_close((uv_handle_t *)&w->wakeup, NULL);
+}
+
+int worker_start(struct worker *w)
+{
+    struct pulse_config *cfg = &w->app->cfg;
+    struct pl_pg_config pgc = {
+        .conninfo = cfg->database_url,
+        .size = (int)cfg->pg_pool,
+        .max_inflight = 256,
+        .max_waiters = (int)cfg->pg_max_waiters,
+        .wait_timeout_ms = (int)cfg->pg_wait_ms,
+        .connect_timeout_ms = 5000,
+        .query_timeout_ms = 30000,
+    };
+    int rc = pl_pg_pool_create(&w->loop, &pgc, &w->pg);
+    if (rc == 0) rc = app_prepare_statements(w->pg);
+    if (rc) return rc;
+    struct pl_redis_config rcfg = {
+        .url = cfg->redis_url, .connect_timeout_ms = 2000, .command_timeout_ms = 2000};
+    rc = pl_redis_create(&w->loop, &rcfg, &w->redis);
+    if (rc) return rc;
+    struct pl_http_config hc = {
+        .max_head_bytes = (size_t)cfg->max_head_bytes,
+        .max_body_bytes = (size_t)cfg->max_body_bytes,
+        .head_timeout_ms = (uint64_t)cfg->head_timeout_ms,
+        .idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms,
+        .max_connections = (int)cfg->max_connections,
+        .conn_count = &w->app->conn_count,
+        .access_log = cfg->access_log,
+        .hsts = cfg->hsts,
+        .public_origin = cfg->public_origin,
+        .cors_origins = cfg->cors_origins,
+        .router = w->app->router,
+        .metrics = w->app->metrics,
+        .dispatch = app_dispatch,
+        .ctx = w,
+    };
+    rc = pl_http_server_create(&w->loop, &hc, w->listen_fd, &w->http);
+    if (rc) return rc;
+    uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = w;
+    uv_timer_start(&w->tick, on_tick, 100, 100);
+    return 0;
+}
+
+static void worker_main(void *arg)
+{
+    struct worker *w = arg;
+    int rc = worker_start(w);
+    if (rc) {
+        pl_error("worker failed to start", ",\"worker\":%d,\"error\":\"%s\"", w->id,
+                 pl_strerror(rc));
+        pl_log_flush();
+        exit(1);
+    }
+    /* A command may have arrived before the loop ran. */
+    if (atomic_load(&w->command)) uv_async_send(&w->wakeup);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    pl_log_flush();
+    atomic_store(&w->exited, true);
+    uv_async_send(&worker_exited);
+}
+
+/* ---- main loop: migrations, signals, shutdown ---- */
+
+struct migrate_job {
+    uv_work_t work;
+    int pending;
+    int applied;
+    int rc;
+    char err[512];
+};
+
+static bool migrate_busy;
+
+static void migrate_work(uv_work_t *wk)
+{
+    struct migrate_job *j = wk->data;
+    j->pending = pl_pg_migrations_pending(app.cfg.database_url, app.cfg.migrations_dir, j->err,
+                                          sizeof j->err);
+    j->rc = 0;
+    if (j->pending > 0 && app.cfg.auto_migrate) {
+        j->rc = pl_pg_migrate(app.cfg.database_url, app.cfg.migrations_dir, &j->applied, j->err,
+                              sizeof j->err);
+        if (j->rc == 0) j->pending = 0;
+    }
+}
+
+static void migrate_done(uv_work_t *wk, int status)
+{
+    struct migrate_job *j = wk->data;
+    migrate_busy = false;
+    if (j->pending < 0 || j->rc) {
+        pl_warn("migration check failed, retrying", ",\"error\":\"%s\"", j->err);
+    } else if (j->pending > 0) {
+        pl_error("migrations pending: run `pulsed migrate` or set PULSE_AUTO_MIGRATE=1",
+                 ",\"pending\":%d", j->pending);
+        pl_log_flush();
+        fprintf(stderr, "pulsed: %d migration(s) pending: run `pulsed migrate` first\n",
+                j->pending);
+        exit(1);
+    } else {
+        if (j->applied) pl_info("migrated", ",\"applied\":%d", j->applied);
+        atomic_store(&app.migrated, true);
+        int expected = APP_STARTING;
+        atomic_compare_exchange_strong(&app.state, &expected, APP_READY);
+        uv_timer_stop(&migrate_timer);
+    }
+    free(j);
+    pl_log_flush();
+}
+
+static void on_migrate_timer(uv_timer_t *t)
+{
+    if (migrate_busy || atomic_load(&app.migrated)) return;
+    struct migrate_job *j = calloc(1, sizeof *j);
+    if (!j) abort();
+    j->work.data = j;
+    migrate_busy = true;
+    uv_queue_work(&main_loop, &j->work, migrate_work, migrate_done);
+}
+
+static void on_stats_timer(uv_timer_t *t) { pl_log_flush(); }
+
+static void tell_workers(int cmd)
+{
+    for (int i = 0; i < app.nworkers; i++) {
+        atomic_store(&app.workers[i].command, cmd);
+        uv_async_send(&app.workers[i].wakeup);
+    }
+}
+
+static void on_delay_over(uv_timer_t *t)
+{
+    pl_info("closing listeners and draining", ",\"drain_ms\":%lld", app.cfg.drain_ms);
+    pl_log_flush();
+    tell_workers(2);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    if (++signals_seen > 1) {
+        pl_warn("second signal: exiting now", ",\"signal\":%d", signum);
+        pl_log_flush();
+        _exit(1);
+    }
+    atomic_store(&app.state, APP_DRAINING);
+    tell_workers(1);
+    pl_info("shutting down", ",\"signal\":%d,\"shutdown_delay_ms\":%lld", signum,
+            app.cfg.shutdown_delay_ms);
+    pl_log_flush();
+    uv_timer_start(&delay_timer, on_delay_over, (uint64_t)app.cfg.shutdown_delay_ms, 0);
+}
+
+static void on_worker_exited(uv_async_t *a)
+{
+    /* uv_async_send coalesces: count the threads that are really done. */
+    int done = 0;
+    for (int i = 0; i < app.nworkers; i++)
+        if (atomic_load(&app.workers[i].exited)) done++;
+    if (done < workers_running) return;
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&delay_timer, NULL);
+    uv_close((uv_handle_t *)&migrate_timer, NULL);
+    uv_close((uv_handle_t *)&stats_timer, NULL);
+    uv_close((uv_handle_t *)&worker_exited, NULL);
+}
+
+static void raise_fd_limit(long long want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    rlim_t target = (rlim_t)want;
+    if (rl.rlim_max != RLIM_INFINITY && target > rl.rlim_max) target = rl.rlim_max;
+    if (rl.rlim_cur < target) {
+        rl.rlim_cur = target;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            pl_warn("could not raise RLIMIT_NOFILE", ",\"wanted\":%lld", want);
+    }
+}
+
+static int cmd_serve(void)
+{
+    int rc = load_config(true);
+    if (rc) return rc;
+    signal(SIGPIPE, SIG_IGN);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "pulsed: libsodium failed to initialise\n");
+        return 1;
+    }
+    pl_config_log(pulse_settings, pulse_settings_count, &app.cfg);
+    raise_fd_limit(app.cfg.max_connections + 1024);
+    char err[256] = "";
+    if (app_init(&app, err, sizeof err)) {
+        fprintf(stderr, "pulsed: %s\n", err);
+        return 1;
+    }
+    app.nworkers = (int)app.cfg.workers;
+    if (app.nworkers == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        app.nworkers = n > 0 ? (int)n : 1;
+    }
+    /* The thread pool runs password hashing and migrations; fs and DNS work share it. */
+    if (!getenv("UV_THREADPOOL_SIZE")) {
+        char n[32];
+        snprintf(n, sizeof n, "%d", (int)app.cfg.argon2_concurrency + 4);
+        setenv("UV_THREADPOOL_SIZE", n, 1);
+    }
+    char host[256];
+    int port;
+    if (pl_http_parse_listen(app.cfg.listen, host, sizeof host, &port)) return 2;
+    app.workers = calloc((size_t)app.nworkers, sizeof *app.workers);
+    if (!app.workers) abort();
+    for (int i = 0; i < app.nworkers; i++) {
+        int fd = pl_http_listen_socket(host, &port, 4096);
+        if (fd < 0) {
+            fprintf(stderr, "pulsed: cannot listen on %s: %s\n", app.cfg.listen, pl_strerror(fd));
+            return 1;
+        }
+        app.workers[i].listen_fd = fd;
+    }
+    app.port = port;
+
+    uv_loop_init(&main_loop);
+    uv_signal_init(&main_loop, &sig_term);
+    uv_signal_init(&main_loop, &sig_int);
+    uv_signal_start(&sig_term, on_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_signal, SIGINT);
+    uv_timer_init(&main_loop, &delay_timer);
+    uv_timer_init(&main_loop, &migrate_timer);
+    uv_timer_init(&main_loop, &stats_timer);
+    uv_async_init(&main_loop, &worker_exited, on_worker_exited);
+    uv_timer_start(&migrate_timer, on_migrate_timer, 0, 2000);
+    uv_timer_start(&stats_timer, on_stats_timer, 200, 200);
+
+    for (int i = 0; i < app.nworkers; i++) {
+        struct worker *w = &app.workers[i];
+        w->app = &app;
+        w->id = i;
+        uv_loop_init(&w->loop);
+        uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+        w->wakeup.data = w;
+    }
+    for (int i = 0; i < app.nworkers; i++) {
+        if (uv_thread_create(&app.workers[i].thread, worker_main, &app.workers[i]) != 0) {
+            fprintf(stderr, "pulsed: cannot start worker threads\n");
+            return 1;
+        }
+        workers_running++;
+    }
+    char addr[300];
+    snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    pl_info("listening", ",\"address\":\"%s\",\"port\":%d,\"workers\":%d,\"version\":\"%s\","
+                         "\"instance\":\"%s\"",
+            addr, port, app.nworkers, PULSE_VERSION, app.cfg.instance);
+    pl_log_flush();
+
+    uv_run(&main_loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < app.nworkers; i++) {
+        uv_thread_join(&app.workers[i].thread);
+        /* Let close callbacks of the worker's handles run, then the loop must be empty. */
+        uv_run(&app.workers[i].loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(&app.workers[i].loop) != 0)
+            pl_warn("worker loop not empty at exit", ",\"worker\":%d", i);
+    }
+    uv_run(&main_loop, UV_RUN_DEFAULT);
+    uv_loop_close(&main_loop);
+    pl_info("stopped", NULL);
+    pl_log_flush();
+    free(app.workers);
+    app_dispose(&app);
+    pulse_config_dispose(&app.cfg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("pulsed %s\n", PULSE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc > 2) {
+        fprintf(stderr, "pulsed: unexpected argument %s\n", argv[2]);
+        return 2;
+    }
+    if (strcmp(cmd, "serve") == 0) return cmd_serve();
+    if (strcmp(cmd, "migrate") == 0) return cmd_migrate();
+    fprintf(stderr, "pulsed: unknown command %s\n", cmd);
+    usage(stderr);
+    return 2;
+}

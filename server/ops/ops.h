@@ -1,0 +1,15 @@
+/* ops: health, readiness, Prometheus metrics and the OpenAPI document. */
+#ifndef PULSE_OPS_H
+#define PULSE_OPS_H
+
+#include "pl/http.h"
+#include "pl/pg.h"
+
+extern struct pl_route ops_routes[];
+int ops_prepare(struct pl_pg_pool *pool);
+
+/* The OpenAPI document embedded at build time (server/ops/openapi.json). */
+extern const unsigned char pulse_openapi_json[];
+extern const unsigned long pulse_openapi_json_len;
+
+#endif
