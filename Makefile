@@ -8,7 +8,7 @@ SHELL := /bin/bash
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 FORMAT_DIRS := lib server tests
 
-.PHONY: build build-asan run test clean services-stop format
+.PHONY: build build-asan run test bench clean services-stop format
 
 # build/pulsed, optimised with debug info, no tests.
 build:
@@ -29,6 +29,10 @@ run:
 # Every test stage against the test Postgres and Redis; non-zero if anything failed.
 test:
 	+bash scripts/test.sh
+
+# Benchmarks of tests/bench on a release build (figures for the README): make bench [BENCH=http]
+bench:
+	bash scripts/bench.sh $(BENCH)
 
 clean:
 	rm -rf build build-*

@@ -30,7 +30,9 @@ trap cleanup EXIT
 # nginx: the ceiling for this box. Two workers (= cores), no access log, keep-alive without
 # a request cap, the same small JSON body as /health/live.
 mkdir -p "$NGINX_DIR/html" "$NGINX_DIR/tmp"
+chmod 755 "$NGINX_DIR" "$NGINX_DIR/html"   # nginx workers run as www-data
 printf '{"status":"ok"}' > "$NGINX_DIR/html/live.json"
+chmod 644 "$NGINX_DIR/html/live.json"
 cat > "$NGINX_DIR/nginx.conf" <<CONF
 worker_processes 2;
 pid $NGINX_DIR/nginx.pid;

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make bench`: release build, private Postgres and Redis (test profile), then every
+# benchmark in tests/bench (or the ones named: scripts/bench.sh http). Results are printed
+# as Markdown tables; raw tool output goes to build/bench/.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)
+cd "$ROOT"
+bash scripts/deps.sh build services test
+make --no-print-directory build
+SERVICES=$ROOT/scripts/services.sh
+bash "$SERVICES" test start
+trap 'bash "$SERVICES" test stop || true' EXIT
+eval "$(bash "$SERVICES" test env)"
+export PULSE_BIN=$ROOT/build/pulsed
+benches=("$@")
+[ ${#benches[@]} -gt 0 ] || benches=(http)
+for b in "${benches[@]}"; do
+    echo "### $b"
+    bash "tests/bench/$b.sh"
+    echo
+done
