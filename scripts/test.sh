@@ -76,6 +76,15 @@ else
     n_failed=$((n_failed + 1))
 fi
 
+# The release build (what `make run` uses) too: -O2 enables warnings -O0 cannot see.
+banner build
+if make --no-print-directory build; then
+    record build ok
+else
+    record build FAILED
+    n_failed=$((n_failed + 1))
+fi
+
 # ---- services ----------------------------------------------------------------------------
 banner "services (test profile)"
 services_started=1 # also stops a half-started pair

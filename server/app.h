@@ -41,8 +41,17 @@ struct app {
     int nworkers;
     struct worker *workers;
     int port;
-    uint64_t started_at_ms;
+    /* passwords: a hash of a random password with the configured cost, verified against
+     * for unknown emails so that login takes the same time either way */
+    char dummy_hash[128];
+    _Atomic int pw_running; /* hashes running now, capped by PULSE_ARGON2_CONCURRENCY */
+    /* IANA zone names known to Postgres (sorted), loaded once at start-up */
+    char **timezones;
+    size_t ntimezones;
+    _Atomic bool timezones_loaded;
 };
+
+struct pw_job;
 
 struct worker {
     struct app *app;
@@ -53,6 +62,10 @@ struct worker {
     struct pl_http_server *http;
     struct pl_pg_pool *pg;
     struct pl_redis *redis;
+    struct pl_ratelimit *ratelimit;
+    struct pl_redis_script *sess_check, *sess_create, *sess_list, *sess_revoke;
+    struct pw_job *pw_head, *pw_tail; /* hashes waiting for a slot */
+    uv_async_t pw_wakeup;             /* another worker freed a slot */
     uv_async_t wakeup;
     _Atomic int command; /* 0 none, 1 responses close connections, 2 stop accepting and drain */
     uv_timer_t tick;     /* log flush and stats publishing */
@@ -72,6 +85,11 @@ int app_init(struct app *app, char *err, size_t errlen);
 void app_dispose(struct app *app);
 /* Starts the worker's loop objects: pool, redis, HTTP server. Called on the worker thread. */
 int worker_start(struct worker *w);
+/* Loads the IANA zone names from Postgres (blocking: thread pool or start-up only). */
+int timezones_load(struct app *app, char *err, size_t errlen);
+void timezones_free(struct app *app);
+/* true when `name` is an IANA time zone Postgres knows (false until the list is loaded). */
+bool app_timezone_valid(const struct app *app, const char *name);
 /* Registers every feature's prepared statements on a new pool. */
 int app_prepare_statements(struct pl_pg_pool *pool);
 /* The dispatch hook of the HTTP server: guards, then the route's handler. */

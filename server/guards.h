@@ -1,10 +1,55 @@
-/* guards: what runs between the router and a handler, chosen by the route's flags. */
+/* guards: what runs between the router and a handler, chosen by the route's flags, in the
+ * contract's order: authentication (401) → Origin and scope (403) → rate limit (429) →
+ * Content-Type (415) → JSON parse (400). Handlers then validate (422) and act. */
 #ifndef PULSE_GUARDS_H
 #define PULSE_GUARDS_H
 
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "pl/http.h"
+
 enum route_flag {
-    /* /metrics and /api/v1/health/scaling: Bearer PULSE_METRICS_TOKEN when configured */
-    ROUTE_METRICS_TOKEN = 1u << 0,
+    ROUTE_METRICS_TOKEN = 1u << 0, /* Bearer PULSE_METRICS_TOKEN when configured */
+    ROUTE_AUTH = 1u << 1,          /* a session or a personal access token */
+    ROUTE_SESSION_ONLY = 1u << 2,  /* personal access tokens get 403 */
+    ROUTE_JSON = 1u << 3,          /* a JSON object body (empty = {}), parsed for the handler */
+    ROUTE_RATE_LOGIN = 1u << 4,    /* IP+email and IP limits (email read from the body) */
+    ROUTE_RATE_REGISTER = 1u << 5, /* IP limit */
+    ROUTE_RATE_EXPORT = 1u << 6,   /* the export limit instead of the read limit */
 };
+
+enum scope { SCOPE_READ = 1, SCOPE_WRITE = 2 };
+
+enum principal_kind { PRINCIPAL_NONE = 0, PRINCIPAL_SESSION, PRINCIPAL_TOKEN };
+
+/* Who is calling, set by the guards (request arena). */
+struct principal {
+    enum principal_kind kind;
+    char user_id[40];
+    char session_id[72]; /* sessions: the token's hash, hex */
+    char token_id[40];   /* tokens */
+    unsigned scopes;
+    bool cookie; /* authenticated by the pulse_session cookie */
+};
+
+/* The request's principal (never NULL after ROUTE_AUTH; kind NONE on public routes). */
+const struct principal *req_principal(const struct pl_http_request *req);
+/* The parsed body of a ROUTE_JSON route (borrowed; freed with the request). */
+json_t *req_json(const struct pl_http_request *req);
+/* The client IP: the socket peer, or the rightmost untrusted X-Forwarded-For hop when the
+ * peer is in PULSE_TRUSTED_PROXIES. */
+const char *req_client_ip(struct pl_http_request *req);
+
+/* Answers a dependency or internal failure: PL_E_UNAVAILABLE/TIMEOUT/BUSY → 503 with
+ * Retry-After; anything else → 500 (logged with the request id). */
+void reply_failure(struct pl_http_request *req, int status, const char *what);
+/* 422 with one field error. */
+void reply_invalid(struct pl_http_request *req, const char *field, const char *message);
+
+/* Parses PULSE_TRUSTED_PROXIES ("10.0.0.0/8, 127.0.0.1") once at start-up. Returns 0 or
+ * PL_E_CONFIG with the bad entry in err. */
+int trusted_proxies_init(const char *list, char *err, size_t errlen);
+bool ip_is_trusted_proxy(const char *ip);
 
 #endif

@@ -14,7 +14,10 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "auth/passwords.h"
+#include "auth/sessions.h"
 #include "pl/log.h"
+#include "pl/ratelimit.h"
 
 #define ENV_FILE ".env"
 
@@ -123,8 +126,11 @@ static void worker_close_all(struct worker *w)
     w->http = NULL;
     pl_pg_pool_destroy(w->pg);
     w->pg = NULL;
+    pl_ratelimit_destroy(w->ratelimit);
+    w->ratelimit = NULL;
     pl_redis_destroy(w->redis);
     w->redis = NULL;
+    passwords_worker_close(w);
     uv_close((uv_handle_t *)&w->tick, NULL);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
 }
@@ -147,7 +153,10 @@ int worker_start(struct worker *w)
     struct pl_redis_config rcfg = {
         .url = cfg->redis_url, .connect_timeout_ms = 2000, .command_timeout_ms = 2000};
     rc = pl_redis_create(&w->loop, &rcfg, &w->redis);
+    if (rc == 0) rc = pl_ratelimit_create(&w->loop, w->redis, "pulse:rl:", &w->ratelimit);
+    if (rc == 0) rc = sessions_worker_init(w);
     if (rc) return rc;
+    passwords_worker_init(w);
     struct pl_http_config hc = {
         .max_head_bytes = (size_t)cfg->max_head_bytes,
         .max_body_bytes = (size_t)cfg->max_body_bytes,
@@ -213,6 +222,8 @@ static void migrate_work(uv_work_t *wk)
                               sizeof j->err);
         if (j->rc == 0) j->pending = 0;
     }
+    if (j->pending == 0 && j->rc == 0 && timezones_load(&app, j->err, sizeof j->err) != 0)
+        j->rc = -1;
 }
 
 static void migrate_done(uv_work_t *wk, int status)
@@ -321,9 +332,9 @@ static int cmd_serve(void)
     pl_config_log(pulse_settings, pulse_settings_count, &app.cfg);
     raise_fd_limit(app.cfg.max_connections + 1024);
     char err[256] = "";
-    if (app_init(&app, err, sizeof err)) {
+    if ((rc = app_init(&app, err, sizeof err)) != 0) {
         fprintf(stderr, "pulsed: %s\n", err);
-        return 1;
+        return rc == PL_E_CONFIG ? 2 : 1;
     }
     app.nworkers = (int)app.cfg.workers;
     if (app.nworkers == 0) {

@@ -1,12 +1,25 @@
 /* Joins the feature route tables; the order here is the order of route indexes. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "app.h"
+#include "auth/auth.h"
+#include "auth/auth_store.h"
+#include "auth/passwords.h"
+#include "guards.h"
 #include "ops/ops.h"
+#include "profile/profile.h"
 
 int app_init(struct app *app, char *err, size_t errlen)
 {
-    struct pl_route *const tables[] = {ops_routes};
+    struct pl_route *const tables[] = {ops_routes, auth_routes, token_routes, profile_routes};
+    if (trusted_proxies_init(app->cfg.trusted_proxies, err, errlen)) return PL_E_CONFIG;
+    if (passwords_init(app)) {
+        snprintf(err, errlen, "Argon2id hashing failed: check PULSE_ARGON2_MEMLIMIT");
+        return PL_E_CONFIG;
+    }
+    auth_routes_init(app);
+    profile_routes_init(app);
     int rc = pl_router_create(tables, sizeof tables / sizeof tables[0], &app->router, err, errlen);
     if (rc) return rc;
     app->metrics = pl_http_metrics_create(app->router);
@@ -17,11 +30,15 @@ void app_dispose(struct app *app)
 {
     pl_http_metrics_destroy(app->metrics);
     pl_router_destroy(app->router);
+    timezones_free(app);
     app->metrics = NULL;
     app->router = NULL;
 }
 
 int app_prepare_statements(struct pl_pg_pool *pool)
 {
-    return ops_prepare(pool);
+    int rc = ops_prepare(pool);
+    if (rc == 0) rc = auth_store_prepare(pool);
+    if (rc == 0) rc = profile_store_prepare(pool);
+    return rc;
 }

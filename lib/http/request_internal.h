@@ -32,6 +32,13 @@ struct pl_http_request {
     bool keep_alive;
     bool responded;
     bool close_after; /* the connection closes after this response */
+    bool streaming;   /* a chunked response has started */
+    int stream_status;
+    size_t stream_bytes;
+    void (*drained)(struct pl_http_request *req, bool alive, void *arg);
+    void *drained_arg;
+    bool drain_queued;
+    struct pl_http_request *drain_next;
     char *head;       /* url and header strings, NUL-separated; owned */
     char *path;       /* points into head */
     char *query;      /* points into head or "" */

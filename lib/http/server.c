@@ -27,6 +27,7 @@
 #define MAX_HEADERS 100
 #define LINGER_MS 2000
 #define MAX_WRITE_QUEUE (256 * 1024) /* stop parsing pipelined requests above this */
+#define STREAM_LOW_WATER (64 * 1024)  /* a streaming producer may write below this */
 
 enum conn_state {
     CS_IDLE,     /* waiting for the first byte of a request */
@@ -88,7 +89,8 @@ struct pl_http_server {
     bool closing_responses; /* shutting down: every response says Connection: close */
     bool destroying;
     uv_timer_t drain_timer;
-    bool drain_timer_active;
+    uv_idle_t stream_idle;                /* runs streaming producers' drained callbacks */
+    struct pl_http_request *drain_list;
     void (*drain_done)(struct pl_http_server *s, void *arg);
     void *drain_arg;
     int open_handles;
@@ -219,6 +221,7 @@ static bool cors_allowed(const struct pl_http_server *s, const char *origin)
 
 static void conn_process(struct conn *c);
 static void conn_close(struct conn *c);
+static void drain_soon(struct pl_http_request *req);
 static void server_maybe_free(struct pl_http_server *s);
 
 static void conn_free_if_done(struct conn *c)
@@ -262,6 +265,7 @@ static void conn_close(struct conn *c)
         pl_http_request_free(c->req);
         c->req = NULL;
     }
+    if (c->req && c->req->streaming && c->req->drained) drain_soon(c->req);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
@@ -316,6 +320,14 @@ static void on_write(uv_write_t *w, int status)
     if (c->closing) return;
     if (status < 0) {
         conn_close(c);
+        return;
+    }
+    struct pl_http_request *req = c->req;
+    if (req && req->streaming && req->drained &&
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) < STREAM_LOW_WATER) {
+        void (*fn)(struct pl_http_request *, bool, void *) = req->drained;
+        req->drained = NULL;
+        fn(req, true, req->drained_arg);
         return;
     }
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
@@ -401,6 +413,14 @@ static void request_done(struct pl_http_request *req)
     struct conn *c = req->conn;
     struct pl_http_server *s = req->srv;
     s->inflight--;
+    if (req->drain_queued) {
+        for (struct pl_http_request **p = &s->drain_list; *p; p = &(*p)->drain_next) {
+            if (*p == req) {
+                *p = req->drain_next;
+                break;
+            }
+        }
+    }
     if (c) c->req = NULL;
     pl_http_request_free(req);
     if (!c) return;
@@ -412,40 +432,38 @@ static void request_done(struct pl_http_request *req)
     if (!c->processing) conn_process(c);
 }
 
-void pl_respond(struct pl_http_request *req, int status, const char *content_type,
-                const void *body, size_t len)
+static bool response_closes(const struct pl_http_request *req)
 {
-    if (req->responded) {
-        pl_error("double response", ",\"request_id\":\"%s\"", req->request_id);
-        return;
-    }
-    req->responded = true;
+    const struct pl_http_server *s = req->srv;
+    const struct conn *c = req->conn;
+    return req->close_after || !req->keep_alive || s->draining || s->closing_responses || !c ||
+           c->read_eof;
+}
+
+/* Status line and headers; `len` < 0 means chunked. */
+static void build_head(struct pl_http_request *req, struct pl_buf *b, int status,
+                       const char *content_type, long long len, bool closing, uint64_t dur)
+{
     struct pl_http_server *s = req->srv;
-    struct conn *c = req->conn;
-    uint64_t dur = uv_hrtime() - req->start_ns;
-    bool closing = req->close_after || !req->keep_alive || s->draining || s->closing_responses ||
-                   !c || c->read_eof;
-    bool no_body = req->method == PL_M_HEAD || status == 204 || status == 304;
-    if (c && !c->closing) {
-        struct pl_buf b;
-        pl_buf_init(&b);
-        pl_buf_reserve(&b, 512 + req->resp_headers.len + (no_body ? 0 : len));
-        pl_buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, pl_http_status_text(status),
+    {
+        pl_buf_printf(b, "HTTP/1.1 %d %s\r\nDate: %s\r\n", status, pl_http_status_text(status),
                       http_date());
         if (content_type && status != 204 && status != 304)
-            pl_buf_printf(&b, "Content-Type: %s\r\n", content_type);
-        if (status != 204 && status != 304 && status >= 200)
-            pl_buf_printf(&b, "Content-Length: %zu\r\n", len);
-        pl_buf_printf(&b,
+            pl_buf_printf(b, "Content-Type: %s\r\n", content_type);
+        if (len < 0)
+            pl_buf_puts(b, "Transfer-Encoding: chunked\r\n");
+        else if (status != 204 && status != 304 && status >= 200)
+            pl_buf_printf(b, "Content-Length: %lld\r\n", len);
+        pl_buf_printf(b,
                       "X-Request-Id: %s\r\nX-Response-Time: %.3fms\r\n"
                       "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
                       "X-Frame-Options: DENY\r\n",
                       req->request_id, (double)dur / 1e6);
         if (s->cfg.hsts)
-            pl_buf_puts(&b, "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n");
+            pl_buf_puts(b, "Strict-Transport-Security: max-age=31536000; includeSubDomains\r\n");
         const char *origin = pl_req_header(req, "origin");
         if (cors_allowed(s, origin)) {
-            pl_buf_printf(&b,
+            pl_buf_printf(b,
                           "Access-Control-Allow-Origin: %s\r\n"
                           "Access-Control-Allow-Credentials: true\r\nVary: Origin\r\n"
                           "Access-Control-Expose-Headers: ETag, Location, Retry-After, "
@@ -453,21 +471,150 @@ void pl_respond(struct pl_http_request *req, int status, const char *content_typ
                           origin);
         }
         if (closing)
-            pl_buf_puts(&b, "Connection: close\r\n");
+            pl_buf_puts(b, "Connection: close\r\n");
         else if (req->http_minor == 0)
-            pl_buf_puts(&b, "Connection: keep-alive\r\n");
-        if (req->resp_headers.len) pl_buf_append(&b, req->resp_headers.data, req->resp_headers.len);
-        pl_buf_append(&b, "\r\n", 2);
+            pl_buf_puts(b, "Connection: keep-alive\r\n");
+        if (req->resp_headers.len) pl_buf_append(b, req->resp_headers.data, req->resp_headers.len);
+        pl_buf_append(b, "\r\n", 2);
+    }
+}
+
+static void finish(struct pl_http_request *req, int status, size_t bytes)
+{
+    struct pl_http_server *s = req->srv;
+    uint64_t dur = uv_hrtime() - req->start_ns;
+    if (s->cfg.metrics)
+        pl_http_metrics_record(s->cfg.metrics, req->route_index, req->method, status, dur);
+    if (s->cfg.access_log) access_log(req, status, bytes, (double)dur / 1e6);
+    request_done(req);
+}
+
+void pl_respond(struct pl_http_request *req, int status, const char *content_type,
+                const void *body, size_t len)
+{
+    if (req->responded || req->streaming) {
+        pl_error("double response", ",\"request_id\":\"%s\"", req->request_id);
+        return;
+    }
+    req->responded = true;
+    struct conn *c = req->conn;
+    uint64_t dur = uv_hrtime() - req->start_ns;
+    bool closing = response_closes(req);
+    bool no_body = req->method == PL_M_HEAD || status == 204 || status == 304;
+    if (c && !c->closing) {
+        struct pl_buf b;
+        pl_buf_init(&b);
+        pl_buf_reserve(&b, 512 + req->resp_headers.len + (no_body ? 0 : len));
+        build_head(req, &b, status, content_type, (long long)len, closing, dur);
         if (!no_body && len) pl_buf_append(&b, body, len);
         size_t total;
         char *data = pl_buf_steal(&b, &total);
         conn_write(c, data, total);
         if (closing) conn_linger(c);
     }
-    if (s->cfg.metrics)
-        pl_http_metrics_record(s->cfg.metrics, req->route_index, req->method, status, dur);
-    if (s->cfg.access_log) access_log(req, status, no_body ? 0 : len, (double)dur / 1e6);
-    request_done(req);
+    finish(req, status, no_body ? 0 : len);
+}
+
+static bool stream_open(const struct pl_http_request *req)
+{
+    return req->conn && !req->conn->closing && !req->conn->lingering;
+}
+
+void pl_respond_stream_start(struct pl_http_request *req, int status, const char *content_type)
+{
+    if (req->responded || req->streaming) return;
+    req->streaming = true;
+    req->stream_status = status;
+    if (!stream_open(req)) return;
+    struct pl_buf b;
+    pl_buf_init(&b);
+    build_head(req, &b, status, content_type, -1, response_closes(req),
+               uv_hrtime() - req->start_ns);
+    size_t n;
+    char *data = pl_buf_steal(&b, &n);
+    conn_write(req->conn, data, n);
+}
+
+void pl_respond_stream_write(struct pl_http_request *req, const void *data, size_t len)
+{
+    if (!req->streaming || req->responded || len == 0 || req->method == PL_M_HEAD) return;
+    req->stream_bytes += len;
+    if (!stream_open(req)) return;
+    char *chunk = malloc(len + 32);
+    if (!chunk) abort();
+    int h = snprintf(chunk, 32, "%zx\r\n", len);
+    memcpy(chunk + h, data, len);
+    memcpy(chunk + h + len, "\r\n", 2);
+    conn_write(req->conn, chunk, (size_t)h + len + 2);
+}
+
+bool pl_respond_stream_ready(const struct pl_http_request *req)
+{
+    return !stream_open(req) ||
+           uv_stream_get_write_queue_size((uv_stream_t *)&req->conn->tcp) < STREAM_LOW_WATER;
+}
+
+static void on_stream_idle(uv_idle_t *h)
+{
+    struct pl_http_server *s = h->data;
+    uv_idle_stop(h);
+    struct pl_http_request *list = s->drain_list;
+    s->drain_list = NULL;
+    while (list) {
+        struct pl_http_request *req = list;
+        list = req->drain_next;
+        req->drain_next = NULL;
+        req->drain_queued = false;
+        if (req->drained) {
+            void (*fn)(struct pl_http_request *, bool, void *) = req->drained;
+            req->drained = NULL;
+            fn(req, stream_open(req), req->drained_arg);
+        }
+    }
+}
+
+/* Runs the request's drained callback on the next loop turn. */
+static void drain_soon(struct pl_http_request *req)
+{
+    struct pl_http_server *s = req->srv;
+    if (req->drain_queued) return;
+    req->drain_queued = true;
+    req->drain_next = s->drain_list;
+    s->drain_list = req;
+    uv_idle_start(&s->stream_idle, on_stream_idle);
+}
+
+void pl_respond_stream_on_drain(struct pl_http_request *req,
+                                void (*drained)(struct pl_http_request *req, bool alive,
+                                                void *arg),
+                                void *arg)
+{
+    req->drained = drained;
+    req->drained_arg = arg;
+    if (pl_respond_stream_ready(req)) drain_soon(req);
+}
+
+void pl_respond_stream_abort(struct pl_http_request *req)
+{
+    if (!req->streaming || req->responded) return;
+    req->responded = true;
+    if (req->conn && !req->conn->closing) conn_close(req->conn);
+    finish(req, req->stream_status, req->stream_bytes);
+}
+
+void pl_respond_stream_end(struct pl_http_request *req)
+{
+    if (!req->streaming || req->responded) return;
+    req->responded = true;
+    if (stream_open(req)) {
+        if (req->method != PL_M_HEAD) {
+            char *last = strdup("0\r\n\r\n");
+            if (!last) abort();
+            conn_write(req->conn, last, 5);
+        }
+        if (response_closes(req)) conn_linger(req->conn);
+    }
+    finish(req, req->stream_status, req->stream_bytes);
 }
 
 void pl_respond_json(struct pl_http_request *req, int status, json_t *json)
@@ -1115,13 +1262,16 @@ int pl_http_server_create(uv_loop_t *loop, const struct pl_http_config *cfg, int
     s->listener.data = s;
     uv_timer_init(loop, &s->drain_timer);
     s->drain_timer.data = s;
-    s->open_handles = 2;
+    uv_idle_init(loop, &s->stream_idle);
+    s->stream_idle.data = s;
+    s->open_handles = 3;
     int rc = uv_tcp_open(&s->listener, fd);
     if (rc == 0) rc = uv_listen((uv_stream_t *)&s->listener, 4096, on_connection);
     if (rc < 0) {
         s->destroying = true;
         uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
         uv_close((uv_handle_t *)&s->drain_timer, on_server_handle_closed);
+        uv_close((uv_handle_t *)&s->stream_idle, on_server_handle_closed);
         return rc;
     }
     s->listening = true;
@@ -1173,6 +1323,7 @@ void pl_http_server_destroy(struct pl_http_server *s)
     for (struct conn *c = s->conns; c; c = c->next) conn_close(c);
     s->destroying = true;
     uv_close((uv_handle_t *)&s->drain_timer, on_server_handle_closed);
+    uv_close((uv_handle_t *)&s->stream_idle, on_server_handle_closed);
 }
 
 int pl_http_server_connections(const struct pl_http_server *s) { return s->nconns; }

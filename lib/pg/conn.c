@@ -128,6 +128,9 @@ void pg_conn_lost(struct pg_conn *c, const char *why)
 void pg_conn_close(struct pg_conn *c)
 {
     teardown(c);
+    free(c->unprepared);
+    c->unprepared = NULL;
+    c->unprepared_cap = 0;
     c->state = PG_CONN_CLOSED;
     uv_close((uv_handle_t *)&c->timer, timer_closed);
 }
@@ -166,6 +169,7 @@ static void connected(struct pg_conn *c)
     c->backoff_ms = 0;
     c->state = PG_CONN_READY;
     c->nprepared = 0;
+    if (c->unprepared) memset(c->unprepared, 0, (size_t)c->unprepared_cap);
     watch(c, UV_READABLE);
     /* The kick prepares every statement here before giving it any batch. */
     pg_pool_kick(c->pool);
@@ -248,11 +252,21 @@ static void conn_timer_cb(uv_timer_t *t)
 
 bool pg_conn_send(struct pg_conn *c, struct pg_batch *b)
 {
+
+    if (b->cb) {
+        /* Statements whose PREPARE failed here are prepared again first (see report_prepare). */
+        for (int i = 0; i < b->n; i++) {
+            int idx = b->items[i].def->index;
+            if (idx < c->unprepared_cap && c->unprepared[idx]) {
+                c->unprepared[idx] = 0;
+                if (!pg_conn_send(c, pg_batch_new_prepare(b->items[i].def))) return false;
+            }
+        }
+    }
     b->sent_ms = uv_now(c->pool->loop);
     if (c->pool->cfg.query_timeout_ms > 0 && !c->inflight.head)
         arm_query_timer(c, (uint64_t)c->pool->cfg.query_timeout_ms);
     pg_fifo_push(&c->inflight, b);
-
     int ok;
     if (!b->cb) {
         const struct pg_def *d = b->items[0].def;
@@ -280,14 +294,25 @@ bool pg_conn_flush(struct pg_conn *c)
     return true;
 }
 
-static void report_prepare(const struct pg_conn *c, const struct pg_batch *b)
+static void report_prepare(struct pg_conn *c, const struct pg_batch *b)
 {
     const PGresult *res = b->results[0];
     if (res && PQresultStatus(res) == PGRES_COMMAND_OK) return;
+    /* Usually the schema was not migrated yet (a replica that started before the migration
+     * job finished): prepare it again before the next batch that uses it on this connection,
+     * which then either works or fails alone with 26000. */
+    const struct pg_def *d = b->items[0].def;
+    if (d->index >= c->unprepared_cap) {
+        int cap = d->index + 64;
+        c->unprepared = realloc(c->unprepared, (size_t)cap);
+        if (!c->unprepared) abort();
+        memset(c->unprepared + c->unprepared_cap, 0, (size_t)(cap - c->unprepared_cap));
+        c->unprepared_cap = cap;
+    }
+    c->unprepared[d->index] = 1;
     char line[256], name[128], buf[300];
     first_line(line, sizeof line, res ? PQresultErrorMessage(res) : NULL);
-    /* Batches using it will fail with 26000; the statement text is ours, so this is a bug. */
-    pl_error("pg prepare failed", ",\"conn\":%d,\"stmt\":%s,\"error\":%s", c->id,
+    pl_warn("pg prepare failed", ",\"conn\":%d,\"stmt\":%s,\"error\":%s", c->id,
              pl_log_str(name, sizeof name, b->items[0].def->name),
              pl_log_str(buf, sizeof buf, line));
 }

@@ -15,6 +15,7 @@ struct pg_def {
     char *name;
     char *sql;
     int nparams;
+    int index; /* in pool->defs */
 };
 
 struct pg_item {
@@ -68,6 +69,8 @@ struct pg_conn {
     int backoff_ms;    /* last reconnect delay; 0 after a successful connect */
     bool broken;       /* a send failed during this kick: declare it lost afterwards */
     bool dirty;        /* written to during this kick: flush afterwards */
+    unsigned char *unprepared; /* [def index]: its PREPARE failed here, redo before use */
+    int unprepared_cap;
 };
 
 struct pl_pg_pool {

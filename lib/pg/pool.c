@@ -303,6 +303,7 @@ int pl_pg_pool_prepare(struct pl_pg_pool *pool, const char *name, const char *sq
     d->name = xstrdup(name);
     d->sql = xstrdup(sql);
     d->nparams = nparams;
+    d->index = pool->ndefs;
     pool->defs[pool->ndefs++] = d;
     /* Connections already up prepare it from the kick, ahead of any batch that uses it. */
     pg_pool_kick(pool);

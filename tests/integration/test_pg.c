@@ -519,6 +519,36 @@ TEST(bad_statement_does_not_spoil_others)
     finish(&loop, pool);
 }
 
+/* A statement prepared before its table exists (a replica started before the migration
+ * job) works once the table is there: it is prepared again before its next use. */
+TEST(statement_prepared_again_after_schema_appears)
+{
+    char table[64], sql[256];
+    snprintf(table, sizeof table, "pl_test_late_%d", (int)getpid());
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", table);
+    CHECK(admin_query(db_url, sql) != NULL);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct pl_pg_config cfg = config(db_url, 1);
+    struct pl_pg_pool *pool = make_pool(&loop, &cfg);
+    snprintf(sql, sizeof sql, "SELECT count(*)::text FROM %s", table);
+    prepare(pool, "late_table", sql, 0);
+    struct res r1 = {0};
+    CHECK_EQ_INT(exec1(pool, "late_table", 0, NULL, &r1), 0);
+    CHECK(wait_count(&loop, &r1.calls, 1, 10000));
+    CHECK_EQ_INT(r1.status, PL_E_DB);
+    snprintf(sql, sizeof sql, "CREATE TABLE %s (id int)", table);
+    CHECK(admin_query(db_url, sql) != NULL);
+    struct res r2 = {0};
+    CHECK_EQ_INT(exec1(pool, "late_table", 0, NULL, &r2), 0);
+    CHECK(wait_count(&loop, &r2.calls, 1, 10000));
+    CHECK_EQ_INT(r2.status, 0);
+    CHECK_STR(r2.value[0], "0");
+    finish(&loop, pool);
+    snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS %s", table);
+    CHECK(admin_query(db_url, sql) != NULL);
+}
+
 TEST(batch_is_atomic)
 {
     char table[64], sql[256];
@@ -994,6 +1024,7 @@ int main(void)
     RUN(pipelined_1000_four_connections);
     RUN(failing_statement_isolated);
     RUN(bad_statement_does_not_spoil_others);
+    RUN(statement_prepared_again_after_schema_appears);
     RUN(batch_is_atomic);
     RUN(unreachable_server_queue);
     RUN(connect_timeout);

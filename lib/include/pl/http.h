@@ -200,6 +200,24 @@ void pl_respond_json(struct pl_http_request *req, int status, json_t *json);
  * NULL) for validation failures. */
 void pl_respond_problem(struct pl_http_request *req, int status, const char *detail,
                         json_t *errors);
+/* Streaming: a chunked response of unknown length, for large documents. Start sends the
+ * head (with the headers added so far); each write sends one chunk (copied); end sends the
+ * last chunk and finishes the request. Writes after the client went away are dropped. For
+ * HEAD only the head is sent. Produce the next part when pl_respond_stream_ready() says the
+ * connection's send queue is short, or from the `drained` callback, which fires once when it
+ * becomes short (or at once, with alive=false, if the client is gone). */
+void pl_respond_stream_start(struct pl_http_request *req, int status, const char *content_type);
+void pl_respond_stream_write(struct pl_http_request *req, const void *data, size_t len);
+bool pl_respond_stream_ready(const struct pl_http_request *req);
+void pl_respond_stream_on_drain(struct pl_http_request *req,
+                                void (*drained)(struct pl_http_request *req, bool alive,
+                                                void *arg),
+                                void *arg);
+void pl_respond_stream_end(struct pl_http_request *req);
+/* Ends a stream that failed half-way: the connection is closed without the last chunk, so
+ * the client sees an incomplete response rather than a truncated document that parses. */
+void pl_respond_stream_abort(struct pl_http_request *req);
+
 /* The problem slug of a status ("not-found"). */
 const char *pl_http_problem_slug(int status);
 const char *pl_http_status_text(int status);

@@ -1,0 +1,88 @@
+/* json: request-body decoding and validation with per-field errors, and the time and text
+ * helpers every JSON shape of the contract needs.
+ *
+ * pl_json_parse_object() is the 400 step (not JSON, not an object, duplicate keys, invalid
+ * UTF-8); pl_json_validate() is the 422 step: it checks an object against a schema (a table
+ * of fields) and returns every problem as {field, message}, unknown and read-only fields
+ * included, so a client fixes all of them at once. */
+#ifndef PL_JSON_H
+#define PL_JSON_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pl/error.h"
+
+enum pl_jtype {
+    PL_J_STRING,       /* min/max: length in Unicode code points */
+    PL_J_INT,          /* min/max: value; 1.5, "5", true are wrong types */
+    PL_J_BOOL,
+    PL_J_STRING_ARRAY, /* min/max: item count; item_min/item_max: item length; unique items */
+    PL_J_TIMESTAMP,    /* an RFC 3339 string with an offset */
+};
+
+enum pl_jflag {
+    PL_JF_REQUIRED = 1u << 0,
+    PL_JF_NULLABLE = 1u << 1, /* null accepted (the caller decides what it means) */
+};
+
+struct pl_jfield {
+    const char *name;
+    enum pl_jtype type;
+    unsigned flags;
+    long long min, max;
+    long long item_min, item_max;
+    /* strings and array items: if set, every byte must be in this set of ASCII characters
+     * (e.g. "abcdefghijklmnopqrstuvwxyz0123456789_-") */
+    const char *charset;
+    /* strings: if set, the value must be one of these (NULL-terminated list) */
+    const char *const *one_of;
+    /* extra check for strings; returns NULL when fine, else a message (static string) */
+    const char *(*check)(const char *value);
+};
+
+struct pl_jschema {
+    const struct pl_jfield *fields;
+    size_t nfields;
+    /* names that are refused as "read-only" (id, version, created_at, updated_at, ...);
+     * NULL-terminated, may be NULL */
+    const char *const *read_only;
+};
+
+/* Parses `len` bytes as a JSON object. An empty body (len 0, or only whitespace) gives {}.
+ * Returns 0 with *out (new reference), or PL_E_PROTOCOL with a short, safe reason in
+ * `detail` ("body is not valid JSON: ... at line 1 column 5", "body must be a JSON object",
+ * "duplicate key \"x\"", "invalid UTF-8"). Never echoes more than 60 bytes of input. */
+PL_MUST_USE int pl_json_parse_object(const char *body, size_t len, json_t **out, char *detail,
+                                     size_t detail_cap);
+
+/* Checks obj against schema. Returns NULL when valid, else a new array of
+ * {"field": name, "message": text} in field order (unknown/read-only fields first, in the
+ * object's key order). Messages are short English sentences ("must be at most 200
+ * characters", "is required", "must be an integer", "is read-only", "is not a known field",
+ * "must not be null", "must be one of: a, b"). */
+json_t *pl_json_validate(json_t *obj, const struct pl_jschema *schema);
+
+/* Unicode code points in a valid UTF-8 string of `bytes` bytes. */
+size_t pl_utf8_length(const char *s, size_t bytes);
+
+/* RFC 3339 ("2026-11-23T09:30:00Z", "2026-11-23T10:30:00.5+01:00"; 'T'/'t' and 'Z'/'z'
+ * both accepted; seconds 60 refused; an offset is required). Returns 0 and microseconds
+ * since the epoch, or PL_E_INVALID. */
+PL_MUST_USE int pl_time_parse_rfc3339(const char *s, int64_t *out_us);
+/* UTC with milliseconds: "2026-11-23T09:30:00.123Z" (out needs 32 bytes). */
+void pl_time_format_rfc3339(int64_t us, char out[32]);
+
+/* YYYY-MM-DD (a real calendar date). Returns 0 or PL_E_INVALID. */
+PL_MUST_USE int pl_date_parse(const char *s, int *year, int *month, int *day);
+
+/* Trims ASCII whitespace and lower-cases ASCII letters in place; returns s. */
+char *pl_email_normalize(char *s);
+/* NULL when s is a plausible email (1..64 local part, a dot-separated domain of letters,
+ * digits and hyphens with at least one dot, no spaces or control characters, at most 254
+ * bytes), else a message. */
+const char *pl_email_check(const char *s);
+
+#endif

@@ -1,0 +1,152 @@
+#include "auth_store.h"
+
+#include <jansson.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../app.h"
+#include "../guards.h"
+#include "sessions.h"
+
+static const struct {
+    const char *name, *sql;
+    int nparams;
+} statements[] = {
+    {"auth_user_by_email", "SELECT id, password_hash FROM users WHERE lower(email) = $1", 1},
+    {"auth_user_insert",
+     "INSERT INTO users (email, password_hash, display_name, timezone) "
+     "VALUES ($1, $2, $3, COALESCE($4, 'UTC')) RETURNING " USER_COLS,
+     4},
+    {"auth_user_hash", "SELECT password_hash FROM users WHERE id = $1", 1},
+    {"auth_user_set_hash", "UPDATE users SET password_hash = $2 WHERE id = $1", 2},
+    {"auth_user_get", "SELECT " USER_COLS " FROM users WHERE id = $1", 1},
+    {"auth_token_auth",
+     "SELECT id, user_id, scopes, expires_at IS NOT NULL AND expires_at <= now() "
+     "FROM api_tokens WHERE token_hash = decode($1, 'hex')",
+     1},
+    {"auth_token_touch",
+     "UPDATE api_tokens SET last_used_at = now() WHERE token_hash = decode($1, 'hex') "
+     "AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds') "
+     "AND (expires_at IS NULL OR expires_at > now())",
+     1},
+    {"auth_token_insert",
+     "INSERT INTO api_tokens (user_id, name, token_hash, scopes, expires_at) "
+     "VALUES ($1, $2, decode($3, 'hex'), $4, "
+     "CASE WHEN $5::int IS NULL THEN NULL ELSE now() + make_interval(days => $5::int) END) "
+     "RETURNING " TOKEN_COLS,
+     5},
+    {"auth_token_list",
+     "SELECT " TOKEN_COLS " FROM api_tokens WHERE user_id = $1 "
+     "ORDER BY created_at DESC, id DESC LIMIT 1000",
+     1},
+    {"auth_token_delete", "DELETE FROM api_tokens WHERE id = $1 AND user_id = $2 RETURNING id", 2},
+};
+
+int auth_store_prepare(struct pl_pg_pool *pool)
+{
+    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
+        int rc = pl_pg_pool_prepare(pool, statements[i].name, statements[i].sql,
+                                    statements[i].nparams);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+static json_t *str_or_null(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
+json_t *user_json(const PGresult *res, int row)
+{
+    return json_pack("{s:s, s:s, s:o, s:s, s:I, s:s, s:s}", "id", PQgetvalue(res, row, 0),
+                     "email", PQgetvalue(res, row, 1), "display_name", str_or_null(res, row, 2),
+                     "timezone", PQgetvalue(res, row, 3), "daily_target_ml",
+                     (json_int_t)atoll(PQgetvalue(res, row, 4)), "created_at",
+                     PQgetvalue(res, row, 5), "updated_at", PQgetvalue(res, row, 6));
+}
+
+json_t *token_json(const PGresult *res, int row)
+{
+    int scopes = atoi(PQgetvalue(res, row, 2));
+    json_t *s = json_array();
+    if (scopes & SCOPE_READ) json_array_append_new(s, json_string("read"));
+    if (scopes & SCOPE_WRITE) json_array_append_new(s, json_string("write"));
+    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o}", "id", PQgetvalue(res, row, 0), "name",
+                     PQgetvalue(res, row, 1), "scopes", s, "created_at", PQgetvalue(res, row, 3),
+                     "expires_at", str_or_null(res, row, 4), "last_used_at",
+                     str_or_null(res, row, 5));
+}
+
+struct auth_ctx {
+    token_auth_cb cb;
+    void *ctx;
+};
+
+static void on_token_auth(int status, PGresult **results, int n, void *arg)
+{
+    struct auth_ctx c = *(struct auth_ctx *)arg;
+    free(arg);
+    if (status) {
+        c.cb(status == PL_E_DB ? PL_E_DB : PL_E_UNAVAILABLE, NULL, c.ctx);
+        return;
+    }
+    const PGresult *r = results[0];
+    if (PQntuples(r) != 1) {
+        c.cb(0, NULL, c.ctx);
+        return;
+    }
+    struct token_auth t;
+    snprintf(t.id, sizeof t.id, "%s", PQgetvalue(r, 0, 0));
+    snprintf(t.user_id, sizeof t.user_id, "%s", PQgetvalue(r, 0, 1));
+    t.scopes = atoi(PQgetvalue(r, 0, 2));
+    t.expired = PQgetvalue(r, 0, 3)[0] == 't';
+    c.cb(0, &t, c.ctx);
+}
+
+void auth_store_token_auth(struct worker *w, const char *hash_hex, token_auth_cb cb, void *ctx)
+{
+    struct auth_ctx *c = malloc(sizeof *c);
+    if (!c) abort();
+    c->cb = cb;
+    c->ctx = ctx;
+    const char *v[] = {hash_hex};
+    struct pl_pg_stmt stmts[] = {{"auth_token_auth", 1, v, NULL}, {"auth_token_touch", 1, v, NULL}};
+    if (pl_pg_exec(w->pg, stmts, 2, on_token_auth, c) != 0) on_token_auth(PL_E_UNAVAILABLE, NULL, 0, c);
+}
+
+void token_new(char token[PAT_LEN + 1], char hash_hex[65])
+{
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    memcpy(token, "pat_", 4);
+    sodium_bin2base64(token + 4, PAT_LEN - 4 + 1, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+    token_hash_of(token, hash_hex);
+}
+
+int token_hash_of(const char *token, char hash_hex[65])
+{
+    if (strlen(token) != PAT_LEN || strncmp(token, "pat_", 4) != 0) return -1;
+    /* The same shape check and hash as session tokens, on the part after the prefix. */
+    return session_hash(token + 4, hash_hex);
+}
+
+bool is_uuid(const char *s)
+{
+    static const int dash[] = {8, 13, 18, 23};
+    if (strlen(s) != 36) return false;
+    for (int i = 0; i < 36; i++) {
+        bool want_dash = i == dash[0] || i == dash[1] || i == dash[2] || i == dash[3];
+        char c = s[i];
+        if (want_dash) {
+            if (c != '-') return false;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+            return false;
+        }
+    }
+    return true;
+}

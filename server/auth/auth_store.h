@@ -1,0 +1,48 @@
+/* auth_store: the SQL of accounts (users, tokens), as named prepared statements.
+ * Timestamps are formatted by Postgres as RFC 3339 UTC with milliseconds. */
+#ifndef PULSE_AUTH_STORE_H
+#define PULSE_AUTH_STORE_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "pl/pg.h"
+
+struct worker;
+
+/* SELECT list of a user, in the order user_json() reads it. */
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+#define USER_COLS                                                                                  \
+    "id, email, display_name, timezone, daily_target_ml, " TS("created_at") ", " TS("updated_at")
+#define TOKEN_COLS                                                                                 \
+    "id, name, scopes, " TS("created_at") ", " TS("expires_at") ", " TS("last_used_at")
+
+int auth_store_prepare(struct pl_pg_pool *pool);
+
+/* The user object of the contract from row `row` of a USER_COLS result. */
+json_t *user_json(const PGresult *res, int row);
+/* A token's metadata from a TOKEN_COLS result (no secret). */
+json_t *token_json(const PGresult *res, int row);
+
+struct token_auth {
+    char id[40];
+    char user_id[40];
+    int scopes;
+    bool expired;
+};
+/* status 0 with t (NULL when no such token); or the pool's error. */
+typedef void (*token_auth_cb)(int status, const struct token_auth *t, void *ctx);
+/* Looks the token up and, in the same round trip, updates last_used_at when it is more than a
+ * minute old (so a busy token costs no write per request). */
+void auth_store_token_auth(struct worker *w, const char *hash_hex, token_auth_cb cb, void *ctx);
+
+#define PAT_LEN 47 /* "pat_" + base64url of 32 bytes */
+void token_new(char token[PAT_LEN + 1], char hash_hex[65]);
+/* Returns -1 for a string that cannot be a token. */
+int token_hash_of(const char *token, char hash_hex[65]);
+
+/* true when s is a canonical UUID (8-4-4-4-12 hex). */
+bool is_uuid(const char *s);
+
+#endif

@@ -1,0 +1,334 @@
+#include "sessions.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../app.h"
+
+#define SESS_PREFIX "pulse:sess:"
+#define USESS_PREFIX "pulse:usess:"
+#define RATE_PREFIX "pulse:rl:"
+
+static const char create_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now_s = tonumber(t[1])\n"
+    "local now_ms = now_s * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local idle, abs = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "redis.call('HSET', KEYS[1], 'user_id', ARGV[1], 'created_at', now_ms, 'last_seen_at',\n"
+    "  now_ms, 'abs_exp', now_s + abs, 'ua', ARGV[4], 'ip', ARGV[5])\n"
+    "redis.call('EXPIRE', KEYS[1], math.min(idle, abs))\n"
+    "redis.call('SADD', KEYS[2], ARGV[6])\n"
+    "if redis.call('TTL', KEYS[2]) < abs then redis.call('EXPIRE', KEYS[2], abs) end\n"
+    "return {now_ms, now_ms + abs * 1000}\n";
+
+/* Appended to pl_ratelimit_lua, which defines pl_gcra. */
+static const char check_lua_main[] =
+    "local t = redis.call('TIME')\n"
+    "local now_s = tonumber(t[1])\n"
+    "local now_us = now_s * 1000000 + tonumber(t[2])\n"
+    "local s = redis.call('HMGET', KEYS[1], 'user_id', 'abs_exp', 'last_seen_at')\n"
+    "if not s[1] then return {0} end\n"
+    "local abs = tonumber(s[2])\n"
+    "if abs <= now_s then redis.call('DEL', KEYS[1]) return {0} end\n"
+    "local now_ms = math.floor(now_us / 1000)\n"
+    "redis.call('HSET', KEYS[1], 'last_seen_at', now_ms)\n"
+    "redis.call('EXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), abs - now_s))\n"
+    "if ARGV[2] == '' then return {1, s[1]} end\n"
+    "local g = pl_gcra(ARGV[5] .. ARGV[2] .. ':' .. s[1], now_us, tonumber(ARGV[3]),\n"
+    "  tonumber(ARGV[4]))\n"
+    "return {1, s[1], g[1], g[2], g[3], g[4]}\n";
+
+static const char list_lua[] =
+    "local out = {}\n"
+    "for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  local v = redis.call('HMGET', ARGV[1] .. h, 'created_at', 'last_seen_at', 'ua', 'ip')\n"
+    "  if v[1] then\n"
+    "    out[#out + 1] = {h, v[1], v[2], v[3] or '', v[4] or ''}\n"
+    "  else\n"
+    "    redis.call('SREM', KEYS[1], h)\n"
+    "  end\n"
+    "end\n"
+    "return out\n";
+
+static const char revoke_lua[] =
+    "local mode, target, prefix = ARGV[1], ARGV[2], ARGV[3]\n"
+    "if mode == 'one' then\n"
+    "  if redis.call('SREM', KEYS[1], target) == 0 then return 0 end\n"
+    "  redis.call('DEL', prefix .. target)\n"
+    "  return 1\n"
+    "end\n"
+    "local n = 0\n"
+    "for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  if mode == 'all' or h ~= target then\n"
+    "    redis.call('DEL', prefix .. h)\n"
+    "    redis.call('SREM', KEYS[1], h)\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
+
+void session_token_new(char token[SESSION_TOKEN_LEN + 1], char hash[SESSION_HASH_HEX + 1])
+{
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2base64(token, SESSION_TOKEN_LEN + 1, raw, sizeof raw,
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+    session_hash(token, hash);
+}
+
+int session_hash(const char *token, char hash[SESSION_HASH_HEX + 1])
+{
+    size_t n = strlen(token);
+    if (n != SESSION_TOKEN_LEN) return -1;
+    for (size_t i = 0; i < n; i++) {
+        char c = token[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return -1;
+    }
+    unsigned char h[32];
+    crypto_generichash(h, sizeof h, (const unsigned char *)token, n, NULL, 0);
+    sodium_bin2hex(hash, SESSION_HASH_HEX + 1, h, sizeof h);
+    return 0;
+}
+
+int sessions_worker_init(struct worker *w)
+{
+    size_t n = strlen(pl_ratelimit_lua) + sizeof check_lua_main + 2;
+    char *check = malloc(n);
+    if (!check) abort();
+    snprintf(check, n, "%s\n%s", pl_ratelimit_lua, check_lua_main);
+    int rc = pl_redis_script_create(w->redis, check, &w->sess_check);
+    free(check);
+    if (rc == 0) rc = pl_redis_script_create(w->redis, create_lua, &w->sess_create);
+    if (rc == 0) rc = pl_redis_script_create(w->redis, list_lua, &w->sess_list);
+    if (rc == 0) rc = pl_redis_script_create(w->redis, revoke_lua, &w->sess_revoke);
+    return rc;
+}
+
+static long long int_at(const redisReply *r, size_t i)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements) return 0;
+    const redisReply *e = r->element[i];
+    if (e->type == REDIS_REPLY_INTEGER) return e->integer;
+    if (e->type == REDIS_REPLY_STRING) return strtoll(e->str, NULL, 10);
+    return 0;
+}
+
+static const char *str_at(const redisReply *r, size_t i)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements) return "";
+    const redisReply *e = r->element[i];
+    return e->type == REDIS_REPLY_STRING ? e->str : "";
+}
+
+/* Maps a transport failure or an error reply to PL_E_UNAVAILABLE. */
+static int reply_status(int status, const redisReply *r)
+{
+    if (status) return PL_E_UNAVAILABLE;
+    if (!r || r->type == REDIS_REPLY_ERROR) return PL_E_UNAVAILABLE;
+    return 0;
+}
+
+/* ---- create ---- */
+
+struct create_ctx {
+    session_create_cb cb;
+    void *ctx;
+};
+
+static void on_create(int status, redisReply *r, void *arg)
+{
+    struct create_ctx c = *(struct create_ctx *)arg;
+    free(arg);
+    int rc = reply_status(status, r);
+    if (!rc && (r->type != REDIS_REPLY_ARRAY || r->elements != 2)) rc = PL_E_UNAVAILABLE;
+    c.cb(rc, rc ? 0 : int_at(r, 0), rc ? 0 : int_at(r, 1), c.ctx);
+}
+
+/* A failure to even queue the command still answers through the callback, from the loop. */
+struct deferred {
+    uv_timer_t t;
+    void (*fire)(void *arg);
+    void *arg;
+};
+
+static void deferred_closed(uv_handle_t *h) { free(h); }
+static void deferred_run(uv_timer_t *t)
+{
+    struct deferred *d = (struct deferred *)t;
+    d->fire(d->arg);
+    uv_close((uv_handle_t *)t, deferred_closed);
+}
+static void defer(struct worker *w, void (*fire)(void *), void *arg)
+{
+    struct deferred *d = calloc(1, sizeof *d);
+    if (!d) abort();
+    d->fire = fire;
+    d->arg = arg;
+    uv_timer_init(&w->loop, &d->t);
+    uv_timer_start(&d->t, deferred_run, 0, 0);
+}
+
+static void create_unavailable(void *arg) { on_create(PL_E_UNAVAILABLE, NULL, arg); }
+
+void sessions_create(struct worker *w, const char *hash, const char *user_id, const char *ua,
+                     const char *ip, session_create_cb cb, void *ctx)
+{
+    struct create_ctx *c = malloc(sizeof *c);
+    if (!c) abort();
+    c->cb = cb;
+    c->ctx = ctx;
+    char skey[96], ukey[96], idle[24], abs[24], ua_cut[256];
+    snprintf(skey, sizeof skey, SESS_PREFIX "%s", hash);
+    snprintf(ukey, sizeof ukey, USESS_PREFIX "%s", user_id);
+    snprintf(idle, sizeof idle, "%lld", w->app->cfg.session_idle_s);
+    snprintf(abs, sizeof abs, "%lld", w->app->cfg.session_absolute_s);
+    snprintf(ua_cut, sizeof ua_cut, "%s", ua ? ua : "");
+    const char *keys[] = {skey, ukey};
+    const char *args[] = {user_id, idle, abs, ua_cut, ip, hash};
+    if (pl_redis_eval(w->redis, w->sess_create, 2, keys, NULL, 6, args, NULL, on_create, c))
+        defer(w, create_unavailable, c);
+}
+
+/* ---- check ---- */
+
+struct check_ctx {
+    session_check_cb cb;
+    void *ctx;
+    int limit;
+    bool rate;
+};
+
+static void on_check(int status, redisReply *r, void *arg)
+{
+    struct check_ctx c = *(struct check_ctx *)arg;
+    free(arg);
+    int rc = reply_status(status, r);
+    if (rc || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
+        c.cb(rc ? rc : PL_E_UNAVAILABLE, NULL, NULL, c.ctx);
+        return;
+    }
+    if (int_at(r, 0) != 1) {
+        c.cb(PL_E_NOTFOUND, NULL, NULL, c.ctx);
+        return;
+    }
+    struct pl_rate_result res = {0};
+    if (c.rate && r->elements >= 6) {
+        res.allowed = int_at(r, 2) == 1;
+        res.limit = c.limit;
+        res.remaining = (int)int_at(r, 3);
+        res.reset_s = (int)int_at(r, 4);
+        res.retry_after_s = (int)int_at(r, 5);
+    }
+    c.cb(0, str_at(r, 1), c.rate ? &res : NULL, c.ctx);
+}
+
+static void check_unavailable(void *arg) { on_check(PL_E_UNAVAILABLE, NULL, arg); }
+
+void sessions_check(struct worker *w, const char *hash, const char *rate_class,
+                    const struct pl_rate_rule *rule, session_check_cb cb, void *ctx)
+{
+    struct check_ctx *c = malloc(sizeof *c);
+    if (!c) abort();
+    c->cb = cb;
+    c->ctx = ctx;
+    c->rate = rule != NULL;
+    c->limit = rule ? rule->count : 0;
+    char skey[96], idle[24], count[24], period[24];
+    snprintf(skey, sizeof skey, SESS_PREFIX "%s", hash);
+    snprintf(idle, sizeof idle, "%lld", w->app->cfg.session_idle_s);
+    snprintf(count, sizeof count, "%d", rule ? rule->count : 0);
+    snprintf(period, sizeof period, "%d", rule ? rule->period_s : 0);
+    const char *keys[] = {skey};
+    const char *args[] = {idle, rule ? rate_class : "", count, period, RATE_PREFIX};
+    if (pl_redis_eval(w->redis, w->sess_check, 1, keys, NULL, 5, args, NULL, on_check, c))
+        defer(w, check_unavailable, c);
+}
+
+/* ---- list ---- */
+
+struct list_ctx {
+    session_list_cb cb;
+    void *ctx;
+};
+
+static void on_list(int status, redisReply *r, void *arg)
+{
+    struct list_ctx c = *(struct list_ctx *)arg;
+    free(arg);
+    int rc = reply_status(status, r);
+    if (rc || r->type != REDIS_REPLY_ARRAY) {
+        c.cb(rc ? rc : PL_E_UNAVAILABLE, NULL, 0, c.ctx);
+        return;
+    }
+    size_t n = r->elements;
+    struct session_info *items = calloc(n ? n : 1, sizeof *items);
+    if (!items) abort();
+    int k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 5) continue;
+        snprintf(items[k].id, sizeof items[k].id, "%s", str_at(e, 0));
+        items[k].created_ms = int_at(e, 1);
+        items[k].last_seen_ms = int_at(e, 2);
+        items[k].user_agent = str_at(e, 3);
+        items[k].ip = str_at(e, 4);
+        k++;
+    }
+    c.cb(0, items, k, c.ctx);
+    free(items);
+}
+
+static void list_unavailable(void *arg) { on_list(PL_E_UNAVAILABLE, NULL, arg); }
+
+void sessions_list(struct worker *w, const char *user_id, session_list_cb cb, void *ctx)
+{
+    struct list_ctx *c = malloc(sizeof *c);
+    if (!c) abort();
+    c->cb = cb;
+    c->ctx = ctx;
+    char ukey[96];
+    snprintf(ukey, sizeof ukey, USESS_PREFIX "%s", user_id);
+    const char *keys[] = {ukey};
+    const char *args[] = {SESS_PREFIX};
+    if (pl_redis_eval(w->redis, w->sess_list, 1, keys, NULL, 1, args, NULL, on_list, c))
+        defer(w, list_unavailable, c);
+}
+
+/* ---- revoke ---- */
+
+struct revoke_ctx {
+    session_revoke_cb cb;
+    void *ctx;
+};
+
+static void on_revoke(int status, redisReply *r, void *arg)
+{
+    struct revoke_ctx c = *(struct revoke_ctx *)arg;
+    free(arg);
+    int rc = reply_status(status, r);
+    if (!rc && r->type != REDIS_REPLY_INTEGER) rc = PL_E_UNAVAILABLE;
+    c.cb(rc, rc ? 0 : (int)r->integer, c.ctx);
+}
+
+static void revoke_unavailable(void *arg) { on_revoke(PL_E_UNAVAILABLE, NULL, arg); }
+
+void sessions_revoke(struct worker *w, const char *user_id, enum revoke_mode mode,
+                     const char *hash, session_revoke_cb cb, void *ctx)
+{
+    struct revoke_ctx *c = malloc(sizeof *c);
+    if (!c) abort();
+    c->cb = cb;
+    c->ctx = ctx;
+    char ukey[96];
+    snprintf(ukey, sizeof ukey, USESS_PREFIX "%s", user_id);
+    const char *keys[] = {ukey};
+    const char *modes[] = {"one", "others", "all"};
+    const char *args[] = {modes[mode], hash ? hash : "", SESS_PREFIX};
+    if (pl_redis_eval(w->redis, w->sess_revoke, 1, keys, NULL, 3, args, NULL, on_revoke, c))
+        defer(w, revoke_unavailable, c);
+}

@@ -1,0 +1,140 @@
+/* Personal access tokens: create (the secret is shown once), list, revoke. Session only. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../app.h"
+#include "../guards.h"
+#include "auth.h"
+#include "auth_store.h"
+#include "pl/json.h"
+
+static const char *const scope_names[] = {"read", "write", NULL};
+static const char *const token_read_only[] = {"id", "token", "created_at", "expires_at",
+                                              "last_used_at", NULL};
+static const struct pl_jfield token_fields[] = {
+    {.name = "name", .type = PL_J_STRING, .flags = PL_JF_REQUIRED, .min = 1, .max = 100},
+    {.name = "scopes", .type = PL_J_STRING_ARRAY, .flags = PL_JF_REQUIRED, .min = 1, .max = 2,
+     .item_min = 1, .item_max = 5, .one_of = scope_names},
+    {.name = "expires_in_days", .type = PL_J_INT, .min = 1, .max = 365},
+};
+static const struct pl_jschema token_schema = {token_fields, 3, token_read_only};
+
+struct create {
+    struct pl_http_request *req;
+    char token[PAT_LEN + 1];
+};
+
+static void on_token_inserted(int status, PGresult **results, int n, void *ctx)
+{
+    struct create *c = ctx;
+    if (status) {
+        reply_failure(c->req, status, "token insert");
+        return;
+    }
+    json_t *t = token_json(results[0], 0);
+    json_object_set_new(t, "token", json_string(c->token));
+    pl_resp_header(c->req, "Cache-Control", "no-store");
+    pl_respond_json(c->req, 201, t);
+}
+
+static void do_create(struct pl_http_request *req)
+{
+    json_t *body = req_json(req);
+    json_t *errors = pl_json_validate(body, &token_schema);
+    size_t k;
+    json_t *item;
+    if (!errors) {
+        json_array_foreach(json_object_get(body, "scopes"), k, item)
+        {
+            const char *v = json_string_value(item);
+            if (strcmp(v, "read") != 0 && strcmp(v, "write") != 0) {
+                errors = json_pack("[{s:s, s:s}]", "field", "scopes", "message",
+                                   "must contain only read and write");
+                break;
+            }
+        }
+    }
+    if (errors) {
+        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        return;
+    }
+    unsigned scopes = 0;
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(body, "scopes"), i, s)
+    {
+        scopes |= strcmp(json_string_value(s), "read") == 0 ? SCOPE_READ : SCOPE_WRITE;
+    }
+    struct create *c = pl_req_alloc(req, sizeof *c);
+    c->req = req;
+    char hash[65];
+    token_new(c->token, hash);
+    json_t *days = json_object_get(body, "expires_in_days");
+    const char *v[] = {req_principal(req)->user_id,
+                       json_string_value(json_object_get(body, "name")), hash,
+                       pl_req_printf(req, "%u", scopes),
+                       json_is_integer(days) ? pl_req_printf(req, "%lld", (long long)json_integer_value(days))
+                                             : NULL};
+    if (pl_pg_exec1(req_worker(req)->pg, "auth_token_insert", 5, v, on_token_inserted, c))
+        reply_failure(req, PL_E_UNAVAILABLE, "token insert");
+}
+
+static void on_tokens(int status, PGresult **results, int n, void *ctx)
+{
+    struct pl_http_request *req = ctx;
+    if (status) {
+        reply_failure(req, status, "token list");
+        return;
+    }
+    json_t *items = json_array();
+    for (int r = 0; r < PQntuples(results[0]); r++)
+        json_array_append_new(items, token_json(results[0], r));
+    pl_resp_header(req, "Cache-Control", "no-store");
+    pl_respond_json(req, 200, json_pack("{s:o}", "items", items));
+}
+
+static void do_list(struct pl_http_request *req)
+{
+    const char *v[] = {req_principal(req)->user_id};
+    if (pl_pg_exec1(req_worker(req)->pg, "auth_token_list", 1, v, on_tokens, req))
+        reply_failure(req, PL_E_UNAVAILABLE, "token list");
+}
+
+static void on_deleted(int status, PGresult **results, int n, void *ctx)
+{
+    struct pl_http_request *req = ctx;
+    if (status) {
+        reply_failure(req, status, "token delete");
+        return;
+    }
+    if (PQntuples(results[0]) != 1) {
+        pl_respond_problem(req, 404, "no such token", NULL);
+        return;
+    }
+    auth_publish_revocation(req_worker(req), req_principal(req)->user_id, "token",
+                            pl_req_param(req, "id"));
+    pl_respond(req, 204, NULL, NULL, 0);
+}
+
+static void do_delete(struct pl_http_request *req)
+{
+    const char *id = pl_req_param(req, "id");
+    if (!is_uuid(id)) {
+        pl_respond_problem(req, 404, "no such token", NULL);
+        return;
+    }
+    const char *v[] = {id, req_principal(req)->user_id};
+    if (pl_pg_exec1(req_worker(req)->pg, "auth_token_delete", 2, v, on_deleted, req))
+        reply_failure(req, PL_E_UNAVAILABLE, "token delete");
+}
+
+struct pl_route token_routes[] = {
+    {.method = PL_M_POST, .pattern = "/api/v1/tokens", .handler = do_create,
+     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON},
+    {.method = PL_M_GET, .pattern = "/api/v1/tokens", .handler = do_list,
+     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY},
+    {.method = PL_M_DELETE, .pattern = "/api/v1/tokens/{id}", .handler = do_delete,
+     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY},
+    {0},
+};

@@ -1,0 +1,317 @@
+/* Profile routes: read and change the user, delete the account, export everything. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "../app.h"
+#include "../auth/auth.h"
+#include "../auth/auth_store.h"
+#include "../auth/sessions.h"
+#include "../events.h"
+#include "../guards.h"
+#include "pl/buf.h"
+#include "pl/json.h"
+#include "pl/log.h"
+#include "profile.h"
+
+/* ---- GET /me ---- */
+
+static void on_user(int status, PGresult **results, int n, void *ctx)
+{
+    struct pl_http_request *req = ctx;
+    if (status) {
+        reply_failure(req, status, "user load");
+        return;
+    }
+    if (PQntuples(results[0]) != 1) { /* deleted while the credential was checked */
+        pl_respond_problem(req, 401, "the account no longer exists", NULL);
+        return;
+    }
+    pl_resp_header(req, "Cache-Control", "no-store");
+    pl_respond_json(req, 200, user_json(results[0], 0));
+}
+
+static void do_get(struct pl_http_request *req)
+{
+    const char *v[] = {req_principal(req)->user_id};
+    if (pl_pg_exec1(req_worker(req)->pg, "auth_user_get", 1, v, on_user, req))
+        reply_failure(req, PL_E_UNAVAILABLE, "user load");
+}
+
+/* ---- PATCH /me ---- */
+
+static struct app *the_app;
+static const char *tz_check(const char *v)
+{
+    return app_timezone_valid(the_app, v) ? NULL : "must be an IANA time zone such as Europe/Paris";
+}
+
+static const char *const me_read_only[] = {"id", "email", "created_at", "updated_at", NULL};
+static const struct pl_jfield patch_fields[] = {
+    {.name = "display_name", .type = PL_J_STRING, .flags = PL_JF_NULLABLE, .min = 1, .max = 100},
+    {.name = "timezone", .type = PL_J_STRING, .min = 1, .max = 64, .check = tz_check},
+    {.name = "daily_target_ml", .type = PL_J_INT, .min = 0, .max = 10000},
+};
+static const struct pl_jschema patch_schema = {patch_fields, 3, me_read_only};
+
+static void on_patched(int status, PGresult **results, int n, void *ctx)
+{
+    struct pl_http_request *req = ctx;
+    if (status) {
+        reply_failure(req, status, "user update");
+        return;
+    }
+    if (PQntuples(results[0]) != 1) {
+        pl_respond_problem(req, 401, "the account no longer exists", NULL);
+        return;
+    }
+    json_t *user = user_json(results[0], 0);
+    events_publish(req_worker(req), req_principal(req)->user_id, "profile.updated",
+                   json_incref(user));
+    pl_resp_header(req, "Cache-Control", "no-store");
+    pl_respond_json(req, 200, user);
+}
+
+static void do_patch(struct pl_http_request *req)
+{
+    json_t *body = req_json(req);
+    if (!atomic_load(&req_worker(req)->app->timezones_loaded) &&
+        json_object_get(body, "timezone")) {
+        reply_failure(req, PL_E_UNAVAILABLE, "time zones not loaded");
+        return;
+    }
+    json_t *errors = pl_json_validate(body, &patch_schema);
+    if (errors) {
+        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        return;
+    }
+    if (json_object_size(body) == 0) { /* PATCH {}: a no-op that leaves updated_at alone */
+        do_get(req);
+        return;
+    }
+    json_t *dn = json_object_get(body, "display_name");
+    json_t *tz = json_object_get(body, "timezone");
+    json_t *target = json_object_get(body, "daily_target_ml");
+    const char *v[] = {
+        req_principal(req)->user_id,
+        dn ? "true" : "false",
+        json_string_value(dn),
+        tz ? "true" : "false",
+        json_string_value(tz),
+        target ? "true" : "false",
+        target ? pl_req_printf(req, "%lld", (long long)json_integer_value(target)) : NULL,
+    };
+    if (pl_pg_exec1(req_worker(req)->pg, "profile_patch", 7, v, on_patched, req))
+        reply_failure(req, PL_E_UNAVAILABLE, "user update");
+}
+
+/* ---- DELETE /me ---- */
+
+static const struct pl_jfield delete_fields[] = {
+    {.name = "password", .type = PL_J_STRING, .flags = PL_JF_REQUIRED, .min = 0, .max = 1024},
+};
+static const struct pl_jschema delete_schema = {delete_fields, 1, NULL};
+
+static void on_all_revoked(int status, int count, void *ctx)
+{
+    struct pl_http_request *req = ctx;
+    /* The rows are gone already: a Redis failure here leaves sessions that point at no
+     * user, which fail on their next use (the user lookup finds nothing). */
+    auth_publish_revocation(req_worker(req), req_principal(req)->user_id, "all", NULL);
+    pl_resp_header(req, "Set-Cookie", "pulse_session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0");
+    pl_respond(req, 204, NULL, NULL, 0);
+}
+
+static void on_deleted(int status, PGresult **results, int n, void *ctx)
+{
+    struct pl_http_request *req = ctx;
+    if (status) {
+        reply_failure(req, status, "account delete");
+        return;
+    }
+    sessions_revoke(req_worker(req), req_principal(req)->user_id, REVOKE_ALL, NULL,
+                    on_all_revoked, req);
+}
+
+static void on_delete_verified(bool ok, bool needs_rehash, void *ctx)
+{
+    struct pl_http_request *req = ctx;
+    if (!ok) {
+        pl_respond_problem(req, 403, "the password is wrong", NULL);
+        return;
+    }
+    /* One statement: the user and, by ON DELETE CASCADE, everything they own. */
+    const char *v[] = {req_principal(req)->user_id};
+    if (pl_pg_exec1(req_worker(req)->pg, "profile_delete", 1, v, on_deleted, req))
+        reply_failure(req, PL_E_UNAVAILABLE, "account delete");
+}
+
+static void do_delete(struct pl_http_request *req)
+{
+    json_t *errors = pl_json_validate(req_json(req), &delete_schema);
+    if (errors) {
+        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        return;
+    }
+    auth_verify_own_password(req, json_string_value(json_object_get(req_json(req), "password")),
+                             on_delete_verified);
+}
+
+/* ---- GET /me/export: streamed page by page, never the whole document in memory ---- */
+
+enum export_phase { EX_NOTES, EX_FEEDINGS, EX_DONE };
+
+struct export {
+    struct pl_http_request *req;
+    enum export_phase phase;
+    bool first; /* no comma before the first item of an array */
+    char c1[64], c2[64], c3[64];
+    bool have_cursor;
+};
+
+static void export_next(struct export *ex);
+
+static void export_fail(struct export *ex, int status)
+{
+    pl_warn("export failed half-way", ",\"request_id\":\"%s\",\"error\":\"%s\"",
+            pl_req_id(ex->req), pl_strerror(status));
+    pl_respond_stream_abort(ex->req);
+}
+
+static void on_drained(struct pl_http_request *req, bool alive, void *arg)
+{
+    struct export *ex = arg;
+    if (!alive) {
+        pl_respond_stream_abort(req);
+        return;
+    }
+    export_next(ex);
+}
+
+static void on_page(int status, PGresult **results, int n, void *ctx)
+{
+    struct export *ex = ctx;
+    struct pl_http_request *req = ex->req;
+    if (status) {
+        export_fail(ex, status);
+        return;
+    }
+    const PGresult *r = results[0];
+    int rows = PQntuples(r);
+    struct pl_buf b;
+    pl_buf_init(&b);
+    for (int i = 0; i < rows; i++) {
+        if (!ex->first) pl_buf_append(&b, ",", 1);
+        ex->first = false;
+        pl_buf_append(&b, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0));
+    }
+    if (rows > 0) {
+        int last = rows - 1;
+        if (ex->phase == EX_NOTES) {
+            snprintf(ex->c1, sizeof ex->c1, "%s", PQgetvalue(r, last, 1));
+            snprintf(ex->c2, sizeof ex->c2, "%s", PQgetvalue(r, last, 2));
+            snprintf(ex->c3, sizeof ex->c3, "%s", PQgetvalue(r, last, 3));
+        } else {
+            snprintf(ex->c1, sizeof ex->c1, "%s", PQgetvalue(r, last, 1));
+            snprintf(ex->c2, sizeof ex->c2, "%s", PQgetvalue(r, last, 2));
+        }
+        ex->have_cursor = true;
+    }
+    if (rows < EXPORT_PAGE) {
+        pl_buf_puts(&b, ex->phase == EX_NOTES ? "],\"feedings\":[" : "]}");
+        ex->phase = ex->phase == EX_NOTES ? EX_FEEDINGS : EX_DONE;
+        ex->first = true;
+        ex->have_cursor = false;
+    }
+    pl_respond_stream_write(req, b.data, b.len);
+    pl_buf_dispose(&b);
+    if (ex->phase == EX_DONE) {
+        pl_respond_stream_end(req);
+        return;
+    }
+    pl_respond_stream_on_drain(req, on_drained, ex);
+}
+
+static void export_next(struct export *ex)
+{
+    struct pl_http_request *req = ex->req;
+    const char *uid = req_principal(req)->user_id;
+    int rc;
+    if (ex->phase == EX_NOTES) {
+        const char *v[] = {uid, ex->have_cursor ? ex->c1 : NULL, ex->have_cursor ? ex->c2 : NULL,
+                           ex->have_cursor ? ex->c3 : NULL};
+        rc = pl_pg_exec1(req_worker(req)->pg, "export_notes", 4, v, on_page, ex);
+    } else {
+        const char *v[] = {uid, ex->have_cursor ? ex->c1 : NULL, ex->have_cursor ? ex->c2 : NULL};
+        rc = pl_pg_exec1(req_worker(req)->pg, "export_feedings", 3, v, on_page, ex);
+    }
+    if (rc) export_fail(ex, PL_E_UNAVAILABLE);
+}
+
+static void on_export_head(int status, PGresult **results, int n, void *ctx)
+{
+    struct export *ex = ctx;
+    struct pl_http_request *req = ex->req;
+    if (status) {
+        reply_failure(req, status, "export");
+        return;
+    }
+    if (PQntuples(results[0]) != 1) {
+        pl_respond_problem(req, 401, "the account no longer exists", NULL);
+        return;
+    }
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    char now[32];
+    pl_time_format_rfc3339((int64_t)tv.tv_sec * 1000000 + tv.tv_usec, now);
+    json_t *tokens = json_array();
+    for (int i = 0; i < PQntuples(results[1]); i++)
+        json_array_append_new(tokens, token_json(results[1], i));
+    json_t *user = user_json(results[0], 0);
+    char *user_text = json_dumps(user, JSON_COMPACT | JSON_ENSURE_ASCII);
+    char *tokens_text = json_dumps(tokens, JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(user);
+    json_decref(tokens);
+    pl_resp_header(req, "Content-Disposition", "attachment; filename=\"pulse-export.json\"");
+    pl_resp_header(req, "Cache-Control", "no-store");
+    pl_respond_stream_start(req, 200, "application/json");
+    if (pl_req_method(req) == PL_M_HEAD) {
+        free(user_text);
+        free(tokens_text);
+        pl_respond_stream_end(req);
+        return;
+    }
+    char *head = pl_req_printf(req, "{\"exported_at\":\"%s\",\"user\":%s,\"tokens\":%s,\"notes\":[",
+                               now, user_text, tokens_text);
+    free(user_text);
+    free(tokens_text);
+    pl_respond_stream_write(req, head, strlen(head));
+    ex->phase = EX_NOTES;
+    ex->first = true;
+    export_next(ex);
+}
+
+static void do_export(struct pl_http_request *req)
+{
+    struct export *ex = pl_req_alloc(req, sizeof *ex);
+    memset(ex, 0, sizeof *ex);
+    ex->req = req;
+    const char *v[] = {req_principal(req)->user_id};
+    struct pl_pg_stmt stmts[] = {{"auth_user_get", 1, v, NULL}, {"auth_token_list", 1, v, NULL}};
+    if (pl_pg_exec(req_worker(req)->pg, stmts, 2, on_export_head, ex))
+        reply_failure(req, PL_E_UNAVAILABLE, "export");
+}
+
+void profile_routes_init(struct app *app) { the_app = app; }
+
+struct pl_route profile_routes[] = {
+    {.method = PL_M_GET, .pattern = "/api/v1/me", .handler = do_get, .flags = ROUTE_AUTH},
+    {.method = PL_M_PATCH, .pattern = "/api/v1/me", .handler = do_patch,
+     .flags = ROUTE_AUTH | ROUTE_JSON},
+    {.method = PL_M_DELETE, .pattern = "/api/v1/me", .handler = do_delete,
+     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON},
+    {.method = PL_M_GET, .pattern = "/api/v1/me/export", .handler = do_export,
+     .flags = ROUTE_AUTH | ROUTE_RATE_EXPORT},
+    {0},
+};

@@ -1,0 +1,221 @@
+// Helpers for the API end-to-end tests (auth, profile): raw HTTP requests with full control
+// over Origin, Content-Type and cookies (node:http adds nothing of its own), accounts and
+// tokens, psql, and the checks every response of the contract must pass.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+
+import { requireEnv } from './helpers.mjs';
+
+export const PUBLIC_ORIGIN = 'http://pulse.test';
+export const CORS_ORIGIN = 'https://app.example';
+export const PASSWORD = 'correct horse battery staple';
+export const SESSION_ABSOLUTE_S = 86400;
+
+// The environment every API test server gets (on top of startServer's own).
+export const API_ENV = {
+  PULSE_PUBLIC_ORIGIN: PUBLIC_ORIGIN,
+  PULSE_CORS_ORIGINS: CORS_ORIGIN,
+  PULSE_SESSION_IDLE_S: '3600',
+  PULSE_SESSION_ABSOLUTE_S: String(SESSION_ABSOLUTE_S),
+};
+
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const TS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+export const USER_KEYS = ['created_at', 'daily_target_ml', 'display_name', 'email', 'id', 'timezone', 'updated_at'];
+export const SESSION_KEYS = ['created_at', 'current', 'id', 'ip', 'last_seen_at', 'user_agent'];
+export const TOKEN_KEYS = ['created_at', 'expires_at', 'id', 'last_used_at', 'name', 'scopes'];
+
+export function uniqueEmail(tag = 'u') {
+  return `${tag}-${Date.now().toString(36)}-${randomBytes(5).toString('hex')}@example.com`;
+}
+
+// One request on a fresh connection. Options:
+//   body: object (JSON-encoded) or string (sent as is); absent = no body, Content-Length: 0
+//         on POST/PATCH/PUT/DELETE
+//   contentType: default 'application/json' when there is a body; null = no header
+//   token: Authorization: Bearer <token>;  cookie: the pulse_session value (Cookie header)
+//   origin: default PUBLIC_ORIGIN; null = no Origin header
+//   headers: extra headers;  check: false skips the universal response checks
+// Resolves { status, headers (lower-cased; set-cookie is an array), text, json }.
+export function api(srv, method, path, opts = {}) {
+  const { body, token, cookie, headers = {}, check = true } = opts;
+  const origin = opts.origin === undefined ? PUBLIC_ORIGIN : opts.origin;
+  const h = { Host: `127.0.0.1:${srv.port}`, ...headers };
+  let payload = null;
+  if (body !== undefined) {
+    payload = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body), 'utf8');
+    const ct = opts.contentType === undefined ? 'application/json' : opts.contentType;
+    if (ct !== null) h['Content-Type'] = ct;
+  }
+  if (payload || !['GET', 'HEAD'].includes(method)) h['Content-Length'] = String(payload ? payload.length : 0);
+  if (token) h.Authorization = `Bearer ${token}`;
+  if (cookie) h.Cookie = cookie.includes('=') ? cookie : `pulse_session=${cookie}`;
+  if (origin !== null) h.Origin = origin;
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: srv.port, method, path, headers: h, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json;
+        if (/json/.test(res.headers['content-type'] || '') && text) {
+          try { json = JSON.parse(text); } catch (e) { reject(new Error(`${method} ${path}: unparsable JSON body ${text.slice(0, 300)}`)); return; }
+        }
+        const r = { status: res.statusCode, headers: res.headers, text, json, method, path };
+        try {
+          if (check) checkResponse(r);
+        } catch (e) { reject(e); return; }
+        resolve(r);
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.setTimeout(20000, () => req.destroy(new Error(`${method} ${path}: timed out`)));
+    if (payload) req.write(payload);
+    req.end();
+  });
+}
+
+const where = (r) => `${r.method} ${r.path} -> ${r.status} ${r.text.slice(0, 400)}`;
+
+// What the contract says of every response: X-Request-Id; every 401 has
+// WWW-Authenticate: Bearer; every error is problem+json with type/title/status/request_id.
+export function checkResponse(r) {
+  assert.ok(r.headers['x-request-id'], `X-Request-Id missing: ${where(r)}`);
+  if (r.status === 401) {
+    assert.match(r.headers['www-authenticate'] || '', /^Bearer(\s|,|$)/, `401 without WWW-Authenticate: Bearer: ${where(r)}`);
+  }
+  if (r.status >= 400 && r.method !== 'HEAD') {
+    assert.match(r.headers['content-type'] || '', /^application\/problem\+json/, `error not problem+json: ${where(r)}`);
+    const p = r.json;
+    assert.ok(p && typeof p === 'object', `problem body: ${where(r)}`);
+    assert.match(p.type, /^\/problems\/[a-z-]+$/, where(r));
+    assert.equal(typeof p.title, 'string', where(r));
+    assert.equal(p.status, r.status, where(r));
+    assert.equal(p.request_id, r.headers['x-request-id'], where(r));
+    assert.ok(!/\b(SELECT|INSERT|UPDATE|DELETE)\b.*\b(FROM|INTO|SET)\b|\.c:\d+|\/work\//.test(r.text), `leaks internals: ${where(r)}`);
+  }
+}
+
+// Asserts status and problem type (slug without /problems/); for 422, that errors[] names
+// each of `fields` (a field matches itself or a nested path under it: "scopes[1]").
+export function expectProblem(r, status, slug, fields) {
+  assert.equal(r.status, status, where(r));
+  if (r.method === 'HEAD') return;
+  assert.equal(r.json.type, `/problems/${slug}`, where(r));
+  if (fields) {
+    assert.ok(Array.isArray(r.json.errors) && r.json.errors.length > 0, `errors[] missing: ${where(r)}`);
+    for (const e of r.json.errors) {
+      assert.equal(typeof e.field, 'string', where(r));
+      assert.equal(typeof e.message, 'string', where(r));
+    }
+    const named = r.json.errors.map((e) => e.field);
+    for (const f of fields) {
+      assert.ok(named.some((n) => n === f || n.startsWith(`${f}[`) || n.startsWith(`${f}.`) || n.startsWith(`${f}/`)),
+        `errors[].field should name ${f}: ${where(r)}`);
+    }
+  }
+}
+
+export const expect401 = (r) => expectProblem(r, 401, 'unauthorized');
+export const expect403 = (r) => expectProblem(r, 403, 'forbidden');
+export const expect404 = (r) => expectProblem(r, 404, 'not-found');
+export const expect422 = (r, ...fields) => expectProblem(r, 422, 'validation', fields);
+
+export function expectStatus(r, status) {
+  assert.equal(r.status, status, where(r));
+  return r;
+}
+
+// Set-Cookie of pulse_session parsed: { value, attrs: {lower-case name: value|true}, raw }.
+export function sessionCookie(r) {
+  const all = [].concat(r.headers['set-cookie'] || []);
+  const raw = all.find((c) => c.startsWith('pulse_session='));
+  if (!raw) return null;
+  const [first, ...rest] = raw.split(';').map((s) => s.trim());
+  const attrs = {};
+  for (const a of rest) {
+    const i = a.indexOf('=');
+    if (i < 0) attrs[a.toLowerCase()] = true;
+    else attrs[a.slice(0, i).toLowerCase()] = a.slice(i + 1);
+  }
+  return { value: first.slice('pulse_session='.length), attrs, raw };
+}
+
+export async function register(srv, { email = uniqueEmail(), password = PASSWORD, headers, ...rest } = {}) {
+  const r = await api(srv, 'POST', '/api/v1/auth/register', { body: { email, password, ...rest }, headers });
+  expectStatus(r, 201);
+  return { email: r.json.user.email, password, token: r.json.token, user: r.json.user, expires_at: r.json.expires_at, cookie: sessionCookie(r), res: r };
+}
+
+export async function login(srv, email, password = PASSWORD, { headers } = {}) {
+  const r = await api(srv, 'POST', '/api/v1/auth/login', { body: { email, password }, headers });
+  expectStatus(r, 200);
+  return { token: r.json.token, user: r.json.user, expires_at: r.json.expires_at, cookie: sessionCookie(r), res: r };
+}
+
+// Creates a personal access token with a session token; resolves the 201 body.
+export async function createToken(srv, session, { name = 'test token', scopes = ['read', 'write'], ...rest } = {}) {
+  const r = await api(srv, 'POST', '/api/v1/tokens', { token: session, body: { name, scopes, ...rest } });
+  expectStatus(r, 201);
+  return r.json;
+}
+
+export function psql(sql) {
+  return execFileSync('psql', [requireEnv('DATABASE_URL'), '-v', 'ON_ERROR_STOP=1', '-tAc', sql], { encoding: 'utf8' }).trim();
+}
+
+// Every table of the public schema that has a user_id column.
+export function userIdTables() {
+  return psql(`SELECT table_name FROM information_schema.columns
+               WHERE table_schema = 'public' AND column_name = 'user_id' ORDER BY 1`).split('\n').filter(Boolean);
+}
+
+// Rows left for a user: { table: count } over users and every user_id table.
+export function rowsOf(userId) {
+  assert.match(userId, UUID_RE);
+  const out = { users: Number(psql(`SELECT count(*) FROM users WHERE id = '${userId}'`)) };
+  for (const t of userIdTables()) out[t] = Number(psql(`SELECT count(*) FROM "${t}" WHERE user_id = '${userId}'`));
+  return out;
+}
+
+// REDIS_URL with another database index.
+export function redisUrlWithDb(db) {
+  const u = new URL(requireEnv('REDIS_URL'));
+  u.pathname = `/${db}`;
+  return u.toString();
+}
+
+// FLUSHDB on one database of the test Redis (a database only one test server uses).
+export function flushRedisDb(url) {
+  const u = new URL(url);
+  const db = (u.pathname || '/0').slice(1) || '0';
+  const cmd = (...a) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join('')}`;
+  let out = '';
+  let want = 2;
+  if (u.password) { out += cmd('AUTH', decodeURIComponent(u.password)); want++; }
+  out += cmd('SELECT', db) + cmd('FLUSHDB');
+  return new Promise((resolve, reject) => {
+    const s = net.connect(Number(u.port || 6379), u.hostname);
+    let data = '';
+    const timer = setTimeout(() => { s.destroy(); reject(new Error('redis flush timed out')); }, 5000);
+    s.on('connect', () => s.write(out));
+    s.on('data', (d) => {
+      data += d;
+      const lines = data.split('\r\n').filter(Boolean);
+      if (lines.some((l) => l.startsWith('-'))) { clearTimeout(timer); s.destroy(); reject(new Error(`redis: ${data}`)); }
+      if (lines.length >= want) { clearTimeout(timer); s.destroy(); resolve(); }
+    });
+    s.on('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}

@@ -1,0 +1,876 @@
+// Accounts against the contract (/work/shared/api.md, "Authentication", "Tokens", "Rate
+// limits"): register, login, logout, cookies and the Origin check, sessions, password
+// change, personal access tokens and their scopes, login timing, and the rate limits.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+
+import {
+  API_ENV, CORS_ORIGIN, PASSWORD, PUBLIC_ORIGIN, SESSION_ABSOLUTE_S, SESSION_KEYS, TOKEN_KEYS, TS_RE, USER_KEYS, UUID_RE,
+  api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, flushRedisDb, login, median,
+  psql, redisUrlWithDb, register, sessionCookie, sleep, uniqueEmail,
+} from './api.mjs';
+import { startServer, waitReady } from './helpers.mjs';
+
+const near = (iso, expectedMs, slackMs, msg) => {
+  const d = Math.abs(Date.parse(iso) - expectedMs);
+  assert.ok(d <= slackMs, `${msg}: ${iso} is ${d} ms away from ${new Date(expectedMs).toISOString()}`);
+};
+
+async function stopOk(srv) {
+  const { code } = await srv.stop();
+  assert.equal(code, 0, `pulsed exit status (stderr: ${srv.stderr.slice(-3000)})`);
+}
+
+describe('accounts', () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ ...API_ENV });
+    await waitReady(srv);
+  });
+  after(async () => { await stopOk(srv); });
+
+  describe('register', () => {
+    it('creates a user: 201 {user, token, expires_at} and the session cookie', async () => {
+      const email = uniqueEmail('reg');
+      const t0 = Date.now();
+      const r = await api(srv, 'POST', '/api/v1/auth/register', { body: { email, password: PASSWORD } });
+      expectStatus(r, 201);
+      assert.match(r.headers['content-type'], /^application\/json/);
+      assert.deepEqual(Object.keys(r.json).sort(), ['expires_at', 'token', 'user']);
+      const { user, token, expires_at: exp } = r.json;
+      assert.deepEqual(Object.keys(user).sort(), USER_KEYS);
+      assert.match(user.id, UUID_RE);
+      assert.equal(user.email, email);
+      assert.equal(user.display_name, null);
+      assert.equal(user.timezone, 'UTC');
+      assert.equal(user.daily_target_ml, 0);
+      assert.match(user.created_at, TS_RE);
+      assert.match(user.updated_at, TS_RE);
+      near(user.created_at, t0, 60000, 'created_at');
+      assert.equal(typeof token, 'string');
+      assert.ok(token.length >= 20, 'token long enough to be random');
+      assert.ok(!token.startsWith('pat_'), 'a session token is not a pat_');
+      assert.match(exp, TS_RE);
+      near(exp, t0 + SESSION_ABSOLUTE_S * 1000, 60000, 'expires_at = absolute session expiry');
+      const c = sessionCookie(r);
+      assert.ok(c, `Set-Cookie pulse_session: ${r.headers['set-cookie']}`);
+      assert.equal(c.value, token);
+      assert.equal(c.attrs.httponly, true);
+      assert.equal(String(c.attrs.samesite).toLowerCase(), 'lax');
+      assert.equal(c.attrs.path, '/');
+      assert.equal(c.attrs['max-age'], String(SESSION_ABSOLUTE_S));
+      assert.equal(c.attrs.secure, undefined, 'no Secure without PULSE_COOKIE_SECURE=1');
+      // the password is never echoed, nor its hash
+      assert.ok(!r.text.includes(PASSWORD));
+      assert.ok(!/argon2|password/i.test(r.text));
+      // the token works at once, as a bearer and as the cookie
+      const me = expectStatus(await api(srv, 'GET', '/api/v1/me', { token, origin: null }), 200);
+      assert.deepEqual(me.json, user);
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: token, origin: null }), 200);
+    });
+
+    it('takes display_name and timezone', async () => {
+      const { user } = await register(srv, { display_name: 'Zoë 🍼', timezone: 'Europe/Paris' });
+      assert.equal(user.display_name, 'Zoë 🍼');
+      assert.equal(user.timezone, 'Europe/Paris');
+      const n = await register(srv, { display_name: null });
+      assert.equal(n.user.display_name, null, 'null equals leaving it out in POST');
+    });
+
+    it('stores the email trimmed and lower-cased', async () => {
+      const email = uniqueEmail('Case');
+      const r = await register(srv, { email: `  ${email.toUpperCase()}   ` });
+      assert.equal(r.user.email, email.toLowerCase());
+      await login(srv, email.toLowerCase());
+      await login(srv, ` ${email.toUpperCase()} `);
+    });
+
+    it('answers 409 when the email is taken, case-insensitively and trimmed', async () => {
+      const email = uniqueEmail('dup');
+      await register(srv, { email });
+      for (const again of [email, email.toUpperCase(), `  ${email} `, ` ${email.replace(/^d/, 'D')}`]) {
+        const r = await api(srv, 'POST', '/api/v1/auth/register', { body: { email: again, password: PASSWORD } });
+        expectProblem(r, 409, 'conflict');
+        assert.equal(r.headers['set-cookie'], undefined, 'no cookie on a conflict');
+      }
+    });
+
+    it('accepts an email of 254 characters', async () => {
+      const local = `l${randomHex(20)}`.padEnd(64, 'a');
+      const domain = `${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(57)}.com`;
+      const email = `${local}@${domain}`;
+      assert.equal(email.length, 254);
+      const r = await register(srv, { email });
+      assert.equal(r.user.email, email);
+    });
+
+    for (const [what, email] of [
+      ['an empty email', ''],
+      ['only spaces', '   '],
+      ['no @', 'no-at-sign.example.com'],
+      ['nothing after @', 'someone@'],
+      ['nothing before @', '@example.com'],
+      ['two @', 'a@b@example.com'],
+      ['a space inside', 'some one@example.com'],
+      ['255 characters', `${'a'.repeat(64)}@${'b'.repeat(63)}.${'c'.repeat(63)}.${'d'.repeat(58)}.com`],
+      ['a number', 42],
+      ['null', null],
+      ['an array', ['a@example.com']],
+    ]) {
+      it(`refuses ${what} as email with 422 naming email`, async () => {
+        const r = await api(srv, 'POST', '/api/v1/auth/register', { body: { email, password: PASSWORD } });
+        expect422(r, 'email');
+      });
+    }
+
+    it('requires email and password (422 naming each)', async () => {
+      expect422(await api(srv, 'POST', '/api/v1/auth/register', { body: { password: PASSWORD } }), 'email');
+      expect422(await api(srv, 'POST', '/api/v1/auth/register', { body: { email: uniqueEmail() } }), 'password');
+      expect422(await api(srv, 'POST', '/api/v1/auth/register', { body: {} }), 'email', 'password');
+      // an empty body counts as {}
+      expect422(await api(srv, 'POST', '/api/v1/auth/register', {}), 'email', 'password');
+    });
+
+    for (const [what, password, ok] of [
+      ['11 characters', 'a'.repeat(11), false],
+      ['12 characters', 'a'.repeat(12), true],
+      ['128 characters', 'p'.repeat(128), true],
+      ['129 characters', 'p'.repeat(129), false],
+      ['11 two-byte characters (22 bytes)', 'é'.repeat(11), false],
+      ['12 two-byte characters', 'é'.repeat(12), true],
+      ['12 astral characters (48 bytes, 24 UTF-16 units)', '🍼'.repeat(12), true],
+      ['128 astral characters (512 bytes)', '🍼'.repeat(128), true],
+      ['129 two-byte characters', 'é'.repeat(129), false],
+      ['a number', 123456789012345, false],
+      ['null', null, false],
+    ]) {
+      it(`${ok ? 'accepts' : 'refuses'} a password of ${what}`, async () => {
+        const email = uniqueEmail('pw');
+        const r = await api(srv, 'POST', '/api/v1/auth/register', { body: { email, password } });
+        if (ok) {
+          expectStatus(r, 201);
+          await login(srv, email, password);
+        } else {
+          expect422(r, 'password');
+        }
+      });
+    }
+
+    it('validates display_name (1..100 code points) and timezone', async () => {
+      const b = (extra) => ({ body: { email: uniqueEmail('dn'), password: PASSWORD, ...extra } });
+      expect422(await api(srv, 'POST', '/api/v1/auth/register', b({ display_name: '' })), 'display_name');
+      expect422(await api(srv, 'POST', '/api/v1/auth/register', b({ display_name: 'x'.repeat(101) })), 'display_name');
+      expect422(await api(srv, 'POST', '/api/v1/auth/register', b({ display_name: 7 })), 'display_name');
+      expectStatus(await api(srv, 'POST', '/api/v1/auth/register', b({ display_name: '🍼'.repeat(100) })), 201);
+      expect422(await api(srv, 'POST', '/api/v1/auth/register', b({ timezone: 'Mars/Olympus' })), 'timezone');
+      expect422(await api(srv, 'POST', '/api/v1/auth/register', b({ timezone: '' })), 'timezone');
+      expect422(await api(srv, 'POST', '/api/v1/auth/register', b({ timezone: null })), 'timezone');
+    });
+
+    it('refuses unknown and read-only fields, naming each', async () => {
+      const email = uniqueEmail('ro');
+      let r = await api(srv, 'POST', '/api/v1/auth/register', { body: { email, password: PASSWORD, nickname: 'x', admin: true } });
+      expect422(r, 'nickname', 'admin');
+      r = await api(srv, 'POST', '/api/v1/auth/register', {
+        body: { email, password: PASSWORD, id: '00000000-0000-0000-0000-000000000001', created_at: '2020-01-01T00:00:00Z', updated_at: '2020-01-01T00:00:00Z' },
+      });
+      expect422(r, 'id', 'created_at', 'updated_at');
+      r = await api(srv, 'POST', '/api/v1/auth/register', { body: { email, password: PASSWORD, daily_target_ml: 500 } });
+      expect422(r, 'daily_target_ml');
+      // nothing was created by the refused attempts
+      expectStatus(await api(srv, 'POST', '/api/v1/auth/register', { body: { email, password: PASSWORD } }), 201);
+    });
+
+    it('answers 400 to malformed JSON, non-objects and duplicate keys', async () => {
+      for (const body of ['{"email": "a@b.c", "password": ', 'not json', '[]', '"a string"', 'null', '42',
+        `{"email": "${uniqueEmail()}", "email": "${uniqueEmail()}", "password": "${PASSWORD}"}`]) {
+        const r = await api(srv, 'POST', '/api/v1/auth/register', { body });
+        expectProblem(r, 400, 'malformed');
+      }
+      const bad = Buffer.from(`{"email": "x\xff@example.com", "password": "${PASSWORD}"}`, 'latin1').toString('latin1');
+      const r = await rawUtf8(srv, 'POST', '/api/v1/auth/register', Buffer.from(bad, 'latin1'));
+      assert.equal(r.status, 400, 'invalid UTF-8 is malformed');
+    });
+
+    it('answers 415 without Content-Type or with another type, and accepts charset=utf-8', async () => {
+      const body = { email: uniqueEmail('ct'), password: PASSWORD };
+      expectProblem(await api(srv, 'POST', '/api/v1/auth/register', { body, contentType: null }), 415, 'unsupported-media-type');
+      expectProblem(await api(srv, 'POST', '/api/v1/auth/register', { body, contentType: 'text/plain' }), 415, 'unsupported-media-type');
+      expectProblem(await api(srv, 'POST', '/api/v1/auth/register', { body, contentType: 'application/x-www-form-urlencoded' }), 415, 'unsupported-media-type');
+      expectStatus(await api(srv, 'POST', '/api/v1/auth/register', { body, contentType: 'application/json; charset=utf-8' }), 201);
+    });
+  });
+
+  describe('login', () => {
+    it('answers 200 {user, token, expires_at} with the cookie, a new token every login', async () => {
+      const reg = await register(srv);
+      const t0 = Date.now();
+      const a = await login(srv, reg.email);
+      const b = await login(srv, reg.email);
+      for (const l of [a, b]) {
+        assert.deepEqual(Object.keys(l.res.json).sort(), ['expires_at', 'token', 'user']);
+        assert.deepEqual(l.user, reg.user);
+        assert.match(l.expires_at, TS_RE);
+        near(l.expires_at, t0 + SESSION_ABSOLUTE_S * 1000, 60000, 'expires_at');
+        assert.ok(!l.token.startsWith('pat_'));
+        assert.equal(l.cookie.value, l.token);
+        assert.equal(l.cookie.attrs.httponly, true);
+        assert.equal(String(l.cookie.attrs.samesite).toLowerCase(), 'lax');
+        assert.equal(l.cookie.attrs.path, '/');
+        assert.equal(l.cookie.attrs['max-age'], String(SESSION_ABSOLUTE_S));
+        assert.equal(l.cookie.attrs.secure, undefined);
+      }
+      assert.equal(new Set([reg.token, a.token, b.token]).size, 3, 'a new token every login');
+      for (const t of [reg.token, a.token, b.token]) expectStatus(await api(srv, 'GET', '/api/v1/me', { token: t }), 200);
+      const s = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { token: b.token }), 200);
+      assert.equal(new Set(s.json.items.map((x) => x.id)).size, 3, 'a new session id every login');
+    });
+
+    it('answers the same 401 for a wrong password and an unknown email', async () => {
+      const reg = await register(srv);
+      const wrong = await api(srv, 'POST', '/api/v1/auth/login', { body: { email: reg.email, password: `${PASSWORD}!` } });
+      const unknown = await api(srv, 'POST', '/api/v1/auth/login', { body: { email: uniqueEmail('nobody'), password: PASSWORD } });
+      for (const r of [wrong, unknown]) {
+        expect401(r);
+        assert.equal(r.headers['set-cookie'], undefined, 'no cookie on a failed login');
+      }
+      const strip = ({ request_id: _, ...rest }) => rest;
+      assert.deepEqual(strip(wrong.json), strip(unknown.json));
+      assert.equal(wrong.headers['www-authenticate'], unknown.headers['www-authenticate']);
+      assert.equal(wrong.headers['content-type'], unknown.headers['content-type']);
+    });
+
+    it('answers 422 to a login body without password or with unknown fields', async () => {
+      expect422(await api(srv, 'POST', '/api/v1/auth/login', { body: { email: uniqueEmail() } }), 'password');
+      expect422(await api(srv, 'POST', '/api/v1/auth/login', { body: { password: PASSWORD } }), 'email');
+      expect422(await api(srv, 'POST', '/api/v1/auth/login', { body: { email: uniqueEmail(), password: PASSWORD, remember: true } }), 'remember');
+      expectProblem(await api(srv, 'POST', '/api/v1/auth/login', { body: '{"email":' }), 400, 'malformed');
+      expectProblem(await api(srv, 'POST', '/api/v1/auth/login', { body: { email: uniqueEmail(), password: PASSWORD }, contentType: null }), 415, 'unsupported-media-type');
+    });
+
+    it('takes about the same time for an unknown email and a wrong password', async () => {
+      const reg = await register(srv);
+      const time = async (email) => {
+        const t = process.hrtime.bigint();
+        const r = await api(srv, 'POST', '/api/v1/auth/login', { body: { email, password: 'wrong password 123' } });
+        expect401(r);
+        return Number(process.hrtime.bigint() - t) / 1e6;
+      };
+      const known = [];
+      const unknown = [];
+      for (let i = 0; i < 5; i++) {
+        known.push(await time(reg.email));
+        unknown.push(await time(uniqueEmail('ghost')));
+      }
+      const a = median(known);
+      const b = median(unknown);
+      const ratio = Math.max(a, b) / Math.max(Math.min(a, b), 0.001);
+      assert.ok(ratio <= 5 || Math.abs(a - b) <= 200,
+        `medians: wrong password ${a.toFixed(2)} ms, unknown email ${b.toFixed(2)} ms`);
+    });
+
+    it('refuses a bad or absent credential with 401 and WWW-Authenticate: Bearer', async () => {
+      for (const headers of [{}, { Authorization: 'Bearer' }, { Authorization: 'Bearer ' }, { Authorization: 'Bearer nope' },
+        { Authorization: 'Bearer pat_nope' }, { Authorization: 'Basic dXNlcjpwYXNz' }, { Cookie: 'pulse_session=nope' },
+        { Cookie: 'other=1' }]) {
+        const r = await api(srv, 'GET', '/api/v1/me', { headers, origin: null });
+        expect401(r);
+      }
+      expect401(await api(srv, 'HEAD', '/api/v1/me', { origin: null }));
+      expect401(await api(srv, 'GET', '/api/v1/auth/sessions'));
+      expect401(await api(srv, 'GET', '/api/v1/tokens'));
+      expect401(await api(srv, 'POST', '/api/v1/tokens', { body: { name: 'x', scopes: ['read'] } }));
+      expect401(await api(srv, 'POST', '/api/v1/auth/logout'));
+      expect401(await api(srv, 'POST', '/api/v1/auth/password', { body: { current_password: PASSWORD, new_password: PASSWORD } }));
+    });
+
+    it('checks authentication before Content-Type and the body', async () => {
+      expect401(await api(srv, 'POST', '/api/v1/tokens', { body: '{bad', contentType: 'text/plain' }));
+      expect401(await api(srv, 'POST', '/api/v1/auth/password', { body: '{bad' }));
+    });
+  });
+
+  describe('logout', () => {
+    it('revokes the session at once and clears the cookie (204, no Content-Type needed)', async () => {
+      const reg = await register(srv);
+      const other = await login(srv, reg.email);
+      const r = await api(srv, 'POST', '/api/v1/auth/logout', { token: reg.token });
+      expectStatus(r, 204);
+      assert.equal(r.text, '');
+      const c = sessionCookie(r);
+      assert.ok(c, `cookie cleared: ${r.headers['set-cookie']}`);
+      assert.equal(c.value, '');
+      assert.equal(c.attrs['max-age'], '0');
+      assert.equal(c.attrs.path, '/');
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: reg.token }));
+      expect401(await api(srv, 'GET', '/api/v1/me', { cookie: reg.token }));
+      expect401(await api(srv, 'POST', '/api/v1/auth/logout', { token: reg.token }));
+      // only that session
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: other.token }), 200);
+    });
+
+    it('takes a cookie with the right Origin, and an explicit {} body', async () => {
+      const reg = await register(srv);
+      expectStatus(await api(srv, 'POST', '/api/v1/auth/logout', { cookie: reg.token, origin: PUBLIC_ORIGIN }), 204);
+      expect401(await api(srv, 'GET', '/api/v1/me', { cookie: reg.token }));
+      const l = await login(srv, reg.email);
+      expectStatus(await api(srv, 'POST', '/api/v1/auth/logout', { token: l.token, body: {} }), 204);
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: l.token }));
+      const l2 = await login(srv, reg.email);
+      expect422(await api(srv, 'POST', '/api/v1/auth/logout', { token: l2.token, body: { all: true } }), 'all');
+    });
+
+    it('refuses a cookie logout without or with a foreign Origin (403), session kept', async () => {
+      const reg = await register(srv);
+      expect403(await api(srv, 'POST', '/api/v1/auth/logout', { cookie: reg.token, origin: null }));
+      expect403(await api(srv, 'POST', '/api/v1/auth/logout', { cookie: reg.token, origin: 'https://evil.example' }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: reg.token }), 200);
+    });
+  });
+
+  describe('cookies and Origin', () => {
+    it('lets a cookie GET through without Origin', async () => {
+      const reg = await register(srv);
+      const r = expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: reg.token, origin: null }), 200);
+      assert.equal(r.json.id, reg.user.id);
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: `theme=dark; pulse_session=${reg.token}; x=y`, origin: null }), 200);
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: reg.token, origin: 'https://evil.example' }), 200);
+    });
+
+    it('refuses a cookie write without Origin or from a foreign origin (403)', async () => {
+      const reg = await register(srv);
+      for (const origin of [null, 'https://evil.example', 'null', `${PUBLIC_ORIGIN}.evil.example`, 'http://pulse.test:8080', 'https://pulse.test']) {
+        expect403(await api(srv, 'PATCH', '/api/v1/me', { cookie: reg.token, origin, body: { display_name: 'hacked' } }));
+        expect403(await api(srv, 'POST', '/api/v1/tokens', { cookie: reg.token, origin, body: { name: 'csrf', scopes: ['read'] } }));
+      }
+      const me = expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: reg.token }), 200);
+      assert.equal(me.json.display_name, null, 'nothing changed');
+      const t = expectStatus(await api(srv, 'GET', '/api/v1/tokens', { cookie: reg.token }), 200);
+      assert.equal(t.json.items.length, 0, 'no token created');
+    });
+
+    it('allows a cookie write from PULSE_PUBLIC_ORIGIN and from PULSE_CORS_ORIGINS', async () => {
+      const reg = await register(srv);
+      let r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { cookie: reg.token, origin: PUBLIC_ORIGIN, body: { display_name: 'own' } }), 200);
+      assert.equal(r.json.display_name, 'own');
+      r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { cookie: reg.token, origin: CORS_ORIGIN, body: { display_name: 'cors' } }), 200);
+      assert.equal(r.json.display_name, 'cors');
+      expectStatus(await api(srv, 'POST', '/api/v1/tokens', { cookie: reg.token, origin: CORS_ORIGIN, body: { name: 'ok', scopes: ['read'] } }), 201);
+    });
+
+    it('exempts bearer requests from the Origin check', async () => {
+      const reg = await register(srv);
+      expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: reg.token, origin: null, body: { display_name: 'b1' } }), 200);
+      expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: reg.token, origin: 'https://evil.example', body: { display_name: 'b2' } }), 200);
+      const pat = await createToken(srv, reg.token, { scopes: ['write'] });
+      expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, origin: null, body: { display_name: 'b3' } }), 200);
+      expectStatus(await api(srv, 'POST', '/api/v1/tokens', { token: reg.token, origin: null, body: { name: 'n', scopes: ['read'] } }), 201);
+    });
+
+    it('checks the Origin (403) before Content-Type (415) and the body (400)', async () => {
+      const reg = await register(srv);
+      expect403(await api(srv, 'PATCH', '/api/v1/me', { cookie: reg.token, origin: null, body: '{bad', contentType: 'text/plain' }));
+    });
+  });
+
+  describe('sessions', () => {
+    it('lists the caller\'s sessions only, with current:true for the caller', async () => {
+      const reg = await register(srv, { headers: { 'User-Agent': 'ua-register/1.0' } });
+      const b = await login(srv, reg.email, PASSWORD, { headers: { 'User-Agent': 'ua-phone/2.0' } });
+      const c = await login(srv, reg.email, PASSWORD, { headers: { 'User-Agent': 'ua-laptop/3.0' } });
+      const stranger = await register(srv);
+      await login(srv, stranger.email);
+      const r = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { token: b.token }), 200);
+      assert.deepEqual(Object.keys(r.json), ['items'], 'a bounded list without next_cursor');
+      const items = r.json.items;
+      assert.equal(items.length, 3);
+      for (const s of items) {
+        assert.deepEqual(Object.keys(s).sort(), SESSION_KEYS);
+        assert.equal(typeof s.id, 'string');
+        assert.ok(s.id.length > 0);
+        assert.ok(!new Set([reg.token, b.token, c.token]).has(s.id), 'a session id is not its token');
+        assert.match(s.created_at, TS_RE);
+        assert.match(s.last_seen_at, TS_RE);
+        assert.equal(s.ip, '127.0.0.1');
+        assert.equal(typeof s.current, 'boolean');
+      }
+      assert.deepEqual(items.map((s) => s.user_agent).sort(), ['ua-laptop/3.0', 'ua-phone/2.0', 'ua-register/1.0']);
+      const cur = items.filter((s) => s.current);
+      assert.equal(cur.length, 1);
+      assert.equal(cur[0].user_agent, 'ua-phone/2.0');
+      // the cookie gives the same view, current moves with the caller
+      const viaC = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { cookie: c.token, origin: null }), 200);
+      assert.deepEqual(viaC.json.items.filter((s) => s.current).map((s) => s.user_agent), ['ua-laptop/3.0']);
+      assert.deepEqual(viaC.json.items.map((s) => s.id).sort(), items.map((s) => s.id).sort());
+      // the stranger sees only theirs
+      const theirs = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { token: stranger.token }), 200);
+      assert.equal(theirs.json.items.length, 2);
+      const mine = new Set(items.map((s) => s.id));
+      assert.ok(theirs.json.items.every((s) => !mine.has(s.id)));
+    });
+
+    it('revokes one session at once with DELETE /auth/sessions/{id}', async () => {
+      const reg = await register(srv, { headers: { 'User-Agent': 'keeper' } });
+      const victim = await login(srv, reg.email, PASSWORD, { headers: { 'User-Agent': 'victim' } });
+      const list = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { token: reg.token }), 200).json.items;
+      const id = list.find((s) => s.user_agent === 'victim').id;
+      const r = expectStatus(await api(srv, 'DELETE', `/api/v1/auth/sessions/${encodeURIComponent(id)}`, { token: reg.token }), 204);
+      assert.equal(r.text, '');
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: victim.token }));
+      expect401(await api(srv, 'GET', '/api/v1/me', { cookie: victim.token }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: reg.token }), 200);
+      const after = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { token: reg.token }), 200).json.items;
+      assert.deepEqual(after.map((s) => s.user_agent), ['keeper']);
+      expect404(await api(srv, 'DELETE', `/api/v1/auth/sessions/${encodeURIComponent(id)}`, { token: reg.token }));
+      // by cookie it needs the Origin
+      const third = await login(srv, reg.email, PASSWORD, { headers: { 'User-Agent': 'third' } });
+      const id3 = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { token: reg.token }), 200).json.items.find((s) => s.user_agent === 'third').id;
+      expect403(await api(srv, 'DELETE', `/api/v1/auth/sessions/${encodeURIComponent(id3)}`, { cookie: reg.token, origin: null }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: third.token }), 200);
+      expectStatus(await api(srv, 'DELETE', `/api/v1/auth/sessions/${encodeURIComponent(id3)}`, { cookie: reg.token, origin: PUBLIC_ORIGIN }), 204);
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: third.token }));
+    });
+
+    it('answers 404 for another user\'s session id and leaves it working', async () => {
+      const me = await register(srv);
+      const other = await register(srv);
+      const theirId = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { token: other.token }), 200).json.items[0].id;
+      expect404(await api(srv, 'DELETE', `/api/v1/auth/sessions/${encodeURIComponent(theirId)}`, { token: me.token }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: other.token }), 200);
+      expect404(await api(srv, 'DELETE', '/api/v1/auth/sessions/00000000-0000-0000-0000-000000000000', { token: me.token }));
+      expect404(await api(srv, 'DELETE', '/api/v1/auth/sessions/not-a-session', { token: me.token }));
+      expect401(await api(srv, 'DELETE', `/api/v1/auth/sessions/${encodeURIComponent(theirId)}`));
+    });
+
+    it('revoking the current session by id works like logout', async () => {
+      const reg = await register(srv);
+      const id = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { token: reg.token }), 200).json.items[0].id;
+      expectStatus(await api(srv, 'DELETE', `/api/v1/auth/sessions/${encodeURIComponent(id)}`, { token: reg.token }), 204);
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: reg.token }));
+    });
+  });
+
+  describe('password change', () => {
+    it('204; other sessions revoked, this one and every token keep working', async () => {
+      const reg = await register(srv);
+      const b = await login(srv, reg.email);
+      const c = await login(srv, reg.email);
+      const pat = await createToken(srv, reg.token, { scopes: ['read'] });
+      const newPassword = 'a brand new passphrase ✓';
+      const r = await api(srv, 'POST', '/api/v1/auth/password', { token: reg.token, body: { current_password: PASSWORD, new_password: newPassword } });
+      expectStatus(r, 204);
+      assert.equal(r.text, '');
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: reg.token }), 200);
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: b.token }));
+      expect401(await api(srv, 'GET', '/api/v1/me', { cookie: c.token }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: pat.token }), 200);
+      const list = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { token: reg.token }), 200).json.items;
+      assert.equal(list.length, 1);
+      assert.equal(list[0].current, true);
+      expect401(await api(srv, 'POST', '/api/v1/auth/login', { body: { email: reg.email, password: PASSWORD } }));
+      await login(srv, reg.email, newPassword);
+    });
+
+    it('403 for a wrong current_password, nothing changes', async () => {
+      const reg = await register(srv);
+      const b = await login(srv, reg.email);
+      expect403(await api(srv, 'POST', '/api/v1/auth/password', { token: reg.token, body: { current_password: 'not my password!', new_password: 'another good passphrase' } }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: b.token }), 200);
+      await login(srv, reg.email, PASSWORD);
+    });
+
+    it('validates new_password (12..128 code points) and the body with 422', async () => {
+      const reg = await register(srv);
+      const pw = (body) => api(srv, 'POST', '/api/v1/auth/password', { token: reg.token, body });
+      expect422(await pw({ current_password: PASSWORD, new_password: 'x'.repeat(11) }), 'new_password');
+      expect422(await pw({ current_password: PASSWORD, new_password: '🍼'.repeat(129) }), 'new_password');
+      expect422(await pw({ current_password: PASSWORD, new_password: 12345678901234 }), 'new_password');
+      expect422(await pw({ current_password: PASSWORD }), 'new_password');
+      expect422(await pw({ new_password: 'another good passphrase' }), 'current_password');
+      expect422(await pw({ current_password: PASSWORD, new_password: 'another good passphrase', user_id: reg.user.id }), 'user_id');
+      expect422(await api(srv, 'POST', '/api/v1/auth/password', { token: reg.token }), 'current_password', 'new_password');
+      expectProblem(await api(srv, 'POST', '/api/v1/auth/password', { token: reg.token, body: { current_password: PASSWORD, new_password: 'another good passphrase' }, contentType: null }), 415, 'unsupported-media-type');
+      expectProblem(await pw('{"current_password":'), 400, 'malformed');
+      // none of that changed the password
+      await login(srv, reg.email, PASSWORD);
+      // the bounds themselves are accepted
+      expectStatus(await pw({ current_password: PASSWORD, new_password: 'é'.repeat(12) }), 204);
+      expectStatus(await pw({ current_password: 'é'.repeat(12), new_password: '🍼'.repeat(128) }), 204);
+      await login(srv, reg.email, '🍼'.repeat(128));
+    });
+
+    it('needs the Origin with a cookie', async () => {
+      const reg = await register(srv);
+      expect403(await api(srv, 'POST', '/api/v1/auth/password', { cookie: reg.token, origin: null, body: { current_password: PASSWORD, new_password: 'another good passphrase' } }));
+      await login(srv, reg.email, PASSWORD);
+      expectStatus(await api(srv, 'POST', '/api/v1/auth/password', { cookie: reg.token, origin: PUBLIC_ORIGIN, body: { current_password: PASSWORD, new_password: 'another good passphrase' } }), 204);
+    });
+  });
+
+  describe('personal access tokens', () => {
+    it('creates a token (201) shown only once, listed without secrets', async () => {
+      const reg = await register(srv);
+      const t0 = Date.now();
+      const r = await api(srv, 'POST', '/api/v1/tokens', { token: reg.token, body: { name: 'my script', scopes: ['read', 'write'] } });
+      expectStatus(r, 201);
+      const tok = r.json;
+      assert.deepEqual(Object.keys(tok).sort(), [...TOKEN_KEYS, 'token'].sort());
+      assert.match(tok.id, UUID_RE);
+      assert.equal(tok.name, 'my script');
+      assert.deepEqual([...tok.scopes].sort(), ['read', 'write']);
+      assert.match(tok.token, /^pat_[A-Za-z0-9._~+/=-]{16,}$/);
+      assert.match(tok.created_at, TS_RE);
+      near(tok.created_at, t0, 60000, 'created_at');
+      assert.equal(tok.expires_at, null);
+      assert.equal(tok.last_used_at, null);
+      const t2 = await createToken(srv, reg.token, { name: 'reader', scopes: ['read'], expires_in_days: 30 });
+      assert.match(t2.expires_at, TS_RE);
+      near(t2.expires_at, t0 + 30 * 86400e3, 120000, 'expires_at = now + 30 days');
+      assert.notEqual(t2.token, tok.token);
+      const list = expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200);
+      assert.deepEqual(Object.keys(list.json), ['items']);
+      assert.equal(list.json.items.length, 2);
+      for (const it of list.json.items) assert.deepEqual(Object.keys(it).sort(), TOKEN_KEYS);
+      assert.deepEqual(list.json.items.map((x) => x.id).sort(), [tok.id, t2.id].sort());
+      assert.ok(!list.text.includes(tok.token) && !list.text.includes(t2.token), 'no secret in the list');
+      assert.ok(!list.text.includes(tok.token.slice(4)), 'no secret body in the list');
+      const listed = list.json.items.find((x) => x.id === t2.id);
+      assert.equal(listed.name, 'reader');
+      assert.deepEqual(listed.scopes, ['read']);
+      assert.equal(listed.expires_at, t2.expires_at);
+      // both work
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: tok.token }), 200);
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: t2.token }), 200);
+      // and the cookie may list them too
+      expectStatus(await api(srv, 'GET', '/api/v1/tokens', { cookie: reg.token, origin: null }), 200);
+    });
+
+    it('validates name, scopes and expires_in_days with 422', async () => {
+      const reg = await register(srv);
+      const mk = (body) => api(srv, 'POST', '/api/v1/tokens', { token: reg.token, body });
+      expect422(await mk({ name: 'x', scopes: [] }), 'scopes');
+      expect422(await mk({ name: 'x', scopes: ['admin'] }), 'scopes');
+      expect422(await mk({ name: 'x', scopes: ['read', 'read'] }), 'scopes');
+      expect422(await mk({ name: 'x', scopes: ['READ'] }), 'scopes');
+      expect422(await mk({ name: 'x', scopes: 'read' }), 'scopes');
+      expect422(await mk({ name: 'x', scopes: [1] }), 'scopes');
+      expect422(await mk({ name: 'x', scopes: null }), 'scopes');
+      expect422(await mk({ name: 'x' }), 'scopes');
+      expect422(await mk({ scopes: ['read'] }), 'name');
+      expect422(await mk({ name: '', scopes: ['read'] }), 'name');
+      expect422(await mk({ name: 'n'.repeat(101), scopes: ['read'] }), 'name');
+      expect422(await mk({ name: 5, scopes: ['read'] }), 'name');
+      expect422(await mk({ name: null, scopes: ['read'] }), 'name');
+      for (const d of [0, 366, -1, 1.5, '5', null, true]) expect422(await mk({ name: 'x', scopes: ['read'], expires_in_days: d }), 'expires_in_days');
+      expect422(await mk({ name: 'x', scopes: ['read'], token: 'pat_mine' }), 'token');
+      expect422(await mk({ name: 'x', scopes: ['read'], id: '00000000-0000-0000-0000-000000000001', last_used_at: null, created_at: '2020-01-01T00:00:00Z' }), 'id', 'last_used_at', 'created_at');
+      expect422(await mk({ name: 'x', scopes: ['read'], expires_at: '2030-01-01T00:00:00Z' }), 'expires_at');
+      expect422(await mk({ name: '', scopes: [], expires_in_days: 0 }), 'name', 'scopes', 'expires_in_days');
+      expectProblem(await mk('{"name": "x", "scopes": ['), 400, 'malformed');
+      expectProblem(await api(srv, 'POST', '/api/v1/tokens', { token: reg.token, body: { name: 'x', scopes: ['read'] }, contentType: null }), 415, 'unsupported-media-type');
+      // nothing was created
+      assert.equal(expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200).json.items.length, 0);
+      // the bounds are accepted
+      for (const [d, name] of [[1, 'n'], [365, 'n'.repeat(100)], [undefined, '🍼'.repeat(100)]]) {
+        const t = await createToken(srv, reg.token, { name, scopes: ['write', 'read'], ...(d === undefined ? {} : { expires_in_days: d }) });
+        assert.equal(t.name, name);
+      }
+    });
+
+    it('read-only token: GET allowed, every write refused with 403', async () => {
+      const reg = await register(srv);
+      const pat = await createToken(srv, reg.token, { scopes: ['read'] });
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: pat.token, origin: null }), 200);
+      expectStatus(await api(srv, 'HEAD', '/api/v1/me', { token: pat.token, origin: null }), 200);
+      expectStatus(await api(srv, 'GET', '/api/v1/me/export', { token: pat.token, origin: null }), 200);
+      expect403(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, body: { display_name: 'nope' } }));
+      expect403(await api(srv, 'DELETE', '/api/v1/me', { token: pat.token, body: { password: PASSWORD } }));
+      expect403(await api(srv, 'POST', '/api/v1/tokens', { token: pat.token, body: { name: 'x', scopes: ['read'] } }));
+      expect403(await api(srv, 'DELETE', `/api/v1/tokens/${pat.id}`, { token: pat.token }));
+      expect403(await api(srv, 'POST', '/api/v1/auth/logout', { token: pat.token }));
+      // scope is checked before the body
+      expect403(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, body: '{bad', contentType: 'text/plain' }));
+      const me = expectStatus(await api(srv, 'GET', '/api/v1/me', { token: reg.token }), 200);
+      assert.equal(me.json.display_name, null);
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: pat.token }), 200);
+    });
+
+    it('write-only token: writes allowed, GET /me and the export refused with 403', async () => {
+      const reg = await register(srv);
+      const pat = await createToken(srv, reg.token, { scopes: ['write'] });
+      expect403(await api(srv, 'GET', '/api/v1/me', { token: pat.token }));
+      expect403(await api(srv, 'HEAD', '/api/v1/me', { token: pat.token }));
+      expect403(await api(srv, 'GET', '/api/v1/me/export', { token: pat.token }));
+      const r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, origin: null, body: { daily_target_ml: 900 } }), 200);
+      assert.equal(r.json.daily_target_ml, 900);
+    });
+
+    it('refuses any token on /tokens*, /auth/* and DELETE /me (403)', async () => {
+      const reg = await register(srv);
+      const pat = await createToken(srv, reg.token, { scopes: ['read', 'write'] });
+      const other = await createToken(srv, reg.token, { scopes: ['read'] });
+      const sid = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { token: reg.token }), 200).json.items[0].id;
+      const o = { token: pat.token, origin: null };
+      expect403(await api(srv, 'GET', '/api/v1/tokens', o));
+      expect403(await api(srv, 'POST', '/api/v1/tokens', { ...o, body: { name: 'x', scopes: ['read'] } }));
+      expect403(await api(srv, 'DELETE', `/api/v1/tokens/${other.id}`, o));
+      expect403(await api(srv, 'DELETE', `/api/v1/tokens/${pat.id}`, o));
+      expect403(await api(srv, 'GET', '/api/v1/auth/sessions', o));
+      expect403(await api(srv, 'DELETE', `/api/v1/auth/sessions/${encodeURIComponent(sid)}`, o));
+      expect403(await api(srv, 'POST', '/api/v1/auth/logout', o));
+      expect403(await api(srv, 'POST', '/api/v1/auth/password', { ...o, body: { current_password: PASSWORD, new_password: 'a token cannot do this' } }));
+      expect403(await api(srv, 'DELETE', '/api/v1/me', { ...o, body: { password: PASSWORD } }));
+      // nothing happened
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: reg.token }), 200);
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: other.token }), 200);
+      await login(srv, reg.email, PASSWORD);
+      assert.equal(expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200).json.items.length, 2);
+    });
+
+    it('revoking a token stops it at once; another user\'s token is 404', async () => {
+      const reg = await register(srv);
+      const other = await register(srv);
+      const pat = await createToken(srv, reg.token);
+      const theirs = await createToken(srv, other.token);
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: pat.token }), 200);
+      expect404(await api(srv, 'DELETE', `/api/v1/tokens/${theirs.id}`, { token: reg.token }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: theirs.token }), 200);
+      const r = expectStatus(await api(srv, 'DELETE', `/api/v1/tokens/${pat.id}`, { token: reg.token }), 204);
+      assert.equal(r.text, '');
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: pat.token }));
+      expect401(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, body: { display_name: 'x' } }));
+      expect404(await api(srv, 'DELETE', `/api/v1/tokens/${pat.id}`, { token: reg.token }));
+      expect404(await api(srv, 'DELETE', '/api/v1/tokens/not-a-uuid', { token: reg.token }));
+      expect404(await api(srv, 'DELETE', '/api/v1/tokens/00000000-0000-0000-0000-000000000000', { token: reg.token }));
+      assert.equal(expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200).json.items.length, 0);
+      // by cookie it needs the Origin
+      const pat2 = await createToken(srv, reg.token);
+      expect403(await api(srv, 'DELETE', `/api/v1/tokens/${pat2.id}`, { cookie: reg.token, origin: null }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: pat2.token }), 200);
+      expectStatus(await api(srv, 'DELETE', `/api/v1/tokens/${pat2.id}`, { cookie: reg.token, origin: CORS_ORIGIN }), 204);
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: pat2.token }));
+    });
+
+    it('an expired token is 401', async () => {
+      const reg = await register(srv);
+      const pat = await createToken(srv, reg.token, { expires_in_days: 1 });
+      psql(`UPDATE api_tokens SET expires_at = now() - interval '1 minute' WHERE id = '${pat.id}'`);
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: pat.token }));
+      expect401(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, body: { display_name: 'x' } }));
+    });
+
+    it('records last_used_at after use', async () => {
+      const reg = await register(srv);
+      const pat = await createToken(srv, reg.token, { scopes: ['read'] });
+      const t0 = Date.now();
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: pat.token }), 200);
+      let item;
+      for (let i = 0; i < 40; i++) {
+        item = expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200).json.items.find((x) => x.id === pat.id);
+        if (item.last_used_at !== null) break;
+        await sleep(100);
+      }
+      assert.match(String(item.last_used_at), TS_RE);
+      near(item.last_used_at, t0, 60000, 'last_used_at');
+    });
+
+    it('two users never see each other\'s tokens', async () => {
+      const a = await register(srv);
+      const b = await register(srv);
+      const ta = await createToken(srv, a.token, { name: 'a-token' });
+      const tb = await createToken(srv, b.token, { name: 'b-token' });
+      const la = expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: a.token }), 200).json.items;
+      const lb = expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: b.token }), 200).json.items;
+      assert.deepEqual(la.map((x) => x.id), [ta.id]);
+      assert.deepEqual(lb.map((x) => x.id), [tb.id]);
+      const ma = expectStatus(await api(srv, 'GET', '/api/v1/me', { token: ta.token }), 200);
+      assert.equal(ma.json.id, a.user.id);
+      const mb = expectStatus(await api(srv, 'GET', '/api/v1/me', { token: tb.token }), 200);
+      assert.equal(mb.json.id, b.user.id);
+    });
+  });
+});
+
+describe('Secure cookies (PULSE_COOKIE_SECURE=1)', () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ ...API_ENV, PULSE_COOKIE_SECURE: '1' });
+    await waitReady(srv);
+  });
+  after(async () => { await stopOk(srv); });
+
+  it('adds Secure to the session cookie, keeping the other attributes', async () => {
+    const reg = await register(srv);
+    for (const c of [reg.cookie, (await login(srv, reg.email)).cookie]) {
+      assert.equal(c.attrs.secure, true, c.raw);
+      assert.equal(c.attrs.httponly, true, c.raw);
+      assert.equal(String(c.attrs.samesite).toLowerCase(), 'lax', c.raw);
+      assert.equal(c.attrs.path, '/', c.raw);
+    }
+    const out = expectStatus(await api(srv, 'POST', '/api/v1/auth/logout', { token: reg.token }), 204);
+    const c = sessionCookie(out);
+    assert.equal(c.value, '');
+    assert.equal(c.attrs['max-age'], '0');
+  });
+});
+
+describe('rate limits', () => {
+  // A Redis database of its own, flushed first, so that counters of earlier runs (the
+  // register limit lasts an hour) do not leak in; a second server without limits on the
+  // same Postgres and Redis makes the accounts the tests need.
+  const env = {
+    ...API_ENV,
+    REDIS_URL: redisUrlWithDb(13),
+    PULSE_RATE_LIMITS: 'on',
+    PULSE_RATE_LOGIN: '3/60',
+    PULSE_RATE_LOGIN_IP: '5/60',
+    PULSE_RATE_REGISTER: '3/3600',
+    PULSE_RATE_READ: '5/60',
+    PULSE_RATE_WRITE: '3/60',
+    PULSE_RATE_EXPORT: '2/3600',
+  };
+  let srv;
+  let helper;
+  before(async () => {
+    await flushRedisDb(env.REDIS_URL);
+    srv = await startServer(env);
+    helper = await startServer({ ...env, PULSE_RATE_LIMITS: 'off' });
+    await Promise.all([waitReady(srv), waitReady(helper)]);
+  });
+  after(async () => { await stopOk(srv); await stopOk(helper); });
+
+  const rl = (r) => ({
+    limit: r.headers['ratelimit-limit'], remaining: r.headers['ratelimit-remaining'], reset: r.headers['ratelimit-reset'],
+  });
+  function expectHeaders(r, limit, remaining, window) {
+    const h = rl(r);
+    assert.equal(h.limit, String(limit), `RateLimit-Limit on ${r.method} ${r.path} (${r.status})`);
+    if (remaining !== undefined) assert.equal(h.remaining, String(remaining), `RateLimit-Remaining on ${r.method} ${r.path} (${r.status})`);
+    assert.match(String(h.reset), /^\d+$/, 'RateLimit-Reset in seconds');
+    assert.ok(Number(h.reset) <= window, `RateLimit-Reset ${h.reset} <= ${window}`);
+  }
+  function expect429(r, limit, window) {
+    expectProblem(r, 429, 'rate-limited');
+    assert.match(String(r.headers['retry-after']), /^\d+$/, 'Retry-After');
+    assert.ok(Number(r.headers['retry-after']) <= window);
+    expectHeaders(r, limit, 0, window);
+  }
+  function expectNoHeaders(r) {
+    assert.deepEqual(Object.keys(r.headers).filter((k) => k.startsWith('ratelimit')), [], `${r.method} ${r.path} ${r.status}`);
+  }
+
+  it('register: 3 per hour per IP, then 429', async () => {
+    for (let i = 0; i < 3; i++) {
+      const r = expectStatus(await api(srv, 'POST', '/api/v1/auth/register', { body: { email: uniqueEmail('rl'), password: PASSWORD } }), 201);
+      expectHeaders(r, 3, 2 - i, 3600);
+    }
+    const r = await api(srv, 'POST', '/api/v1/auth/register', { body: { email: uniqueEmail('rl'), password: PASSWORD } });
+    expect429(r, 3, 3600);
+    assert.ok(Number(r.headers['retry-after']) >= 1);
+  });
+
+  it('login: failed attempts count, keyed by IP + email, and 5 per IP in all', async () => {
+    const user = await register(helper);
+    // IP + email: 3, whether they fail or succeed
+    let r = await api(srv, 'POST', '/api/v1/auth/login', { body: { email: user.email, password: 'wrong password!!' } });
+    expect401(r);
+    expectHeaders(r, 3, 2, 60);
+    r = expectStatus(await api(srv, 'POST', '/api/v1/auth/login', { body: { email: user.email, password: PASSWORD } }), 200);
+    expectHeaders(r, 3, 1, 60);
+    r = await api(srv, 'POST', '/api/v1/auth/login', { body: { email: user.email, password: 'wrong password!!' } });
+    expect401(r);
+    expectHeaders(r, 3, 0, 60);
+    r = await api(srv, 'POST', '/api/v1/auth/login', { body: { email: user.email, password: PASSWORD } });
+    expect429(r, 3, 60);
+    assert.ok(Number(r.headers['retry-after']) >= 1);
+    // another email from the same IP still has budget, until the per-IP limit (5)
+    r = await api(srv, 'POST', '/api/v1/auth/login', { body: { email: uniqueEmail('other'), password: PASSWORD } });
+    expect401(r);
+    // the per-IP limit now has the fewest remaining (0 or 1, depending on whether the
+    // refused attempt counted), so the headers describe it
+    expectHeaders(r, 5, undefined, 60);
+    assert.ok(['0', '1'].includes(r.headers['ratelimit-remaining']), `remaining ${r.headers['ratelimit-remaining']}`);
+    let refused = null;
+    for (let i = 0; i < 2 && !refused; i++) {
+      r = await api(srv, 'POST', '/api/v1/auth/login', { body: { email: uniqueEmail('other'), password: PASSWORD } });
+      if (r.status === 429) refused = r;
+      else expect401(r);
+    }
+    assert.ok(refused, 'per-IP login limit reached after 5 attempts');
+    expect429(refused, 5, 60);
+    r = await api(srv, 'POST', '/api/v1/auth/login', { body: { email: uniqueEmail('more'), password: PASSWORD } });
+    expect429(r, 5, 60);
+  });
+
+  it('reads: 5 per minute per user, headers on every response, Remaining decreasing', async () => {
+    const a = await register(helper);
+    const b = await register(helper);
+    for (let i = 0; i < 5; i++) {
+      const r = expectStatus(await api(srv, 'GET', '/api/v1/me', { token: a.token }), 200);
+      expectHeaders(r, 5, 4 - i, 60);
+    }
+    expect429(await api(srv, 'GET', '/api/v1/me', { token: a.token }), 5, 60);
+    expect429(await api(srv, 'GET', '/api/v1/me', { cookie: a.token }), 5, 60);
+    // per user: another user is not limited
+    expectHeaders(expectStatus(await api(srv, 'GET', '/api/v1/me', { token: b.token }), 200), 5, 4, 60);
+  });
+
+  it('writes: 3 per minute per user, 422s count too', async () => {
+    const a = await register(helper);
+    let r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: { daily_target_ml: 100 } }), 200);
+    expectHeaders(r, 3, 2, 60);
+    r = await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: { daily_target_ml: -1 } });
+    expect422(r, 'daily_target_ml');
+    expectHeaders(r, 3, 1, 60);
+    r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: { daily_target_ml: 200 } }), 200);
+    expectHeaders(r, 3, 0, 60);
+    expect429(await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: { daily_target_ml: 300 } }), 3, 60);
+    const me = expectStatus(await api(helper, 'GET', '/api/v1/me', { token: a.token }), 200);
+    assert.equal(me.json.daily_target_ml, 200, 'the refused write did not happen');
+  });
+
+  it('export: 2 per hour per user', async () => {
+    const a = await register(helper);
+    for (let i = 0; i < 2; i++) {
+      const r = expectStatus(await api(srv, 'GET', '/api/v1/me/export', { token: a.token }), 200);
+      expectHeaders(r, 2, 1 - i, 3600);
+    }
+    expect429(await api(srv, 'GET', '/api/v1/me/export', { token: a.token }), 2, 3600);
+  });
+
+  it('401 and 403 carry no RateLimit-* headers', async () => {
+    const a = await register(helper);
+    const pat = await createToken(helper, a.token, { scopes: ['read'] });
+    let r = await api(srv, 'GET', '/api/v1/me');
+    expect401(r);
+    expectNoHeaders(r);
+    r = await api(srv, 'PATCH', '/api/v1/me', { body: { display_name: 'x' } });
+    expect401(r);
+    expectNoHeaders(r);
+    r = await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, body: { display_name: 'x' } });
+    expect403(r);
+    expectNoHeaders(r);
+    r = await api(srv, 'PATCH', '/api/v1/me', { cookie: a.token, origin: null, body: { display_name: 'x' } });
+    expect403(r);
+    expectNoHeaders(r);
+    r = await api(srv, 'GET', '/api/v1/tokens', { token: pat.token });
+    expect403(r);
+    expectNoHeaders(r);
+    // none of those used the budget
+    expectHeaders(expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: { display_name: 'y' } }), 200), 3, 2, 60);
+  });
+});
+
+function randomHex(n) {
+  let s = '';
+  while (s.length < n) s += Math.random().toString(16).slice(2);
+  return s.slice(0, n);
+}
+
+// Sends raw body bytes (for invalid UTF-8), resolving { status }.
+async function rawUtf8(srv, method, path, bytes) {
+  const { raw } = await import('./helpers.mjs');
+  const head = `${method} ${path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: ${bytes.length}\r\nConnection: close\r\n\r\n`;
+  const r = await raw(srv.port, [head + bytes.toString('latin1')], { responses: 1 });
+  return r.responses[0];
+}

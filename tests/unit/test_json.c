@@ -1,0 +1,907 @@
+/* lib/json: body decoding (the 400 step), validation (the 422 step), RFC 3339 time,
+ * calendar dates and emails. */
+#include <limits.h>
+#include <stdint.h>
+
+#include "pl/json.h"
+#include "test.h"
+
+/* ---- decoding --------------------------------------------------------------------------- */
+
+static char detail[128];
+
+/* Parses a NUL-terminated body; returns the result code and leaves the object (or NULL). */
+static int parse(const char *body, json_t **out)
+{
+    return pl_json_parse_object(body, strlen(body), out, detail, sizeof detail);
+}
+
+static int parse_fails(const char *body)
+{
+    json_t *obj = (json_t *)1;
+    int rc = parse(body, &obj);
+    if (obj != NULL) {
+        json_decref(obj);
+        return 0;
+    }
+    return rc == PL_E_PROTOCOL;
+}
+
+static bool starts_with(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+TEST(parse_object_ok)
+{
+    json_t *obj;
+    CHECK_EQ_INT(parse("{\"a\": 1, \"b\": [\"x\", {\"c\": null}]}", &obj), 0);
+    CHECK(json_is_object(obj));
+    CHECK_EQ_INT(json_integer_value(json_object_get(obj, "a")), 1);
+    CHECK_STR(detail, "");
+    json_decref(obj);
+
+    /* Surrounding whitespace is fine. */
+    CHECK_EQ_INT(parse(" \r\n\t{\"a\":\"\xc3\xa9\"}\n ", &obj), 0);
+    CHECK_STR(json_string_value(json_object_get(obj, "a")), "\xc3\xa9");
+    json_decref(obj);
+}
+
+TEST(parse_empty_body_is_empty_object)
+{
+    json_t *obj;
+    CHECK_EQ_INT(pl_json_parse_object(NULL, 0, &obj, detail, sizeof detail), 0);
+    CHECK(json_is_object(obj) && json_object_size(obj) == 0);
+    json_decref(obj);
+
+    CHECK_EQ_INT(parse("", &obj), 0);
+    CHECK(json_is_object(obj) && json_object_size(obj) == 0);
+    json_decref(obj);
+
+    CHECK_EQ_INT(parse(" \t\r\n  \n", &obj), 0);
+    CHECK(json_is_object(obj) && json_object_size(obj) == 0);
+    json_decref(obj);
+
+    /* Only JSON whitespace counts: a form feed is not. */
+    CHECK(parse_fails("\f"));
+}
+
+TEST(parse_malformed)
+{
+    CHECK(parse_fails("{"));
+    CHECK(starts_with(detail, "body is not valid JSON: "));
+    CHECK(strstr(detail, "at line 1 column") != NULL);
+
+    CHECK(parse_fails("{\"a\":1,}"));
+    CHECK(starts_with(detail, "body is not valid JSON: "));
+    CHECK(parse_fails("{'a':1}"));
+    CHECK(parse_fails("abc"));
+    CHECK(parse_fails("{\"a\":tru}"));
+    CHECK(parse_fails("{\"a\":01}"));
+    CHECK(parse_fails("{\"a\":\"\\ud800\"}")); /* lone surrogate escape */
+    CHECK(parse_fails("{\"a\":\"\\u0000\"}")); /* NUL inside a string */
+    CHECK(parse_fails("{\"a\":\"x\ny\"}"));    /* raw control character */
+    CHECK(parse_fails("\xef\xbb\xbf{}"));      /* a byte order mark is not JSON */
+
+    /* Trailing garbage after the object. */
+    CHECK(parse_fails("{\"a\":1} x"));
+    CHECK(starts_with(detail, "body is not valid JSON: "));
+    CHECK(parse_fails("{}{}"));
+    CHECK(parse_fails("{} ,"));
+}
+
+TEST(parse_detail_is_bounded_and_safe)
+{
+    /* A long bad token: the detail never carries more than jansson's short quote. */
+    char body[400];
+    memset(body, 'x', sizeof body - 1);
+    body[0] = '{';
+    body[sizeof body - 1] = '\0';
+    CHECK(parse_fails(body));
+    CHECK(strlen(detail) < 120);
+    CHECK(strstr(detail, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx") == NULL);
+
+    /* Control bytes in the input never reach the detail. */
+    CHECK(parse_fails("{\"a\":tru\x01\x02}"));
+    for (const char *p = detail; *p; p++)
+        CHECK((unsigned char)*p >= 0x20 && *p != 0x7f);
+
+    /* A tiny buffer is filled and terminated, never overrun. */
+    char small[8];
+    json_t *obj;
+    CHECK_EQ_INT(pl_json_parse_object("[1]", 3, &obj, small, sizeof small), PL_E_PROTOCOL);
+    CHECK_STR(small, "body mu");
+    CHECK(obj == NULL);
+    /* And no buffer at all is allowed. */
+    CHECK_EQ_INT(pl_json_parse_object("[1]", 3, &obj, NULL, 0), PL_E_PROTOCOL);
+}
+
+TEST(parse_not_an_object)
+{
+    CHECK(parse_fails("[1, 2]"));
+    CHECK_STR(detail, "body must be a JSON object");
+    CHECK(parse_fails("[]"));
+    CHECK_STR(detail, "body must be a JSON object");
+    CHECK(parse_fails("42"));
+    CHECK_STR(detail, "body must be a JSON object");
+    CHECK(parse_fails("-1.5"));
+    CHECK_STR(detail, "body must be a JSON object");
+    CHECK(parse_fails("\"text\""));
+    CHECK_STR(detail, "body must be a JSON object");
+    CHECK(parse_fails("null"));
+    CHECK_STR(detail, "body must be a JSON object");
+    CHECK(parse_fails(" true "));
+    CHECK_STR(detail, "body must be a JSON object");
+}
+
+TEST(parse_duplicate_keys)
+{
+    CHECK(parse_fails("{\"a\":1,\"a\":2}"));
+    CHECK_STR(detail, "duplicate key \"a\"");
+
+    CHECK(parse_fails("{\"a\":1, \"b\":2 , \"b\" : 3}"));
+    CHECK_STR(detail, "duplicate key \"b\"");
+
+    /* Nested objects are checked too; an escaped spelling is the same key. */
+    CHECK(parse_fails("{\"x\":{\"b\\u0061\":1,\"ba\":2}}"));
+    CHECK_STR(detail, "duplicate key \"ba\"");
+    CHECK(parse_fails("{\"list\":[{\"k\":1},{\"k\":1,\"k\":2}]}"));
+    CHECK_STR(detail, "duplicate key \"k\"");
+
+    /* Escaped quotes and backslashes inside the key. */
+    CHECK(parse_fails("{\"q\\\"\\\\\":1,\"q\\\"\\\\\":2}"));
+    CHECK_STR(detail, "duplicate key \"q\"\\\"");
+
+    /* Multibyte keys are quoted whole. */
+    CHECK(parse_fails("{\"\xc3\xa9t\xc3\xa9\":1,\"\xc3\xa9t\xc3\xa9\":2}"));
+    CHECK_STR(detail, "duplicate key \"\xc3\xa9t\xc3\xa9\"");
+
+    /* A long key is cut (at a character boundary) to keep the detail short. */
+    char body[600], key[201] = "";
+    for (int i = 0; i < 100; i++)
+        strcat(key, "\xc3\xa9");
+    snprintf(body, sizeof body, "{\"%s\":1,\"%s\":2}", key, key);
+    CHECK(parse_fails(body));
+    CHECK(starts_with(detail, "duplicate key \"\xc3\xa9"));
+    CHECK(strstr(detail, "...\"") != NULL);
+    CHECK(strlen(detail) <= 60);
+    CHECK(pl_utf8_length(detail, strlen(detail)) > 0);
+
+    /* A newline escaped inside a key does not reach the detail raw. */
+    CHECK(parse_fails("{\"a\\nb\":1,\"a\\nb\":2}"));
+    CHECK_STR(detail, "duplicate key \"a?b\"");
+
+    /* The same key in sibling objects is fine. */
+    json_t *obj;
+    CHECK_EQ_INT(parse("{\"a\":{\"k\":1},\"b\":{\"k\":1}}", &obj), 0);
+    json_decref(obj);
+}
+
+TEST(parse_invalid_utf8)
+{
+    CHECK(parse_fails("{\"a\":\"\xc3\x28\"}"));
+    CHECK_STR(detail, "invalid UTF-8");
+    CHECK(parse_fails("{\"a\":\"\xff\"}"));
+    CHECK_STR(detail, "invalid UTF-8");
+    CHECK(parse_fails("{\"a\":\"\xc0\xaf\"}")); /* overlong '/' */
+    CHECK_STR(detail, "invalid UTF-8");
+    CHECK(parse_fails("{\"a\":\"\xed\xa0\x80\"}")); /* encoded surrogate */
+    CHECK_STR(detail, "invalid UTF-8");
+    CHECK(parse_fails("{\"\xe2\x82\":1}")); /* truncated sequence in a key */
+    CHECK_STR(detail, "invalid UTF-8");
+}
+
+TEST(parse_number_out_of_range)
+{
+    json_t *obj;
+    CHECK_EQ_INT(parse("{\"a\":9223372036854775807,\"b\":-9223372036854775808}", &obj), 0);
+    CHECK(json_integer_value(json_object_get(obj, "a")) == INT64_MAX);
+    CHECK(json_integer_value(json_object_get(obj, "b")) == INT64_MIN);
+    json_decref(obj);
+
+    CHECK(parse_fails("{\"a\":9223372036854775808}"));
+    CHECK_STR(detail, "number out of range");
+    CHECK(parse_fails("{\"a\":-99999999999999999999999}"));
+    CHECK_STR(detail, "number out of range");
+    CHECK(parse_fails("{\"a\":1e999}"));
+    CHECK_STR(detail, "number out of range");
+}
+
+TEST(parse_deep_nesting)
+{
+    /* Past jansson's depth limit: an error, not a stack overflow. */
+    enum { DEPTH = 5000 };
+    char *body = malloc((size_t)DEPTH * 7 + 8);
+    size_t n = 0;
+    for (int i = 0; i < DEPTH; i++) {
+        memcpy(body + n, "{\"a\":", 5);
+        n += 5;
+    }
+    body[n++] = '1';
+    memset(body + n, '}', DEPTH);
+    n += DEPTH;
+    json_t *obj;
+    CHECK_EQ_INT(pl_json_parse_object(body, n, &obj, detail, sizeof detail), PL_E_PROTOCOL);
+    CHECK(starts_with(detail, "body is not valid JSON: "));
+    free(body);
+}
+
+/* ---- validation ------------------------------------------------------------------------- */
+
+static const char *const KINDS[] = {"bottle", "breast", "solid", NULL};
+static const char *const READ_ONLY[] = {"id", "version", "created_at", "updated_at", NULL};
+
+static const char *no_admin(const char *v)
+{
+    return strcmp(v, "admin") == 0 ? "is taken" : NULL;
+}
+
+static const struct pl_jfield FIELDS[] = {
+    {.name = "title", .type = PL_J_STRING, .flags = PL_JF_REQUIRED, .min = 1, .max = 200},
+    {.name = "note", .type = PL_J_STRING, .flags = PL_JF_NULLABLE, .max = 5},
+    {.name = "amount_ml", .type = PL_J_INT, .min = 0, .max = 2000},
+    {.name = "pinned", .type = PL_J_BOOL},
+    {.name = "tags",
+     .type = PL_J_STRING_ARRAY,
+     .max = 3,
+     .item_min = 1,
+     .item_max = 8,
+     .charset = "abcdefghijklmnopqrstuvwxyz0123456789_-"},
+    {.name = "given_at", .type = PL_J_TIMESTAMP},
+    {.name = "kind", .type = PL_J_STRING, .one_of = KINDS},
+    {.name = "slug", .type = PL_J_STRING, .charset = "abc", .check = no_admin},
+    {.name = "count", .type = PL_J_INT},
+};
+static const struct pl_jschema SCHEMA = {
+    .fields = FIELDS, .nfields = sizeof FIELDS / sizeof FIELDS[0], .read_only = READ_ONLY};
+
+/* Validates a JSON text; returns the errors (caller json_decref) or NULL. */
+static json_t *validate_with(const char *body, const struct pl_jschema *schema)
+{
+    json_t *obj;
+    if (pl_json_parse_object(body, strlen(body), &obj, detail, sizeof detail) != 0) {
+        fprintf(stderr, "test body does not parse: %s\n", detail);
+        abort();
+    }
+    json_t *errors = pl_json_validate(obj, schema);
+    json_decref(obj);
+    return errors;
+}
+
+static json_t *validate(const char *body)
+{
+    return validate_with(body, &SCHEMA);
+}
+
+/* The message for `field` when it is the only error, else NULL (kept until the next call). */
+static const char *only_error(const char *body, const char *field)
+{
+    static char msg[256];
+    json_t *errors = validate(body);
+    if (!errors || json_array_size(errors) != 1) {
+        char *dump = errors ? json_dumps(errors, 0) : NULL;
+        fprintf(stderr, "  expected one error for %s in %s, got %s\n", field, body,
+                dump ? dump : "none");
+        free(dump);
+        json_decref(errors);
+        return NULL;
+    }
+    json_t *e = json_array_get(errors, 0);
+    const char *f = json_string_value(json_object_get(e, "field"));
+    const char *m = json_string_value(json_object_get(e, "message"));
+    bool match = f && m && strcmp(f, field) == 0;
+    if (match) snprintf(msg, sizeof msg, "%s", m);
+    json_decref(errors);
+    return match ? msg : NULL;
+}
+
+static bool valid(const char *body)
+{
+    json_t *errors = validate(body);
+    if (errors) {
+        char *dump = json_dumps(errors, 0);
+        fprintf(stderr, "  unexpected errors for %s: %s\n", body, dump);
+        free(dump);
+        json_decref(errors);
+        return false;
+    }
+    return true;
+}
+
+/* A body of `prefix` + n copies of `unit` + `suffix`. */
+static char *repeat(const char *prefix, const char *unit, int n, const char *suffix)
+{
+    size_t p = strlen(prefix), u = strlen(unit), s = strlen(suffix);
+    char *out = malloc(p + u * (size_t)n + s + 1);
+    memcpy(out, prefix, p);
+    for (int i = 0; i < n; i++)
+        memcpy(out + p + u * (size_t)i, unit, u);
+    memcpy(out + p + u * (size_t)n, suffix, s + 1);
+    return out;
+}
+
+TEST(validate_ok)
+{
+    CHECK(valid("{\"title\":\"t\"}"));
+    CHECK(valid("{\"title\":\"Hello\",\"note\":\"abc\",\"amount_ml\":120,\"pinned\":true,"
+                "\"tags\":[\"a-b\",\"c_1\"],\"given_at\":\"2026-11-23T10:30:00.5+01:00\","
+                "\"kind\":\"solid\",\"slug\":\"cab\",\"count\":-7}"));
+    CHECK(valid("{\"title\":\"t\",\"pinned\":false,\"tags\":[]}"));
+}
+
+TEST(validate_required)
+{
+    CHECK_STR(only_error("{}", "title"), "is required");
+    CHECK_STR(only_error("{\"pinned\":true}", "title"), "is required");
+    CHECK_STR(only_error("{\"title\":null}", "title"), "must not be null");
+}
+
+TEST(validate_string)
+{
+    CHECK_STR(only_error("{\"title\":5}", "title"), "must be a string");
+    CHECK_STR(only_error("{\"title\":true}", "title"), "must be a string");
+    CHECK_STR(only_error("{\"title\":[\"a\"]}", "title"), "must be a string");
+    CHECK_STR(only_error("{\"title\":{}}", "title"), "must be a string");
+    CHECK_STR(only_error("{\"title\":\"\"}", "title"), "must not be empty");
+    CHECK_STR(only_error("{\"title\":\"t\",\"note\":\"abcdef\"}", "note"),
+              "must be at most 5 characters");
+    CHECK(valid("{\"title\":\"t\",\"note\":\"\"}"));
+
+    /* Lengths count code points: 200 × "é" (400 bytes) fits a max of 200, 201 does not. */
+    char *ok = repeat("{\"title\":\"", "\xc3\xa9", 200, "\"}");
+    char *long_ = repeat("{\"title\":\"", "\xc3\xa9", 201, "\"}");
+    CHECK(valid(ok));
+    CHECK_STR(only_error(long_, "title"), "must be at most 200 characters");
+    free(ok);
+    free(long_);
+
+    /* Four-byte characters count once too; escapes count as the character they encode. */
+    CHECK(valid("{\"title\":\"t\",\"note\":\"\xf0\x9f\x8d\xbc\xf0\x9f\x8d\xbc\xf0\x9f\x8d\xbc"
+                "\xf0\x9f\x8d\xbc\xf0\x9f\x8d\xbc\"}"));
+    CHECK(valid("{\"title\":\"t\",\"note\":\"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\"}"));
+    CHECK_STR(
+        only_error("{\"title\":\"t\",\"note\":\"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9x\"}", "note"),
+        "must be at most 5 characters");
+}
+
+TEST(validate_string_bounds_wording)
+{
+    static const struct pl_jfield f[] = {
+        {.name = "code", .type = PL_J_STRING, .min = 6, .max = 6},
+        {.name = "pw", .type = PL_J_STRING, .min = 12, .max = 128},
+        {.name = "one", .type = PL_J_STRING, .max = 1},
+    };
+    static const struct pl_jschema s = {.fields = f, .nfields = 3};
+    json_t *errors = validate_with("{\"code\":\"12345\",\"pw\":\"short\",\"one\":\"ab\"}", &s);
+    CHECK_EQ_INT(json_array_size(errors), 3);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+              "must be exactly 6 characters");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 1), "message")),
+              "must be at least 12 characters");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 2), "message")),
+              "must be at most 1 character");
+    json_decref(errors);
+}
+
+TEST(validate_charset_one_of_check)
+{
+    CHECK(valid("{\"title\":\"t\",\"slug\":\"\"}"));
+    CHECK_STR(only_error("{\"title\":\"t\",\"slug\":\"abd\"}", "slug"),
+              "must use only these characters: a-c");
+    /* Per byte: a multibyte character is never in an ASCII set. */
+    CHECK_STR(only_error("{\"title\":\"t\",\"slug\":\"a\xc3\xa1\"}", "slug"),
+              "must use only these characters: a-c");
+    CHECK_STR(only_error("{\"title\":\"t\",\"kind\":\"Bottle\"}", "kind"),
+              "must be one of: bottle, breast, solid");
+    CHECK_STR(only_error("{\"title\":\"t\",\"kind\":\"\"}", "kind"),
+              "must be one of: bottle, breast, solid");
+    CHECK(valid("{\"title\":\"t\",\"kind\":\"breast\"}"));
+
+    static const struct pl_jfield f[] = {
+        {.name = "u", .type = PL_J_STRING, .check = no_admin},
+        {.name = "s", .type = PL_J_STRING, .charset = "xyz_-a"},
+    };
+    static const struct pl_jschema s = {.fields = f, .nfields = 2};
+    json_t *errors = validate_with("{\"u\":\"admin\",\"s\":\"b\"}", &s);
+    CHECK_EQ_INT(json_array_size(errors), 2);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 0), "message")), "is taken");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 1), "message")),
+              "must use only these characters: x-z _ - a");
+    json_decref(errors);
+}
+
+TEST(validate_int)
+{
+    CHECK(valid("{\"title\":\"t\",\"amount_ml\":0}"));
+    CHECK(valid("{\"title\":\"t\",\"amount_ml\":2000}"));
+    CHECK(valid("{\"title\":\"t\",\"amount_ml\":-0}"));
+    CHECK_STR(only_error("{\"title\":\"t\",\"amount_ml\":2001}", "amount_ml"),
+              "must be between 0 and 2000");
+    CHECK_STR(only_error("{\"title\":\"t\",\"amount_ml\":-1}", "amount_ml"),
+              "must be between 0 and 2000");
+    CHECK_STR(only_error("{\"title\":\"t\",\"amount_ml\":1.0}", "amount_ml"), "must be an integer");
+    CHECK_STR(only_error("{\"title\":\"t\",\"amount_ml\":1.5}", "amount_ml"), "must be an integer");
+    CHECK_STR(only_error("{\"title\":\"t\",\"amount_ml\":1e2}", "amount_ml"), "must be an integer");
+    CHECK_STR(only_error("{\"title\":\"t\",\"amount_ml\":\"5\"}", "amount_ml"),
+              "must be an integer");
+    CHECK_STR(only_error("{\"title\":\"t\",\"amount_ml\":true}", "amount_ml"),
+              "must be an integer");
+    CHECK_STR(only_error("{\"title\":\"t\",\"amount_ml\":null}", "amount_ml"), "must not be null");
+
+    /* min = max = 0: no bounds at all. */
+    CHECK(valid("{\"title\":\"t\",\"count\":9223372036854775807}"));
+    CHECK(valid("{\"title\":\"t\",\"count\":-9223372036854775808}"));
+
+    static const struct pl_jfield f[] = {
+        {.name = "lo", .type = PL_J_INT, .min = 1, .max = LLONG_MAX},
+        {.name = "hi", .type = PL_J_INT, .min = LLONG_MIN, .max = -1},
+        {.name = "neg", .type = PL_J_INT, .min = -10, .max = 0},
+    };
+    static const struct pl_jschema s = {.fields = f, .nfields = 3};
+    json_t *errors = validate_with("{\"lo\":0,\"hi\":0,\"neg\":1}", &s);
+    CHECK_EQ_INT(json_array_size(errors), 3);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+              "must be at least 1");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 1), "message")),
+              "must be at most -1");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 2), "message")),
+              "must be between -10 and 0");
+    json_decref(errors);
+    CHECK(validate_with("{\"lo\":1,\"hi\":-1,\"neg\":-10}", &s) == NULL);
+}
+
+TEST(validate_bool)
+{
+    CHECK(valid("{\"title\":\"t\",\"pinned\":true}"));
+    CHECK_STR(only_error("{\"title\":\"t\",\"pinned\":1}", "pinned"), "must be true or false");
+    CHECK_STR(only_error("{\"title\":\"t\",\"pinned\":\"true\"}", "pinned"),
+              "must be true or false");
+    CHECK_STR(only_error("{\"title\":\"t\",\"pinned\":null}", "pinned"), "must not be null");
+}
+
+TEST(validate_nullable)
+{
+    /* null is accepted on a nullable field, and left to the caller to interpret. */
+    CHECK(valid("{\"title\":\"t\",\"note\":null}"));
+    static const struct pl_jfield f[] = {
+        {.name = "n", .type = PL_J_INT, .flags = PL_JF_REQUIRED | PL_JF_NULLABLE},
+    };
+    static const struct pl_jschema s = {.fields = f, .nfields = 1};
+    CHECK(validate_with("{\"n\":null}", &s) == NULL);
+    json_t *errors = validate_with("{}", &s);
+    CHECK_EQ_INT(json_array_size(errors), 1);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+              "is required");
+    json_decref(errors);
+}
+
+static const char *const SCOPES[] = {"read", "write", NULL};
+
+TEST(validate_string_array)
+{
+    CHECK(valid("{\"title\":\"t\",\"tags\":[\"a\",\"b\",\"c\"]}"));
+    CHECK_STR(only_error("{\"title\":\"t\",\"tags\":\"a\"}", "tags"),
+              "must be an array of strings");
+    CHECK_STR(only_error("{\"title\":\"t\",\"tags\":[\"a\",1]}", "tags"),
+              "must be an array of strings");
+    CHECK_STR(only_error("{\"title\":\"t\",\"tags\":[null]}", "tags"),
+              "must be an array of strings");
+    CHECK_STR(only_error("{\"title\":\"t\",\"tags\":{}}", "tags"), "must be an array of strings");
+    CHECK_STR(only_error("{\"title\":\"t\",\"tags\":null}", "tags"), "must not be null");
+    CHECK_STR(only_error("{\"title\":\"t\",\"tags\":[\"a\",\"b\",\"c\",\"d\"]}", "tags"),
+              "must have at most 3 items");
+    CHECK_STR(only_error("{\"title\":\"t\",\"tags\":[\"\"]}", "tags"), "items must not be empty");
+    CHECK_STR(only_error("{\"title\":\"t\",\"tags\":[\"abcdefghi\"]}", "tags"),
+              "items must be at most 8 characters");
+    CHECK_STR(only_error("{\"title\":\"t\",\"tags\":[\"ok\",\"Caps\"]}", "tags"),
+              "items must use only these characters: a-z 0-9 _ -");
+    CHECK_STR(only_error("{\"title\":\"t\",\"tags\":[\"a\",\"b\",\"a\"]}", "tags"),
+              "must not repeat");
+    /* Prefixes are not repeats. */
+    CHECK(valid("{\"title\":\"t\",\"tags\":[\"ab\",\"a\",\"abc\"]}"));
+
+    static const struct pl_jfield f[] = {
+        {.name = "scopes", .type = PL_J_STRING_ARRAY, .min = 1, .max = 2, .one_of = SCOPES},
+        {.name = "two", .type = PL_J_STRING_ARRAY, .min = 2, .item_max = 1},
+        {.name = "many", .type = PL_J_STRING_ARRAY, .max = 1},
+    };
+    static const struct pl_jschema s = {.fields = f, .nfields = 3};
+    json_t *errors = validate_with("{\"scopes\":[],\"two\":[\"a\"],\"many\":[\"a\",\"b\"]}", &s);
+    CHECK_EQ_INT(json_array_size(errors), 3);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+              "must not be empty");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 1), "message")),
+              "must have at least 2 items");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 2), "message")),
+              "must have at most 1 item");
+    json_decref(errors);
+    errors = validate_with("{\"scopes\":[\"read\",\"admin\"],\"two\":[\"a\",\"bc\"]}", &s);
+    CHECK_EQ_INT(json_array_size(errors), 2);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+              "items must be one of: read, write");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 1), "message")),
+              "items must be at most 1 character");
+    json_decref(errors);
+    CHECK(validate_with("{\"scopes\":[\"write\",\"read\"]}", &s) == NULL);
+    errors = validate_with("{\"scopes\":[\"write\",\"write\"]}", &s);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+              "must not repeat");
+    json_decref(errors);
+
+    /* A large unbounded array with a repeat at the far ends. */
+    static const struct pl_jfield g[] = {{.name = "x", .type = PL_J_STRING_ARRAY}};
+    static const struct pl_jschema gs = {.fields = g, .nfields = 1};
+    char *big = malloc(20000 * 10 + 32);
+    size_t n = (size_t)sprintf(big, "{\"x\":[\"dup\"");
+    for (int i = 0; i < 20000; i++)
+        n += (size_t)sprintf(big + n, ",\"%d\"", i);
+    sprintf(big + n, ",\"dup\"]}");
+    errors = validate_with(big, &gs);
+    CHECK_EQ_INT(json_array_size(errors), 1);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+              "must not repeat");
+    json_decref(errors);
+    free(big);
+}
+
+TEST(validate_timestamp)
+{
+    CHECK(valid("{\"title\":\"t\",\"given_at\":\"2024-02-29T23:59:59Z\"}"));
+    CHECK(valid("{\"title\":\"t\",\"given_at\":\"2026-11-23t09:30:00.123456789-05:30\"}"));
+    const char *msg = "must be an RFC 3339 timestamp with an offset";
+    CHECK_STR(only_error("{\"title\":\"t\",\"given_at\":\"2026-11-23T09:30:00\"}", "given_at"),
+              msg);
+    CHECK_STR(only_error("{\"title\":\"t\",\"given_at\":\"2023-02-29T00:00:00Z\"}", "given_at"),
+              msg);
+    CHECK_STR(only_error("{\"title\":\"t\",\"given_at\":\"2026-11-23\"}", "given_at"), msg);
+    CHECK_STR(only_error("{\"title\":\"t\",\"given_at\":1700000000}", "given_at"), msg);
+    CHECK_STR(only_error("{\"title\":\"t\",\"given_at\":\"\"}", "given_at"), msg);
+    CHECK_STR(only_error("{\"title\":\"t\",\"given_at\":null}", "given_at"), "must not be null");
+}
+
+TEST(validate_unknown_and_read_only)
+{
+    CHECK_STR(only_error("{\"title\":\"t\",\"bogus\":1}", "bogus"), "is not a known field");
+    CHECK_STR(only_error("{\"title\":\"t\",\"id\":\"x\"}", "id"), "is read-only");
+    CHECK_STR(only_error("{\"title\":\"t\",\"version\":2}", "version"), "is read-only");
+    /* Case matters: "Title" is not "title". */
+    CHECK_STR(only_error("{\"title\":\"t\",\"Title\":\"t\"}", "Title"), "is not a known field");
+
+    /* A schema without a read-only list calls every extra key unknown. */
+    static const struct pl_jfield f[] = {{.name = "a", .type = PL_J_BOOL}};
+    static const struct pl_jschema s = {.fields = f, .nfields = 1};
+    json_t *errors = validate_with("{\"id\":1}", &s);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+              "is not a known field");
+    json_decref(errors);
+}
+
+TEST(validate_error_order)
+{
+    /* Unknown and read-only keys first in body order, then fields in table order, one
+     * message each. */
+    json_t *errors = validate("{\"zeta\":1,\"amount_ml\":\"x\",\"id\":1,\"title\":\"\","
+                              "\"alpha\":2,\"created_at\":\"2026-01-01T00:00:00Z\","
+                              "\"pinned\":0,\"kind\":null}");
+    static const char *const expect[][2] = {
+        {"zeta", "is not a known field"},    {"id", "is read-only"},
+        {"alpha", "is not a known field"},   {"created_at", "is read-only"},
+        {"title", "must not be empty"},      {"amount_ml", "must be an integer"},
+        {"pinned", "must be true or false"}, {"kind", "must not be null"},
+    };
+    size_t n = sizeof expect / sizeof expect[0];
+    CHECK_EQ_INT(json_array_size(errors), n);
+    for (size_t i = 0; i < n && i < json_array_size(errors); i++) {
+        json_t *e = json_array_get(errors, i);
+        CHECK_EQ_INT(json_object_size(e), 2);
+        CHECK_STR(json_string_value(json_object_get(e, "field")), expect[i][0]);
+        CHECK_STR(json_string_value(json_object_get(e, "message")), expect[i][1]);
+    }
+    json_decref(errors);
+}
+
+TEST(validate_empty_schema)
+{
+    static const struct pl_jschema s = {.fields = NULL, .nfields = 0};
+    CHECK(validate_with("{}", &s) == NULL);
+    json_t *errors = validate_with("{\"a\":1}", &s);
+    CHECK_EQ_INT(json_array_size(errors), 1);
+    json_decref(errors);
+}
+
+/* ---- text ------------------------------------------------------------------------------- */
+
+TEST(utf8_length)
+{
+    CHECK_EQ_INT(pl_utf8_length("", 0), 0);
+    CHECK_EQ_INT(pl_utf8_length("abc", 3), 3);
+    CHECK_EQ_INT(pl_utf8_length("\xc3\xa9", 2), 1);
+    CHECK_EQ_INT(pl_utf8_length("a\xe2\x82\xac"
+                                "b",
+                                5),
+                 3);
+    CHECK_EQ_INT(pl_utf8_length("\xf0\x9f\x8d\xbc", 4), 1);
+    CHECK_EQ_INT(pl_utf8_length("a\0b", 3), 3); /* a NUL is a code point too */
+}
+
+/* ---- time ------------------------------------------------------------------------------- */
+
+static int64_t ts(const char *s)
+{
+    int64_t us = INT64_MIN;
+    if (pl_time_parse_rfc3339(s, &us) != 0) {
+        fprintf(stderr, "  %s did not parse\n", s);
+        return INT64_MIN;
+    }
+    return us;
+}
+
+static bool ts_bad(const char *s)
+{
+    int64_t us = 42;
+    return pl_time_parse_rfc3339(s, &us) == PL_E_INVALID && us == 42;
+}
+
+TEST(rfc3339_good)
+{
+    CHECK(ts("1970-01-01T00:00:00Z") == 0);
+    CHECK(ts("1970-01-01T00:00:01Z") == 1000000);
+    CHECK(ts("2026-11-23T09:30:00Z") == INT64_C(1795426200) * 1000000);
+    CHECK(ts("2026-11-23T10:30:00+01:00") == INT64_C(1795426200) * 1000000);
+    CHECK(ts("2026-11-23T04:00:00-05:30") == INT64_C(1795426200) * 1000000);
+    CHECK(ts("2026-11-23t09:30:00z") == INT64_C(1795426200) * 1000000);
+    CHECK(ts("2026-11-23T09:30:00-00:00") == INT64_C(1795426200) * 1000000);
+    CHECK(ts("2026-11-23T10:30:00.5+01:00") == INT64_C(1795426200) * 1000000 + 500000);
+    CHECK(ts("2000-01-01T00:00:00.000001Z") == INT64_C(946684800) * 1000000 + 1);
+    /* Digits past microseconds are truncated, not rounded. */
+    CHECK(ts("2000-01-01T00:00:00.123456999Z") == INT64_C(946684800) * 1000000 + 123456);
+    CHECK(ts("2024-02-29T12:00:00Z") == INT64_C(1709208000) * 1000000);
+    CHECK(ts("2000-02-29T00:00:00Z") == INT64_C(951782400) * 1000000); /* 400-year leap */
+    CHECK(ts("1969-12-31T23:59:59.999Z") == -1000);
+    CHECK(ts("1900-01-01T00:00:00Z") == INT64_C(-2208988800) * 1000000);
+    CHECK(ts("0000-01-01T00:00:00Z") == INT64_C(-62167219200) * 1000000);
+    CHECK(ts("9999-12-31T23:59:59.999999Z") == INT64_C(253402300799) * 1000000 + 999999);
+    CHECK(ts("2026-01-01T00:30:00+23:59") == INT64_C(1767141060) * 1000000);
+    CHECK(ts("2026-12-31T23:59:59-23:59") == INT64_C(1798847939) * 1000000);
+}
+
+TEST(rfc3339_bad)
+{
+    CHECK(ts_bad(""));
+    CHECK(ts_bad("2023-02-29T00:00:00Z")); /* not a leap year */
+    CHECK(ts_bad("1900-02-29T00:00:00Z")); /* century, not a leap year */
+    CHECK(ts_bad("2026-11-23T09:30:00"));  /* no offset */
+    CHECK(ts_bad("2026-11-23 09:30:00Z")); /* space instead of T */
+    CHECK(ts_bad("2026-11-23T24:00:00Z")); /* hour 24 */
+    CHECK(ts_bad("2026-11-23T23:60:00Z"));
+    CHECK(ts_bad("2026-12-31T23:59:60Z")); /* leap second */
+    CHECK(ts_bad("2026-13-01T00:00:00Z"));
+    CHECK(ts_bad("2026-00-01T00:00:00Z"));
+    CHECK(ts_bad("2026-04-31T00:00:00Z"));
+    CHECK(ts_bad("2026-01-00T00:00:00Z"));
+    CHECK(ts_bad("2026-1-01T00:00:00Z"));
+    CHECK(ts_bad("26-01-01T00:00:00Z"));
+    CHECK(ts_bad("+2026-01-01T00:00:00Z"));
+    CHECK(ts_bad("2026-01-01T0:00:00Z"));
+    CHECK(ts_bad("2026-01-01T00:00Z"));     /* seconds required */
+    CHECK(ts_bad("2026-01-01T00:00:00.Z")); /* empty fraction */
+    CHECK(ts_bad("2026-01-01T00:00:00,5Z"));
+    CHECK(ts_bad("2026-01-01T00:00:00.1234567890Z")); /* 10 fraction digits */
+    CHECK(ts_bad("2026-01-01T00:00:00+01"));
+    CHECK(ts_bad("2026-01-01T00:00:00+0100"));
+    CHECK(ts_bad("2026-01-01T00:00:00+24:00"));
+    CHECK(ts_bad("2026-01-01T00:00:00+01:60"));
+    CHECK(ts_bad("2026-01-01T00:00:00 Z"));
+    CHECK(ts_bad("2026-01-01T00:00:00Zjunk"));
+    CHECK(ts_bad("2026-01-01T00:00:00Z "));
+    CHECK(ts_bad("2026-01-01T00:00:00UTC"));
+    CHECK(ts_bad("２026-01-01T00:00:00Z")); /* fullwidth digit */
+    CHECK(ts_bad("2026-01-01"));
+    CHECK(ts_bad("2026-01-01T"));
+}
+
+static bool round_trips(const char *in, const char *expect)
+{
+    int64_t us;
+    char out[32];
+    if (pl_time_parse_rfc3339(in, &us) != 0) return false;
+    pl_time_format_rfc3339(us, out);
+    if (strcmp(out, expect) != 0) {
+        fprintf(stderr, "  %s formatted as %s, expected %s\n", in, out, expect);
+        return false;
+    }
+    /* The formatted text parses back to the same millisecond. */
+    int64_t again;
+    return pl_time_parse_rfc3339(out, &again) == 0 && again == us - ((us % 1000 + 1000) % 1000);
+}
+
+TEST(rfc3339_format)
+{
+    char out[32];
+    pl_time_format_rfc3339(0, out);
+    CHECK_STR(out, "1970-01-01T00:00:00.000Z");
+    pl_time_format_rfc3339(INT64_C(1795426200123456), out);
+    CHECK_STR(out, "2026-11-23T09:30:00.123Z");
+    /* Floor for instants before the epoch. */
+    pl_time_format_rfc3339(-1, out);
+    CHECK_STR(out, "1969-12-31T23:59:59.999Z");
+    pl_time_format_rfc3339(-1000000, out);
+    CHECK_STR(out, "1969-12-31T23:59:59.000Z");
+    pl_time_format_rfc3339(-86400000001, out);
+    CHECK_STR(out, "1969-12-30T23:59:59.999Z");
+    /* The extremes of int64 still print within 32 bytes. */
+    pl_time_format_rfc3339(INT64_MAX, out);
+    CHECK(strlen(out) < 32);
+    pl_time_format_rfc3339(INT64_MIN, out);
+    CHECK(strlen(out) < 32);
+
+    CHECK(round_trips("2026-11-23T10:30:00.5+01:00", "2026-11-23T09:30:00.500Z"));
+    CHECK(round_trips("2024-02-29T23:30:00-01:00", "2024-03-01T00:30:00.000Z"));
+    CHECK(round_trips("2025-01-01T00:15:00+01:00", "2024-12-31T23:15:00.000Z"));
+    CHECK(round_trips("1969-07-20T20:17:40.9999Z", "1969-07-20T20:17:40.999Z"));
+    CHECK(round_trips("0000-01-01T00:00:00Z", "0000-01-01T00:00:00.000Z"));
+    CHECK(round_trips("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999Z"));
+    CHECK(round_trips("2026-11-23T09:30:00.123Z", "2026-11-23T09:30:00.123Z"));
+
+    /* Every day for 1200 years lands on the same calendar date it came from. */
+    int bad = 0;
+    for (int64_t day = INT64_C(-200) * 366; day < INT64_C(1000) * 366; day++) {
+        int64_t us = (day * 86400 + 43200) * INT64_C(1000000);
+        int64_t back;
+        pl_time_format_rfc3339(us, out);
+        if (pl_time_parse_rfc3339(out, &back) != 0 || back != us) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
+TEST(date_parse)
+{
+    int y = 0, m = 0, d = 0;
+    CHECK_EQ_INT(pl_date_parse("2026-11-23", &y, &m, &d), 0);
+    CHECK(y == 2026 && m == 11 && d == 23);
+    CHECK_EQ_INT(pl_date_parse("2024-02-29", &y, &m, &d), 0);
+    CHECK(y == 2024 && m == 2 && d == 29);
+    CHECK_EQ_INT(pl_date_parse("2000-02-29", &y, &m, &d), 0);
+    CHECK_EQ_INT(pl_date_parse("2026-12-31", &y, &m, &d), 0);
+
+    y = m = d = -1;
+    CHECK_EQ_INT(pl_date_parse("2023-02-29", &y, &m, &d), PL_E_INVALID);
+    CHECK(y == -1 && m == -1 && d == -1);
+    CHECK_EQ_INT(pl_date_parse("2100-02-29", &y, &m, &d), PL_E_INVALID);
+    CHECK_EQ_INT(pl_date_parse("2026-06-31", &y, &m, &d), PL_E_INVALID);
+    CHECK_EQ_INT(pl_date_parse("2026-13-01", &y, &m, &d), PL_E_INVALID);
+    CHECK_EQ_INT(pl_date_parse("2026-00-10", &y, &m, &d), PL_E_INVALID);
+    CHECK_EQ_INT(pl_date_parse("2026-01-00", &y, &m, &d), PL_E_INVALID);
+    CHECK_EQ_INT(pl_date_parse("2026-1-1", &y, &m, &d), PL_E_INVALID);
+    CHECK_EQ_INT(pl_date_parse("2026/01/01", &y, &m, &d), PL_E_INVALID);
+    CHECK_EQ_INT(pl_date_parse("2026-01-01T00:00:00Z", &y, &m, &d), PL_E_INVALID);
+    CHECK_EQ_INT(pl_date_parse("2026-01-01 ", &y, &m, &d), PL_E_INVALID);
+    CHECK_EQ_INT(pl_date_parse(" 2026-01-01", &y, &m, &d), PL_E_INVALID);
+    CHECK_EQ_INT(pl_date_parse("", &y, &m, &d), PL_E_INVALID);
+    CHECK_EQ_INT(pl_date_parse("20260101", &y, &m, &d), PL_E_INVALID);
+}
+
+/* ---- email ------------------------------------------------------------------------------ */
+
+TEST(email_normalize)
+{
+    char a[] = "  Alice.Smith@Example.COM \t\r\n";
+    CHECK_STR(pl_email_normalize(a), "alice.smith@example.com");
+    char b[] = "bob@example.com";
+    CHECK_STR(pl_email_normalize(b), "bob@example.com");
+    char c[] = " \t ";
+    CHECK_STR(pl_email_normalize(c), "");
+    char d[] = "";
+    CHECK_STR(pl_email_normalize(d), "");
+    /* Only ASCII letters change case; other bytes are left alone. */
+    char e[] = "\xc3\x89MILE@EXAMPLE.ORG";
+    CHECK_STR(pl_email_normalize(e), "\xc3\x89mile@example.org");
+}
+
+/* "l…@a….b….c….com" with the given byte counts (0 leaves a label out); kept until the
+ * next call. */
+static const char *email_sized(int local, int label1, int label2, int label3)
+{
+    static char buf[512];
+    char fill[70];
+    memset(fill, 'x', sizeof fill);
+    snprintf(buf, sizeof buf, "%.*s@%.*s%s%.*s%s%.*s.com", local, fill, label1, fill,
+             label2 ? "." : "", label2, fill, label3 ? "." : "", label3, fill);
+    return buf;
+}
+
+TEST(email_check)
+{
+    CHECK(pl_email_check("a@b.co") == NULL);
+    CHECK(pl_email_check("first.last+tag@sub.example-mail.com") == NULL);
+    CHECK(pl_email_check("x@123.example") == NULL);
+    /* Judged as normalisation leaves it: surrounding space and capitals are fine. */
+    CHECK(pl_email_check("  Bob@Example.COM  ") == NULL);
+
+    const char *bad = "must be a valid email address";
+    CHECK_STR(pl_email_check(""), bad);
+    CHECK_STR(pl_email_check("   "), bad);
+    CHECK_STR(pl_email_check("plainaddress"), bad);
+    CHECK_STR(pl_email_check("@example.com"), bad);
+    CHECK_STR(pl_email_check("a@"), bad);
+    CHECK_STR(pl_email_check("a@localhost"), bad); /* needs a dot */
+    CHECK_STR(pl_email_check("a@@example.com"), bad);
+    CHECK_STR(pl_email_check("a@b@example.com"), bad);
+    CHECK_STR(pl_email_check("a b@example.com"), bad);
+    CHECK_STR(pl_email_check("a\tb@example.com"), bad);
+    CHECK_STR(pl_email_check("ab@exa mple.com"), bad);
+    CHECK_STR(pl_email_check("a\x01@example.com"), bad);
+    CHECK_STR(pl_email_check("a\x7f@example.com"), bad);
+    CHECK_STR(pl_email_check("a@example..com"), bad);
+    CHECK_STR(pl_email_check("a@.example.com"), bad);
+    CHECK_STR(pl_email_check("a@example.com."), bad);
+    CHECK_STR(pl_email_check("a@-example.com"), bad);
+    CHECK_STR(pl_email_check("a@example-.com"), bad);
+    CHECK_STR(pl_email_check("a@exa_mple.com"), bad);
+    CHECK_STR(pl_email_check("a@ex\xc3\xa4mple.com"), bad);
+
+    /* Local part: 64 bytes fit, 65 do not. Labels: 63 fit, 64 do not. */
+    CHECK(pl_email_check(email_sized(64, 7, 0, 0)) == NULL);
+    CHECK_STR(pl_email_check(email_sized(65, 7, 0, 0)), bad);
+    CHECK(pl_email_check(email_sized(1, 63, 0, 0)) == NULL);
+    CHECK_STR(pl_email_check(email_sized(1, 64, 0, 0)), bad);
+
+    /* Whole address: 254 bytes fit, 255 do not (64 + 1 + 63 + 1 + 63 + 1 + n + 4). */
+    CHECK_EQ_INT(strlen(email_sized(64, 63, 63, 57)), 254);
+    CHECK(pl_email_check(email_sized(64, 63, 63, 57)) == NULL);
+    CHECK_EQ_INT(strlen(email_sized(64, 63, 63, 58)), 255);
+    CHECK_STR(pl_email_check(email_sized(64, 63, 63, 58)), "must be at most 254 characters");
+}
+
+TEST(email_as_schema_check)
+{
+    static const struct pl_jfield f[] = {
+        {.name = "email",
+         .type = PL_J_STRING,
+         .flags = PL_JF_REQUIRED,
+         .min = 1,
+         .max = 254,
+         .check = pl_email_check},
+    };
+    static const struct pl_jschema s = {.fields = f, .nfields = 1};
+    CHECK(validate_with("{\"email\":\" A@B.CO \"}", &s) == NULL);
+    json_t *errors = validate_with("{\"email\":\"nope\"}", &s);
+    CHECK_STR(json_string_value(json_object_get(json_array_get(errors, 0), "message")),
+              "must be a valid email address");
+    json_decref(errors);
+}
+
+int main(void)
+{
+    RUN(parse_object_ok);
+    RUN(parse_empty_body_is_empty_object);
+    RUN(parse_malformed);
+    RUN(parse_detail_is_bounded_and_safe);
+    RUN(parse_not_an_object);
+    RUN(parse_duplicate_keys);
+    RUN(parse_invalid_utf8);
+    RUN(parse_number_out_of_range);
+    RUN(parse_deep_nesting);
+    RUN(validate_ok);
+    RUN(validate_required);
+    RUN(validate_string);
+    RUN(validate_string_bounds_wording);
+    RUN(validate_charset_one_of_check);
+    RUN(validate_int);
+    RUN(validate_bool);
+    RUN(validate_nullable);
+    RUN(validate_string_array);
+    RUN(validate_timestamp);
+    RUN(validate_unknown_and_read_only);
+    RUN(validate_error_order);
+    RUN(validate_empty_schema);
+    RUN(utf8_length);
+    RUN(rfc3339_good);
+    RUN(rfc3339_bad);
+    RUN(rfc3339_format);
+    RUN(date_parse);
+    RUN(email_normalize);
+    RUN(email_check);
+    RUN(email_as_schema_check);
+    return TEST_REPORT();
+}
