@@ -80,6 +80,8 @@ static inline struct worker *req_worker(const struct pl_http_request *req)
     return pl_req_ctx(req);
 }
 
+/* The feature route tables, in router order. */
+struct pl_route *const *app_route_tables(size_t *n);
 /* Builds the router and metrics from the feature route tables (server/routes.c). */
 int app_init(struct app *app, char *err, size_t errlen);
 void app_dispose(struct app *app);

@@ -10,9 +10,16 @@
 #include "ops/ops.h"
 #include "profile/profile.h"
 
+static struct pl_route *const tables[] = {ops_routes, auth_routes, token_routes, profile_routes};
+
+struct pl_route *const *app_route_tables(size_t *n)
+{
+    *n = sizeof tables / sizeof tables[0];
+    return tables;
+}
+
 int app_init(struct app *app, char *err, size_t errlen)
 {
-    struct pl_route *const tables[] = {ops_routes, auth_routes, token_routes, profile_routes};
     if (trusted_proxies_init(app->cfg.trusted_proxies, err, errlen)) return PL_E_CONFIG;
     if (passwords_init(app)) {
         snprintf(err, errlen, "Argon2id hashing failed: check PULSE_ARGON2_MEMLIMIT");

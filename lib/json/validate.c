@@ -88,6 +88,12 @@ static bool check_text(const struct pl_jfield *f, json_t *v, long long min, long
 {
     const char *s = json_string_value(v);
     size_t bytes = json_string_length(v);
+    if (strlen(s) != bytes) {
+        /* Valid JSON ("\u0000"), but no text column stores it and C strings would cut it. */
+        pl_buf_puts(msg, prefix);
+        pl_buf_puts(msg, "must not contain NUL characters");
+        return false;
+    }
     long long len = (long long)pl_utf8_length(s, bytes);
 
     if (len < min || (max > 0 && len > max)) {

@@ -137,7 +137,7 @@ int pl_redis_submit(struct pl_redis *r, struct rd_cmd *cmd)
  * request/response (it asserts on the first unexpected push). Pub/sub has its own API. */
 static bool push_mode_command(const char *name, size_t len)
 {
-    static const char *const names[] = {"SUBSCRIBE",   "PSUBSCRIBE",   "SSUBSCRIBE", "UNSUBSCRIBE",
+    static const char *const names[] = {"SUBSCRIBE",    "PSUBSCRIBE",   "SSUBSCRIBE", "UNSUBSCRIBE",
                                         "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (len == strlen(names[i]) && strncasecmp(name, names[i], len) == 0) return true;
@@ -167,9 +167,15 @@ static void release(struct pl_redis *r)
     free(r);
 }
 
-static void on_cmd_timer_closed(uv_handle_t *h) { release(h->data); }
+static void on_cmd_timer_closed(uv_handle_t *h)
+{
+    release(h->data);
+}
 
-static void on_conn_closed(struct rconn *c) { release(rd_container_of(c, struct pl_redis, conn)); }
+static void on_conn_closed(struct rconn *c)
+{
+    release(rd_container_of(c, struct pl_redis, conn));
+}
 
 static const struct rconn_ops client_ops = {.on_closed = on_conn_closed};
 
@@ -183,8 +189,8 @@ int pl_redis_create(uv_loop_t *loop, const struct pl_redis_config *cfg, struct p
     if (rc < 0) return rc;
 
     struct pl_redis *r = rd_xcalloc(1, sizeof *r);
-    r->command_timeout_ms = cfg->command_timeout_ms > 0 ? cfg->command_timeout_ms
-                                                        : DEFAULT_TIMEOUT_MS;
+    r->command_timeout_ms =
+        cfg->command_timeout_ms > 0 ? cfg->command_timeout_ms : DEFAULT_TIMEOUT_MS;
     uv_timer_init(loop, &r->cmd_timer);
     r->cmd_timer.data = r;
     r->handles_open = 2; /* cmd_timer and the connection's timer */
@@ -205,7 +211,10 @@ void pl_redis_destroy(struct pl_redis *r)
     rconn_close(&r->conn);
 }
 
-bool pl_redis_connected(const struct pl_redis *r) { return r->conn.ready; }
+bool pl_redis_connected(const struct pl_redis *r)
+{
+    return r->conn.ready;
+}
 
 void pl_redis_stats(const struct pl_redis *r, struct pl_redis_stats *out)
 {

@@ -345,7 +345,10 @@ bool rconn_sendable(const struct rconn *c)
     return c->ac && c->tcp_up && !c->drop_pending && !c->closing;
 }
 
-void rconn_expect(struct rconn *c, int n) { c->handshake_left += n; }
+void rconn_expect(struct rconn *c, int n)
+{
+    c->handshake_left += n;
+}
 
 void rconn_step(struct rconn *c)
 {

@@ -29,7 +29,10 @@ struct pl_redis_sub {
     bool destroying;
 };
 
-static bool is_str(const redisReply *r) { return r->type == REDIS_REPLY_STRING; }
+static bool is_str(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING;
+}
 
 static bool str_is(const redisReply *r, const char *s)
 {
@@ -50,8 +53,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     if (str_is(e[0], "message") && is_str(e[1]) && is_str(e[2])) {
         if (!s->destroying && !str_is(e[1], SENTINEL))
             s->on_message(e[1]->str, e[1]->len, e[2]->str, e[2]->len, s->ctx);
-    } else if (str_is(e[0], "pmessage") && reply->elements == 4 && is_str(e[2]) &&
-               is_str(e[3])) {
+    } else if (str_is(e[0], "pmessage") && reply->elements == 4 && is_str(e[2]) && is_str(e[3])) {
         if (!s->destroying) s->on_message(e[2]->str, e[2]->len, e[3]->str, e[3]->len, s->ctx);
     } else if (str_is(e[0], "subscribe") && str_is(e[1], SENTINEL)) {
         rconn_step(&s->conn);
@@ -197,4 +199,7 @@ void pl_redis_sub_destroy(struct pl_redis_sub *s)
     rconn_close(&s->conn);
 }
 
-bool pl_redis_sub_connected(const struct pl_redis_sub *s) { return s->conn.ready; }
+bool pl_redis_sub_connected(const struct pl_redis_sub *s)
+{
+    return s->conn.ready;
+}

@@ -95,23 +95,23 @@ struct rconn {
     int connect_timeout_ms;
     bool select_db; /* pub/sub ignores the db: no SELECT there */
 
-    redisAsyncContext *ac; /* NULL between attempts */
-    uv_timer_t timer;      /* connect deadline, backoff, or a deferred free (0 ms) */
-    struct rconn_resolve *resolve;  /* in-flight uv_getaddrinfo, or NULL */
+    redisAsyncContext *ac;              /* NULL between attempts */
+    uv_timer_t timer;                   /* connect deadline, backoff, or a deferred free (0 ms) */
+    struct rconn_resolve *resolve;      /* in-flight uv_getaddrinfo, or NULL */
     struct addrinfo *addrs, *next_addr; /* addresses of the current attempt */
 
-    int depth;           /* > 0 while one of our hiredis callbacks runs */
-    int handshake_left;  /* replies still needed before ready */
+    int depth;          /* > 0 while one of our hiredis callbacks runs */
+    int handshake_left; /* replies still needed before ready */
     int backoff_ms;
-    bool tcp_up;         /* on_connected ran for c->ac */
-    bool ready;          /* usable: handshake done, not dropping */
-    bool was_ready;      /* ready was reached on c->ac */
-    bool drop_pending;   /* c->ac is to be freed from the timer */
-    char reason[128];    /* why c->ac is being dropped, for the log line */
+    bool tcp_up;       /* on_connected ran for c->ac */
+    bool ready;        /* usable: handshake done, not dropping */
+    bool was_ready;    /* ready was reached on c->ac */
+    bool drop_pending; /* c->ac is to be freed from the timer */
+    char reason[128];  /* why c->ac is being dropped, for the log line */
     bool closing;
     bool handles_closed;
-    unsigned failures;   /* consecutive failed attempts, to log only the first */
-    uint64_t errors;     /* failed attempts and lost connections */
+    unsigned failures; /* consecutive failed attempts, to log only the first */
+    uint64_t errors;   /* failed attempts and lost connections */
 };
 
 /* Takes `url` (moved in). Starts the first attempt; nothing fires from inside this call. */
@@ -130,8 +130,14 @@ void rconn_expect(struct rconn *c, int n);
 void rconn_step(struct rconn *c);
 
 /* Every hiredis callback of the module brackets its body with these. */
-static inline void rconn_enter(struct rconn *c) { c->depth++; }
-static inline void rconn_leave(struct rconn *c) { c->depth--; }
+static inline void rconn_enter(struct rconn *c)
+{
+    c->depth++;
+}
+static inline void rconn_leave(struct rconn *c)
+{
+    c->depth--;
+}
 
 /* ---- client.c, script.c ---- */
 
@@ -146,7 +152,7 @@ struct rd_cmd {
     uint64_t deadline; /* uv_now() + command_timeout_ms */
     bool done;
     bool timed_out;
-    bool retried;                  /* NOSCRIPT fallback already used */
+    bool retried;                   /* NOSCRIPT fallback already used */
     struct pl_redis_script *script; /* EVALSHA only */
     char *formatted;                /* EVALSHA as sent, for the retry; redisFreeCommand */
     size_t formatted_len;

@@ -14,12 +14,15 @@ struct sha1 {
     size_t fill;
 };
 
-static uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+static uint32_t rol(uint32_t x, int n)
+{
+    return (x << n) | (x >> (32 - n));
+}
 
 static void compress(struct sha1 *s, const unsigned char *b)
 {
     uint32_t w[80];
-    for (int i = 0; i < 16; i++)
+    for (size_t i = 0; i < 16; i++)
         w[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 |
                (uint32_t)b[4 * i + 2] << 8 | (uint32_t)b[4 * i + 3];
     for (int i = 16; i < 80; i++)
@@ -84,7 +87,7 @@ void pl_redis_sha1_hex(const void *data, size_t len, char hex[41])
     update(&s, pad, npad + 8);
 
     static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 20; i++) {
+    for (size_t i = 0; i < 20; i++) {
         unsigned char byte = (unsigned char)(s.h[i / 4] >> (24 - 8 * (i % 4)));
         hex[2 * i] = digits[byte >> 4];
         hex[2 * i + 1] = digits[byte & 15];

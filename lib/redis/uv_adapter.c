@@ -60,7 +60,12 @@ static void del_write(void *privdata)
 
 int pl_redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop)
 {
-    if (redisLibuvAttach(ac, loop) != REDIS_OK) return PL_E_UNAVAILABLE;
+    if (redisLibuvAttach(ac, loop) != REDIS_OK) {
+        /* The adapter sets its hooks before it can fail, leaving ev.data NULL: hiredis would
+         * call cleanup(NULL) when the context is freed. */
+        memset(&ac->ev, 0, sizeof ac->ev);
+        return PL_E_UNAVAILABLE;
+    }
     ac->ev.addRead = add_read;
     ac->ev.delRead = del_read;
     ac->ev.addWrite = add_write;

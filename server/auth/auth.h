@@ -13,6 +13,7 @@ extern struct pl_route token_routes[];
 
 void auth_routes_init(struct app *app);
 void set_session_cookie(struct pl_http_request *req, const char *token);
+void clear_session_cookie(struct pl_http_request *req);
 /* Verifies the caller's own password (Postgres hash, Argon2 on the pool); cb gets req. */
 void auth_verify_own_password(struct pl_http_request *req, const char *password,
                               passwords_verify_cb cb);

@@ -25,7 +25,7 @@ void set_session_cookie(struct pl_http_request *req, const char *token)
                                  cfg->cookie_secure ? "; Secure" : ""));
 }
 
-static void clear_session_cookie(struct pl_http_request *req)
+void clear_session_cookie(struct pl_http_request *req)
 {
     const struct pulse_config *cfg = &req_worker(req)->app->cfg;
     pl_resp_header(req, "Set-Cookie",

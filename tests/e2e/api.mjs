@@ -81,10 +81,12 @@ export function api(srv, method, path, opts = {}) {
 
 const where = (r) => `${r.method} ${r.path} -> ${r.status} ${r.text.slice(0, 400)}`;
 
-// What the contract says of every response: X-Request-Id; every 401 has
+// What the contract says of every response: X-Request-Id, X-Response-Time, nosniff; every 401 has
 // WWW-Authenticate: Bearer; every error is problem+json with type/title/status/request_id.
 export function checkResponse(r) {
   assert.ok(r.headers['x-request-id'], `X-Request-Id missing: ${where(r)}`);
+  assert.match(r.headers['x-response-time'] || '', /^\d+(\.\d+)?ms$/, `X-Response-Time: ${where(r)}`);
+  assert.equal(r.headers['x-content-type-options'], 'nosniff', `X-Content-Type-Options: ${where(r)}`);
   if (r.status === 401) {
     assert.match(r.headers['www-authenticate'] || '', /^Bearer(\s|,|$)/, `401 without WWW-Authenticate: Bearer: ${where(r)}`);
   }
@@ -189,28 +191,82 @@ export function redisUrlWithDb(db) {
   return u.toString();
 }
 
-// FLUSHDB on one database of the test Redis (a database only one test server uses).
-export function flushRedisDb(url) {
+// Runs commands (arrays of strings) on the test Redis, in the database of `url`, and
+// resolves their replies (strings, numbers, arrays, null; an error reply rejects).
+export function redisCommands(url, cmds) {
   const u = new URL(url);
   const db = (u.pathname || '/0').slice(1) || '0';
-  const cmd = (...a) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(x)}\r\n${x}\r\n`).join('')}`;
-  let out = '';
-  let want = 2;
-  if (u.password) { out += cmd('AUTH', decodeURIComponent(u.password)); want++; }
-  out += cmd('SELECT', db) + cmd('FLUSHDB');
+  const enc = (a) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(String(x))}\r\n${x}\r\n`).join('')}`;
+  const all = [...(u.password ? [['AUTH', decodeURIComponent(u.password)]] : []), ['SELECT', db], ...cmds];
   return new Promise((resolve, reject) => {
     const s = net.connect(Number(u.port || 6379), u.hostname);
-    let data = '';
-    const timer = setTimeout(() => { s.destroy(); reject(new Error('redis flush timed out')); }, 5000);
-    s.on('connect', () => s.write(out));
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => { s.destroy(); reject(new Error('redis timed out')); }, 5000);
+    const parse = (i) => { // -> [value, next index] or null when incomplete
+      const nl = buf.indexOf('\r\n', i);
+      if (nl < 0) return null;
+      const t = String.fromCharCode(buf[i]);
+      const line = buf.subarray(i + 1, nl).toString('utf8');
+      if (t === '+') return [line, nl + 2];
+      if (t === '-') return [new Error(line), nl + 2];
+      if (t === ':') return [Number(line), nl + 2];
+      if (t === '$') {
+        const n = Number(line);
+        if (n < 0) return [null, nl + 2];
+        if (buf.length < nl + 2 + n + 2) return null;
+        return [buf.subarray(nl + 2, nl + 2 + n).toString('latin1'), nl + 2 + n + 2];
+      }
+      if (t === '*') {
+        const n = Number(line);
+        if (n < 0) return [null, nl + 2];
+        const arr = [];
+        let j = nl + 2;
+        for (let k = 0; k < n; k++) {
+          const r = parse(j);
+          if (!r) return null;
+          arr.push(r[0]);
+          j = r[1];
+        }
+        return [arr, j];
+      }
+      throw new Error(`bad RESP: ${buf.toString('latin1', i, i + 40)}`);
+    };
+    s.on('connect', () => s.write(all.map(enc).join('')));
     s.on('data', (d) => {
-      data += d;
-      const lines = data.split('\r\n').filter(Boolean);
-      if (lines.some((l) => l.startsWith('-'))) { clearTimeout(timer); s.destroy(); reject(new Error(`redis: ${data}`)); }
-      if (lines.length >= want) { clearTimeout(timer); s.destroy(); resolve(); }
+      buf = Buffer.concat([buf, d]);
+      const out = [];
+      let i = 0;
+      for (;;) {
+        if (i >= buf.length) break;
+        const r = parse(i);
+        if (!r) return;
+        out.push(r[0]);
+        i = r[1];
+      }
+      if (out.length < all.length) return;
+      clearTimeout(timer);
+      s.destroy();
+      const err = out.find((x) => x instanceof Error);
+      if (err) reject(err); else resolve(out.slice(all.length - cmds.length));
     });
     s.on('error', (e) => { clearTimeout(timer); reject(e); });
   });
+}
+
+// FLUSHDB on one database of the test Redis (a database only one test server uses).
+export async function flushRedisDb(url) {
+  await redisCommands(url, [['FLUSHDB']]);
+}
+
+// Every key of one Redis database with its value as text (for "what is stored" checks).
+export async function redisDump(url) {
+  const [keys] = await redisCommands(url, [['KEYS', '*']]);
+  if (!keys.length) return [];
+  const types = await redisCommands(url, keys.map((k) => ['TYPE', k]));
+  const read = { string: (k) => ['GET', k], hash: (k) => ['HGETALL', k], set: (k) => ['SMEMBERS', k], zset: (k) => ['ZRANGE', k, '0', '-1', 'WITHSCORES'], list: (k) => ['LRANGE', k, '0', '-1'] };
+  const cmds = keys.map((k, i) => (read[types[i]] || ((x) => ['TYPE', x]))(k));
+  const vals = await redisCommands(url, cmds);
+  return keys.map((k, i) => ({ key: k, type: types[i], value: JSON.stringify(vals[i]) }));
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -1,15 +1,19 @@
 // Accounts against the contract (/work/shared/api.md, "Authentication", "Tokens", "Rate
 // limits"): register, login, logout, cookies and the Origin check, sessions, password
-// change, personal access tokens and their scopes, login timing, and the rate limits.
+// change, personal access tokens and their scopes, login timing, robustness, Secure cookies
+// and X-Forwarded-For behind a trusted proxy, revocation across two replicas, what is stored
+// at rest, Redis being unavailable, and the rate limits (also across replicas).
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 
 import {
   API_ENV, CORS_ORIGIN, PASSWORD, PUBLIC_ORIGIN, SESSION_ABSOLUTE_S, SESSION_KEYS, TOKEN_KEYS, TS_RE, USER_KEYS, UUID_RE,
   api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, flushRedisDb, login, median,
-  psql, redisUrlWithDb, register, sessionCookie, sleep, uniqueEmail,
+  psql, redisDump, redisUrlWithDb, register, sessionCookie, sleep, uniqueEmail,
 } from './api.mjs';
-import { startServer, waitReady } from './helpers.mjs';
+import { raw, startServer, waitReady } from './helpers.mjs';
 
 const near = (iso, expectedMs, slackMs, msg) => {
   const d = Math.abs(Date.parse(iso) - expectedMs);
@@ -287,6 +291,90 @@ describe('accounts', () => {
     it('checks authentication before Content-Type and the body', async () => {
       expect401(await api(srv, 'POST', '/api/v1/tokens', { body: '{bad', contentType: 'text/plain' }));
       expect401(await api(srv, 'POST', '/api/v1/auth/password', { body: '{bad' }));
+    });
+  });
+
+  describe('robustness', () => {
+    it('registers one account when the same email races in (one 201, the rest 409)', async () => {
+      const email = uniqueEmail('race');
+      const rs = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+        api(srv, 'POST', '/api/v1/auth/register', { body: { email: i % 2 ? email.toUpperCase() : email, password: PASSWORD } })));
+      const statuses = rs.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [201, 409, 409, 409, 409, 409, 409, 409]);
+      assert.equal(psql(`SELECT count(*) FROM users WHERE lower(email) = '${email}'`), '1');
+    });
+
+    it('keeps quotes and plus signs in emails as data', async () => {
+      const email = `o'brien+${uniqueEmail('q')}`;
+      const r = await register(srv, { email });
+      assert.equal(r.user.email, email);
+      await login(srv, email);
+    });
+
+    it('does not cut a password at a NUL character (stored whole, or 422: valid JSON, so not 400)', async () => {
+      const email = uniqueEmail('nul');
+      const pw = `${'x'.repeat(12)}\u0000the-rest-1`;
+      const r = await api(srv, 'POST', '/api/v1/auth/register', { body: { email, password: pw } });
+      assert.ok([201, 422].includes(r.status), `register: ${r.status}`);
+      if (r.status === 201) {
+        expect401(await api(srv, 'POST', '/api/v1/auth/login', { body: { email, password: `${'x'.repeat(12)}\u0000the-rest-2` } }));
+        expect401(await api(srv, 'POST', '/api/v1/auth/login', { body: { email, password: 'x'.repeat(12) } }));
+        await login(srv, email, pw);
+      } else {
+        expect422(r, 'password');
+      }
+    });
+
+    it('takes the Bearer scheme case-insensitively', async () => {
+      const reg = await register(srv);
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { headers: { Authorization: `bearer ${reg.token}` } }), 200);
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { headers: { Authorization: `BEARER ${reg.token}` } }), 200);
+    });
+
+    it('answers 401 to absurd credentials and keeps serving', async () => {
+      const reg = await register(srv);
+      for (const tok of ['x'.repeat(8000), `${reg.token}x`, reg.token.slice(0, -1), `pat_${'a'.repeat(4000)}`, '%00', "' OR 1=1 --"]) {
+        expect401(await api(srv, 'GET', '/api/v1/me', { token: tok }));
+      }
+      expect401(await api(srv, 'GET', '/api/v1/me', { cookie: `pulse_session=${'y'.repeat(8000)}` }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: reg.token }), 200);
+    });
+  });
+
+  describe('routes', () => {
+    const allow = (r) => (r.headers.allow || '').split(',').map((x) => x.trim()).filter(Boolean).sort();
+    for (const [method, path, methods] of [
+      ['GET', '/api/v1/auth/register', ['POST']],
+      ['GET', '/api/v1/auth/login', ['POST']],
+      ['GET', '/api/v1/auth/logout', ['POST']],
+      ['POST', '/api/v1/auth/sessions', ['GET', 'HEAD']],
+      ['GET', '/api/v1/auth/sessions/abc', ['DELETE']],
+      ['PUT', '/api/v1/tokens', ['GET', 'HEAD', 'POST']],
+      ['GET', '/api/v1/tokens/00000000-0000-0000-0000-000000000000', ['DELETE']],
+      ['PUT', '/api/v1/me', ['DELETE', 'GET', 'HEAD', 'PATCH']],
+      ['POST', '/api/v1/me/export', ['GET', 'HEAD']],
+    ]) {
+      it(`answers ${method} ${path} with 405 and Allow, before authentication`, async () => {
+        const r = await api(srv, method, path);
+        expectProblem(r, 405, 'method-not-allowed');
+        assert.deepEqual(allow(r), methods);
+      });
+    }
+
+    it('answers unknown paths with 404, with or without credentials', async () => {
+      const reg = await register(srv);
+      for (const p of ['/api/v1/auth/nope', '/api/v1/me/nope', '/api/v1/tokens/a/b', '/api/v1/auth/sessions/a/b']) {
+        expect404(await api(srv, 'GET', p));
+        expect404(await api(srv, 'GET', p, { token: reg.token }));
+      }
+    });
+
+    it('answers HEAD /auth/sessions and /tokens like GET, without a body', async () => {
+      const reg = await register(srv);
+      for (const p of ['/api/v1/auth/sessions', '/api/v1/tokens']) {
+        const r = expectStatus(await api(srv, 'HEAD', p, { token: reg.token }), 200);
+        assert.equal(r.text, '');
+      }
     });
   });
 
@@ -572,8 +660,11 @@ describe('accounts', () => {
       assert.equal(expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200).json.items.length, 0);
       // the bounds are accepted
       for (const [d, name] of [[1, 'n'], [365, 'n'.repeat(100)], [undefined, '🍼'.repeat(100)]]) {
+        const t1 = Date.now();
         const t = await createToken(srv, reg.token, { name, scopes: ['write', 'read'], ...(d === undefined ? {} : { expires_in_days: d }) });
         assert.equal(t.name, name);
+        if (d === undefined) assert.equal(t.expires_at, null);
+        else near(t.expires_at, t1 + d * 86400e3, 120000, `expires_at for ${d} days`);
       }
     });
 
@@ -641,6 +732,7 @@ describe('accounts', () => {
       expect401(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, body: { display_name: 'x' } }));
       expect404(await api(srv, 'DELETE', `/api/v1/tokens/${pat.id}`, { token: reg.token }));
       expect404(await api(srv, 'DELETE', '/api/v1/tokens/not-a-uuid', { token: reg.token }));
+      expect401(await api(srv, 'DELETE', '/api/v1/tokens/not-a-uuid'));
       expect404(await api(srv, 'DELETE', '/api/v1/tokens/00000000-0000-0000-0000-000000000000', { token: reg.token }));
       assert.equal(expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200).json.items.length, 0);
       // by cookie it needs the Origin
@@ -691,10 +783,10 @@ describe('accounts', () => {
   });
 });
 
-describe('Secure cookies (PULSE_COOKIE_SECURE=1)', () => {
+describe('behind a TLS proxy (PULSE_COOKIE_SECURE=1, PULSE_TRUSTED_PROXIES)', () => {
   let srv;
   before(async () => {
-    srv = await startServer({ ...API_ENV, PULSE_COOKIE_SECURE: '1' });
+    srv = await startServer({ ...API_ENV, PULSE_COOKIE_SECURE: '1', PULSE_TRUSTED_PROXIES: '127.0.0.0/8' });
     await waitReady(srv);
   });
   after(async () => { await stopOk(srv); });
@@ -712,6 +804,137 @@ describe('Secure cookies (PULSE_COOKIE_SECURE=1)', () => {
     assert.equal(c.value, '');
     assert.equal(c.attrs['max-age'], '0');
   });
+
+  it('takes the client IP from X-Forwarded-For: the rightmost hop that is not a trusted proxy', async () => {
+    const reg = await register(srv, { headers: { 'User-Agent': 'direct' } });
+    await login(srv, reg.email, PASSWORD, { headers: { 'User-Agent': 'one-hop', 'X-Forwarded-For': '203.0.113.9' } });
+    await login(srv, reg.email, PASSWORD, { headers: { 'User-Agent': 'spoofed', 'X-Forwarded-For': '198.51.100.7, 203.0.113.10' } });
+    await login(srv, reg.email, PASSWORD, { headers: { 'User-Agent': 'two-proxies', 'X-Forwarded-For': '198.51.100.8, 203.0.113.11, 127.0.0.5' } });
+    const items = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { token: reg.token }), 200).json.items;
+    const ip = Object.fromEntries(items.map((s) => [s.user_agent, s.ip]));
+    assert.deepEqual(ip, { direct: '127.0.0.1', 'one-hop': '203.0.113.9', spoofed: '203.0.113.10', 'two-proxies': '203.0.113.11' });
+  });
+});
+
+describe('two replicas', () => {
+  // Revocation reaches the replica that handled it before it answers, and every other
+  // replica within 100 ms.
+  let a;
+  let b;
+  before(async () => {
+    a = await startServer({ ...API_ENV });
+    b = await startServer({ ...API_ENV });
+    await Promise.all([waitReady(a), waitReady(b)]);
+  });
+  after(async () => { await stopOk(a); await stopOk(b); });
+
+  const use = async (srv, token, n = 3) => { for (let i = 0; i < n; i++) expectStatus(await api(srv, 'GET', '/api/v1/me', { token }), 200); };
+
+  it('logout and session revocation on one replica reach the other within 100 ms', async () => {
+    const reg = await register(a);
+    const other = await login(a, reg.email, PASSWORD, { headers: { 'User-Agent': 'other' } });
+    await use(b, reg.token);
+    await use(b, other.token);
+    expectStatus(await api(a, 'POST', '/api/v1/auth/logout', { token: reg.token }), 204);
+    await sleep(150);
+    expect401(await api(b, 'GET', '/api/v1/me', { token: reg.token }));
+    const reg2 = await login(b, reg.email);
+    const id = expectStatus(await api(b, 'GET', '/api/v1/auth/sessions', { token: reg2.token }), 200).json.items.find((x) => x.user_agent === 'other').id;
+    expectStatus(await api(b, 'DELETE', `/api/v1/auth/sessions/${encodeURIComponent(id)}`, { token: reg2.token }), 204);
+    await sleep(150);
+    expect401(await api(a, 'GET', '/api/v1/me', { token: other.token }));
+    expect401(await api(b, 'GET', '/api/v1/me', { token: other.token }));
+  });
+
+  it('token revocation, password change and account deletion reach the other replica within 100 ms', async () => {
+    const reg = await register(a);
+    const second = await login(a, reg.email);
+    const pat = await createToken(a, reg.token);
+    const pat2 = await createToken(a, reg.token);
+    await use(b, pat.token);
+    await use(b, pat2.token);
+    await use(b, second.token);
+    expectStatus(await api(a, 'DELETE', `/api/v1/tokens/${pat.id}`, { token: reg.token }), 204);
+    await sleep(150);
+    expect401(await api(b, 'GET', '/api/v1/me', { token: pat.token }));
+    expectStatus(await api(a, 'POST', '/api/v1/auth/password', { token: reg.token, body: { current_password: PASSWORD, new_password: 'changed on replica a' } }), 204);
+    await sleep(150);
+    expect401(await api(b, 'GET', '/api/v1/me', { token: second.token }));
+    await use(b, reg.token, 1);
+    await use(b, pat2.token, 1);
+    // a profile change is visible on the other replica at once
+    expectStatus(await api(a, 'PATCH', '/api/v1/me', { token: reg.token, body: { display_name: 'from a' } }), 200);
+    assert.equal(expectStatus(await api(b, 'GET', '/api/v1/me', { token: pat2.token }), 200).json.display_name, 'from a');
+    expectStatus(await api(a, 'DELETE', '/api/v1/me', { token: reg.token, body: { password: 'changed on replica a' } }), 204);
+    await sleep(150);
+    expect401(await api(b, 'GET', '/api/v1/me', { token: reg.token }));
+    expect401(await api(b, 'GET', '/api/v1/me', { token: pat2.token }));
+  });
+});
+
+describe('credentials at rest', () => {
+  // A Redis database of its own so that every key in it belongs to this server.
+  const redisUrl = redisUrlWithDb(12);
+  let srv;
+  before(async () => {
+    await flushRedisDb(redisUrl);
+    srv = await startServer({ ...API_ENV, REDIS_URL: redisUrl });
+    await waitReady(srv);
+  });
+  after(async () => { await stopOk(srv); });
+
+  it('never stores a raw session token, token secret or password', async () => {
+    const reg = await register(srv);
+    const l = await login(srv, reg.email);
+    const pat = await createToken(srv, reg.token);
+    expectStatus(await api(srv, 'GET', '/api/v1/me', { token: l.token }), 200);
+    const dump = await redisDump(redisUrl);
+    assert.ok(dump.length > 0, 'sessions live in Redis');
+    const text = JSON.stringify(dump);
+    for (const secret of [reg.token, l.token, pat.token, PASSWORD]) {
+      assert.ok(!text.includes(secret), 'a raw secret in Redis');
+      assert.ok(!text.includes(Buffer.from(secret).toString('hex')), 'a raw secret (hex) in Redis');
+    }
+    const rows = psql(`SELECT row_to_json(t)::text FROM api_tokens t WHERE id = '${pat.id}'`);
+    assert.ok(rows.length > 0);
+    assert.ok(!rows.includes(pat.token.slice(4)), 'the token secret in Postgres');
+    assert.ok(!rows.includes(Buffer.from(pat.token).toString('hex')), 'the token secret (hex) in Postgres');
+    const user = psql(`SELECT row_to_json(u)::text FROM users u WHERE id = '${reg.user.id}'`);
+    assert.ok(!user.includes(PASSWORD), 'the password in Postgres');
+    assert.match(psql(`SELECT password_hash FROM users WHERE id = '${reg.user.id}'`), /^\$argon2id\$/);
+  });
+});
+
+describe('Redis unavailable', () => {
+  let srv;
+  let main;
+  before(async () => {
+    main = await startServer({ ...API_ENV });
+    await waitReady(main);
+    const port = await new Promise((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+    });
+    srv = await startServer({ ...API_ENV, REDIS_URL: `redis://127.0.0.1:${port}/0`, PULSE_RATE_LIMITS: 'on' });
+    await waitReady(srv);
+  });
+  after(async () => { await stopOk(srv); await stopOk(main); });
+
+  it('answers 503 to sessions and keeps serving tokens (Postgres), rate limits in-process', async () => {
+    const reg = await register(main);
+    const pat = await createToken(main, reg.token, { scopes: ['read', 'write'] });
+    for (const o of [{ token: reg.token }, { cookie: reg.token, origin: null }]) {
+      const r = await api(srv, 'GET', '/api/v1/me', o);
+      expectProblem(r, 503, 'unavailable');
+      assert.match(String(r.headers['retry-after']), /^\d+$/);
+    }
+    expectProblem(await api(srv, 'POST', '/api/v1/auth/login', { body: { email: reg.email, password: PASSWORD } }), 503, 'unavailable');
+    let r = expectStatus(await api(srv, 'GET', '/api/v1/me', { token: pat.token }), 200);
+    assert.equal(r.json.id, reg.user.id);
+    assert.ok(r.headers['ratelimit-limit'], 'rate limits still apply (in-process)');
+    r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, body: { display_name: 'no redis' } }), 200);
+    assert.equal(r.json.display_name, 'no redis');
+    expectStatus(await api(srv, 'GET', '/api/v1/me/export', { token: pat.token }), 200);
+  });
 });
 
 describe('rate limits', () => {
@@ -728,16 +951,19 @@ describe('rate limits', () => {
     PULSE_RATE_READ: '5/60',
     PULSE_RATE_WRITE: '3/60',
     PULSE_RATE_EXPORT: '2/3600',
+    PULSE_TRUSTED_PROXIES: '127.0.0.0/8',
   };
   let srv;
+  let srv2;
   let helper;
   before(async () => {
     await flushRedisDb(env.REDIS_URL);
     srv = await startServer(env);
+    srv2 = await startServer(env);
     helper = await startServer({ ...env, PULSE_RATE_LIMITS: 'off' });
-    await Promise.all([waitReady(srv), waitReady(helper)]);
+    await Promise.all([waitReady(srv), waitReady(srv2), waitReady(helper)]);
   });
-  after(async () => { await stopOk(srv); await stopOk(helper); });
+  after(async () => { await stopOk(srv); await stopOk(srv2); await stopOk(helper); });
 
   const rl = (r) => ({
     limit: r.headers['ratelimit-limit'], remaining: r.headers['ratelimit-remaining'], reset: r.headers['ratelimit-reset'],
@@ -802,6 +1028,20 @@ describe('rate limits', () => {
     expect429(r, 5, 60);
   });
 
+  it('login: the IP + email key uses the normalised email (case and spaces do not buy attempts)', async () => {
+    const email = uniqueEmail('variant');
+    const xff = { 'X-Forwarded-For': `198.51.100.${10 + Math.floor(Math.random() * 200)}` };
+    for (const variant of [email, email.toUpperCase(), `  ${email}  `]) {
+      const r = await api(srv, 'POST', '/api/v1/auth/login', { body: { email: variant, password: PASSWORD }, headers: xff });
+      expect401(r);
+    }
+    expect429(await api(srv, 'POST', '/api/v1/auth/login', { body: { email: ` ${email.toUpperCase()}`, password: PASSWORD }, headers: xff }), 3, 60);
+    // the client IP of a trusted proxy's X-Forwarded-For has its own budget
+    const r = await api(srv, 'POST', '/api/v1/auth/login', { body: { email, password: PASSWORD }, headers: { 'X-Forwarded-For': '192.0.2.77' } });
+    expect401(r);
+    expectHeaders(r, 3, 2, 60);
+  });
+
   it('reads: 5 per minute per user, headers on every response, Remaining decreasing', async () => {
     const a = await register(helper);
     const b = await register(helper);
@@ -813,6 +1053,16 @@ describe('rate limits', () => {
     expect429(await api(srv, 'GET', '/api/v1/me', { cookie: a.token }), 5, 60);
     // per user: another user is not limited
     expectHeaders(expectStatus(await api(srv, 'GET', '/api/v1/me', { token: b.token }), 200), 5, 4, 60);
+  });
+
+  it('holds across replicas (two servers share the budget)', async () => {
+    const a = await register(helper);
+    for (let i = 0; i < 5; i++) {
+      const r = expectStatus(await api(i % 2 ? srv2 : srv, 'GET', '/api/v1/me', { token: a.token }), 200);
+      expectHeaders(r, 5, 4 - i, 60);
+    }
+    expect429(await api(srv2, 'GET', '/api/v1/me', { token: a.token }), 5, 60);
+    expect429(await api(srv, 'GET', '/api/v1/me', { token: a.token }), 5, 60);
   });
 
   it('writes: 3 per minute per user, 422s count too', async () => {
@@ -862,14 +1112,11 @@ describe('rate limits', () => {
 });
 
 function randomHex(n) {
-  let s = '';
-  while (s.length < n) s += Math.random().toString(16).slice(2);
-  return s.slice(0, n);
+  return randomBytes(Math.ceil(n / 2)).toString('hex').slice(0, n);
 }
 
 // Sends raw body bytes (for invalid UTF-8), resolving { status }.
 async function rawUtf8(srv, method, path, bytes) {
-  const { raw } = await import('./helpers.mjs');
   const head = `${method} ${path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: ${bytes.length}\r\nConnection: close\r\n\r\n`;
   const r = await raw(srv.port, [head + bytes.toString('latin1')], { responses: 1 });
   return r.responses[0];

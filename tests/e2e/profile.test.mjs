@@ -6,9 +6,9 @@ import { after, before, describe, it } from 'node:test';
 
 import {
   API_ENV, PASSWORD, PUBLIC_ORIGIN, TOKEN_KEYS, TS_RE, USER_KEYS,
-  api, createToken, expect401, expect403, expect422, expectProblem, expectStatus, login, psql, register, rowsOf, sleep,
+  api, createToken, expect401, expect403, expect422, expectProblem, expectStatus, login, psql, redisDump, register, rowsOf, sleep,
 } from './api.mjs';
-import { startServer, waitReady } from './helpers.mjs';
+import { requireEnv, startServer, waitReady } from './helpers.mjs';
 
 const NOTE_KEYS = ['body', 'created_at', 'id', 'pinned', 'tags', 'title', 'updated_at', 'version'];
 const FEEDING_KEYS = ['amount_ml', 'created_at', 'given_at', 'id', 'kind', 'note', 'updated_at', 'version'];
@@ -172,6 +172,44 @@ describe('profile', () => {
       expectStatus(await api(srv, 'PATCH', '/api/v1/me', { cookie: a.token, origin: PUBLIC_ORIGIN, body: { display_name: 'x' } }), 200);
     });
 
+    it('takes a NUL character in a string as data: stored, or refused with 422 (valid JSON, so not 400)', async () => {
+      const a = await register(srv);
+      const r = await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: { display_name: 'a\u0000b' } });
+      assert.ok([200, 422].includes(r.status), `NUL in display_name: ${r.status} ${r.text}`);
+      if (r.status === 200) assert.equal(r.json.display_name, 'a\u0000b');
+      else expect422(r, 'display_name');
+      expect422(await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: { timezone: 'UTC\u0000' } }), 'timezone');
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: a.token }), 200);
+    });
+
+    // A number no 64-bit integer or double holds is refused while parsing (RFC 8259 section 6
+    // lets a parser limit the range): 400, documented in the OpenAPI description. One that
+    // parses but is not an integer, or is out of the field's bounds, is a 422.
+    it('refuses numbers beyond 64 bits with 400 and other wrong numbers with 422', async () => {
+      const a = await register(srv);
+      for (const n of ['1e400', '-1e400', '99999999999999999999999']) {
+        const r = await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: `{"daily_target_ml": ${n}}` });
+        assert.equal(r.status, 400, `${n}: ${r.text}`);
+        assert.equal(r.json.type, '/problems/malformed');
+        assert.match(r.json.detail, /number out of range/);
+      }
+      for (const n of ['1e-400', '1.5', '10001', '-1']) {
+        expect422(await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: `{"daily_target_ml": ${n}}` }), 'daily_target_ml');
+      }
+    });
+
+    it('survives a lone surrogate and deep nesting (400 or 422, never 5xx)', async () => {
+      const a = await register(srv);
+      const p = (body) => api(srv, 'PATCH', '/api/v1/me', { token: a.token, body });
+      let r = await p('{"display_name": "\\ud800"}');
+      assert.ok([400, 422].includes(r.status), `lone surrogate: ${r.status}`);
+      r = await p(`{"display_name": ${'['.repeat(100000)}${']'.repeat(100000)}}`);
+      assert.ok([400, 422].includes(r.status), `deep nesting: ${r.status}`);
+      r = await p(`${'{"a":'.repeat(50000)}1${'}'.repeat(50000)}`);
+      assert.ok([400, 422].includes(r.status), `deep nesting: ${r.status}`);
+      assert.deepEqual(expectStatus(await api(srv, 'GET', '/api/v1/me', { token: a.token }), 200).json, a.user);
+    });
+
     it('changes only the caller', async () => {
       const a = await register(srv);
       const b = await register(srv);
@@ -233,6 +271,9 @@ describe('profile', () => {
       assert.deepEqual(Object.entries(left).filter(([, n]) => n !== 0), [], `rows left for the deleted user: ${JSON.stringify(left)}`);
       assert.equal(psql(`SELECT count(*) FROM users WHERE lower(email) = lower('${a.email}')`), '0');
       expect401(await api(srv, 'POST', '/api/v1/auth/login', { body: { email: a.email, password: PASSWORD } }));
+      // nor anything in Redis (session records hold the IP and user agent)
+      const leftInRedis = (await redisDump(requireEnv('REDIS_URL'))).filter((k) => k.key.includes(a.user.id) || k.value.includes(a.user.id));
+      assert.deepEqual(leftInRedis, [], 'Redis keys left for the deleted user');
 
       // the other user is untouched
       assert.deepEqual(rowsOf(b.user.id), bBefore);

@@ -20,7 +20,10 @@ struct waiter {
     uint64_t deadline;
 };
 
-static void on_tick(uv_timer_t *t) { (void)t; }
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
 
 static void waiter_start(struct waiter *w, uv_loop_t *loop, int ms)
 {
@@ -30,7 +33,10 @@ static void waiter_start(struct waiter *w, uv_loop_t *loop, int ms)
     w->deadline = uv_now(loop) + (uint64_t)ms;
 }
 
-static bool waiter_more(struct waiter *w) { return uv_now(w->tick.loop) < w->deadline; }
+static bool waiter_more(struct waiter *w)
+{
+    return uv_now(w->tick.loop) < w->deadline;
+}
 
 static void waiter_stop(struct waiter *w)
 {
@@ -94,7 +100,7 @@ static void capture(int status, redisReply *reply, void *ctx)
     }
 }
 
-#define ARGV(...) ((const char *[]){__VA_ARGS__})
+#define ARGV(...)  ((const char *[]){__VA_ARGS__})
 #define NARGS(...) ((int)(sizeof(ARGV(__VA_ARGS__)) / sizeof(const char *)))
 
 /* Sends one command and waits for its callback; false when refused or unanswered. */
@@ -153,7 +159,10 @@ struct fake_server {
     int port;
 };
 
-static void free_handle(uv_handle_t *h) { free(h); }
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
 
 static void on_fake_conn(uv_stream_t *srv, int status)
 {
@@ -310,7 +319,7 @@ TEST(binary_safe)
 
     char k[160];
     int klen = snprintf(k, sizeof k, "%s:bin", tid);
-    memcpy(k + klen, "\0\r\n$3\r\n", 7); /* a key with NUL and protocol-looking bytes */
+    memcpy(k + klen, "\0\r\n$3\r\n", 8); /* a key with NUL and protocol-looking bytes */
     size_t key_len = (size_t)klen + 7;
     char value[256];
     for (int i = 0; i < 256; i++)
@@ -369,8 +378,7 @@ TEST(error_reply)
     CHECK_STR(res.str, "PONG");
     /* Push-mode commands would wreck the request/response pipeline: refused up front. */
     memset(&res, 0, sizeof res);
-    CHECK_EQ_INT(pl_redis_command(r, 2, ARGV("subscribe", "x"), NULL, capture, &res),
-                 PL_E_INVALID);
+    CHECK_EQ_INT(pl_redis_command(r, 2, ARGV("subscribe", "x"), NULL, capture, &res), PL_E_INVALID);
     CHECK_EQ_INT(pl_redis_command(r, 1, ARGV("MONITOR"), NULL, capture, &res), PL_E_INVALID);
     SLEEP(&loop, 50);
     CHECK_EQ_INT(res.calls, 0);
@@ -385,8 +393,7 @@ static bool eval(uv_loop_t *loop, struct pl_redis *r, struct pl_redis_script *s,
                  const char **keys, int nargs, const char **args, struct result *res)
 {
     memset(res, 0, sizeof *res);
-    if (pl_redis_eval(r, s, nkeys, keys, NULL, nargs, args, NULL, capture, res) != 0)
-        return false;
+    if (pl_redis_eval(r, s, nkeys, keys, NULL, nargs, args, NULL, capture, res) != 0) return false;
     return WAIT_UNTIL(loop, res->calls > 0, 5000) && res->calls == 1;
 }
 
@@ -592,8 +599,8 @@ TEST(reconnect_after_kill)
     pl_redis_stats(r, &before);
 
     /* A command in flight when the server closes the connection fails with UNAVAILABLE. */
-    CHECK_EQ_INT(pl_redis_command(r, 3, ARGV("BLPOP", key(k, sizeof k, "kill"), "5"), NULL,
-                                  capture, &inflight),
+    CHECK_EQ_INT(pl_redis_command(r, 3, ARGV("BLPOP", key(k, sizeof k, "kill"), "5"), NULL, capture,
+                                  &inflight),
                  0);
     SLEEP(&loop, 50);
     CHECK(CALL(&loop, admin, &res, "CLIENT", "KILL", "ID", idbuf));
@@ -623,15 +630,17 @@ TEST(auth_and_select)
     char user[96], url[256], bad_url[256], k[128];
     snprintf(user, sizeof user, "%s-app", tid);
     struct result res;
-    CHECK(CALL(&loop, admin, &res, "ACL", "SETUSER", user, "on", ">s3cr3t:@/x", "~*", "&*",
-               "+@all"));
+    CHECK(
+        CALL(&loop, admin, &res, "ACL", "SETUSER", user, "on", ">s3cr3t:@/x", "~*", "&*", "+@all"));
     CHECK_STR(res.str, "OK");
     /* A db other than REDIS_URL's, to see SELECT at work. */
     struct pl_redis_url base;
     CHECK_EQ_INT(pl_redis_url_parse(redis_url, &base), 0);
-    const char *db = base.db == 5 ? "6" : "5";
+    int other_db = base.db == 5 ? 6 : 5;
     pl_redis_url_dispose(&base);
-    url_with(url, sizeof url, user, "s3cr3t%3A%40%2Fx", atoi(db));
+    char db[8];
+    snprintf(db, sizeof db, "%d", other_db);
+    url_with(url, sizeof url, user, "s3cr3t%3A%40%2Fx", other_db);
     url_with(bad_url, sizeof bad_url, user, "wrong", 0);
 
     struct pl_redis *r = client(&loop, url, 2000, 2000);
@@ -726,9 +735,8 @@ TEST(destroy_inside_callbacks)
     struct pl_redis *r2 = client(&loop, redis_url, 2000, 200);
     CHECK(connected(&loop, r2));
     struct self_destroy sd2 = {.r = r2};
-    CHECK_EQ_INT(pl_redis_command(r2, 3, ARGV("BLPOP", tid, "5"), NULL, destroy_from_callback,
-                                  &sd2),
-                 0);
+    CHECK_EQ_INT(
+        pl_redis_command(r2, 3, ARGV("BLPOP", tid, "5"), NULL, destroy_from_callback, &sd2), 0);
     CHECK(WAIT_UNTIL(&loop, sd2.calls == 1, 5000));
     CHECK_EQ_INT(sd2.status, PL_E_TIMEOUT);
 

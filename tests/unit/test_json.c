@@ -79,7 +79,20 @@ TEST(parse_malformed)
     CHECK(parse_fails("{\"a\":tru}"));
     CHECK(parse_fails("{\"a\":01}"));
     CHECK(parse_fails("{\"a\":\"\\ud800\"}")); /* lone surrogate escape */
-    CHECK(parse_fails("{\"a\":\"\\u0000\"}")); /* NUL inside a string */
+    /* NUL inside a string is valid JSON: it parses, and validation refuses it (422). */
+    {
+        json_t *o = NULL;
+        char d[128];
+        CHECK_EQ_INT(pl_json_parse_object("{\"a\":\"x\\u0000y\"}", 16, &o, d, sizeof d), 0);
+        static const struct pl_jfield f[] = {{.name = "a", .type = PL_J_STRING, .max = 10}};
+        static const struct pl_jschema sch = {f, 1, NULL};
+        json_t *errs = o ? pl_json_validate(o, &sch) : NULL;
+        CHECK(errs != NULL);
+        CHECK_STR(json_string_value(json_object_get(json_array_get(errs, 0), "message")),
+                  "must not contain NUL characters");
+        json_decref(errs);
+        json_decref(o);
+    }
     CHECK(parse_fails("{\"a\":\"x\ny\"}"));    /* raw control character */
     CHECK(parse_fails("\xef\xbb\xbf{}"));      /* a byte order mark is not JSON */
 

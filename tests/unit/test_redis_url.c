@@ -3,7 +3,10 @@
 #include "redis/redis_internal.h"
 #include "test.h"
 
-static int parse(const char *url, struct pl_redis_url *u) { return pl_redis_url_parse(url, u); }
+static int parse(const char *url, struct pl_redis_url *u)
+{
+    return pl_redis_url_parse(url, u);
+}
 
 TEST(defaults)
 {

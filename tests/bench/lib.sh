@@ -1,0 +1,57 @@
+# Shared by the benchmarks: free ports, starting pulsed, wrk summaries. Sourced, not run.
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BIN=${PULSE_BIN:-$ROOT/build/pulsed}
+OUT=${OUT:-$ROOT/build/bench}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+mkdir -p "$OUT"
+: "${DATABASE_URL:?run through make bench}" "${REDIS_URL:?run through make bench}"
+
+free_port() {
+  node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+# start_pulsed NAME [VAR=value...]: starts pulsed on a free port with benchmark settings
+# (no access log, limits off); sets PULSE_PORT and PULSE_PID.
+start_pulsed() {
+  local name=$1
+  shift
+  PULSE_PORT=$(free_port)
+  env PULSE_LISTEN=127.0.0.1:$PULSE_PORT PULSE_ACCESS_LOG=off PULSE_RATE_LIMITS=off \
+    PULSE_AUTO_MIGRATE=1 PULSE_MIGRATIONS_DIR="$ROOT/migrations" PULSE_WORKERS="${PULSE_WORKERS:-2}" \
+    "$@" "$BIN" serve > "$OUT/$name-pulsed.log" 2>&1 &
+  PULSE_PID=$!
+  for _ in $(seq 200); do
+    curl -fs "http://127.0.0.1:$PULSE_PORT/health/ready" > /dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "pulsed did not become ready" >&2
+  return 1
+}
+
+stop_pulsed() {
+  [ -n "${PULSE_PID:-}" ] && kill -TERM "$PULSE_PID" 2> /dev/null && wait "$PULSE_PID" 2> /dev/null || true
+  PULSE_PID=
+}
+
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# wrk_row NAME FILE: one Markdown row from wrk --latency output
+wrk_row() {
+  local name=$1 f=$2 rps p50 p99 errs
+  rps=$(awk '/Requests\/sec/ {print $2}' "$f")
+  p50=$(awk '$1=="50%" {print $2}' "$f")
+  p99=$(awk '$1=="99%" {print $2}' "$f")
+  errs=$(awk '/Non-2xx|Socket errors/ {print}' "$f" | tr '\n' ' ')
+  printf '| %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "${errs:-none}"
+}
+
+# pgbench_select: the database's read ceiling in this run (tps of -S -M prepared -c64 -j2 -T10)
+pgbench_select() {
+  local base=${DATABASE_URL%/*}
+  psql -q "$base/postgres" -c "DROP DATABASE IF EXISTS pulse_pgbench" -c "CREATE DATABASE pulse_pgbench" > /dev/null
+  pgbench -i -q -s 10 "$base/pulse_pgbench" > "$OUT/pgbench-init.txt" 2>&1
+  pgbench -S -M prepared -c 64 -j 2 -T 10 "$base/pulse_pgbench" > "$OUT/pgbench.txt" 2>&1
+  awk '/^tps = / {printf "%.0f", $3}' "$OUT/pgbench.txt"
+}
