@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Pulse needs, only those missing, so it is cheap to run often.
-#   scripts/deps.sh GROUP...     groups: build services test node format
+#   scripts/deps.sh GROUP...     groups: build services test node format deploy
 # apt runs only when something is missing: `apt-get update` once, then one install.
 set -euo pipefail
 
 usage() {
-    echo "usage: $0 GROUP... (groups: build services test node format)" >&2
+    echo "usage: $0 GROUP... (groups: build services test node format deploy)" >&2
     exit 2
 }
 
@@ -14,6 +14,8 @@ pkgs_build=(build-essential cmake pkg-config libuv1-dev node-llhttp libwebsocket
 pkgs_services=(postgresql postgresql-contrib redis-server)
 pkgs_test=(curl wrk nginx clang libclang-rt-14-dev procps)
 pkgs_format=(clang-format)
+# tests/deploy: `docker-compose config`, `nginx -t`, promtool (from prometheus), a self-signed cert
+pkgs_deploy=(docker-compose nginx prometheus openssl)
 
 [ $# -gt 0 ] || usage
 
@@ -24,6 +26,7 @@ for group in "$@"; do
         services) wanted+=("${pkgs_services[@]}") ;;
         test) wanted+=("${pkgs_test[@]}") ;;
         format) wanted+=("${pkgs_format[@]}") ;;
+        deploy) wanted+=("${pkgs_deploy[@]}") ;;
         node)
             # Any node >= 18 will do (this machine's may come from outside Debian, whose npm
             # package conflicts with it): install Debian's nodejs and npm only without one.

@@ -69,6 +69,7 @@ struct worker {
     uv_async_t wakeup;
     _Atomic int command; /* 0 none, 1 responses close connections, 2 stop accepting and drain */
     uv_timer_t tick;     /* log flush and stats publishing */
+    uint64_t ticks;
     struct worker_stats stats;
     bool stopping;
     _Atomic bool exited; /* the worker's loop has returned */

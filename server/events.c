@@ -26,6 +26,18 @@ void events_publish(struct worker *w, const char *user_id, const char *event, js
     publish(w, channel, text);
 }
 
+void events_publish_raw(struct worker *w, const char *user_id, const char *event,
+                        const char *data_json)
+{
+    size_t n = strlen(event) + strlen(data_json) + 64;
+    char *text = malloc(n);
+    if (!text) abort();
+    snprintf(text, n, "{\"type\":\"event\",\"event\":\"%s\",\"data\":%s}", event, data_json);
+    char channel[80];
+    snprintf(channel, sizeof channel, "pulse:user:%s", user_id);
+    publish(w, channel, text);
+}
+
 void auth_publish_revocation(struct worker *w, const char *user_id, const char *kind,
                              const char *id)
 {

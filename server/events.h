@@ -12,6 +12,9 @@
 
 struct worker;
 
+/* `data_json` is the resource's JSON text (copied). */
+void events_publish_raw(struct worker *w, const char *user_id, const char *event,
+                        const char *data_json);
 /* Takes the reference to `data`. */
 void events_publish(struct worker *w, const char *user_id, const char *event, json_t *data);
 

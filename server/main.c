@@ -18,6 +18,7 @@
 #include "auth/sessions.h"
 #include "pl/log.h"
 #include "pl/ratelimit.h"
+#include "records/records.h"
 
 #define ENV_FILE ".env"
 
@@ -91,10 +92,15 @@ static void publish_stats(struct worker *w)
     atomic_store(&w->stats.connections, w->http ? pl_http_server_connections(w->http) : 0);
 }
 
+#define CLEANUP_EVERY_TICKS 6000 /* 10 minutes of 100 ms ticks */
+
 static void on_tick(uv_timer_t *t)
 {
     struct worker *w = t->data;
     if (w->pg && w->redis) publish_stats(w);
+    /* Worker 0 expires idempotency records now and then (they are kept 24 h). */
+    if (w->id == 0 && w->pg && ++w->ticks % CLEANUP_EVERY_TICKS == 1 && atomic_load(&app.migrated))
+        records_cleanup(w->pg);
     pl_log_flush();
 }
 

@@ -8,9 +8,13 @@
 #include "auth/passwords.h"
 #include "guards.h"
 #include "ops/ops.h"
+#include "feedings/feedings.h"
+#include "notes/notes.h"
 #include "profile/profile.h"
+#include "records/records.h"
 
-static struct pl_route *const tables[] = {ops_routes, auth_routes, token_routes, profile_routes};
+static struct pl_route *const tables[] = {ops_routes,     auth_routes,  token_routes,
+                                          profile_routes, notes_routes, feedings_routes};
 
 struct pl_route *const *app_route_tables(size_t *n)
 {
@@ -47,5 +51,8 @@ int app_prepare_statements(struct pl_pg_pool *pool)
     int rc = ops_prepare(pool);
     if (rc == 0) rc = auth_store_prepare(pool);
     if (rc == 0) rc = profile_store_prepare(pool);
+    if (rc == 0) rc = records_prepare(pool);
+    if (rc == 0) rc = notes_prepare(pool);
+    if (rc == 0) rc = feedings_prepare(pool);
     return rc;
 }

@@ -1,3 +1,4 @@
+#include "../store.h"
 #include "auth_store.h"
 
 #include <jansson.h>
@@ -10,10 +11,7 @@
 #include "../guards.h"
 #include "sessions.h"
 
-static const struct {
-    const char *name, *sql;
-    int nparams;
-} statements[] = {
+static const struct stmt_def statements[] = {
     {"auth_user_by_email", "SELECT id, password_hash FROM users WHERE lower(email) = $1", 1},
     {"auth_user_insert",
      "INSERT INTO users (email, password_hash, display_name, timezone) "
@@ -44,15 +42,7 @@ static const struct {
     {"auth_token_delete", "DELETE FROM api_tokens WHERE id = $1 AND user_id = $2 RETURNING id", 2},
 };
 
-int auth_store_prepare(struct pl_pg_pool *pool)
-{
-    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
-        int rc = pl_pg_pool_prepare(pool, statements[i].name, statements[i].sql,
-                                    statements[i].nparams);
-        if (rc) return rc;
-    }
-    return 0;
-}
+int auth_store_prepare(struct pl_pg_pool *pool) { return STORE_PREPARE(pool, statements); }
 
 static json_t *str_or_null(const PGresult *res, int row, int col)
 {

@@ -7,12 +7,12 @@
 
 #include <jansson.h>
 
+#include "../store.h"
 #include "pl/pg.h"
 
 struct worker;
 
 /* SELECT list of a user, in the order user_json() reads it. */
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 #define USER_COLS                                                                                  \
     "id, email, display_name, timezone, daily_target_ml, " TS("created_at") ", " TS("updated_at")
 #define TOKEN_COLS                                                                                 \

@@ -1,20 +1,11 @@
 /* The SQL of the profile: partial update, deletion, and the pages of the export. */
+#include "../store.h"
 #include "profile.h"
 
 #include "../auth/auth_store.h"
+#include "../records/records.h"
 
-#define NOTE_JSON                                                                                  \
-    "json_build_object('id', id, 'title', title, 'body', body, 'tags', tags, 'pinned', pinned, "   \
-    "'version', version, 'created_at', " TS("created_at") ", 'updated_at', " TS("updated_at") ")::text"
-#define FEEDING_JSON                                                                               \
-    "json_build_object('id', id, 'amount_ml', amount_ml, 'kind', kind, 'given_at', " TS(          \
-        "given_at") ", 'note', note, 'version', version, 'created_at', " TS(                      \
-        "created_at") ", 'updated_at', " TS("updated_at") ")::text"
-
-static const struct {
-    const char *name, *sql;
-    int nparams;
-} statements[] = {
+static const struct stmt_def statements[] = {
     /* $2/$4/$6: whether the field was sent; null display_name clears it */
     {"profile_patch",
      "UPDATE users SET display_name = CASE WHEN $2::bool THEN $3 ELSE display_name END, "
@@ -36,12 +27,4 @@ static const struct {
      3},
 };
 
-int profile_store_prepare(struct pl_pg_pool *pool)
-{
-    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
-        int rc = pl_pg_pool_prepare(pool, statements[i].name, statements[i].sql,
-                                    statements[i].nparams);
-        if (rc) return rc;
-    }
-    return 0;
-}
+int profile_store_prepare(struct pl_pg_pool *pool) { return STORE_PREPARE(pool, statements); }

@@ -275,3 +275,87 @@ export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
 }
+
+// SUBSCRIBE to channels of the test Redis (pub/sub ignores the database index). Resolves,
+// once every subscription is confirmed, { messages: [{channel, data, at}], waitFor(pred,
+// ms), close() }; `onMessage(m)` runs as each message arrives.
+export function redisSubscribe(url, channels, { onMessage } = {}) {
+  const u = new URL(url);
+  const enc = (a) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(String(x))}\r\n${x}\r\n`).join('')}`;
+  const messages = [];
+  const waiters = [];
+  return new Promise((resolve, reject) => {
+    const s = net.connect(Number(u.port || 6379), u.hostname);
+    let buf = Buffer.alloc(0);
+    let confirmed = 0;
+    let authed = !u.password;
+    const timer = setTimeout(() => { s.destroy(); reject(new Error('redis SUBSCRIBE timed out')); }, 5000);
+    const parse = (i) => {
+      const nl = buf.indexOf('\r\n', i);
+      if (nl < 0) return null;
+      const t = String.fromCharCode(buf[i]);
+      const line = buf.subarray(i + 1, nl).toString('utf8');
+      if (t === '+' || t === '-') return [t === '-' ? new Error(line) : line, nl + 2];
+      if (t === ':') return [Number(line), nl + 2];
+      if (t === '$') {
+        const n = Number(line);
+        if (n < 0) return [null, nl + 2];
+        if (buf.length < nl + 2 + n + 2) return null;
+        return [buf.subarray(nl + 2, nl + 2 + n).toString('utf8'), nl + 2 + n + 2];
+      }
+      if (t === '*') {
+        const n = Number(line);
+        const arr = [];
+        let j = nl + 2;
+        for (let k = 0; k < n; k++) {
+          const r = parse(j);
+          if (!r) return null;
+          arr.push(r[0]);
+          j = r[1];
+        }
+        return [arr, j];
+      }
+      throw new Error(`bad RESP: ${buf.toString('latin1', i, i + 40)}`);
+    };
+    const handle = {
+      messages,
+      waitFor(pred, ms = 2000) {
+        const found = messages.find(pred);
+        if (found) return Promise.resolve(found);
+        return new Promise((res, rej) => {
+          const w = { pred, res, timer: setTimeout(() => { waiters.splice(waiters.indexOf(w), 1); rej(new Error(`no matching Redis message in ${ms} ms; got ${JSON.stringify(messages.map((m) => m.data))}`)); }, ms) };
+          waiters.push(w);
+        });
+      },
+      close() { s.destroy(); },
+    };
+    s.on('connect', () => s.write((u.password ? enc(['AUTH', decodeURIComponent(u.password)]) : '') + enc(['SUBSCRIBE', ...channels])));
+    s.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      let i = 0;
+      for (;;) {
+        if (i >= buf.length) break;
+        const r = parse(i);
+        if (!r) break;
+        i = r[1];
+        const v = r[0];
+        if (v instanceof Error) { clearTimeout(timer); reject(v); continue; }
+        if (!authed) { authed = true; continue; }
+        if (Array.isArray(v) && v[0] === 'subscribe') {
+          if (++confirmed === channels.length) { clearTimeout(timer); resolve(handle); }
+        } else if (Array.isArray(v) && v[0] === 'message') {
+          let data;
+          try { data = JSON.parse(v[2]); } catch { data = v[2]; }
+          const m = { channel: v[1], data, at: Date.now() };
+          if (onMessage) onMessage(m);
+          messages.push(m);
+          for (const w of [...waiters]) {
+            if (w.pred(m)) { clearTimeout(w.timer); waiters.splice(waiters.indexOf(w), 1); w.res(m); }
+          }
+        }
+      }
+      buf = buf.subarray(i);
+    });
+    s.on('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+}

@@ -1,0 +1,227 @@
+/* Feedings routes: HTTP glue over records/ and feedings_store.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "../app.h"
+#include "../auth/auth_store.h"
+#include "../guards.h"
+#include "../records/records.h"
+#include "feedings.h"
+#include "pl/cursor.h"
+
+#define FUTURE_SLACK_US (5LL * 60 * 1000000) /* given_at may be at most 5 minutes ahead */
+
+static const char *const kinds[] = {"formula", "milk", "water", "food", "medication", "other", NULL};
+static const char *const feeding_read_only[] = {"id", "version", "created_at", "updated_at", NULL};
+
+#define FEEDING_FIELDS(required)                                                                   \
+    {.name = "amount_ml", .type = PL_J_INT, .flags = (required), .min = 1, .max = 2000},           \
+        {.name = "kind", .type = PL_J_STRING, .one_of = kinds},                                    \
+        {.name = "given_at", .type = PL_J_TIMESTAMP},                                              \
+    {                                                                                              \
+        .name = "note", .type = PL_J_STRING, .flags = PL_JF_NULLABLE, .min = 0, .max = 1000        \
+    }
+
+static const struct pl_jfield create_fields[] = {FEEDING_FIELDS(PL_JF_REQUIRED)};
+static const struct pl_jfield patch_fields[] = {FEEDING_FIELDS(0)};
+static const struct pl_jschema create_schema = {create_fields, 4, feeding_read_only};
+static const struct pl_jschema patch_schema = {patch_fields, 4, feeding_read_only};
+
+static int64_t now_us(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
+}
+
+/* amount, kind, given_at (+ the note as the caller wants it). The schema has checked the
+ * shapes; what is left is the clock: not more than 5 minutes in the future. */
+static json_t *common_params(struct pl_http_request *req, json_t *body, const char **v)
+{
+    json_t *amount = json_object_get(body, "amount_ml");
+    v[0] = amount ? pl_req_printf(req, "%lld", (long long)json_integer_value(amount)) : NULL;
+    v[1] = json_string_value(json_object_get(body, "kind"));
+    v[2] = json_string_value(json_object_get(body, "given_at"));
+    int64_t at;
+    if (v[2] && pl_time_parse_rfc3339(v[2], &at) == 0 && at > now_us() + FUTURE_SLACK_US)
+        return json_pack("[{s:s, s:s}]", "field", "given_at", "message",
+                         "must not be more than 5 minutes in the future");
+    return NULL;
+}
+
+static json_t *create_params(struct pl_http_request *req, json_t *body, const char **v)
+{
+    json_t *errors = common_params(req, body, v);
+    v[3] = json_string_value(json_object_get(body, "note")); /* null = absent */
+    return errors;
+}
+
+static json_t *update_params(struct pl_http_request *req, json_t *body, const char **v)
+{
+    json_t *errors = common_params(req, body, v);
+    json_t *note = json_object_get(body, "note");
+    v[3] = note ? "true" : "false"; /* null clears */
+    v[4] = json_string_value(note);
+    return errors;
+}
+
+static const struct record_kind feeding_kind = {
+    .name = "feeding",
+    .path = "/api/v1/feedings",
+    .stmt_create = "feedings_create",
+    .stmt_create_idem = "feedings_create_idem",
+    .stmt_get = "feedings_get",
+    .stmt_update = "feedings_update",
+    .stmt_delete = "feedings_delete",
+    .stmt_version = "feedings_version",
+    .create_schema = &create_schema,
+    .patch_schema = &patch_schema,
+    .ncreate = 4,
+    .nupdate = 5,
+    .create_params = create_params,
+    .update_params = update_params,
+};
+
+static void do_create(struct pl_http_request *req) { record_create(req, &feeding_kind); }
+static void do_get(struct pl_http_request *req) { record_get(req, &feeding_kind); }
+static void do_patch(struct pl_http_request *req) { record_patch(req, &feeding_kind); }
+static void do_delete(struct pl_http_request *req) { record_delete(req, &feeding_kind); }
+
+/* ---- list ---- */
+
+struct list {
+    struct pl_http_request *req;
+    int limit;
+};
+
+static void on_list(int status, PGresult **results, int n, void *ctx)
+{
+    struct list *l = ctx;
+    if (status) {
+        reply_failure(l->req, status, "feedings list");
+        return;
+    }
+    record_list_reply(l->req, results[0], l->limit, 2);
+}
+
+/* An RFC 3339 query parameter as microseconds text, NULL when absent; false after a 400. */
+static bool time_param(struct pl_http_request *req, const char *name, const char **out)
+{
+    const char *v = pl_req_query_get(req, name);
+    *out = NULL;
+    if (!v) return true;
+    int64_t us;
+    if (pl_time_parse_rfc3339(v, &us) != 0) {
+        pl_respond_problem(req, 400,
+                           pl_req_printf(req, "%s must be an RFC 3339 timestamp with an offset", name),
+                           NULL);
+        return false;
+    }
+    *out = pl_req_printf(req, "%lld", (long long)us);
+    return true;
+}
+
+static void do_list(struct pl_http_request *req)
+{
+    int limit = record_limit(req); /* answered (and freed) the request when < 0 */
+    if (limit < 0) return;
+    struct list *l = pl_req_alloc(req, sizeof *l);
+    l->req = req;
+    l->limit = limit;
+    const char *from, *to;
+    if (!time_param(req, "from", &from) || !time_param(req, "to", &to)) return;
+    const char *kind = pl_req_query_get(req, "kind");
+    bool kind_ok = !kind;
+    for (int i = 0; kind && kinds[i]; i++) kind_ok |= strcmp(kind, kinds[i]) == 0;
+    if (!kind_ok) {
+        pl_respond_problem(req, 400, "kind must be one of formula, milk, water, food, medication, other",
+                           NULL);
+        return;
+    }
+    const char *cursor = pl_req_query_get(req, "cursor");
+    char *f[2];
+    char buf[PL_CURSOR_MAX + 1];
+    if (cursor) {
+        char *end;
+        if (pl_cursor_decode(cursor, f, 2, buf, sizeof buf) != 0 || !*f[0] ||
+            strlen(f[0]) > 18 || (strtoll(f[0], &end, 10), *end) || !is_uuid(f[1])) {
+            pl_respond_problem(req, 400, "cursor is not valid", NULL);
+            return;
+        }
+    }
+    /* $1 user, $2 from, $3 to, $4 limit, then the kind and the cursor when given */
+    const char *v[7] = {req_principal(req)->user_id, from, to,
+                        pl_req_printf(req, "%d", l->limit + 1)};
+    int n = 4;
+    if (kind) v[n++] = kind;
+    if (cursor) {
+        v[n++] = f[0];
+        v[n++] = f[1];
+    }
+    static const char *const names[2][2] = {{"feedings_list", "feedings_list_after"},
+                                            {"feedings_kind", "feedings_kind_after"}};
+    if (pl_pg_exec1(req_worker(req)->pg, names[kind != NULL][cursor != NULL], n, v, on_list, l))
+        reply_failure(req, PL_E_UNAVAILABLE, "feedings list");
+}
+
+/* ---- today and stats: one row of JSON built by Postgres ---- */
+
+static void on_json_row(int status, PGresult **results, int n, void *ctx)
+{
+    struct pl_http_request *req = ctx;
+    if (status) {
+        reply_failure(req, status, "feedings summary");
+        return;
+    }
+    if (PQntuples(results[0]) != 1) {
+        pl_respond_problem(req, 401, "the account no longer exists", NULL);
+        return;
+    }
+    pl_resp_header(req, "Cache-Control", "no-store");
+    pl_respond(req, 200, "application/json", PQgetvalue(results[0], 0, 0),
+               (size_t)PQgetlength(results[0], 0, 0));
+}
+
+static void do_today(struct pl_http_request *req)
+{
+    const char *v[] = {req_principal(req)->user_id};
+    if (pl_pg_exec1(req_worker(req)->pg, "feedings_today", 1, v, on_json_row, req))
+        reply_failure(req, PL_E_UNAVAILABLE, "feedings today");
+}
+
+static void do_stats(struct pl_http_request *req)
+{
+    const char *vals[2];
+    int n = pl_req_query_all(req, "days", vals, 2);
+    long days = 30;
+    if (n != 0) {
+        char *end;
+        days = n == 1 && *vals[0] ? strtol(vals[0], &end, 10) : 0;
+        if (n != 1 || !*vals[0] || *end || days < 1 || days > 365) {
+            pl_respond_problem(req, 400, "days must be an integer from 1 to 365", NULL);
+            return;
+        }
+    }
+    const char *v[] = {req_principal(req)->user_id, pl_req_printf(req, "%ld", days)};
+    if (pl_pg_exec1(req_worker(req)->pg, "feedings_stats", 2, v, on_json_row, req))
+        reply_failure(req, PL_E_UNAVAILABLE, "feedings stats");
+}
+
+struct pl_route feedings_routes[] = {
+    {.method = PL_M_GET, .pattern = "/api/v1/feedings", .handler = do_list, .flags = ROUTE_AUTH},
+    {.method = PL_M_POST, .pattern = "/api/v1/feedings", .handler = do_create,
+     .flags = ROUTE_AUTH | ROUTE_JSON},
+    {.method = PL_M_GET, .pattern = "/api/v1/feedings/today", .handler = do_today,
+     .flags = ROUTE_AUTH},
+    {.method = PL_M_GET, .pattern = "/api/v1/feedings/{id}", .handler = do_get,
+     .flags = ROUTE_AUTH},
+    {.method = PL_M_PATCH, .pattern = "/api/v1/feedings/{id}", .handler = do_patch,
+     .flags = ROUTE_AUTH | ROUTE_JSON},
+    {.method = PL_M_DELETE, .pattern = "/api/v1/feedings/{id}", .handler = do_delete,
+     .flags = ROUTE_AUTH},
+    {.method = PL_M_GET, .pattern = "/api/v1/stats/feedings", .handler = do_stats,
+     .flags = ROUTE_AUTH},
+    {0},
+};

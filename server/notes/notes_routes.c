@@ -1,0 +1,222 @@
+/* Notes routes: HTTP glue over records/ and notes_store.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../app.h"
+#include "../auth/auth_store.h"
+#include "../guards.h"
+#include "../records/records.h"
+#include "notes.h"
+#include "pl/buf.h"
+#include "pl/cursor.h"
+
+#define TAG_CHARS "abcdefghijklmnopqrstuvwxyz0123456789_-"
+
+static const char *const note_read_only[] = {"id", "version", "created_at", "updated_at", NULL};
+
+#define NOTE_FIELDS(required)                                                                      \
+    {.name = "title", .type = PL_J_STRING, .flags = (required), .min = 1, .max = 200},             \
+        {.name = "body", .type = PL_J_STRING, .min = 0, .max = 100000},                            \
+        {.name = "tags", .type = PL_J_STRING_ARRAY, .min = 0, .max = 20, .item_min = 1,            \
+         .item_max = 32, .charset = TAG_CHARS},                                                    \
+    {                                                                                              \
+        .name = "pinned", .type = PL_J_BOOL                                                        \
+    }
+
+static const struct pl_jfield create_fields[] = {NOTE_FIELDS(PL_JF_REQUIRED)};
+static const struct pl_jfield patch_fields[] = {NOTE_FIELDS(0)};
+static const struct pl_jschema create_schema = {create_fields, 4, note_read_only};
+static const struct pl_jschema patch_schema = {patch_fields, 4, note_read_only};
+
+/* A Postgres text[] literal; safe because tags are limited to TAG_CHARS. */
+static const char *tags_literal(struct pl_http_request *req, json_t *tags)
+{
+    if (!json_is_array(tags)) return NULL;
+    struct pl_buf b;
+    pl_buf_init(&b);
+    pl_buf_puts(&b, "{");
+    size_t i;
+    json_t *t;
+    json_array_foreach(tags, i, t)
+    {
+        if (i) pl_buf_puts(&b, ",");
+        pl_buf_puts(&b, json_string_value(t));
+    }
+    pl_buf_puts(&b, "}");
+    const char *lit = pl_req_strdup(req, b.data);
+    pl_buf_dispose(&b);
+    return lit;
+}
+
+static const char *bool_or_null(json_t *v) { return v ? (json_is_true(v) ? "true" : "false") : NULL; }
+
+/* title, body, tags, pinned: the same four parameters for create and update */
+static json_t *note_params(struct pl_http_request *req, json_t *body, const char **v)
+{
+    v[0] = json_string_value(json_object_get(body, "title"));
+    v[1] = json_string_value(json_object_get(body, "body"));
+    v[2] = tags_literal(req, json_object_get(body, "tags"));
+    v[3] = bool_or_null(json_object_get(body, "pinned"));
+    return NULL;
+}
+
+static const struct record_kind note_kind = {
+    .name = "note",
+    .path = "/api/v1/notes",
+    .stmt_create = "notes_create",
+    .stmt_create_idem = "notes_create_idem",
+    .stmt_get = "notes_get",
+    .stmt_update = "notes_update",
+    .stmt_delete = "notes_delete",
+    .stmt_version = "notes_version",
+    .create_schema = &create_schema,
+    .patch_schema = &patch_schema,
+    .ncreate = 4,
+    .nupdate = 4,
+    .create_params = note_params,
+    .update_params = note_params,
+};
+
+static void do_create(struct pl_http_request *req) { record_create(req, &note_kind); }
+static void do_get(struct pl_http_request *req) { record_get(req, &note_kind); }
+static void do_patch(struct pl_http_request *req) { record_patch(req, &note_kind); }
+static void do_delete(struct pl_http_request *req) { record_delete(req, &note_kind); }
+
+/* ---- list ---- */
+
+struct list {
+    struct pl_http_request *req;
+    int limit;
+};
+
+static void on_list(int status, PGresult **results, int n, void *ctx)
+{
+    struct list *l = ctx;
+    if (status) {
+        reply_failure(l->req, status, "notes list");
+        return;
+    }
+    record_list_reply(l->req, results[0], l->limit, 3);
+}
+
+static bool tag_ok(const char *t)
+{
+    size_t n = strlen(t);
+    return n >= 1 && n <= 32 && strspn(t, TAG_CHARS) == n;
+}
+
+static void bad_query(struct pl_http_request *req, const char *detail)
+{
+    pl_respond_problem(req, 400, detail, NULL);
+}
+
+static void do_list(struct pl_http_request *req)
+{
+    int limit = record_limit(req); /* answered (and freed) the request when < 0 */
+    if (limit < 0) return;
+    struct list *l = pl_req_alloc(req, sizeof *l);
+    l->req = req;
+    l->limit = limit;
+    const char *pinned = pl_req_query_get(req, "pinned");
+    if (pinned && strcmp(pinned, "true") != 0 && strcmp(pinned, "false") != 0) {
+        bad_query(req, "pinned must be true or false");
+        return;
+    }
+    const char *tags[21];
+    int ntags = pl_req_query_all(req, "tag", tags, 21);
+    if (ntags > 20) {
+        bad_query(req, "at most 20 tag parameters");
+        return;
+    }
+    const char *tag_lit = NULL;
+    if (ntags > 0) {
+        struct pl_buf b;
+        pl_buf_init(&b);
+        pl_buf_puts(&b, "{");
+        for (int i = 0; i < ntags; i++) {
+            if (!tag_ok(tags[i])) {
+                pl_buf_dispose(&b);
+                bad_query(req, "tag must be 1 to 32 of a-z, 0-9, _ and -");
+                return;
+            }
+            pl_buf_printf(&b, "%s%s", i ? "," : "", tags[i]);
+        }
+        pl_buf_puts(&b, "}");
+        tag_lit = pl_req_strdup(req, b.data);
+        pl_buf_dispose(&b);
+    }
+    const char *q = pl_req_query_get(req, "q");
+    if (ntags < 0 || pl_req_query_all(req, "q", NULL, 0) < 0) {
+        bad_query(req, "malformed query string");
+        return;
+    }
+    if (q && !*q) q = NULL;
+    const char *cursor = pl_req_query_get(req, "cursor");
+    char *f[3];
+    char buf[PL_CURSOR_MAX + 1];
+    if (cursor) {
+        char *end;
+        if (pl_cursor_decode(cursor, f, 3, buf, sizeof buf) != 0 ||
+            (strcmp(f[0], "0") != 0 && strcmp(f[0], "1") != 0) || !*f[1] ||
+            (strtoll(f[1], &end, 10), *end) || strlen(f[1]) > 18 || !is_uuid(f[2])) {
+            bad_query(req, "cursor is not valid");
+            return;
+        }
+    }
+    const char *uid = req_principal(req)->user_id, *lim = pl_req_printf(req, "%d", l->limit + 1);
+    int rc;
+    if (pinned || tag_lit || q) {
+        const char *v[] = {uid, pinned, tag_lit, q, lim, cursor ? f[0] : NULL,
+                           cursor ? f[1] : NULL, cursor ? f[2] : NULL};
+        rc = pl_pg_exec1(req_worker(req)->pg, cursor ? "notes_find_after" : "notes_find",
+                         cursor ? 8 : 5, v, on_list, l);
+    } else {
+        const char *v[] = {uid, lim, cursor ? f[0] : NULL, cursor ? f[1] : NULL,
+                           cursor ? f[2] : NULL};
+        rc = pl_pg_exec1(req_worker(req)->pg, cursor ? "notes_list_after" : "notes_list",
+                         cursor ? 5 : 2, v, on_list, l);
+    }
+    if (rc) reply_failure(req, PL_E_UNAVAILABLE, "notes list");
+}
+
+/* ---- tags ---- */
+
+static void on_tags(int status, PGresult **results, int n, void *ctx)
+{
+    struct pl_http_request *req = ctx;
+    if (status) {
+        reply_failure(req, status, "tags");
+        return;
+    }
+    struct pl_buf b;
+    pl_buf_init(&b);
+    pl_buf_puts(&b, "{\"items\":[");
+    for (int i = 0; i < PQntuples(results[0]); i++) {
+        if (i) pl_buf_append(&b, ",", 1);
+        pl_buf_append(&b, PQgetvalue(results[0], i, 0), (size_t)PQgetlength(results[0], i, 0));
+    }
+    pl_buf_puts(&b, "]}");
+    pl_respond(req, 200, "application/json", b.data, b.len);
+    pl_buf_dispose(&b);
+}
+
+static void do_tags(struct pl_http_request *req)
+{
+    const char *v[] = {req_principal(req)->user_id};
+    if (pl_pg_exec1(req_worker(req)->pg, "notes_tags", 1, v, on_tags, req))
+        reply_failure(req, PL_E_UNAVAILABLE, "tags");
+}
+
+struct pl_route notes_routes[] = {
+    {.method = PL_M_GET, .pattern = "/api/v1/notes", .handler = do_list, .flags = ROUTE_AUTH},
+    {.method = PL_M_POST, .pattern = "/api/v1/notes", .handler = do_create,
+     .flags = ROUTE_AUTH | ROUTE_JSON},
+    {.method = PL_M_GET, .pattern = "/api/v1/notes/{id}", .handler = do_get, .flags = ROUTE_AUTH},
+    {.method = PL_M_PATCH, .pattern = "/api/v1/notes/{id}", .handler = do_patch,
+     .flags = ROUTE_AUTH | ROUTE_JSON},
+    {.method = PL_M_DELETE, .pattern = "/api/v1/notes/{id}", .handler = do_delete,
+     .flags = ROUTE_AUTH},
+    {.method = PL_M_GET, .pattern = "/api/v1/tags", .handler = do_tags, .flags = ROUTE_AUTH},
+    {0},
+};

@@ -1,0 +1,384 @@
+#include "../store.h"
+#include "records.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../app.h"
+#include "../auth/auth_store.h"
+#include "../events.h"
+#include "../guards.h"
+#include "pl/buf.h"
+#include "pl/cursor.h"
+#include "pl/log.h"
+
+static const struct stmt_def statements[] = {
+    {"records_idem_get",
+     "SELECT status, location, body, request_hash = decode($4, 'hex') FROM idempotency_keys "
+     "WHERE user_id = $1 AND method = 'POST' AND path = $2 AND key = $3 "
+     "AND created_at > now() - interval '24 hours'",
+     4},
+    {"records_idem_expire",
+     "DELETE FROM idempotency_keys WHERE user_id = $1 AND method = 'POST' AND path = $2 "
+     "AND key = $3 AND created_at <= now() - interval '24 hours'",
+     3},
+    {"records_idem_cleanup",
+     "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'", 0},
+};
+
+int records_prepare(struct pl_pg_pool *pool) { return STORE_PREPARE(pool, statements); }
+
+static void on_cleanup(int status, PGresult **results, int n, void *ctx) {}
+
+void records_cleanup(struct pl_pg_pool *pool)
+{
+    /* Best effort: a pool that cannot take it now gets another chance next time. */
+    if (pl_pg_exec1(pool, "records_idem_cleanup", 0, NULL, on_cleanup, NULL) != 0) return;
+}
+
+void record_event(struct pl_http_request *req, const char *event, const char *data_json)
+{
+    events_publish_raw(req_worker(req), req_principal(req)->user_id, event, data_json);
+}
+
+static bool validate(struct pl_http_request *req, const struct pl_jschema *schema)
+{
+    json_t *errors = pl_json_validate(req_json(req), schema);
+    if (!errors) return true;
+    pl_respond_problem(req, 422, "the request body is invalid", errors);
+    return false;
+}
+
+static void set_etag(struct pl_http_request *req, const char *version)
+{
+    pl_resp_header(req, "ETag", pl_req_printf(req, "\"%s\"", version));
+}
+
+static void not_found(struct pl_http_request *req, const struct record_kind *k)
+{
+    pl_respond_problem(req, 404, pl_req_printf(req, "no such %s", k->name), NULL);
+}
+
+static const char *event_name(struct pl_http_request *req, const struct record_kind *k,
+                              const char *what)
+{
+    return pl_req_printf(req, "%s.%s", k->name, what);
+}
+
+/* ---- create ---- */
+
+struct create {
+    struct pl_http_request *req;
+    const struct record_kind *k;
+    const char *values[RECORD_MAX_FIELDS + 4];
+    int nvalues;
+    const char *key;
+    char hash[65];
+    bool retried;
+};
+
+static void create_send(struct create *c);
+
+static void replay(struct create *c, const PGresult *r)
+{
+    struct pl_http_request *req = c->req;
+    if (PQgetvalue(r, 0, 3)[0] != 't') {
+        pl_respond_problem(req, 422,
+                           "this Idempotency-Key was used with a different request body", NULL);
+        return;
+    }
+    if (!PQgetisnull(r, 0, 1)) pl_resp_header(req, "Location", PQgetvalue(r, 0, 1));
+    pl_resp_header(req, "Idempotent-Replayed", "true");
+    pl_respond(req, atoi(PQgetvalue(r, 0, 0)), "application/json", PQgetvalue(r, 0, 2),
+               (size_t)PQgetlength(r, 0, 2));
+}
+
+static void on_idem_lookup(int status, PGresult **results, int n, void *ctx)
+{
+    struct create *c = ctx;
+    if (status) {
+        reply_failure(c->req, status, "idempotency lookup");
+        return;
+    }
+    if (PQntuples(results[1]) == 1) {
+        replay(c, results[1]);
+        return;
+    }
+    /* Nothing live under this key (an expired record was just removed): try once more. */
+    if (!c->retried) {
+        c->retried = true;
+        create_send(c);
+        return;
+    }
+    pl_resp_header(c->req, "Retry-After", "1");
+    pl_respond_problem(c->req, 409, "a request with this Idempotency-Key is in progress", NULL);
+}
+
+static void idem_lookup(struct create *c)
+{
+    const char *uid = req_principal(c->req)->user_id;
+    const char *v[] = {uid, c->k->path, c->key, c->hash};
+    struct pl_pg_stmt stmts[] = {{"records_idem_expire", 3, v, NULL},
+                                 {"records_idem_get", 4, v, NULL}};
+    if (pl_pg_exec(req_worker(c->req)->pg, stmts, 2, on_idem_lookup, c))
+        reply_failure(c->req, PL_E_UNAVAILABLE, "idempotency lookup");
+}
+
+static void on_created(int status, PGresult **results, int n, void *ctx)
+{
+    struct create *c = ctx;
+    struct pl_http_request *req = c->req;
+    if (status == PL_E_DB && c->key && strcmp(pl_pg_error_sqlstate(results[0]), "23505") == 0) {
+        /* A concurrent request with the same key committed first (our row was rolled back
+         * with the failed statement): answer with what it stored. */
+        idem_lookup(c);
+        return;
+    }
+    if (status) {
+        reply_failure(req, status, "create");
+        return;
+    }
+    const PGresult *r = results[0];
+    if (PQntuples(r) != 1) { /* the key is taken: replay or refuse */
+        idem_lookup(c);
+        return;
+    }
+    const char *json = PQgetvalue(r, 0, 2);
+    pl_resp_header(req, "Location", pl_req_printf(req, "%s/%s", c->k->path, PQgetvalue(r, 0, 0)));
+    set_etag(req, PQgetvalue(r, 0, 1));
+    record_event(req, event_name(req, c->k, "created"), json);
+    pl_respond(req, 201, "application/json", json, (size_t)PQgetlength(r, 0, 2));
+}
+
+static void create_send(struct create *c)
+{
+    int rc;
+    if (c->key)
+        rc = pl_pg_exec1(req_worker(c->req)->pg, c->k->stmt_create_idem, c->nvalues + 2, c->values,
+                         on_created, c);
+    else
+        rc = pl_pg_exec1(req_worker(c->req)->pg, c->k->stmt_create, c->nvalues, c->values,
+                         on_created, c);
+    if (rc) reply_failure(c->req, PL_E_UNAVAILABLE, "create");
+}
+
+static bool key_ok(const char *key)
+{
+    size_t n = strlen(key);
+    if (n < 1 || n > 255) return false;
+    for (size_t i = 0; i < n; i++)
+        if (key[i] < 0x20 || key[i] > 0x7e) return false;
+    return true;
+}
+
+void record_create(struct pl_http_request *req, const struct record_kind *k)
+{
+    const char *key = pl_req_header(req, "idempotency-key");
+    if (key && !key_ok(key)) {
+        pl_respond_problem(req, 400, "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                           NULL);
+        return;
+    }
+    if (!validate(req, k->create_schema)) return;
+    struct create *c = pl_req_alloc(req, sizeof *c);
+    memset(c, 0, sizeof *c);
+    c->req = req;
+    c->k = k;
+    c->values[0] = req_principal(req)->user_id;
+    json_t *errors = k->create_params(req, req_json(req), c->values + 1);
+    if (errors) {
+        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        return;
+    }
+    c->nvalues = 1 + k->ncreate;
+    if (key) {
+        size_t len;
+        const char *body = pl_req_body(req, &len);
+        unsigned char h[32];
+        crypto_generichash(h, sizeof h, (const unsigned char *)body, len, NULL, 0);
+        sodium_bin2hex(c->hash, sizeof c->hash, h, sizeof h);
+        c->key = key;
+        c->values[c->nvalues] = key;
+        c->values[c->nvalues + 1] = c->hash;
+    }
+    create_send(c);
+}
+
+/* ---- If-Match ---- */
+
+/* NULL for no precondition (absent or "*"); a version number text; or "-1" for a tag that
+ * can never match (weak or malformed: If-Match uses strong comparison). */
+static const char *expected_version(struct pl_http_request *req)
+{
+    const char *h = pl_req_header(req, "if-match");
+    if (!h || strcmp(h, "*") == 0) return NULL;
+    size_t n = strlen(h);
+    if (n < 3 || n > 12 || h[0] != '"' || h[n - 1] != '"') return "-1";
+    for (size_t i = 1; i < n - 1; i++)
+        if (h[i] < '0' || h[i] > '9') return "-1";
+    char *v = pl_req_strdup(req, h + 1);
+    v[n - 2] = 0;
+    return v;
+}
+
+/* ---- update and delete ---- */
+
+struct change {
+    struct pl_http_request *req;
+    const struct record_kind *k;
+    const char *id;
+    const char *expect;
+    bool deleting;
+};
+
+static void on_changed(int status, PGresult **results, int n, void *ctx)
+{
+    struct change *c = ctx;
+    struct pl_http_request *req = c->req;
+    if (status) {
+        reply_failure(req, status, c->deleting ? "delete" : "update");
+        return;
+    }
+    const PGresult *r = results[0];
+    if (PQntuples(r) != 1) {
+        if (PQntuples(results[1]) == 0)
+            not_found(req, c->k);
+        else
+            pl_respond_problem(req, 412, "If-Match does not match the current version", NULL);
+        return;
+    }
+    if (c->deleting) {
+        record_event(req, event_name(req, c->k, "deleted"),
+                     pl_req_printf(req, "{\"id\":\"%s\"}", c->id));
+        pl_respond(req, 204, NULL, NULL, 0);
+        return;
+    }
+    const char *json = PQgetvalue(r, 0, 2);
+    set_etag(req, PQgetvalue(r, 0, 1));
+    record_event(req, event_name(req, c->k, "updated"), json);
+    pl_respond(req, 200, "application/json", json, (size_t)PQgetlength(r, 0, 2));
+}
+
+/* GET, and PATCH {}: nothing to change; answer the current state after the same checks. */
+static void on_noop(int status, PGresult **results, int n, void *ctx)
+{
+    struct change *c = ctx;
+    struct pl_http_request *req = c->req;
+    if (status) {
+        reply_failure(req, status, "read");
+        return;
+    }
+    const PGresult *r = results[0];
+    if (PQntuples(r) != 1) {
+        not_found(req, c->k);
+        return;
+    }
+    if (c->expect && strcmp(c->expect, PQgetvalue(r, 0, 1)) != 0) {
+        pl_respond_problem(req, 412, "If-Match does not match the current version", NULL);
+        return;
+    }
+    set_etag(req, PQgetvalue(r, 0, 1));
+    pl_respond(req, 200, "application/json", PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
+}
+
+static struct change *change_new(struct pl_http_request *req, const struct record_kind *k)
+{
+    const char *id = pl_req_param(req, "id");
+    if (!is_uuid(id)) {
+        not_found(req, k);
+        return NULL;
+    }
+    struct change *c = pl_req_alloc(req, sizeof *c);
+    c->req = req;
+    c->k = k;
+    c->id = id;
+    c->expect = expected_version(req);
+    c->deleting = false;
+    return c;
+}
+
+void record_get(struct pl_http_request *req, const struct record_kind *k)
+{
+    struct change *c = change_new(req, k);
+    if (!c) return;
+    c->expect = NULL; /* If-Match is for changes */
+    const char *v[] = {c->id, req_principal(req)->user_id};
+    if (pl_pg_exec1(req_worker(req)->pg, k->stmt_get, 2, v, on_noop, c))
+        reply_failure(req, PL_E_UNAVAILABLE, "read");
+}
+
+void record_patch(struct pl_http_request *req, const struct record_kind *k)
+{
+    if (!validate(req, k->patch_schema)) return;
+    struct change *c = change_new(req, k);
+    if (!c) return;
+    const char *uid = req_principal(req)->user_id;
+    struct worker *w = req_worker(req);
+    if (json_object_size(req_json(req)) == 0) {
+        const char *v[] = {c->id, uid};
+        if (pl_pg_exec1(w->pg, k->stmt_get, 2, v, on_noop, c))
+            reply_failure(req, PL_E_UNAVAILABLE, "read");
+        return;
+    }
+    const char *v[3 + RECORD_MAX_FIELDS] = {c->id, uid, c->expect};
+    json_t *errors = k->update_params(req, req_json(req), v + 3);
+    if (errors) {
+        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        return;
+    }
+    struct pl_pg_stmt stmts[] = {{k->stmt_update, 3 + k->nupdate, v, NULL},
+                                 {k->stmt_version, 2, v, NULL}};
+    if (pl_pg_exec(w->pg, stmts, 2, on_changed, c)) reply_failure(req, PL_E_UNAVAILABLE, "update");
+}
+
+void record_delete(struct pl_http_request *req, const struct record_kind *k)
+{
+    struct change *c = change_new(req, k);
+    if (!c) return;
+    c->deleting = true;
+    const char *v[] = {c->id, req_principal(req)->user_id, c->expect};
+    struct pl_pg_stmt stmts[] = {{k->stmt_delete, 3, v, NULL}, {k->stmt_version, 2, v, NULL}};
+    if (pl_pg_exec(req_worker(req)->pg, stmts, 2, on_changed, c))
+        reply_failure(req, PL_E_UNAVAILABLE, "delete");
+}
+
+/* ---- lists ---- */
+
+int record_limit(struct pl_http_request *req)
+{
+    const char *v[2];
+    int n = pl_req_query_all(req, "limit", v, 2);
+    if (n == 0) return 50;
+    char *end;
+    long l = n > 0 ? strtol(v[0], &end, 10) : 0;
+    if (n < 0 || n > 1 || !*v[0] || *end || l < 1 || l > 100) {
+        pl_respond_problem(req, 400, "limit must be an integer from 1 to 100", NULL);
+        return -1;
+    }
+    return (int)l;
+}
+
+void record_list_reply(struct pl_http_request *req, const PGresult *res, int limit, int ncursor)
+{
+    int rows = PQntuples(res);
+    struct pl_buf b;
+    pl_buf_init(&b);
+    pl_buf_puts(&b, "{\"items\":[");
+    int shown = rows > limit ? limit : rows;
+    for (int i = 0; i < shown; i++) {
+        if (i) pl_buf_append(&b, ",", 1);
+        pl_buf_append(&b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+    }
+    pl_buf_puts(&b, "],\"next_cursor\":");
+    char cursor[PL_CURSOR_MAX + 1];
+    const char *fields[4];
+    for (int f = 0; f < ncursor && rows > limit; f++) fields[f] = PQgetvalue(res, limit - 1, 1 + f);
+    if (rows > limit && pl_cursor_encode(fields, ncursor, cursor, sizeof cursor) == 0)
+        pl_buf_printf(&b, "\"%s\"}", cursor);
+    else
+        pl_buf_puts(&b, "null}");
+    pl_respond(req, 200, "application/json", b.data, b.len);
+    pl_buf_dispose(&b);
+}

@@ -1,0 +1,70 @@
+/* records: what notes and feeding logs share — create (with Idempotency-Key), read with an
+ * ETag, partial update and delete with If-Match, list parameters, change events. A feature
+ * describes itself with a struct record_kind; its routes are one-line calls into here.
+ *
+ * Statement conventions (each returns "id, version, json" rows where it returns any):
+ *   create       $1 user_id, $2.. fields
+ *   create_idem  as create, then key and request hash (hex) as the last two parameters:
+ *                inserts the row and its idempotency record in one statement, or nothing
+ *                when the key is already used
+ *   get          $1 id, $2 user_id
+ *   update       $1 id, $2 user_id, $3 expected version or NULL, $4.. fields
+ *   delete       $1 id, $2 user_id, $3 expected version or NULL (returns id)
+ *   version      $1 id, $2 user_id (returns version): tells 404 from 412 after a miss */
+#ifndef PULSE_RECORDS_H
+#define PULSE_RECORDS_H
+
+#include <jansson.h>
+
+#include "pl/http.h"
+#include "pl/json.h"
+#include "../store.h"
+#include "pl/pg.h"
+
+#define RECORD_MAX_FIELDS 8
+
+/* SQL of a row's JSON shape, formatted by Postgres (timestamps RFC 3339 UTC with ms). */
+#define NOTE_JSON                                                                                  \
+    "json_build_object('id', id, 'title', title, 'body', body, 'tags', tags, 'pinned', pinned, "   \
+    "'version', version, 'created_at', " TS("created_at") ", 'updated_at', " TS(                \
+        "updated_at") ")::text"
+#define FEEDING_JSON                                                                               \
+    "json_build_object('id', id, 'amount_ml', amount_ml, 'kind', kind, 'given_at', " TS(         \
+        "given_at") ", 'note', note, 'version', version, 'created_at', " TS(                     \
+        "created_at") ", 'updated_at', " TS("updated_at") ")::text"
+/* microseconds since the epoch, exact, for cursors */
+#define EPOCH_US(col) "(extract(epoch FROM " col ")::numeric * 1000000)::bigint"
+#define FROM_EPOCH_US(p) "('epoch'::timestamptz + " p "::bigint * interval '1 microsecond')"
+
+struct record_kind {
+    const char *name; /* "note": events are note.created, ... */
+    const char *path; /* "/api/v1/notes" */
+    const char *stmt_create, *stmt_create_idem, *stmt_get, *stmt_update, *stmt_delete,
+        *stmt_version;
+    const struct pl_jschema *create_schema, *patch_schema;
+    int ncreate, nupdate; /* field parameters after the fixed ones */
+    /* Fill the field parameters from a valid body (values are arena strings or NULL).
+     * Return NULL, or an errors array (taken) for checks a schema cannot express. */
+    json_t *(*create_params)(struct pl_http_request *req, json_t *body, const char **values);
+    json_t *(*update_params)(struct pl_http_request *req, json_t *body, const char **values);
+};
+
+void record_create(struct pl_http_request *req, const struct record_kind *k);
+void record_get(struct pl_http_request *req, const struct record_kind *k);
+void record_patch(struct pl_http_request *req, const struct record_kind *k);
+void record_delete(struct pl_http_request *req, const struct record_kind *k);
+
+/* ?limit= (1..100, default 50): returns the value or -1 after answering 400. */
+int record_limit(struct pl_http_request *req);
+/* Answers a list page: rows of `res` hold the JSON text in column 0 and cursor fields in
+ * columns 1..ncursor; `limit` + 1 rows were asked for, so an extra row means a next page. */
+void record_list_reply(struct pl_http_request *req, const PGresult *res, int limit, int ncursor);
+
+/* Publishes "<event>" with `data_json` (text) on the user's channel. */
+void record_event(struct pl_http_request *req, const char *event, const char *data_json);
+
+/* Deletes idempotency records older than 24 h (call from a timer now and then). */
+void records_cleanup(struct pl_pg_pool *pool);
+int records_prepare(struct pl_pg_pool *pool);
+
+#endif
