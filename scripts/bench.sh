@@ -13,7 +13,7 @@ trap 'bash "$SERVICES" test stop || true' EXIT
 eval "$(bash "$SERVICES" test env)"
 export PULSE_BIN=$ROOT/build/pulsed
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(http accounts)
+[ ${#benches[@]} -gt 0 ] || benches=(http accounts records)
 for b in "${benches[@]}"; do
     echo "### $b"
     bash "tests/bench/$b.sh"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, builds with ASan/UBSan, starts the private test
 # Postgres and Redis (stopped again on exit, whatever happens), then runs every stage:
-# ctest (unit + integration), the web front end's build and tests, the e2e tests with node.
+# ctest (unit + integration), the deployment files (tests/deploy, offline), the web front
+# end's build and tests, the e2e tests with node.
 # Every stage runs even if an earlier one failed; a summary line per stage closes the run,
 # then one total line. Exits non-zero if anything failed.
 set -uo pipefail
@@ -42,6 +43,8 @@ e2e_tests=(tests/e2e/*.test.mjs)
 shopt -u nullglob
 have_web=0
 [ -f web/package.json ] && have_web=1
+have_deploy=0
+[ -f tests/deploy/validate.sh ] && have_deploy=1
 
 npm_install() { # DIR: npm ci with a lock file, npm install without
     local flags=(--no-audit --no-fund --loglevel=error)
@@ -55,9 +58,10 @@ npm_install() { # DIR: npm ci with a lock file, npm install without
 # ---- deps --------------------------------------------------------------------------------
 banner deps
 groups=(build services test)
-if [ ${#e2e_tests[@]} -gt 0 ] || [ $have_web -eq 1 ]; then
+if [ ${#e2e_tests[@]} -gt 0 ] || [ $have_web -eq 1 ] || [ $have_deploy -eq 1 ]; then
     groups+=(node)
 fi
+[ $have_deploy -eq 1 ] && groups+=(deploy)
 if bash scripts/deps.sh "${groups[@]}"; then
     record deps ok
 else
@@ -132,6 +136,37 @@ else
     echo "skipped: the build failed"
     record ctest FAILED "not run: the build failed"
     n_failed=$((n_failed + 1))
+fi
+
+# ---- deploy ------------------------------------------------------------------------------
+# Dockerfile, compose, nginx, Prometheus, Grafana and Kubernetes files, checked offline.
+if [ $have_deploy -eq 1 ]; then
+    banner "deploy (tests/deploy/validate.sh)"
+    timeout --kill-after=10 300 bash tests/deploy/validate.sh 2>&1 | tee "$LOGDIR/deploy.log"
+    rc=${PIPESTATUS[0]}
+    p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$LOGDIR/deploy.log" | tail -n 1)
+    f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$LOGDIR/deploy.log" | tail -n 1)
+    c=$(sed -nE 's/^# cancelled ([0-9]+)$/\1/p' "$LOGDIR/deploy.log" | tail -n 1)
+    s=$(sed -nE 's/^# skipped ([0-9]+)$/\1/p' "$LOGDIR/deploy.log" | tail -n 1)
+    todo=$(sed -nE 's/^# todo ([0-9]+)$/\1/p' "$LOGDIR/deploy.log" | tail -n 1)
+    if [ -n "$p" ]; then
+        f=$((${f:-0} + ${c:-0}))
+        n_passed=$((n_passed + p))
+        n_failed=$((n_failed + f))
+        n_skipped=$((n_skipped + ${s:-0}))
+        detail="$p ok, $f failing, ${s:-0} skipped"
+        [ "${todo:-0}" -gt 0 ] && detail+=", $todo todo"
+    else
+        detail="no summary line"
+    fi
+    if [ "$rc" -eq 0 ]; then
+        record deploy ok "$detail"
+    else
+        [ -n "$p" ] || n_failed=$((n_failed + 1))
+        record deploy FAILED "exit $rc, $detail"
+    fi
+else
+    record deploy skipped "no tests/deploy/validate.sh"
 fi
 
 # ---- web ---------------------------------------------------------------------------------

@@ -17,6 +17,10 @@
 
 enum app_state { APP_STARTING = 0, APP_READY, APP_DRAINING };
 
+/* The limits of the contract's "Rate limits" table, for metrics labels. */
+enum rate_class { RATE_LOGIN, RATE_REGISTER, RATE_READ, RATE_WRITE, RATE_EXPORT, RATE_CLASSES };
+extern const char *const rate_class_names[RATE_CLASSES];
+
 struct worker;
 
 /* Statistics each worker publishes for /metrics (read by any thread). */
@@ -37,7 +41,7 @@ struct app {
     _Atomic int conn_count;
     _Atomic int state;
     _Atomic bool migrated; /* no migration pending */
-    _Atomic uint64_t ratelimit_rejections;
+    _Atomic uint64_t ratelimit_rejections[RATE_CLASSES]; /* by enum rate_class */
     int nworkers;
     struct worker *workers;
     int port;

@@ -116,11 +116,11 @@ static const struct pl_rate_rule *rule_for(const struct pulse_config *cfg, const
     return &r;
 }
 
+static enum rate_class class_of(const struct pl_http_request *req);
+
 static const char *rate_class(const struct pl_http_request *req)
 {
-    unsigned flags = pl_req_route(req)->flags;
-    if (flags & ROUTE_RATE_EXPORT) return "export";
-    return unsafe_method(pl_req_method(req)) ? "write" : "read";
+    return rate_class_names[class_of(req)];
 }
 
 static void add_rate_headers(struct pl_http_request *req, const struct pl_rate_result *r)
@@ -134,6 +134,18 @@ static void add_rate_headers(struct pl_http_request *req, const struct pl_rate_r
     pl_resp_header(req, "RateLimit-Reset", v);
 }
 
+const char *const rate_class_names[RATE_CLASSES] = {"login", "register", "read", "write",
+                                                    "export"};
+
+static enum rate_class class_of(const struct pl_http_request *req)
+{
+    unsigned flags = pl_req_route(req)->flags;
+    if (flags & ROUTE_RATE_LOGIN) return RATE_LOGIN;
+    if (flags & ROUTE_RATE_REGISTER) return RATE_REGISTER;
+    if (flags & ROUTE_RATE_EXPORT) return RATE_EXPORT;
+    return unsafe_method(pl_req_method(req)) ? RATE_WRITE : RATE_READ;
+}
+
 /* Returns true when the request may go on; otherwise it has been answered with 429. */
 static bool apply_rate(struct guard *g, bool allowed, const struct pl_rate_result *results, int n)
 {
@@ -145,7 +157,7 @@ static bool apply_rate(struct guard *g, bool allowed, const struct pl_rate_resul
     char v[24];
     snprintf(v, sizeof v, "%d", show->retry_after_s < 1 ? 1 : show->retry_after_s);
     pl_resp_header(g->req, "Retry-After", v);
-    atomic_fetch_add(&g->w->app->ratelimit_rejections, 1);
+    atomic_fetch_add(&g->w->app->ratelimit_rejections[class_of(g->req)], 1);
     pl_respond_problem(g->req, 429, "too many requests, retry later", NULL);
     return false;
 }

@@ -189,8 +189,6 @@ struct login {
     bool found;
 };
 
-static void on_login_user(int status, PGresult **results, int n, void *ctx);
-
 static void on_login_user_row(int status, PGresult **results, int n, void *ctx)
 {
     struct login *l = ctx;
@@ -337,7 +335,6 @@ static void on_session_revoked(int status, int count, void *ctx)
 static void do_session_delete(struct pl_http_request *req)
 {
     const char *id = pl_req_param(req, "id");
-    char check[SESSION_HASH_HEX + 1];
     bool hex = strlen(id) == SESSION_HASH_HEX;
     for (size_t i = 0; hex && id[i]; i++)
         hex = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f');
@@ -345,7 +342,6 @@ static void do_session_delete(struct pl_http_request *req)
         pl_respond_problem(req, 404, "no such session", NULL);
         return;
     }
-    (void)check;
     sessions_revoke(req_worker(req), req_principal(req)->user_id, REVOKE_ONE, id,
                     on_session_revoked, req);
 }

@@ -174,13 +174,15 @@ static void metrics(struct pl_http_request *req)
                   "# TYPE pulse_redis_up gauge\npulse_redis_up %d\n"
                   "# HELP pulse_redis_errors_total Redis connection failures and timeouts.\n"
                   "# TYPE pulse_redis_errors_total counter\npulse_redis_errors_total %llu\n"
-                  "# HELP pulse_ratelimit_rejections_total Requests refused by a rate limit.\n"
-                  "# TYPE pulse_ratelimit_rejections_total counter\n"
-                  "pulse_ratelimit_rejections_total %llu\n"
                   "# HELP pulse_workers Worker threads.\n# TYPE pulse_workers gauge\n"
                   "pulse_workers %d\n",
-                  redis_up, (unsigned long long)redis_errors,
-                  (unsigned long long)atomic_load(&app->ratelimit_rejections), app->nworkers);
+                  redis_up, (unsigned long long)redis_errors, app->nworkers);
+    pl_buf_puts(&b, "# HELP pulse_ratelimit_rejections_total Requests refused by a rate limit.\n"
+                    "# TYPE pulse_ratelimit_rejections_total counter\n");
+    for (int c = 0; c < RATE_CLASSES; c++)
+        pl_buf_printf(&b, "pulse_ratelimit_rejections_total{class=\"%s\"} %llu\n",
+                      rate_class_names[c],
+                      (unsigned long long)atomic_load(&app->ratelimit_rejections[c]));
     pl_process_metrics_render(&b);
     pl_resp_header(req, "Cache-Control", "no-store");
     pl_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);

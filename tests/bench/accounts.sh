@@ -34,7 +34,7 @@ stop_pulsed
 # GET /me: fresh server, default Argon2 settings do not matter here
 start_pulsed accounts
 IDLE=$(rss_kb "$PULSE_PID")
-TOKENS=$TOKENS wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/tests/bench/me.lua" \
+TOKENS=$TOKENS wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$ROOT/tests/bench/rotate.lua" \
   "http://127.0.0.1:$PULSE_PORT/api/v1/me" > "$OUT/me.txt"
 stop_pulsed
 

@@ -205,7 +205,7 @@ describe('HTTP server', () => {
     for (const name of ['pulse_http_requests_total{route="/health/live",method="GET",status="200"}',
       'pulse_http_request_duration_seconds_bucket{route="/health/live",le="0.0005"}',
       'pulse_connections ', 'pulse_pg_pool_connections{state="busy"}', 'pulse_pg_wait_seconds_bucket',
-      'pulse_redis_errors_total ', 'pulse_ratelimit_rejections_total ', 'process_cpu_seconds_total ',
+      'pulse_redis_errors_total ', 'pulse_ratelimit_rejections_total{class="login"} ', 'process_cpu_seconds_total ',
       'process_resident_memory_bytes ', 'process_open_fds ']) {
       assert.ok(text.includes(name), `missing ${name}`);
     }
