@@ -84,27 +84,9 @@ static const struct record_kind feeding_kind = {
     .update_params = update_params,
 };
 
-static void do_create(struct pl_http_request *req) { record_create(req, &feeding_kind); }
-static void do_get(struct pl_http_request *req) { record_get(req, &feeding_kind); }
-static void do_patch(struct pl_http_request *req) { record_patch(req, &feeding_kind); }
-static void do_delete(struct pl_http_request *req) { record_delete(req, &feeding_kind); }
+RECORD_HANDLERS(feeding_kind)
 
 /* ---- list ---- */
-
-struct list {
-    struct pl_http_request *req;
-    int limit;
-};
-
-static void on_list(int status, PGresult **results, int n, void *ctx)
-{
-    struct list *l = ctx;
-    if (status) {
-        reply_failure(l->req, status, "feedings list");
-        return;
-    }
-    record_list_reply(l->req, results[0], l->limit, 2);
-}
 
 /* An RFC 3339 query parameter as microseconds text, NULL when absent; false after a 400. */
 static bool time_param(struct pl_http_request *req, const char *name, const char **out)
@@ -127,9 +109,6 @@ static void do_list(struct pl_http_request *req)
 {
     int limit = record_limit(req); /* answered (and freed) the request when < 0 */
     if (limit < 0) return;
-    struct list *l = pl_req_alloc(req, sizeof *l);
-    l->req = req;
-    l->limit = limit;
     const char *from, *to;
     if (!time_param(req, "from", &from) || !time_param(req, "to", &to)) return;
     const char *kind = pl_req_query_get(req, "kind");
@@ -153,7 +132,7 @@ static void do_list(struct pl_http_request *req)
     }
     /* $1 user, $2 from, $3 to, $4 limit, then the kind and the cursor when given */
     const char *v[7] = {req_principal(req)->user_id, from, to,
-                        pl_req_printf(req, "%d", l->limit + 1)};
+                        pl_req_printf(req, "%d", limit + 1)};
     int n = 4;
     if (kind) v[n++] = kind;
     if (cursor) {
@@ -162,8 +141,7 @@ static void do_list(struct pl_http_request *req)
     }
     static const char *const names[2][2] = {{"feedings_list", "feedings_list_after"},
                                             {"feedings_kind", "feedings_kind_after"}};
-    if (pl_pg_exec1(req_worker(req)->pg, names[kind != NULL][cursor != NULL], n, v, on_list, l))
-        reply_failure(req, PL_E_UNAVAILABLE, "feedings list");
+    record_list_exec(req, limit, 2, names[kind != NULL][cursor != NULL], n, v);
 }
 
 /* ---- today and stats: one row of JSON built by Postgres ---- */

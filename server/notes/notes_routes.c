@@ -78,27 +78,9 @@ static const struct record_kind note_kind = {
     .update_params = note_params,
 };
 
-static void do_create(struct pl_http_request *req) { record_create(req, &note_kind); }
-static void do_get(struct pl_http_request *req) { record_get(req, &note_kind); }
-static void do_patch(struct pl_http_request *req) { record_patch(req, &note_kind); }
-static void do_delete(struct pl_http_request *req) { record_delete(req, &note_kind); }
+RECORD_HANDLERS(note_kind)
 
 /* ---- list ---- */
-
-struct list {
-    struct pl_http_request *req;
-    int limit;
-};
-
-static void on_list(int status, PGresult **results, int n, void *ctx)
-{
-    struct list *l = ctx;
-    if (status) {
-        reply_failure(l->req, status, "notes list");
-        return;
-    }
-    record_list_reply(l->req, results[0], l->limit, 3);
-}
 
 static bool tag_ok(const char *t)
 {
@@ -115,9 +97,6 @@ static void do_list(struct pl_http_request *req)
 {
     int limit = record_limit(req); /* answered (and freed) the request when < 0 */
     if (limit < 0) return;
-    struct list *l = pl_req_alloc(req, sizeof *l);
-    l->req = req;
-    l->limit = limit;
     const char *pinned = pl_req_query_get(req, "pinned");
     if (pinned && strcmp(pinned, "true") != 0 && strcmp(pinned, "false") != 0) {
         bad_query(req, "pinned must be true or false");
@@ -164,20 +143,18 @@ static void do_list(struct pl_http_request *req)
             return;
         }
     }
-    const char *uid = req_principal(req)->user_id, *lim = pl_req_printf(req, "%d", l->limit + 1);
-    int rc;
+    const char *uid = req_principal(req)->user_id, *lim = pl_req_printf(req, "%d", limit + 1);
     if (pinned || tag_lit || q) {
         const char *v[] = {uid, pinned, tag_lit, q, lim, cursor ? f[0] : NULL,
                            cursor ? f[1] : NULL, cursor ? f[2] : NULL};
-        rc = pl_pg_exec1(req_worker(req)->pg, cursor ? "notes_find_after" : "notes_find",
-                         cursor ? 8 : 5, v, on_list, l);
+        record_list_exec(req, limit, 3, cursor ? "notes_find_after" : "notes_find", cursor ? 8 : 5,
+                         v);
     } else {
         const char *v[] = {uid, lim, cursor ? f[0] : NULL, cursor ? f[1] : NULL,
                            cursor ? f[2] : NULL};
-        rc = pl_pg_exec1(req_worker(req)->pg, cursor ? "notes_list_after" : "notes_list",
-                         cursor ? 5 : 2, v, on_list, l);
+        record_list_exec(req, limit, 3, cursor ? "notes_list_after" : "notes_list", cursor ? 5 : 2,
+                         v);
     }
-    if (rc) reply_failure(req, PL_E_UNAVAILABLE, "notes list");
 }
 
 /* ---- tags ---- */

@@ -360,7 +360,12 @@ int record_limit(struct pl_http_request *req)
     return (int)l;
 }
 
-void record_list_reply(struct pl_http_request *req, const PGresult *res, int limit, int ncursor)
+struct list {
+    struct pl_http_request *req;
+    int limit, ncursor;
+};
+
+static void list_reply(struct pl_http_request *req, const PGresult *res, int limit, int ncursor)
 {
     int rows = PQntuples(res);
     struct pl_buf b;
@@ -381,4 +386,25 @@ void record_list_reply(struct pl_http_request *req, const PGresult *res, int lim
         pl_buf_puts(&b, "null}");
     pl_respond(req, 200, "application/json", b.data, b.len);
     pl_buf_dispose(&b);
+}
+
+static void on_list(int status, PGresult **results, int n, void *ctx)
+{
+    struct list *l = ctx;
+    if (status) {
+        reply_failure(l->req, status, "list");
+        return;
+    }
+    list_reply(l->req, results[0], l->limit, l->ncursor);
+}
+
+void record_list_exec(struct pl_http_request *req, int limit, int ncursor, const char *stmt,
+                      int nparams, const char *const *values)
+{
+    struct list *l = pl_req_alloc(req, sizeof *l);
+    l->req = req;
+    l->limit = limit;
+    l->ncursor = ncursor;
+    if (pl_pg_exec1(req_worker(req)->pg, stmt, nparams, values, on_list, l))
+        reply_failure(req, PL_E_UNAVAILABLE, "list");
 }

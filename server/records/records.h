@@ -56,9 +56,17 @@ void record_delete(struct pl_http_request *req, const struct record_kind *k);
 
 /* ?limit= (1..100, default 50): returns the value or -1 after answering 400. */
 int record_limit(struct pl_http_request *req);
-/* Answers a list page: rows of `res` hold the JSON text in column 0 and cursor fields in
- * columns 1..ncursor; `limit` + 1 rows were asked for, so an extra row means a next page. */
-void record_list_reply(struct pl_http_request *req, const PGresult *res, int limit, int ncursor);
+/* Runs a list statement that asks for `limit` + 1 rows holding the JSON text in column 0 and
+ * the cursor fields in columns 1..ncursor, and answers {items, next_cursor}. */
+void record_list_exec(struct pl_http_request *req, int limit, int ncursor, const char *stmt,
+                      int nparams, const char *const *values);
+
+/* The four id-based handlers of a kind, as static do_create/do_get/do_patch/do_delete. */
+#define RECORD_HANDLERS(kind)                                                                      \
+    static void do_create(struct pl_http_request *req) { record_create(req, &(kind)); }          \
+    static void do_get(struct pl_http_request *req) { record_get(req, &(kind)); }                \
+    static void do_patch(struct pl_http_request *req) { record_patch(req, &(kind)); }            \
+    static void do_delete(struct pl_http_request *req) { record_delete(req, &(kind)); }
 
 /* Publishes "<event>" with `data_json` (text) on the user's channel. */
 void record_event(struct pl_http_request *req, const char *event, const char *data_json);
