@@ -467,7 +467,8 @@ static void build_head(struct pl_http_request *req, struct pl_buf *b, int status
                           "Access-Control-Allow-Origin: %s\r\n"
                           "Access-Control-Allow-Credentials: true\r\nVary: Origin\r\n"
                           "Access-Control-Expose-Headers: ETag, Location, Retry-After, "
-                          "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, X-Request-Id\r\n",
+                          "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, X-Request-Id, "
+                          "Idempotent-Replayed\r\n",
                           origin);
         }
         if (closing)

@@ -216,11 +216,14 @@ static const char *expected_version(struct pl_http_request *req)
     if (!h || strcmp(h, "*") == 0) return NULL;
     size_t n = strlen(h);
     if (n < 3 || n > 12 || h[0] != '"' || h[n - 1] != '"') return "-1";
-    for (size_t i = 1; i < n - 1; i++)
+    long long v = 0;
+    for (size_t i = 1; i < n - 1; i++) {
         if (h[i] < '0' || h[i] > '9') return "-1";
-    char *v = pl_req_strdup(req, h + 1);
-    v[n - 2] = 0;
-    return v;
+        v = v * 10 + (h[i] - '0');
+    }
+    /* Canonical digits: "01" means version 1 everywhere, and nothing overflows int4. */
+    if (v > 2147483647) return "-1";
+    return pl_req_printf(req, "%lld", v);
 }
 
 /* ---- update and delete ---- */

@@ -169,6 +169,13 @@ describe('notes', () => {
       }
     });
 
+    it('answers 413 to a body over 1 MiB', async () => {
+      const a = await register(srv);
+      const r = await api(srv, 'POST', NOTES, { token: a.token, body: { title: 'big', body: 'b'.repeat(1100000) } });
+      expectProblem(r, 413, 'payload-too-large');
+      assert.equal(count(a.user.id), 0);
+    });
+
     it('answers 415 without JSON Content-Type and 400 to malformed JSON', async () => {
       const a = await register(srv);
       expectProblem(await api(srv, 'POST', NOTES, { token: a.token, body: '{"title":"x"}', contentType: null }), 415, 'unsupported-media-type');
@@ -354,6 +361,28 @@ describe('notes', () => {
       expect404(await api(srv, 'DELETE', `${NOTES}/${m.id}`, { token: a.token, headers: { 'If-Match': '*' } }));
     });
 
+    it('concurrent PATCHes: with the same If-Match exactly one wins, without it no update is lost', async () => {
+      const a = await register(srv);
+      const n = await createNote(srv, a.token, { title: 'race' });
+      const path = `${NOTES}/${n.id}`;
+      let rs = await Promise.all(Array.from({ length: 10 }, (_, i) => api(srv, 'PATCH', path, { token: a.token, body: { title: `w${i}` }, headers: { 'If-Match': '"1"' } })));
+      const won = rs.filter((r) => r.status === 200);
+      assert.equal(won.length, 1, `one 200, got ${rs.map((r) => r.status)}`);
+      for (const r of rs.filter((x) => x.status !== 200)) expectProblem(r, 412, 'precondition-failed');
+      let g = expectStatus(await api(srv, 'GET', path, { token: a.token }), 200);
+      assert.equal(g.json.version, 2);
+      assert.equal(g.json.title, won[0].json.title);
+      rs = await Promise.all(Array.from({ length: 10 }, (_, i) => api(srv, 'PATCH', path, { token: a.token, body: { body: `b${i}` } })));
+      for (const r of rs) expectStatus(r, 200);
+      assert.deepEqual(rs.map((r) => r.json.version).sort((x, y) => x - y), [3, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'every update got its own version');
+      g = expectStatus(await api(srv, 'GET', path, { token: a.token }), 200);
+      assert.equal(g.json.version, 12);
+      assert.equal(g.headers.etag, '"12"');
+      rs = await Promise.all(Array.from({ length: 5 }, () => api(srv, 'DELETE', path, { token: a.token })));
+      assert.equal(rs.filter((r) => r.status === 204).length, 1, `one 204, got ${rs.map((r) => r.status)}`);
+      for (const r of rs.filter((x) => x.status !== 204)) expect404(r);
+    });
+
     it('DELETE answers 204, then the note is gone (GET, PATCH, DELETE 404)', async () => {
       const a = await register(srv);
       const n = await createNote(srv, a.token);
@@ -529,6 +558,33 @@ describe('notes', () => {
       assert.ok(added.length >= 4);
     });
 
+    it('notes deleted between page fetches, the cursor\'s own included, leave no gap among the others', async () => {
+      const a = await register(srv);
+      for (let i = 0; i < 25; i++) await createNote(srv, a.token, { title: `d${i}`, pinned: i % 6 === 0 });
+      const full = ids((await page(srv, a.token, [['limit', '100']])).items);
+      const deleted = new Set();
+      const seen = [];
+      let cursor = null;
+      for (let i = 0; i < 20; i++) {
+        const p = await page(srv, a.token, [['limit', '6'], ...(cursor ? [['cursor', cursor]] : [])]);
+        seen.push(...ids(p.items));
+        if (p.next_cursor === null) break;
+        cursor = p.next_cursor;
+        // the last note seen (the cursor's position) and the next one not yet seen
+        const last = p.items[p.items.length - 1].id;
+        const ahead = full[full.indexOf(last) + 1];
+        for (const id of [last, ahead]) {
+          if (id && !deleted.has(id)) {
+            expectStatus(await api(srv, 'DELETE', `${NOTES}/${id}`, { token: a.token }), 204);
+            deleted.add(id);
+          }
+        }
+      }
+      noDuplicates(seen);
+      const expected = full.filter((id) => !deleted.has(id) || seen.includes(id));
+      assert.deepEqual(seen, expected, 'every note not deleted before its page, in order');
+    });
+
     it('ties on updated_at (equal, or equal to the millisecond) are paged without duplicates or gaps', async () => {
       const a = await register(srv);
       psql(`INSERT INTO notes (user_id, title, pinned, created_at, updated_at)
@@ -586,6 +642,7 @@ describe('notes', () => {
       const r2 = expectStatus(await post(srv, a.token, body, 'key-1'), 201);
       assert.equal(r2.headers['idempotent-replayed'], 'true');
       assert.equal(r2.headers.location, r1.headers.location);
+      assert.match(r2.headers['content-type'], /^application\/json/);
       assert.deepEqual(r2.json, r1.json);
       const r3 = expectStatus(await post(srv2, a.token, body, 'key-1'), 201);
       assert.equal(r3.headers['idempotent-replayed'], 'true', 'replayed by another replica too');
@@ -695,6 +752,8 @@ describe('notes', () => {
           assert.equal(r.headers.location, originals[0].headers.location);
         }
         assert.equal(count(a.user.id), 1, 'exactly one row');
+        assert.equal(psql(`SELECT count(*) FROM idempotency_keys WHERE user_id = '${a.user.id}' AND key = 'race-${round}'`), '1', 'one stored response');
+        for (const r of rs.filter((x) => x.status === 409)) assert.notEqual(r.headers['idempotent-replayed'], 'true');
         const later = expectStatus(await post(srv2, a.token, body, `race-${round}`), 201);
         assert.equal(later.headers['idempotent-replayed'], 'true');
         assert.deepEqual(later.json, originals[0].json);
@@ -759,7 +818,9 @@ describe('notes', () => {
       try {
         const chA = `pulse:user:${a.user.id}`;
         const r = expectStatus(await api(srv, 'POST', NOTES, { token: a.token, body: { title: 'live', tags: ['t'] } }), 201);
+        const tResp = Date.now();
         const c = await sub.waitFor((m) => m.data.event === 'note.created');
+        assert.ok(c.at - tResp < 500, `published promptly (${c.at - tResp} ms after the response)`);
         assert.equal(c.channel, chA);
         assert.deepEqual(Object.keys(c.data).sort(), ['data', 'event', 'type']);
         assert.equal(c.data.type, 'event');
