@@ -813,6 +813,34 @@ describe('feedings', () => {
     });
   });
 
+  describe('order of checks and cookies', () => {
+    it('401 before 415/422; 422 before 404 (existence); a write-only token is 403 before 400', async () => {
+      const a = await register(srv);
+      expect401(await api(srv, 'POST', FEEDINGS, { body: 'x', contentType: 'text/plain' }));
+      expect401(await api(srv, 'GET', `${STATS}?days=0`));
+      expect401(await api(srv, 'GET', `${FEEDINGS}?limit=0`));
+      const wo = await createToken(srv, a.token, { scopes: ['write'] });
+      expect403(await api(srv, 'GET', `${STATS}?days=abc`, { token: wo.token }));
+      expect403(await api(srv, 'GET', `${FEEDINGS}?kind=juice`, { token: wo.token }));
+      expect422(await api(srv, 'PATCH', `${FEEDINGS}/${RANDOM_UUID}`, { token: a.token, body: { amount_ml: 0 } }), 'amount_ml');
+      expect422(await api(srv, 'PATCH', `${FEEDINGS}/not-a-uuid`, { token: a.token, body: { kind: 'juice' } }), 'kind');
+      expect404(await api(srv, 'PATCH', `${FEEDINGS}/not-a-uuid`, { token: a.token, body: { kind: 'milk' } }));
+    });
+
+    it('cookie-authenticated writes need the public Origin', async () => {
+      const a = await register(srv);
+      const f = await createFeeding(srv, a.token);
+      expect403(await api(srv, 'POST', FEEDINGS, { cookie: a.token, origin: null, body: { amount_ml: 5 } }));
+      expect403(await api(srv, 'PATCH', `${FEEDINGS}/${f.id}`, { cookie: a.token, origin: 'https://evil.example', body: { amount_ml: 5 } }));
+      expect403(await api(srv, 'DELETE', `${FEEDINGS}/${f.id}`, { cookie: a.token, origin: 'null' }));
+      assert.equal(count(a.user.id), 1);
+      expectStatus(await api(srv, 'GET', TODAY, { cookie: a.token, origin: null }), 200);
+      expectStatus(await api(srv, 'POST', FEEDINGS, { cookie: a.token, body: { amount_ml: 5 } }), 201);
+      expectStatus(await api(srv, 'DELETE', `${FEEDINGS}/${f.id}`, { cookie: a.token }), 204);
+      assert.equal(count(a.user.id), 1);
+    });
+  });
+
   describe('change events', () => {
     it('publishes feeding.created/updated/deleted with the whole feeding after the commit, on the owner\'s channel only', async () => {
       const a = await register(srv);

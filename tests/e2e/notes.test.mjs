@@ -805,6 +805,37 @@ describe('notes', () => {
     });
   });
 
+  describe('order of checks and cookies', () => {
+    it('401 before 415/400/422; 403 (scope) before 415; 422 before 404 (existence)', async () => {
+      const a = await register(srv);
+      expect401(await api(srv, 'POST', NOTES, { body: 'not json', contentType: 'text/plain' }));
+      expect401(await api(srv, 'PATCH', `${NOTES}/${RANDOM_UUID}`, { body: { title: '' } }));
+      const ro = await createToken(srv, a.token, { scopes: ['read'] });
+      expect403(await api(srv, 'POST', NOTES, { token: ro.token, body: 'x', contentType: 'text/plain' }));
+      expectProblem(await api(srv, 'POST', NOTES, { token: a.token, body: 'not json', contentType: 'text/plain' }), 415, 'unsupported-media-type');
+      expectProblem(await api(srv, 'PATCH', `${NOTES}/${RANDOM_UUID}`, { token: a.token, body: '{"title":' }), 400, 'malformed');
+      expect422(await api(srv, 'PATCH', `${NOTES}/${RANDOM_UUID}`, { token: a.token, body: { title: '' } }), 'title');
+      expect422(await api(srv, 'PATCH', `${NOTES}/not-a-uuid`, { token: a.token, body: { pinned: 'x' } }), 'pinned');
+      expect404(await api(srv, 'PATCH', `${NOTES}/not-a-uuid`, { token: a.token, body: { pinned: true } }));
+    });
+
+    it('cookie-authenticated writes need the public Origin; bearer writes do not', async () => {
+      const a = await register(srv);
+      const n = await createNote(srv, a.token);
+      const cookie = a.token;
+      expect403(await api(srv, 'POST', NOTES, { cookie, origin: null, body: { title: 'no origin' } }));
+      expect403(await api(srv, 'POST', NOTES, { cookie, origin: 'https://evil.example', body: { title: 'evil' } }));
+      expect403(await api(srv, 'PATCH', `${NOTES}/${n.id}`, { cookie, origin: 'https://evil.example', body: { title: 'evil' } }));
+      expect403(await api(srv, 'DELETE', `${NOTES}/${n.id}`, { cookie, origin: null }));
+      assert.equal(count(a.user.id), 1);
+      expectStatus(await api(srv, 'GET', NOTES, { cookie, origin: null }), 200);
+      expectStatus(await api(srv, 'POST', NOTES, { cookie, body: { title: 'same origin' } }), 201);
+      expectStatus(await api(srv, 'POST', NOTES, { token: a.token, origin: null, body: { title: 'bearer' } }), 201);
+      expectStatus(await api(srv, 'DELETE', `${NOTES}/${n.id}`, { cookie }), 204);
+      assert.equal(count(a.user.id), 2);
+    });
+  });
+
   describe('change events', () => {
     it('publishes note.created/updated/deleted with the whole note after the commit, on the owner\'s channel only', async () => {
       const a = await register(srv);
