@@ -6,6 +6,8 @@
 # Every stage runs even if an earlier one failed; a summary line per stage closes the run,
 # then one total line. Exits non-zero if anything failed.
 set -uo pipefail
+# Hostile-load tests hold ~10,000 client sockets: raise this shell's fd limit (root may).
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)
 cd "$ROOT" || exit 1

@@ -324,6 +324,7 @@ TEST(real_proc)
     int64_t until = mono_us() + 100000;
     while (mono_us() < until)
         x += 1;
+    CHECK(x > 0);
     CHECK_EQ_INT(pl_sysmetrics_sample(s, mono_us(), &o), 0);
     CHECK(o.cpu_percent >= 0 && o.cpu_percent <= 100);
     CHECK(o.load1 >= 0);
