@@ -59,7 +59,7 @@ npm_install() { # DIR: npm ci with a lock file, npm install without
 
 # ---- deps --------------------------------------------------------------------------------
 banner deps
-groups=(build services test)
+groups=(build services test format)
 if [ ${#e2e_tests[@]} -gt 0 ] || [ $have_web -eq 1 ] || [ $have_deploy -eq 1 ]; then
     groups+=(node)
 fi

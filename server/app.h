@@ -40,7 +40,7 @@ struct app {
     struct pl_http_metrics *metrics;
     _Atomic int conn_count;
     _Atomic int state;
-    _Atomic bool migrated; /* no migration pending */
+    _Atomic bool migrated;                               /* no migration pending */
     _Atomic uint64_t ratelimit_rejections[RATE_CLASSES]; /* by enum rate_class */
     int nworkers;
     struct worker *workers;

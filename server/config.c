@@ -11,15 +11,28 @@
 #include "pl/log.h"
 
 #define OFF(f) offsetof(struct pulse_config, f)
-#define STR(name, field, def, help) {name, PL_SET_STRING, def, OFF(field), 0, 0, false, false, help}
-#define INT(name, field, def, lo, hi, help) {name, PL_SET_INT, def, OFF(field), lo, hi, false, false, help}
-#define BOOL(name, field, def, help) {name, PL_SET_BOOL, def, OFF(field), 0, 0, false, false, help}
-#define RATE(name, field, def, help) {name, PL_SET_RATE, def, OFF(field), 0, 0, false, false, help}
+#define STR(name, field, def, help)                                                                \
+    {                                                                                              \
+        name, PL_SET_STRING, def, OFF(field), 0, 0, false, false, help                             \
+    }
+#define INT(name, field, def, lo, hi, help)                                                        \
+    {                                                                                              \
+        name, PL_SET_INT, def, OFF(field), lo, hi, false, false, help                              \
+    }
+#define BOOL(name, field, def, help)                                                               \
+    {                                                                                              \
+        name, PL_SET_BOOL, def, OFF(field), 0, 0, false, false, help                               \
+    }
+#define RATE(name, field, def, help)                                                               \
+    {                                                                                              \
+        name, PL_SET_RATE, def, OFF(field), 0, 0, false, false, help                               \
+    }
 
 /* Argon2 defaults are libsodium's INTERACTIVE limits (opslimit 2, memlimit 64 MiB). */
 const struct pl_setting pulse_settings[] = {
     STR("PULSE_LISTEN", listen, "127.0.0.1:8080", "address and port to accept on"),
-    INT("PULSE_WORKERS", workers, "0", 0, 256, "worker threads, each with its own loop (0 = cores)"),
+    INT("PULSE_WORKERS", workers, "0", 0, 256,
+        "worker threads, each with its own loop (0 = cores)"),
     {"DATABASE_URL", PL_SET_STRING, NULL, OFF(database_url), 0, 0, false, true,
      "libpq connection URI"},
     {"REDIS_URL", PL_SET_STRING, NULL, OFF(redis_url), 0, 0, false, true,
@@ -35,17 +48,21 @@ const struct pl_setting pulse_settings[] = {
     STR("PULSE_CORS_ORIGINS", cors_origins, "", "extra allowed origins, comma-separated"),
     BOOL("PULSE_COOKIE_SECURE", cookie_secure, "0", "add Secure to cookies"),
     STR("PULSE_TRUSTED_PROXIES", trusted_proxies, "", "CIDRs whose X-Forwarded-For is believed"),
-    INT("PULSE_METRICS_INTERVAL_MS", metrics_interval_ms, "1000", 50, 60000, "live metrics cadence"),
+    INT("PULSE_METRICS_INTERVAL_MS", metrics_interval_ms, "1000", 50, 60000,
+        "live metrics cadence"),
     {"PULSE_METRICS_TOKEN", PL_SET_STRING, "", OFF(metrics_token), 0, 0, false, true,
      "bearer token required for /metrics when set"},
     BOOL("PULSE_RATE_LIMITS", rate_limits, "on", "off disables every limit (benchmarks only)"),
     STR("PULSE_LOG_LEVEL", log_level, "info", "debug, info, warn, error"),
-    INT("PULSE_DRAIN_MS", drain_ms, "10000", 0, 600000, "how long SIGTERM waits for in-flight requests"),
-    INT("PULSE_MAX_CONNECTIONS", max_connections, "16384", 1, 1000000, "open connections per process"),
+    INT("PULSE_DRAIN_MS", drain_ms, "10000", 0, 600000,
+        "how long SIGTERM waits for in-flight requests"),
+    INT("PULSE_MAX_CONNECTIONS", max_connections, "16384", 1, 1000000,
+        "open connections per process"),
     INT("PULSE_MAX_HEAD_BYTES", max_head_bytes, "16384", 1024, 1048576, "request head limit"),
     INT("PULSE_MAX_BODY_BYTES", max_body_bytes, "1048576", 1024, 1073741824, "request body limit"),
     INT("PULSE_HEAD_TIMEOUT_MS", head_timeout_ms, "10000", 100, 3600000, "slow head timeout"),
-    INT("PULSE_IDLE_TIMEOUT_MS", idle_timeout_ms, "60000", 100, 86400000, "idle keep-alive timeout"),
+    INT("PULSE_IDLE_TIMEOUT_MS", idle_timeout_ms, "60000", 100, 86400000,
+        "idle keep-alive timeout"),
     INT("PULSE_SHUTDOWN_DELAY_MS", shutdown_delay_ms, "0", 0, 600000,
         "after SIGTERM keep accepting this long before closing the listener"),
     BOOL("PULSE_AUTO_MIGRATE", auto_migrate, "0", "serve applies pending migrations itself"),
@@ -87,8 +104,8 @@ static bool is_origin(const char *s)
     return rest && *rest && !strchr(rest, '/') && !strpbrk(rest, " \t,");
 }
 
-int pulse_config_load(struct pulse_config *cfg, const char *env_file, bool need_services,
-                      char *err, size_t errlen)
+int pulse_config_load(struct pulse_config *cfg, const char *env_file, bool need_services, char *err,
+                      size_t errlen)
 {
     memset(cfg, 0, sizeof *cfg);
     int rc = pl_config_load(pulse_settings, pulse_settings_count, cfg, env_file, err, errlen);
@@ -98,17 +115,20 @@ int pulse_config_load(struct pulse_config *cfg, const char *env_file, bool need_
     if (pl_http_parse_listen(cfg->listen, host, sizeof host, &port))
         return fail(err, errlen, "invalid PULSE_LISTEN=%.100s: expected HOST:PORT", cfg->listen);
     if (pl_log_level_parse(cfg->log_level) < 0)
-        return fail(err, errlen, "invalid PULSE_LOG_LEVEL=%.50s: expected debug, info, warn or error",
+        return fail(err, errlen,
+                    "invalid PULSE_LOG_LEVEL=%.50s: expected debug, info, warn or error",
                     cfg->log_level);
     if (!is_origin(cfg->public_origin))
-        return fail(err, errlen, "invalid PULSE_PUBLIC_ORIGIN=%.100s: expected http(s)://host[:port]",
+        return fail(err, errlen,
+                    "invalid PULSE_PUBLIC_ORIGIN=%.100s: expected http(s)://host[:port]",
                     cfg->public_origin);
     if (need_services && (!cfg->database_url || !*cfg->database_url))
         return fail(err, errlen, "missing %s: set it in the environment or .env", "DATABASE_URL");
     if (need_services && (!cfg->redis_url || !*cfg->redis_url))
         return fail(err, errlen, "missing %s: set it in the environment or .env", "REDIS_URL");
     if (need_services && strncmp(cfg->redis_url, "redis://", 8) != 0)
-        return fail(err, errlen, "invalid %s: expected redis://[:password@]host:port/db", "REDIS_URL");
+        return fail(err, errlen, "invalid %s: expected redis://[:password@]host:port/db",
+                    "REDIS_URL");
     if ((unsigned long long)cfg->argon2_opslimit < crypto_pwhash_OPSLIMIT_MIN)
         return fail(err, errlen, "invalid %s: below libsodium's minimum", "PULSE_ARGON2_OPSLIMIT");
     if (cfg->session_absolute_s < cfg->session_idle_s)

@@ -49,8 +49,8 @@ extern const size_t pulse_settings_count;
 
 /* Loads and validates (cross-field checks included). Returns 0 or PL_E_CONFIG with a
  * one-line reason. `need_services`: DATABASE_URL/REDIS_URL are required. */
-int pulse_config_load(struct pulse_config *cfg, const char *env_file, bool need_services,
-                      char *err, size_t errlen);
+int pulse_config_load(struct pulse_config *cfg, const char *env_file, bool need_services, char *err,
+                      size_t errlen);
 void pulse_config_dispose(struct pulse_config *cfg);
 
 #endif

@@ -7,7 +7,10 @@
 #include "app.h"
 #include "auth/auth.h"
 
-static void on_published(int status, redisReply *reply, void *ctx) { free(ctx); }
+static void on_published(int status, redisReply *reply, void *ctx)
+{
+    free(ctx);
+}
 
 static void publish(struct worker *w, const char *channel, char *payload)
 {
@@ -41,7 +44,8 @@ void events_publish_raw(struct worker *w, const char *user_id, const char *event
 void auth_publish_revocation(struct worker *w, const char *user_id, const char *kind,
                              const char *id)
 {
-    json_t *msg = json_pack("{s:s, s:s, s:s}", "user_id", user_id, "kind", kind, "id", id ? id : "");
+    json_t *msg =
+        json_pack("{s:s, s:s, s:s}", "user_id", user_id, "kind", kind, "id", id ? id : "");
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     if (text) publish(w, "pulse:revoke", text);

@@ -25,14 +25,20 @@ struct guard {
     char token_hash[SESSION_HASH_HEX + 1];
 };
 
-static struct guard *guard_of(const struct pl_http_request *req) { return pl_req_user_data(req); }
+static struct guard *guard_of(const struct pl_http_request *req)
+{
+    return pl_req_user_data(req);
+}
 
 const struct principal *req_principal(const struct pl_http_request *req)
 {
     return &guard_of(req)->p;
 }
 
-json_t *req_json(const struct pl_http_request *req) { return guard_of(req)->body; }
+json_t *req_json(const struct pl_http_request *req)
+{
+    return guard_of(req)->body;
+}
 
 void reply_failure(struct pl_http_request *req, int status, const char *what)
 {
@@ -55,17 +61,23 @@ void reply_invalid(struct pl_http_request *req, const char *field, const char *m
 
 /* ---- small checks ---- */
 
-static bool unsafe_method(unsigned m) { return m != PL_M_GET && m != PL_M_HEAD && m != PL_M_OPTIONS; }
+static bool unsafe_method(unsigned m)
+{
+    return m != PL_M_GET && m != PL_M_HEAD && m != PL_M_OPTIONS;
+}
 
 static bool list_has(const char *list, const char *item)
 {
     size_t n = strlen(item);
     for (const char *p = list; p && *p;) {
-        while (*p == ' ' || *p == ',') p++;
+        while (*p == ' ' || *p == ',')
+            p++;
         const char *e = p;
-        while (*e && *e != ',') e++;
+        while (*e && *e != ',')
+            e++;
         const char *t = e;
-        while (t > p && t[-1] == ' ') t--;
+        while (t > p && t[-1] == ' ')
+            t--;
         if ((size_t)(t - p) == n && n && memcmp(p, item, n) == 0) return true;
         p = e;
     }
@@ -83,7 +95,8 @@ static bool cookie_value(const char *header, const char *name, char *out, size_t
 {
     size_t n = strlen(name);
     for (const char *p = header; p && *p;) {
-        while (*p == ' ' || *p == ';') p++;
+        while (*p == ' ' || *p == ';')
+            p++;
         const char *eq = strchr(p, '=');
         const char *semi = strchr(p, ';');
         if (!eq || (semi && semi < eq)) {
@@ -134,8 +147,7 @@ static void add_rate_headers(struct pl_http_request *req, const struct pl_rate_r
     pl_resp_header(req, "RateLimit-Reset", v);
 }
 
-const char *const rate_class_names[RATE_CLASSES] = {"login", "register", "read", "write",
-                                                    "export"};
+const char *const rate_class_names[RATE_CLASSES] = {"login", "register", "read", "write", "export"};
 
 static enum rate_class class_of(const struct pl_http_request *req)
 {
@@ -193,7 +205,8 @@ static void step_rate_separate(struct guard *g)
         size_t len;
         const char *body = pl_req_body(g->req, &len);
         json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-        const char *e = j && json_is_object(j) ? json_string_value(json_object_get(j, "email")) : NULL;
+        const char *e =
+            j && json_is_object(j) ? json_string_value(json_object_get(j, "email")) : NULL;
         if (e) {
             snprintf(email, sizeof email, "%s", e);
             pl_email_normalize(email);
@@ -264,8 +277,8 @@ static void step_authorized(struct guard *g, const struct pl_rate_result *sessio
         return;
     }
     if (g->p.cookie && unsafe_method(pl_req_method(req)) && !g->origin_ok) {
-        pl_respond_problem(req, 403, "cross-origin request refused: Origin is missing or not allowed",
-                           NULL);
+        pl_respond_problem(req, 403,
+                           "cross-origin request refused: Origin is missing or not allowed", NULL);
         return;
     }
     if (session_rate) {

@@ -38,8 +38,8 @@ static void usage(FILE *f)
                "Settings come from the environment, then ./.env, then these defaults:\n");
     for (size_t i = 0; i < pulse_settings_count; i++) {
         const struct pl_setting *s = &pulse_settings[i];
-        fprintf(f, "  %-26s %-22s %s\n", s->name, s->def ? (*s->def ? s->def : "(empty)") : "(required)",
-                s->help);
+        fprintf(f, "  %-26s %-22s %s\n", s->name,
+                s->def ? (*s->def ? s->def : "(empty)") : "(required)", s->help);
     }
 }
 
@@ -266,7 +266,10 @@ static void on_migrate_timer(uv_timer_t *t)
     uv_queue_work(&main_loop, &j->work, migrate_work, migrate_done);
 }
 
-static void on_stats_timer(uv_timer_t *t) { pl_log_flush(); }
+static void on_stats_timer(uv_timer_t *t)
+{
+    pl_log_flush();
+}
 
 static void tell_workers(int cmd)
 {
@@ -397,8 +400,9 @@ static int cmd_serve(void)
     }
     char addr[300];
     snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-    pl_info("listening", ",\"address\":\"%s\",\"port\":%d,\"workers\":%d,\"version\":\"%s\","
-                         "\"instance\":\"%s\"",
+    pl_info("listening",
+            ",\"address\":\"%s\",\"port\":%d,\"workers\":%d,\"version\":\"%s\","
+            "\"instance\":\"%s\"",
             addr, port, app.nworkers, PULSE_VERSION, app.cfg.instance);
     pl_log_flush();
 

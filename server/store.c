@@ -14,7 +14,8 @@ static void remember(const struct stmt_def *d)
 {
     pthread_mutex_lock(&lock);
     bool seen = false;
-    for (size_t i = 0; i < nknown && !seen; i++) seen = strcmp(known[i]->name, d->name) == 0;
+    for (size_t i = 0; i < nknown && !seen; i++)
+        seen = strcmp(known[i]->name, d->name) == 0;
     if (!seen && nknown < MAX_DEFS) known[nknown++] = d;
     pthread_mutex_unlock(&lock);
 }

@@ -53,7 +53,8 @@ bool app_timezone_valid(const struct app *app, const char *name)
 
 void timezones_free(struct app *app)
 {
-    for (size_t i = 0; i < app->ntimezones; i++) free(app->timezones[i]);
+    for (size_t i = 0; i < app->ntimezones; i++)
+        free(app->timezones[i]);
     free(app->timezones);
     app->timezones = NULL;
     app->ntimezones = 0;

@@ -5,7 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void pl_buf_init(struct pl_buf *b) { *b = (struct pl_buf){0}; }
+void pl_buf_init(struct pl_buf *b)
+{
+    *b = (struct pl_buf){0};
+}
 
 void pl_buf_dispose(struct pl_buf *b)
 {
@@ -17,7 +20,8 @@ void pl_buf_reserve(struct pl_buf *b, size_t extra)
 {
     if (b->len + extra + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1) cap *= 2;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
     char *p = realloc(b->data, cap);
     if (!p) abort();
     b->data = p;
@@ -32,7 +36,10 @@ void pl_buf_append(struct pl_buf *b, const void *data, size_t len)
     b->data[b->len] = 0;
 }
 
-void pl_buf_puts(struct pl_buf *b, const char *s) { pl_buf_append(b, s, strlen(s)); }
+void pl_buf_puts(struct pl_buf *b, const char *s)
+{
+    pl_buf_append(b, s, strlen(s));
+}
 
 void pl_buf_printf(struct pl_buf *b, const char *fmt, ...)
 {

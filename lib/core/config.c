@@ -71,15 +71,18 @@ int pl_config_parse_env(const char *text, size_t len,
     while (i < len) {
         line++;
         size_t eol = i;
-        while (eol < len && text[eol] != '\n') eol++;
+        while (eol < len && text[eol] != '\n')
+            eol++;
         size_t p = i, end = eol;
         if (end > p && text[end - 1] == '\r') end--;
         i = eol + 1;
-        while (p < end && (text[p] == ' ' || text[p] == '\t')) p++;
+        while (p < end && (text[p] == ' ' || text[p] == '\t'))
+            p++;
         if (p == end || text[p] == '#') continue;
         if (end - p > 7 && memcmp(text + p, "export ", 7) == 0) {
             p += 7;
-            while (p < end && text[p] == ' ') p++;
+            while (p < end && text[p] == ' ')
+                p++;
         }
         size_t k = 0;
         while (p < end && is_key_char(text[p], k == 0)) {
@@ -88,14 +91,16 @@ int pl_config_parse_env(const char *text, size_t len,
         }
         key[k] = 0;
         if (k == 0) goto bad_key;
-        while (p < end && (text[p] == ' ' || text[p] == '\t')) p++;
+        while (p < end && (text[p] == ' ' || text[p] == '\t'))
+            p++;
         if (p >= end || text[p] != '=') {
             snprintf(err, errlen, ".env line %d: expected KEY=VALUE", line);
             free(buf);
             return PL_E_CONFIG;
         }
         p++;
-        while (p < end && (text[p] == ' ' || text[p] == '\t')) p++;
+        while (p < end && (text[p] == ' ' || text[p] == '\t'))
+            p++;
         size_t v = 0;
         if (p < end && (text[p] == '"' || text[p] == '\'')) {
             char q = text[p++];
@@ -114,7 +119,8 @@ int pl_config_parse_env(const char *text, size_t len,
                 return PL_E_CONFIG;
             }
             p++;
-            while (p < end && (text[p] == ' ' || text[p] == '\t')) p++;
+            while (p < end && (text[p] == ' ' || text[p] == '\t'))
+                p++;
             if (p < end && text[p] != '#') {
                 snprintf(err, errlen, ".env line %d: text after the closing quote", line);
                 free(buf);
@@ -123,9 +129,11 @@ int pl_config_parse_env(const char *text, size_t len,
         } else {
             /* Unquoted: up to an inline " #" comment, trailing blanks trimmed. */
             size_t s = p;
-            while (p < end && !(text[p] == '#' && p > s && (text[p - 1] == ' ' || text[p - 1] == '\t')))
+            while (p < end &&
+                   !(text[p] == '#' && p > s && (text[p - 1] == ' ' || text[p - 1] == '\t')))
                 p++;
-            while (p > s && (text[p - 1] == ' ' || text[p - 1] == '\t')) p--;
+            while (p > s && (text[p - 1] == ' ' || text[p - 1] == '\t'))
+                p--;
             memcpy(buf, text + s, p - s);
             v = p - s;
         }
@@ -210,8 +218,8 @@ static int apply(const struct pl_setting *st, const char *value, void *out, char
     }
     case PL_SET_BOOL:
         if (parse_bool(value, (bool *)field)) {
-            snprintf(err, errlen, "invalid %s=%.64s: expected on/off, 1/0 or true/false",
-                     st->name, value);
+            snprintf(err, errlen, "invalid %s=%.64s: expected on/off, 1/0 or true/false", st->name,
+                     value);
             return PL_E_CONFIG;
         }
         return 0;

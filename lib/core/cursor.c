@@ -11,7 +11,8 @@ int pl_cursor_encode(const char *const *fields, int n, char *out, size_t cap)
     for (int i = 0; i < n; i++) {
         size_t fl = strlen(fields[i]);
         for (size_t k = 0; k < fl; k++)
-            if (fields[i][k] == '.' || fields[i][k] < 0x21 || fields[i][k] > 0x7e) return PL_E_INVALID;
+            if (fields[i][k] == '.' || fields[i][k] < 0x21 || fields[i][k] > 0x7e)
+                return PL_E_INVALID;
         if (len + 1 + fl >= sizeof raw) return PL_E_INVALID;
         raw[len++] = '.';
         memcpy(raw + len, fields[i], fl);
@@ -39,7 +40,8 @@ int pl_cursor_decode(const char *s, char **fields, int n, char *buf, size_t cap)
         if (*p != '.') return PL_E_INVALID;
         *p++ = 0;
         fields[i] = p;
-        while (*p && *p != '.') p++;
+        while (*p && *p != '.')
+            p++;
     }
     return *p == 0 ? 0 : PL_E_INVALID;
 }

@@ -18,8 +18,14 @@ static _Thread_local struct {
     size_t len;
 } tbuf;
 
-void pl_log_set_level(enum pl_log_level level) { atomic_store(&log_level, (int)level); }
-enum pl_log_level pl_log_get_level(void) { return (enum pl_log_level)atomic_load(&log_level); }
+void pl_log_set_level(enum pl_log_level level)
+{
+    atomic_store(&log_level, (int)level);
+}
+enum pl_log_level pl_log_get_level(void)
+{
+    return (enum pl_log_level)atomic_load(&log_level);
+}
 
 int pl_log_level_parse(const char *s)
 {
@@ -96,9 +102,8 @@ void pl_log(enum pl_log_level level, const char *msg, const char *fields, ...)
     char m[256];
     int n = snprintf(line, sizeof line,
                      "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"%s\",\"msg\":%s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (int)(tv.tv_usec / 1000), names[level],
-                     pl_log_str(m, sizeof m, msg));
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (int)(tv.tv_usec / 1000), names[level], pl_log_str(m, sizeof m, msg));
     if (fields && n > 0 && (size_t)n < sizeof line) {
         va_list ap;
         va_start(ap, fields);

@@ -18,7 +18,7 @@ static const double bucket_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 
 struct pl_http_metrics {
     const struct pl_router *router;
-    size_t nslots; /* routes + unmatched + static */
+    size_t nslots;            /* routes + unmatched + static */
     _Atomic uint64_t *counts; /* [slot][method][status] */
     _Atomic uint64_t *hist;   /* [slot][NBUCKETS + 1], non-cumulative */
     _Atomic uint64_t *sum_ns; /* [slot] */
@@ -62,19 +62,19 @@ static int status_index(int status)
     return NSTATUS - 1;
 }
 
-void pl_http_metrics_record(struct pl_http_metrics *m, int route_index, unsigned method,
-                            int status, uint64_t duration_ns)
+void pl_http_metrics_record(struct pl_http_metrics *m, int route_index, unsigned method, int status,
+                            uint64_t duration_ns)
 {
     size_t slot = slot_of(m, route_index);
     int mi = method ? pl_method_index(method) : PL_METHOD_COUNT - 1;
-    atomic_fetch_add_explicit(&m->counts[(slot * PL_METHOD_COUNT + (size_t)mi) * NSTATUS +
-                                         (size_t)status_index(status)],
-                              1, memory_order_relaxed);
+    atomic_fetch_add_explicit(
+        &m->counts[(slot * PL_METHOD_COUNT + (size_t)mi) * NSTATUS + (size_t)status_index(status)],
+        1, memory_order_relaxed);
     double secs = (double)duration_ns / 1e9;
     int b = 0;
-    while (b < NBUCKETS && secs > bucket_bounds[b]) b++;
-    atomic_fetch_add_explicit(&m->hist[slot * (NBUCKETS + 1) + (size_t)b], 1,
-                              memory_order_relaxed);
+    while (b < NBUCKETS && secs > bucket_bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&m->hist[slot * (NBUCKETS + 1) + (size_t)b], 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->sum_ns[slot], duration_ns, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->requests, 1, memory_order_relaxed);
     if (status >= 500) atomic_fetch_add_explicit(&m->errors, 1, memory_order_relaxed);
@@ -154,11 +154,12 @@ void pl_http_metrics_snapshot(const struct pl_http_metrics *m, struct pl_http_sn
         out->buckets[i] = atomic_load_explicit(&m->log2us[i], memory_order_relaxed);
 }
 
-double pl_http_snapshot_quantile(const struct pl_http_snapshot *a,
-                                 const struct pl_http_snapshot *b, double q)
+double pl_http_snapshot_quantile(const struct pl_http_snapshot *a, const struct pl_http_snapshot *b,
+                                 double q)
 {
     uint64_t total = 0;
-    for (int i = 0; i < 64; i++) total += b->buckets[i] - a->buckets[i];
+    for (int i = 0; i < 64; i++)
+        total += b->buckets[i] - a->buckets[i];
     if (!total) return 0;
     uint64_t want = (uint64_t)ceil(q * (double)total), seen = 0;
     if (want == 0) want = 1;

@@ -96,7 +96,8 @@ void pl_req_on_cleanup(struct pl_http_request *req, void (*fn)(void *), void *ar
 
 void pl_http_request_free(struct pl_http_request *req)
 {
-    for (struct cleanup *c = req->cleanups; c; c = c->next) c->fn(c->arg);
+    for (struct cleanup *c = req->cleanups; c; c = c->next)
+        c->fn(c->arg);
     req->cleanups = NULL;
     free(req->head);
     free(req->body.data);
@@ -110,14 +111,38 @@ void pl_http_request_free(struct pl_http_request *req)
     free(req);
 }
 
-unsigned pl_req_method(const struct pl_http_request *req) { return req->method; }
-const char *pl_req_path(const struct pl_http_request *req) { return req->path; }
-const char *pl_req_query(const struct pl_http_request *req) { return req->query; }
-const char *pl_req_id(const struct pl_http_request *req) { return req->request_id; }
-const char *pl_req_peer_ip(const struct pl_http_request *req) { return req->peer_ip; }
-const struct pl_route *pl_req_route(const struct pl_http_request *req) { return req->route; }
-void pl_req_set_user_data(struct pl_http_request *req, void *data) { req->user_data = data; }
-void *pl_req_user_data(const struct pl_http_request *req) { return req->user_data; }
+unsigned pl_req_method(const struct pl_http_request *req)
+{
+    return req->method;
+}
+const char *pl_req_path(const struct pl_http_request *req)
+{
+    return req->path;
+}
+const char *pl_req_query(const struct pl_http_request *req)
+{
+    return req->query;
+}
+const char *pl_req_id(const struct pl_http_request *req)
+{
+    return req->request_id;
+}
+const char *pl_req_peer_ip(const struct pl_http_request *req)
+{
+    return req->peer_ip;
+}
+const struct pl_route *pl_req_route(const struct pl_http_request *req)
+{
+    return req->route;
+}
+void pl_req_set_user_data(struct pl_http_request *req, void *data)
+{
+    req->user_data = data;
+}
+void *pl_req_user_data(const struct pl_http_request *req)
+{
+    return req->user_data;
+}
 
 void pl_req_set_log_user(struct pl_http_request *req, const char *user_id)
 {

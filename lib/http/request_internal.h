@@ -39,9 +39,9 @@ struct pl_http_request {
     void *drained_arg;
     bool drain_queued;
     struct pl_http_request *drain_next;
-    char *head;       /* url and header strings, NUL-separated; owned */
-    char *path;       /* points into head */
-    char *query;      /* points into head or "" */
+    char *head;  /* url and header strings, NUL-separated; owned */
+    char *path;  /* points into head */
+    char *query; /* points into head or "" */
     struct hdr *headers;
     size_t nheaders;
     struct pl_buf body;

@@ -37,7 +37,10 @@ int pl_method_index(unsigned method)
     return PL_METHOD_COUNT - 1;
 }
 
-const char *pl_method_name(unsigned method) { return method_names[pl_method_index(method)]; }
+const char *pl_method_name(unsigned method)
+{
+    return method_names[pl_method_index(method)];
+}
 
 static int split(const char *path, size_t len, struct seg *segs, int *nseg)
 {
@@ -46,7 +49,8 @@ static int split(const char *path, size_t len, struct seg *segs, int *nseg)
     size_t i = 1;
     for (;;) {
         size_t s = i;
-        while (i < len && path[i] != '/') i++;
+        while (i < len && path[i] != '/')
+            i++;
         if (n == MAX_SEGS) return -1;
         segs[n].text = path + s;
         segs[n].len = i - s;
@@ -85,9 +89,8 @@ static int same_shape(const struct compiled *a, const struct compiled *b)
     if (a->nseg != b->nseg) return 0;
     for (int i = 0; i < a->nseg; i++) {
         if (a->segs[i].is_param != b->segs[i].is_param) return 0;
-        if (!a->segs[i].is_param &&
-            (a->segs[i].len != b->segs[i].len ||
-             memcmp(a->segs[i].text, b->segs[i].text, a->segs[i].len) != 0))
+        if (!a->segs[i].is_param && (a->segs[i].len != b->segs[i].len ||
+                                     memcmp(a->segs[i].text, b->segs[i].text, a->segs[i].len) != 0))
             return 0;
     }
     return 1;
@@ -99,7 +102,8 @@ int pl_router_create(struct pl_route *const *tables, size_t ntables, struct pl_r
     size_t n = 0;
     if (errlen) err[0] = 0;
     for (size_t t = 0; t < ntables; t++)
-        for (const struct pl_route *r = tables[t]; r->pattern; r++) n++;
+        for (const struct pl_route *r = tables[t]; r->pattern; r++)
+            n++;
     struct pl_router *rt = calloc(1, sizeof *rt);
     if (!rt) abort();
     rt->routes = calloc(n ? n : 1, sizeof *rt->routes);
@@ -137,7 +141,10 @@ void pl_router_destroy(struct pl_router *r)
     free(r);
 }
 
-size_t pl_router_count(const struct pl_router *r) { return r->n; }
+size_t pl_router_count(const struct pl_router *r)
+{
+    return r->n;
+}
 const struct pl_route *pl_router_at(const struct pl_router *r, size_t i)
 {
     return i < r->n ? r->routes[i].route : NULL;

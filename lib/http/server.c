@@ -24,9 +24,9 @@
 #include "pl/log.h"
 #include "request_internal.h"
 
-#define MAX_HEADERS 100
-#define LINGER_MS 2000
-#define MAX_WRITE_QUEUE (256 * 1024) /* stop parsing pipelined requests above this */
+#define MAX_HEADERS      100
+#define LINGER_MS        2000
+#define MAX_WRITE_QUEUE  (256 * 1024) /* stop parsing pipelined requests above this */
 #define STREAM_LOW_WATER (64 * 1024)  /* a streaming producer may write below this */
 
 enum conn_state {
@@ -37,9 +37,9 @@ enum conn_state {
 };
 
 struct scanner {
-    size_t count;   /* head bytes so far */
+    size_t count; /* head bytes so far */
     size_t line_len;
-    int lines;      /* complete non-empty lines */
+    int lines; /* complete non-empty lines */
     char prev;
     bool done;
 };
@@ -89,7 +89,7 @@ struct pl_http_server {
     bool closing_responses; /* shutting down: every response says Connection: close */
     bool destroying;
     uv_timer_t drain_timer;
-    uv_idle_t stream_idle;                /* runs streaming producers' drained callbacks */
+    uv_idle_t stream_idle; /* runs streaming producers' drained callbacks */
     struct pl_http_request *drain_list;
     void (*drain_done)(struct pl_http_server *s, void *arg);
     void *drain_arg;
@@ -201,11 +201,14 @@ static bool list_contains(const char *list, const char *item)
     size_t n = strlen(item);
     const char *p = list;
     while (p && *p) {
-        while (*p == ' ' || *p == ',') p++;
+        while (*p == ' ' || *p == ',')
+            p++;
         const char *e = p;
-        while (*e && *e != ',') e++;
+        while (*e && *e != ',')
+            e++;
         const char *t = e;
-        while (t > p && t[-1] == ' ') t--;
+        while (t > p && t[-1] == ' ')
+            t--;
         if ((size_t)(t - p) == n && n > 0 && memcmp(p, item, n) == 0) return true;
         p = e;
     }
@@ -348,7 +351,8 @@ static void conn_write(struct conn *c, char *data, size_t len)
     if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0) {
         uv_buf_t b = uv_buf_init(data, (unsigned)len);
         int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n > 0) off = (size_t)n;
+        if (n > 0)
+            off = (size_t)n;
         else if (n != UV_EAGAIN && n < 0) {
             free(data);
             conn_close(c);
@@ -376,9 +380,9 @@ static void conn_write(struct conn *c, char *data, size_t len)
 static void access_log(struct pl_http_request *req, int status, size_t bytes, double ms)
 {
     char line[1024], path[300], idbuf[300];
-    const char *route = req->route ? req->route->pattern
+    const char *route = req->route                            ? req->route->pattern
                         : req->route_index == PL_ROUTE_STATIC ? "static"
-                                                               : "unmatched";
+                                                              : "unmatched";
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -388,8 +392,8 @@ static void access_log(struct pl_http_request *req, int status, size_t bytes, do
                      "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"info\","
                      "\"msg\":\"request\",\"request_id\":%s,\"method\":\"%s\",\"route\":\"%s\","
                      "\"path\":%s,\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%zu,\"ip\":\"%s\"",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, pl_log_str(idbuf, sizeof idbuf, req->request_id),
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, pl_log_str(idbuf, sizeof idbuf, req->request_id),
                      req->method ? pl_method_name(req->method) : "-", route,
                      pl_log_str(path, sizeof path, req->path ? req->path : "-"), status, ms, bytes,
                      req->peer_ip);
@@ -490,8 +494,8 @@ static void finish(struct pl_http_request *req, int status, size_t bytes)
     request_done(req);
 }
 
-void pl_respond(struct pl_http_request *req, int status, const char *content_type,
-                const void *body, size_t len)
+void pl_respond(struct pl_http_request *req, int status, const char *content_type, const void *body,
+                size_t len)
 {
     if (req->responded || req->streaming) {
         pl_error("double response", ",\"request_id\":\"%s\"", req->request_id);
@@ -586,8 +590,7 @@ static void drain_soon(struct pl_http_request *req)
 }
 
 void pl_respond_stream_on_drain(struct pl_http_request *req,
-                                void (*drained)(struct pl_http_request *req, bool alive,
-                                                void *arg),
+                                void (*drained)(struct pl_http_request *req, bool alive, void *arg),
                                 void *arg)
 {
     req->drained = drained;
@@ -630,8 +633,7 @@ void pl_respond_json(struct pl_http_request *req, int status, json_t *json)
     free(text);
 }
 
-void pl_respond_problem(struct pl_http_request *req, int status, const char *detail,
-                        json_t *errors)
+void pl_respond_problem(struct pl_http_request *req, int status, const char *detail, json_t *errors)
 {
     json_t *p = json_object();
     char type[64];
@@ -644,8 +646,8 @@ void pl_respond_problem(struct pl_http_request *req, int status, const char *det
     if (errors) json_object_set_new(p, "errors", errors);
     char *text = json_dumps(p, JSON_COMPACT | JSON_ENSURE_ASCII);
     json_decref(p);
-    if (status == 401 && !strstr(req->resp_headers.data ? req->resp_headers.data : "",
-                                 "WWW-Authenticate"))
+    if (status == 401 &&
+        !strstr(req->resp_headers.data ? req->resp_headers.data : "", "WWW-Authenticate"))
         pl_resp_header(req, "WWW-Authenticate", "Bearer");
     pl_respond(req, status, "application/problem+json", text, text ? strlen(text) : 0);
     free(text);
@@ -997,8 +999,8 @@ static size_t conn_parse(struct conn *c, const char *data, size_t len)
         bool fresh = c->scan.count == 0;
         int status = 0;
         scan_head(c, data, len, &status);
-        if (fresh && c->scan.count > 0) uv_timer_start(&c->timer, on_head_timeout,
-                                                       c->srv->cfg.head_timeout_ms, 0);
+        if (fresh && c->scan.count > 0)
+            uv_timer_start(&c->timer, on_head_timeout, c->srv->cfg.head_timeout_ms, 0);
         if (status) {
             conn_fail(c, status,
                       status == 431 ? "request head too large"
@@ -1027,7 +1029,8 @@ static void pending_take(struct conn *c, const char *data, size_t len)
 {
     if (c->pending_len + len > c->pending_cap) {
         size_t cap = c->pending_cap ? c->pending_cap : 4096;
-        while (cap < c->pending_len + len) cap *= 2;
+        while (cap < c->pending_len + len)
+            cap *= 2;
         char *p = realloc(c->pending, cap);
         if (!p) abort();
         c->pending = p;
@@ -1155,10 +1158,13 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 /* ---- accepting ---- */
 
 #define OVER_CAP_BODY                                                                              \
-    "{\"type\":\"/problems/unavailable\",\"title\":\"Service Unavailable\",\"status\":503,"    \
+    "{\"type\":\"/problems/unavailable\",\"title\":\"Service Unavailable\",\"status\":503,"        \
     "\"detail\":\"too many connections\"}"
 
-static void on_refused_closed(uv_handle_t *h) { free(h); }
+static void on_refused_closed(uv_handle_t *h)
+{
+    free(h);
+}
 
 /* Over the connection cap: one 503 written without reading the request, then close. */
 static void refuse(struct pl_http_server *s, uv_tcp_t *t)
@@ -1280,7 +1286,10 @@ int pl_http_server_create(uv_loop_t *loop, const struct pl_http_config *cfg, int
     return 0;
 }
 
-void pl_http_server_close_responses(struct pl_http_server *s) { s->closing_responses = true; }
+void pl_http_server_close_responses(struct pl_http_server *s)
+{
+    s->closing_responses = true;
+}
 
 void pl_http_server_stop_accepting(struct pl_http_server *s)
 {
@@ -1292,7 +1301,8 @@ void pl_http_server_stop_accepting(struct pl_http_server *s)
 static void on_drain_timeout(uv_timer_t *t)
 {
     struct pl_http_server *s = t->data;
-    for (struct conn *c = s->conns; c; c = c->next) conn_close(c);
+    for (struct conn *c = s->conns; c; c = c->next)
+        conn_close(c);
 }
 
 void pl_http_server_drain(struct pl_http_server *s, uint64_t drain_ms,
@@ -1321,21 +1331,31 @@ void pl_http_server_destroy(struct pl_http_server *s)
     if (!s) return;
     s->drain_done = NULL;
     pl_http_server_stop_accepting(s);
-    for (struct conn *c = s->conns; c; c = c->next) conn_close(c);
+    for (struct conn *c = s->conns; c; c = c->next)
+        conn_close(c);
     s->destroying = true;
     uv_close((uv_handle_t *)&s->drain_timer, on_server_handle_closed);
     uv_close((uv_handle_t *)&s->stream_idle, on_server_handle_closed);
 }
 
-int pl_http_server_connections(const struct pl_http_server *s) { return s->nconns; }
+int pl_http_server_connections(const struct pl_http_server *s)
+{
+    return s->nconns;
+}
 
-void *pl_req_ctx(const struct pl_http_request *req) { return req->srv->cfg.ctx; }
+void *pl_req_ctx(const struct pl_http_request *req)
+{
+    return req->srv->cfg.ctx;
+}
 
 bool pl_req_alive(const struct pl_http_request *req)
 {
     return req->conn && !req->conn->closing && !req->conn->read_eof;
 }
-int pl_http_server_inflight(const struct pl_http_server *s) { return s->inflight; }
+int pl_http_server_inflight(const struct pl_http_server *s)
+{
+    return s->inflight;
+}
 
 /* ---- listening sockets ---- */
 

@@ -151,7 +151,8 @@ int pl_json_parse_object(const char *body, size_t len, json_t **out, char *detai
     /* JSON_DECODE_ANY so that a scalar or an array parses and gets the precise "must be an
      * object" reason rather than jansson's "'[' or '{' expected". */
     json_error_t err;
-    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    json_t *root =
+        json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
     if (root) {
         if (json_is_object(root)) {
             *out = root;

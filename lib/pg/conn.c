@@ -313,8 +313,8 @@ static void report_prepare(struct pg_conn *c, const struct pg_batch *b)
     char line[256], name[128], buf[300];
     first_line(line, sizeof line, res ? PQresultErrorMessage(res) : NULL);
     pl_warn("pg prepare failed", ",\"conn\":%d,\"stmt\":%s,\"error\":%s", c->id,
-             pl_log_str(name, sizeof name, b->items[0].def->name),
-             pl_log_str(buf, sizeof buf, line));
+            pl_log_str(name, sizeof name, b->items[0].def->name),
+            pl_log_str(buf, sizeof buf, line));
 }
 
 /* Completes the head batch. False when a callback destroyed the pool. */

@@ -64,11 +64,11 @@ struct pg_conn {
     int poll_events;
     uv_timer_t timer; /* connect timeout, reconnect backoff, or query timeout by state */
     struct pg_fifo inflight;
-    int user_inflight; /* inflight minus internal PREPAREs, for stats */
-    int nprepared;     /* pool->defs[0..nprepared) have been sent to PREPARE here */
-    int backoff_ms;    /* last reconnect delay; 0 after a successful connect */
-    bool broken;       /* a send failed during this kick: declare it lost afterwards */
-    bool dirty;        /* written to during this kick: flush afterwards */
+    int user_inflight;         /* inflight minus internal PREPAREs, for stats */
+    int nprepared;             /* pool->defs[0..nprepared) have been sent to PREPARE here */
+    int backoff_ms;            /* last reconnect delay; 0 after a successful connect */
+    bool broken;               /* a send failed during this kick: declare it lost afterwards */
+    bool dirty;                /* written to during this kick: flush afterwards */
     unsigned char *unprepared; /* [def index]: its PREPARE failed here, redo before use */
     int unprepared_cap;
 };

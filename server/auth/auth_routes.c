@@ -19,10 +19,10 @@
 void set_session_cookie(struct pl_http_request *req, const char *token)
 {
     const struct pulse_config *cfg = &req_worker(req)->app->cfg;
-    pl_resp_header(req, "Set-Cookie",
-                   pl_req_printf(req, "pulse_session=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%lld%s",
-                                 token, cfg->session_absolute_s,
-                                 cfg->cookie_secure ? "; Secure" : ""));
+    pl_resp_header(
+        req, "Set-Cookie",
+        pl_req_printf(req, "pulse_session=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%lld%s",
+                      token, cfg->session_absolute_s, cfg->cookie_secure ? "; Secure" : ""));
 }
 
 void clear_session_cookie(struct pl_http_request *req)
@@ -60,9 +60,9 @@ static void on_session_created(int status, int64_t created_ms, int64_t expires_m
     pl_time_format_rfc3339(expires_ms * 1000, exp);
     set_session_cookie(req, ns->token);
     no_store(req);
-    pl_respond_json(req, ns->status,
-                    json_pack("{s:o, s:s, s:s}", "user", ns->user, "token", ns->token,
-                              "expires_at", exp));
+    pl_respond_json(
+        req, ns->status,
+        json_pack("{s:o, s:s, s:s}", "user", ns->user, "token", ns->token, "expires_at", exp));
 }
 
 static void start_session(struct pl_http_request *req, int http_status, json_t *user)
@@ -96,7 +96,10 @@ static const char *tz_check(const char *v)
 {
     return app_timezone_valid(the_app, v) ? NULL : "must be an IANA time zone such as Europe/Paris";
 }
-void auth_routes_init(struct app *app) { the_app = app; }
+void auth_routes_init(struct app *app)
+{
+    the_app = app;
+}
 
 struct reg {
     struct pl_http_request *req;
@@ -207,8 +210,9 @@ static void on_login_verified(bool ok, bool needs_rehash, void *ctx)
         pl_respond_problem(req, 401, "invalid email or password", NULL);
         return;
     }
-    if (needs_rehash) login_rehash(req_worker(req), l->user_id,
-                                   json_string_value(json_object_get(req_json(req), "password")));
+    if (needs_rehash)
+        login_rehash(req_worker(req), l->user_id,
+                     json_string_value(json_object_get(req_json(req), "password")));
     const char *v[] = {l->user_id};
     if (pl_pg_exec1(req_worker(req)->pg, "auth_user_get", 1, v, on_login_user_row, l))
         reply_failure(req, PL_E_UNAVAILABLE, "user load");
@@ -301,11 +305,10 @@ static void on_sessions(int status, const struct session_info *items, int n, voi
         char created[32], seen[32];
         pl_time_format_rfc3339(sorted[i].created_ms * 1000, created);
         pl_time_format_rfc3339(sorted[i].last_seen_ms * 1000, seen);
-        json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "id",
-                                              sorted[i].id, "created_at", created,
-                                              "last_seen_at", seen, "user_agent",
-                                              sorted[i].user_agent, "ip", sorted[i].ip,
-                                              "current", strcmp(sorted[i].id, current) == 0));
+        json_array_append_new(
+            list, json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "id", sorted[i].id, "created_at",
+                            created, "last_seen_at", seen, "user_agent", sorted[i].user_agent, "ip",
+                            sorted[i].ip, "current", strcmp(sorted[i].id, current) == 0));
     }
     no_store(req);
     pl_respond_json(req, 200, json_pack("{s:o}", "items", list));
@@ -349,7 +352,10 @@ static void do_session_delete(struct pl_http_request *req)
 /* ---- password change ---- */
 
 static const struct pl_jfield password_fields[] = {
-    {.name = "current_password", .type = PL_J_STRING, .flags = PL_JF_REQUIRED, .min = 0,
+    {.name = "current_password",
+     .type = PL_J_STRING,
+     .flags = PL_JF_REQUIRED,
+     .min = 0,
      .max = 1024},
     {.name = "new_password", .type = PL_J_STRING, .flags = PL_JF_REQUIRED, .min = 12, .max = 128},
 };
@@ -413,9 +419,9 @@ static void do_password(struct pl_http_request *req)
         pl_respond_problem(req, 422, "the request body is invalid", errors);
         return;
     }
-    auth_verify_own_password(
-        req, json_string_value(json_object_get(req_json(req), "current_password")),
-        on_current_verified);
+    auth_verify_own_password(req,
+                             json_string_value(json_object_get(req_json(req), "current_password")),
+                             on_current_verified);
 }
 
 /* ---- verifying the caller's own password (password change, account deletion) ---- */
@@ -456,7 +462,10 @@ struct rehash {
     char user_id[40];
 };
 
-static void on_rehash_stored(int status, PGresult **results, int n, void *ctx) { free(ctx); }
+static void on_rehash_stored(int status, PGresult **results, int n, void *ctx)
+{
+    free(ctx);
+}
 
 static void on_rehashed(const char *hash, void *ctx)
 {
@@ -475,17 +484,29 @@ void login_rehash(struct worker *w, const char *user_id, const char *password)
 }
 
 struct pl_route auth_routes[] = {
-    {.method = PL_M_POST, .pattern = "/api/v1/auth/register", .handler = do_register,
+    {.method = PL_M_POST,
+     .pattern = "/api/v1/auth/register",
+     .handler = do_register,
      .flags = ROUTE_JSON | ROUTE_RATE_REGISTER},
-    {.method = PL_M_POST, .pattern = "/api/v1/auth/login", .handler = do_login,
+    {.method = PL_M_POST,
+     .pattern = "/api/v1/auth/login",
+     .handler = do_login,
      .flags = ROUTE_JSON | ROUTE_RATE_LOGIN},
-    {.method = PL_M_POST, .pattern = "/api/v1/auth/logout", .handler = do_logout,
+    {.method = PL_M_POST,
+     .pattern = "/api/v1/auth/logout",
+     .handler = do_logout,
      .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON},
-    {.method = PL_M_GET, .pattern = "/api/v1/auth/sessions", .handler = do_sessions,
+    {.method = PL_M_GET,
+     .pattern = "/api/v1/auth/sessions",
+     .handler = do_sessions,
      .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY},
-    {.method = PL_M_DELETE, .pattern = "/api/v1/auth/sessions/{id}", .handler = do_session_delete,
+    {.method = PL_M_DELETE,
+     .pattern = "/api/v1/auth/sessions/{id}",
+     .handler = do_session_delete,
      .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY},
-    {.method = PL_M_POST, .pattern = "/api/v1/auth/password", .handler = do_password,
+    {.method = PL_M_POST,
+     .pattern = "/api/v1/auth/password",
+     .handler = do_password,
      .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON},
     {0},
 };

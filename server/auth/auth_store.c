@@ -42,7 +42,10 @@ static const struct stmt_def statements[] = {
     {"auth_token_delete", "DELETE FROM api_tokens WHERE id = $1 AND user_id = $2 RETURNING id", 2},
 };
 
-int auth_store_prepare(struct pl_pg_pool *pool) { return STORE_PREPARE(pool, statements); }
+int auth_store_prepare(struct pl_pg_pool *pool)
+{
+    return STORE_PREPARE(pool, statements);
+}
 
 static json_t *str_or_null(const PGresult *res, int row, int col)
 {
@@ -51,9 +54,9 @@ static json_t *str_or_null(const PGresult *res, int row, int col)
 
 json_t *user_json(const PGresult *res, int row)
 {
-    return json_pack("{s:s, s:s, s:o, s:s, s:I, s:s, s:s}", "id", PQgetvalue(res, row, 0),
-                     "email", PQgetvalue(res, row, 1), "display_name", str_or_null(res, row, 2),
-                     "timezone", PQgetvalue(res, row, 3), "daily_target_ml",
+    return json_pack("{s:s, s:s, s:o, s:s, s:I, s:s, s:s}", "id", PQgetvalue(res, row, 0), "email",
+                     PQgetvalue(res, row, 1), "display_name", str_or_null(res, row, 2), "timezone",
+                     PQgetvalue(res, row, 3), "daily_target_ml",
                      (json_int_t)atoll(PQgetvalue(res, row, 4)), "created_at",
                      PQgetvalue(res, row, 5), "updated_at", PQgetvalue(res, row, 6));
 }
@@ -104,7 +107,8 @@ void auth_store_token_auth(struct worker *w, const char *hash_hex, token_auth_cb
     c->ctx = ctx;
     const char *v[] = {hash_hex};
     struct pl_pg_stmt stmts[] = {{"auth_token_auth", 1, v, NULL}, {"auth_token_touch", 1, v, NULL}};
-    if (pl_pg_exec(w->pg, stmts, 2, on_token_auth, c) != 0) on_token_auth(PL_E_UNAVAILABLE, NULL, 0, c);
+    if (pl_pg_exec(w->pg, stmts, 2, on_token_auth, c) != 0)
+        on_token_auth(PL_E_UNAVAILABLE, NULL, 0, c);
 }
 
 void token_new(char token[PAT_LEN + 1], char hash_hex[65])

@@ -105,7 +105,10 @@ static void try_start(struct worker *w)
     }
 }
 
-static void on_wakeup(uv_async_t *a) { try_start(a->data); }
+static void on_wakeup(uv_async_t *a)
+{
+    try_start(a->data);
+}
 
 void passwords_worker_init(struct worker *w)
 {

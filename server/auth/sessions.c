@@ -7,9 +7,9 @@
 
 #include "../app.h"
 
-#define SESS_PREFIX "pulse:sess:"
+#define SESS_PREFIX  "pulse:sess:"
 #define USESS_PREFIX "pulse:usess:"
-#define RATE_PREFIX "pulse:rl:"
+#define RATE_PREFIX  "pulse:rl:"
 
 static const char create_lua[] =
     "local t = redis.call('TIME')\n"
@@ -52,22 +52,21 @@ static const char list_lua[] =
     "end\n"
     "return out\n";
 
-static const char revoke_lua[] =
-    "local mode, target, prefix = ARGV[1], ARGV[2], ARGV[3]\n"
-    "if mode == 'one' then\n"
-    "  if redis.call('SREM', KEYS[1], target) == 0 then return 0 end\n"
-    "  redis.call('DEL', prefix .. target)\n"
-    "  return 1\n"
-    "end\n"
-    "local n = 0\n"
-    "for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
-    "  if mode == 'all' or h ~= target then\n"
-    "    redis.call('DEL', prefix .. h)\n"
-    "    redis.call('SREM', KEYS[1], h)\n"
-    "    n = n + 1\n"
-    "  end\n"
-    "end\n"
-    "return n\n";
+static const char revoke_lua[] = "local mode, target, prefix = ARGV[1], ARGV[2], ARGV[3]\n"
+                                 "if mode == 'one' then\n"
+                                 "  if redis.call('SREM', KEYS[1], target) == 0 then return 0 end\n"
+                                 "  redis.call('DEL', prefix .. target)\n"
+                                 "  return 1\n"
+                                 "end\n"
+                                 "local n = 0\n"
+                                 "for _, h in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+                                 "  if mode == 'all' or h ~= target then\n"
+                                 "    redis.call('DEL', prefix .. h)\n"
+                                 "    redis.call('SREM', KEYS[1], h)\n"
+                                 "    n = n + 1\n"
+                                 "  end\n"
+                                 "end\n"
+                                 "return n\n";
 
 void session_token_new(char token[SESSION_TOKEN_LEN + 1], char hash[SESSION_HASH_HEX + 1])
 {
@@ -156,7 +155,10 @@ struct deferred {
     void *arg;
 };
 
-static void deferred_closed(uv_handle_t *h) { free(h); }
+static void deferred_closed(uv_handle_t *h)
+{
+    free(h);
+}
 static void deferred_run(uv_timer_t *t)
 {
     struct deferred *d = (struct deferred *)t;
@@ -173,7 +175,10 @@ static void defer(struct worker *w, void (*fire)(void *), void *arg)
     uv_timer_start(&d->t, deferred_run, 0, 0);
 }
 
-static void create_unavailable(void *arg) { on_create(PL_E_UNAVAILABLE, NULL, arg); }
+static void create_unavailable(void *arg)
+{
+    on_create(PL_E_UNAVAILABLE, NULL, arg);
+}
 
 void sessions_create(struct worker *w, const char *hash, const char *user_id, const char *ua,
                      const char *ip, session_create_cb cb, void *ctx)
@@ -227,7 +232,10 @@ static void on_check(int status, redisReply *r, void *arg)
     c.cb(0, str_at(r, 1), c.rate ? &res : NULL, c.ctx);
 }
 
-static void check_unavailable(void *arg) { on_check(PL_E_UNAVAILABLE, NULL, arg); }
+static void check_unavailable(void *arg)
+{
+    on_check(PL_E_UNAVAILABLE, NULL, arg);
+}
 
 void sessions_check(struct worker *w, const char *hash, const char *rate_class,
                     const struct pl_rate_rule *rule, session_check_cb cb, void *ctx)
@@ -283,7 +291,10 @@ static void on_list(int status, redisReply *r, void *arg)
     free(items);
 }
 
-static void list_unavailable(void *arg) { on_list(PL_E_UNAVAILABLE, NULL, arg); }
+static void list_unavailable(void *arg)
+{
+    on_list(PL_E_UNAVAILABLE, NULL, arg);
+}
 
 void sessions_list(struct worker *w, const char *user_id, session_list_cb cb, void *ctx)
 {
@@ -315,10 +326,13 @@ static void on_revoke(int status, redisReply *r, void *arg)
     c.cb(rc, rc ? 0 : (int)r->integer, c.ctx);
 }
 
-static void revoke_unavailable(void *arg) { on_revoke(PL_E_UNAVAILABLE, NULL, arg); }
+static void revoke_unavailable(void *arg)
+{
+    on_revoke(PL_E_UNAVAILABLE, NULL, arg);
+}
 
-void sessions_revoke(struct worker *w, const char *user_id, enum revoke_mode mode,
-                     const char *hash, session_revoke_cb cb, void *ctx)
+void sessions_revoke(struct worker *w, const char *user_id, enum revoke_mode mode, const char *hash,
+                     session_revoke_cb cb, void *ctx)
 {
     struct revoke_ctx *c = malloc(sizeof *c);
     if (!c) abort();

@@ -17,7 +17,7 @@
 struct worker;
 
 #define SESSION_TOKEN_LEN 43 /* base64url of 32 random bytes */
-#define SESSION_HASH_HEX 64
+#define SESSION_HASH_HEX  64
 
 /* A new random token and its hash (hex). */
 void session_token_new(char token[SESSION_TOKEN_LEN + 1], char hash[SESSION_HASH_HEX + 1]);
@@ -32,8 +32,8 @@ void sessions_create(struct worker *w, const char *hash, const char *user_id, co
 
 /* status 0 with the user id (borrowed for the call) and, when `rule` was given, the rate
  * verdict; PL_E_NOTFOUND for an unknown or expired session; PL_E_UNAVAILABLE. */
-typedef void (*session_check_cb)(int status, const char *user_id,
-                                 const struct pl_rate_result *rate, void *ctx);
+typedef void (*session_check_cb)(int status, const char *user_id, const struct pl_rate_result *rate,
+                                 void *ctx);
 void sessions_check(struct worker *w, const char *hash, const char *rate_class,
                     const struct pl_rate_rule *rule, session_check_cb cb, void *ctx);
 
@@ -49,7 +49,7 @@ enum revoke_mode { REVOKE_ONE, REVOKE_OTHERS, REVOKE_ALL };
 /* ONE: `hash` only if it is one of the user's (count 0 otherwise); OTHERS: all but `hash`;
  * ALL: every session of the user. */
 typedef void (*session_revoke_cb)(int status, int count, void *ctx);
-void sessions_revoke(struct worker *w, const char *user_id, enum revoke_mode mode,
-                     const char *hash, session_revoke_cb cb, void *ctx);
+void sessions_revoke(struct worker *w, const char *user_id, enum revoke_mode mode, const char *hash,
+                     session_revoke_cb cb, void *ctx);
 
 #endif

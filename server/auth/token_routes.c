@@ -10,12 +10,18 @@
 #include "pl/json.h"
 
 static const char *const scope_names[] = {"read", "write", NULL};
-static const char *const token_read_only[] = {"id", "token", "created_at", "expires_at",
-                                              "last_used_at", NULL};
+static const char *const token_read_only[] = {"id",         "token",        "created_at",
+                                              "expires_at", "last_used_at", NULL};
 static const struct pl_jfield token_fields[] = {
     {.name = "name", .type = PL_J_STRING, .flags = PL_JF_REQUIRED, .min = 1, .max = 100},
-    {.name = "scopes", .type = PL_J_STRING_ARRAY, .flags = PL_JF_REQUIRED, .min = 1, .max = 2,
-     .item_min = 1, .item_max = 5, .one_of = scope_names},
+    {.name = "scopes",
+     .type = PL_J_STRING_ARRAY,
+     .flags = PL_JF_REQUIRED,
+     .min = 1,
+     .max = 2,
+     .item_min = 1,
+     .item_max = 5,
+     .one_of = scope_names},
     {.name = "expires_in_days", .type = PL_J_INT, .min = 1, .max = 365},
 };
 static const struct pl_jschema token_schema = {token_fields, 3, token_read_only};
@@ -71,11 +77,11 @@ static void do_create(struct pl_http_request *req)
     char hash[65];
     token_new(c->token, hash);
     json_t *days = json_object_get(body, "expires_in_days");
-    const char *v[] = {req_principal(req)->user_id,
-                       json_string_value(json_object_get(body, "name")), hash,
-                       pl_req_printf(req, "%u", scopes),
-                       json_is_integer(days) ? pl_req_printf(req, "%lld", (long long)json_integer_value(days))
-                                             : NULL};
+    const char *v[] = {
+        req_principal(req)->user_id, json_string_value(json_object_get(body, "name")), hash,
+        pl_req_printf(req, "%u", scopes),
+        json_is_integer(days) ? pl_req_printf(req, "%lld", (long long)json_integer_value(days))
+                              : NULL};
     if (pl_pg_exec1(req_worker(req)->pg, "auth_token_insert", 5, v, on_token_inserted, c))
         reply_failure(req, PL_E_UNAVAILABLE, "token insert");
 }
@@ -130,11 +136,17 @@ static void do_delete(struct pl_http_request *req)
 }
 
 struct pl_route token_routes[] = {
-    {.method = PL_M_POST, .pattern = "/api/v1/tokens", .handler = do_create,
+    {.method = PL_M_POST,
+     .pattern = "/api/v1/tokens",
+     .handler = do_create,
      .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON},
-    {.method = PL_M_GET, .pattern = "/api/v1/tokens", .handler = do_list,
+    {.method = PL_M_GET,
+     .pattern = "/api/v1/tokens",
+     .handler = do_list,
      .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY},
-    {.method = PL_M_DELETE, .pattern = "/api/v1/tokens/{id}", .handler = do_delete,
+    {.method = PL_M_DELETE,
+     .pattern = "/api/v1/tokens/{id}",
+     .handler = do_delete,
      .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY},
     {0},
 };

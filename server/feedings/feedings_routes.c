@@ -13,7 +13,8 @@
 
 #define FUTURE_SLACK_US (5LL * 60 * 1000000) /* given_at may be at most 5 minutes ahead */
 
-static const char *const kinds[] = {"formula", "milk", "water", "food", "medication", "other", NULL};
+static const char *const kinds[] = {"formula",    "milk",  "water", "food",
+                                    "medication", "other", NULL};
 static const char *const feeding_read_only[] = {"id", "version", "created_at", "updated_at", NULL};
 
 #define FEEDING_FIELDS(required)                                                                   \
@@ -96,9 +97,9 @@ static bool time_param(struct pl_http_request *req, const char *name, const char
     if (!v) return true;
     int64_t us;
     if (pl_time_parse_rfc3339(v, &us) != 0) {
-        pl_respond_problem(req, 400,
-                           pl_req_printf(req, "%s must be an RFC 3339 timestamp with an offset", name),
-                           NULL);
+        pl_respond_problem(
+            req, 400, pl_req_printf(req, "%s must be an RFC 3339 timestamp with an offset", name),
+            NULL);
         return false;
     }
     *out = pl_req_printf(req, "%lld", (long long)us);
@@ -113,10 +114,11 @@ static void do_list(struct pl_http_request *req)
     if (!time_param(req, "from", &from) || !time_param(req, "to", &to)) return;
     const char *kind = pl_req_query_get(req, "kind");
     bool kind_ok = !kind;
-    for (int i = 0; kind && kinds[i]; i++) kind_ok |= strcmp(kind, kinds[i]) == 0;
+    for (int i = 0; kind && kinds[i]; i++)
+        kind_ok |= strcmp(kind, kinds[i]) == 0;
     if (!kind_ok) {
-        pl_respond_problem(req, 400, "kind must be one of formula, milk, water, food, medication, other",
-                           NULL);
+        pl_respond_problem(
+            req, 400, "kind must be one of formula, milk, water, food, medication, other", NULL);
         return;
     }
     const char *cursor = pl_req_query_get(req, "cursor");
@@ -124,15 +126,14 @@ static void do_list(struct pl_http_request *req)
     char buf[PL_CURSOR_MAX + 1];
     if (cursor) {
         char *end;
-        if (pl_cursor_decode(cursor, f, 2, buf, sizeof buf) != 0 || !*f[0] ||
-            strlen(f[0]) > 18 || (strtoll(f[0], &end, 10), *end) || !is_uuid(f[1])) {
+        if (pl_cursor_decode(cursor, f, 2, buf, sizeof buf) != 0 || !*f[0] || strlen(f[0]) > 18 ||
+            (strtoll(f[0], &end, 10), *end) || !is_uuid(f[1])) {
             pl_respond_problem(req, 400, "cursor is not valid", NULL);
             return;
         }
     }
     /* $1 user, $2 from, $3 to, $4 limit, then the kind and the cursor when given */
-    const char *v[7] = {req_principal(req)->user_id, from, to,
-                        pl_req_printf(req, "%d", limit + 1)};
+    const char *v[7] = {req_principal(req)->user_id, from, to, pl_req_printf(req, "%d", limit + 1)};
     int n = 4;
     if (kind) v[n++] = kind;
     if (cursor) {
@@ -189,17 +190,29 @@ static void do_stats(struct pl_http_request *req)
 
 struct pl_route feedings_routes[] = {
     {.method = PL_M_GET, .pattern = "/api/v1/feedings", .handler = do_list, .flags = ROUTE_AUTH},
-    {.method = PL_M_POST, .pattern = "/api/v1/feedings", .handler = do_create,
+    {.method = PL_M_POST,
+     .pattern = "/api/v1/feedings",
+     .handler = do_create,
      .flags = ROUTE_AUTH | ROUTE_JSON},
-    {.method = PL_M_GET, .pattern = "/api/v1/feedings/today", .handler = do_today,
+    {.method = PL_M_GET,
+     .pattern = "/api/v1/feedings/today",
+     .handler = do_today,
      .flags = ROUTE_AUTH},
-    {.method = PL_M_GET, .pattern = "/api/v1/feedings/{id}", .handler = do_get,
+    {.method = PL_M_GET,
+     .pattern = "/api/v1/feedings/{id}",
+     .handler = do_get,
      .flags = ROUTE_AUTH},
-    {.method = PL_M_PATCH, .pattern = "/api/v1/feedings/{id}", .handler = do_patch,
+    {.method = PL_M_PATCH,
+     .pattern = "/api/v1/feedings/{id}",
+     .handler = do_patch,
      .flags = ROUTE_AUTH | ROUTE_JSON},
-    {.method = PL_M_DELETE, .pattern = "/api/v1/feedings/{id}", .handler = do_delete,
+    {.method = PL_M_DELETE,
+     .pattern = "/api/v1/feedings/{id}",
+     .handler = do_delete,
      .flags = ROUTE_AUTH},
-    {.method = PL_M_GET, .pattern = "/api/v1/stats/feedings", .handler = do_stats,
+    {.method = PL_M_GET,
+     .pattern = "/api/v1/stats/feedings",
+     .handler = do_stats,
      .flags = ROUTE_AUTH},
     {0},
 };

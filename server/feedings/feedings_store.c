@@ -9,10 +9,12 @@
 /* The time range is always an index condition (open ends are -infinity/infinity); the kind
  * filter has statements of its own so the plain list keeps a clean generic plan. */
 #define FEEDING_LIST                                                                               \
-    "SELECT " FEEDING_JSON ", " EPOCH_US("given_at") "::text AS c1, id::text AS c2 FROM feedings " \
-    "WHERE user_id = $1 AND given_at >= COALESCE(" FROM_EPOCH_US("$2") ", '-infinity') "          \
-    "AND given_at < COALESCE(" FROM_EPOCH_US("$3") ", 'infinity') "
-#define FEEDING_ORDER "ORDER BY given_at DESC, id DESC "
+    "SELECT " FEEDING_JSON ", " EPOCH_US(                                                          \
+        "given_at") "::text AS c1, id::text AS c2 FROM feedings "                                  \
+                    "WHERE user_id = $1 AND given_at >= COALESCE(" FROM_EPOCH_US(                  \
+                        "$2") ", '-infinity') "                                                    \
+                              "AND given_at < COALESCE(" FROM_EPOCH_US("$3") ", 'infinity') "
+#define FEEDING_ORDER       "ORDER BY given_at DESC, id DESC "
 #define FEEDING_AFTER(a, b) "AND (given_at, id) < (" FROM_EPOCH_US(a) ", " b "::uuid) "
 
 static const struct stmt_def statements[] = {
@@ -84,4 +86,7 @@ static const struct stmt_def statements[] = {
      2},
 };
 
-int feedings_prepare(struct pl_pg_pool *pool) { return STORE_PREPARE(pool, statements); }
+int feedings_prepare(struct pl_pg_pool *pool)
+{
+    return STORE_PREPARE(pool, statements);
+}

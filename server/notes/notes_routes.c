@@ -18,8 +18,13 @@ static const char *const note_read_only[] = {"id", "version", "created_at", "upd
 #define NOTE_FIELDS(required)                                                                      \
     {.name = "title", .type = PL_J_STRING, .flags = (required), .min = 1, .max = 200},             \
         {.name = "body", .type = PL_J_STRING, .min = 0, .max = 100000},                            \
-        {.name = "tags", .type = PL_J_STRING_ARRAY, .min = 0, .max = 20, .item_min = 1,            \
-         .item_max = 32, .charset = TAG_CHARS},                                                    \
+        {.name = "tags",                                                                           \
+         .type = PL_J_STRING_ARRAY,                                                                \
+         .min = 0,                                                                                 \
+         .max = 20,                                                                                \
+         .item_min = 1,                                                                            \
+         .item_max = 32,                                                                           \
+         .charset = TAG_CHARS},                                                                    \
     {                                                                                              \
         .name = "pinned", .type = PL_J_BOOL                                                        \
     }
@@ -49,7 +54,10 @@ static const char *tags_literal(struct pl_http_request *req, json_t *tags)
     return lit;
 }
 
-static const char *bool_or_null(json_t *v) { return v ? (json_is_true(v) ? "true" : "false") : NULL; }
+static const char *bool_or_null(json_t *v)
+{
+    return v ? (json_is_true(v) ? "true" : "false") : NULL;
+}
 
 /* title, body, tags, pinned: the same four parameters for create and update */
 static json_t *note_params(struct pl_http_request *req, json_t *body, const char **v)
@@ -145,8 +153,14 @@ static void do_list(struct pl_http_request *req)
     }
     const char *uid = req_principal(req)->user_id, *lim = pl_req_printf(req, "%d", limit + 1);
     if (pinned || tag_lit || q) {
-        const char *v[] = {uid, pinned, tag_lit, q, lim, cursor ? f[0] : NULL,
-                           cursor ? f[1] : NULL, cursor ? f[2] : NULL};
+        const char *v[] = {uid,
+                           pinned,
+                           tag_lit,
+                           q,
+                           lim,
+                           cursor ? f[0] : NULL,
+                           cursor ? f[1] : NULL,
+                           cursor ? f[2] : NULL};
         record_list_exec(req, limit, 3, cursor ? "notes_find_after" : "notes_find", cursor ? 8 : 5,
                          v);
     } else {
@@ -187,12 +201,18 @@ static void do_tags(struct pl_http_request *req)
 
 struct pl_route notes_routes[] = {
     {.method = PL_M_GET, .pattern = "/api/v1/notes", .handler = do_list, .flags = ROUTE_AUTH},
-    {.method = PL_M_POST, .pattern = "/api/v1/notes", .handler = do_create,
+    {.method = PL_M_POST,
+     .pattern = "/api/v1/notes",
+     .handler = do_create,
      .flags = ROUTE_AUTH | ROUTE_JSON},
     {.method = PL_M_GET, .pattern = "/api/v1/notes/{id}", .handler = do_get, .flags = ROUTE_AUTH},
-    {.method = PL_M_PATCH, .pattern = "/api/v1/notes/{id}", .handler = do_patch,
+    {.method = PL_M_PATCH,
+     .pattern = "/api/v1/notes/{id}",
+     .handler = do_patch,
      .flags = ROUTE_AUTH | ROUTE_JSON},
-    {.method = PL_M_DELETE, .pattern = "/api/v1/notes/{id}", .handler = do_delete,
+    {.method = PL_M_DELETE,
+     .pattern = "/api/v1/notes/{id}",
+     .handler = do_delete,
      .flags = ROUTE_AUTH},
     {.method = PL_M_GET, .pattern = "/api/v1/tags", .handler = do_tags, .flags = ROUTE_AUTH},
     {0},

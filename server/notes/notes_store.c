@@ -3,12 +3,14 @@
 #include "../records/records.h"
 #include "notes.h"
 
-#define NOTE_VALUES "$1, $2, COALESCE($3, ''), COALESCE($4::text[], '{}'), COALESCE($5::bool, false)"
+#define NOTE_VALUES                                                                                \
+    "$1, $2, COALESCE($3, ''), COALESCE($4::text[], '{}'), COALESCE($5::bool, false)"
 #define NOTE_LIST_COLS                                                                             \
-    "SELECT " NOTE_JSON ", pinned::int::text AS c1, " EPOCH_US("updated_at") "::text AS c2, "    \
-    "id::text AS c3 FROM notes WHERE user_id = $1 "
+    "SELECT " NOTE_JSON ", pinned::int::text AS c1, " EPOCH_US(                                    \
+        "updated_at") "::text AS c2, "                                                             \
+                      "id::text AS c3 FROM notes WHERE user_id = $1 "
 #define NOTE_FILTERS                                                                               \
-    "AND ($2::bool IS NULL OR pinned = $2::bool) AND ($3::text[] IS NULL OR tags @> $3::text[]) " \
+    "AND ($2::bool IS NULL OR pinned = $2::bool) AND ($3::text[] IS NULL OR tags @> $3::text[]) "  \
     "AND ($4::text IS NULL OR search @@ websearch_to_tsquery('english', $4)) "
 #define NOTE_ORDER "ORDER BY pinned DESC, updated_at DESC, id DESC "
 #define NOTE_AFTER(a, b, c)                                                                        \
@@ -59,4 +61,7 @@ static const struct stmt_def statements[] = {
      1},
 };
 
-int notes_prepare(struct pl_pg_pool *pool) { return STORE_PREPARE(pool, statements); }
+int notes_prepare(struct pl_pg_pool *pool)
+{
+    return STORE_PREPARE(pool, statements);
+}

@@ -138,7 +138,8 @@ static void metrics(struct pl_http_request *req)
         pg_errors += atomic_load(&s->pg_errors);
         redis_up += atomic_load(&s->redis_connected);
         redis_errors += atomic_load(&s->redis_errors);
-        for (int k = 0; k < 8; k++) hist[k] += atomic_load(&s->pg_wait_hist[k]);
+        for (int k = 0; k < 8; k++)
+            hist[k] += atomic_load(&s->pg_wait_hist[k]);
     }
     pl_buf_printf(&b,
                   "# HELP pulse_connections Open client connections (HTTP and WebSocket).\n"

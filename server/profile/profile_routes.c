@@ -130,8 +130,8 @@ static void on_deleted(int status, PGresult **results, int n, void *ctx)
         reply_failure(req, status, "account delete");
         return;
     }
-    sessions_revoke(req_worker(req), req_principal(req)->user_id, REVOKE_ALL, NULL,
-                    on_all_revoked, req);
+    sessions_revoke(req_worker(req), req_principal(req)->user_id, REVOKE_ALL, NULL, on_all_revoked,
+                    req);
 }
 
 static void on_delete_verified(bool ok, bool needs_rehash, void *ctx)
@@ -162,7 +162,8 @@ static void do_delete(struct pl_http_request *req)
 
 enum export_phase { EX_NOTES, EX_FEEDINGS, EX_DONE };
 
-struct export {
+struct export
+{
     struct pl_http_request *req;
     enum export_phase phase;
     bool first; /* no comma before the first item of an array */
@@ -174,8 +175,8 @@ static void export_next(struct export *ex);
 
 static void export_fail(struct export *ex, int status)
 {
-    pl_warn("export failed half-way", ",\"request_id\":\"%s\",\"error\":\"%s\"",
-            pl_req_id(ex->req), pl_strerror(status));
+    pl_warn("export failed half-way", ",\"request_id\":\"%s\",\"error\":\"%s\"", pl_req_id(ex->req),
+            pl_strerror(status));
     pl_respond_stream_abort(ex->req);
 }
 
@@ -303,15 +304,24 @@ static void do_export(struct pl_http_request *req)
         reply_failure(req, PL_E_UNAVAILABLE, "export");
 }
 
-void profile_routes_init(struct app *app) { the_app = app; }
+void profile_routes_init(struct app *app)
+{
+    the_app = app;
+}
 
 struct pl_route profile_routes[] = {
     {.method = PL_M_GET, .pattern = "/api/v1/me", .handler = do_get, .flags = ROUTE_AUTH},
-    {.method = PL_M_PATCH, .pattern = "/api/v1/me", .handler = do_patch,
+    {.method = PL_M_PATCH,
+     .pattern = "/api/v1/me",
+     .handler = do_patch,
      .flags = ROUTE_AUTH | ROUTE_JSON},
-    {.method = PL_M_DELETE, .pattern = "/api/v1/me", .handler = do_delete,
+    {.method = PL_M_DELETE,
+     .pattern = "/api/v1/me",
+     .handler = do_delete,
      .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON},
-    {.method = PL_M_GET, .pattern = "/api/v1/me/export", .handler = do_export,
+    {.method = PL_M_GET,
+     .pattern = "/api/v1/me/export",
+     .handler = do_export,
      .flags = ROUTE_AUTH | ROUTE_RATE_EXPORT},
     {0},
 };

@@ -27,4 +27,7 @@ static const struct stmt_def statements[] = {
      3},
 };
 
-int profile_store_prepare(struct pl_pg_pool *pool) { return STORE_PREPARE(pool, statements); }
+int profile_store_prepare(struct pl_pg_pool *pool)
+{
+    return STORE_PREPARE(pool, statements);
+}

@@ -28,7 +28,10 @@ static const struct stmt_def statements[] = {
      "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'", 0},
 };
 
-int records_prepare(struct pl_pg_pool *pool) { return STORE_PREPARE(pool, statements); }
+int records_prepare(struct pl_pg_pool *pool)
+{
+    return STORE_PREPARE(pool, statements);
+}
 
 static void on_cleanup(int status, PGresult **results, int n, void *ctx) {}
 
@@ -85,8 +88,8 @@ static void replay(struct create *c, const PGresult *r)
 {
     struct pl_http_request *req = c->req;
     if (PQgetvalue(r, 0, 3)[0] != 't') {
-        pl_respond_problem(req, 422,
-                           "this Idempotency-Key was used with a different request body", NULL);
+        pl_respond_problem(req, 422, "this Idempotency-Key was used with a different request body",
+                           NULL);
         return;
     }
     if (!PQgetisnull(r, 0, 1)) pl_resp_header(req, "Location", PQgetvalue(r, 0, 1));
@@ -382,7 +385,8 @@ static void list_reply(struct pl_http_request *req, const PGresult *res, int lim
     pl_buf_puts(&b, "],\"next_cursor\":");
     char cursor[PL_CURSOR_MAX + 1];
     const char *fields[4];
-    for (int f = 0; f < ncursor && rows > limit; f++) fields[f] = PQgetvalue(res, limit - 1, 1 + f);
+    for (int f = 0; f < ncursor && rows > limit; f++)
+        fields[f] = PQgetvalue(res, limit - 1, 1 + f);
     if (rows > limit && pl_cursor_encode(fields, ncursor, cursor, sizeof cursor) == 0)
         pl_buf_printf(&b, "\"%s\"}", cursor);
     else

@@ -25,15 +25,16 @@
 
 /* SQL of a row's JSON shape, formatted by Postgres (timestamps RFC 3339 UTC with ms). */
 #define NOTE_JSON                                                                                  \
-    "json_build_object('id', id, 'title', title, 'body', body, 'tags', tags, 'pinned', pinned, "   \
-    "'version', version, 'created_at', " TS("created_at") ", 'updated_at', " TS(                \
-        "updated_at") ")::text"
+    "json_build_object('id', id, 'title', title, 'body', body, 'tags', tags, "                     \
+    "'pinned', pinned, 'version', version, "                                                       \
+    "'created_at', " TS("created_at") ", 'updated_at', " TS("updated_at") ")::text"
 #define FEEDING_JSON                                                                               \
-    "json_build_object('id', id, 'amount_ml', amount_ml, 'kind', kind, 'given_at', " TS(         \
-        "given_at") ", 'note', note, 'version', version, 'created_at', " TS(                     \
-        "created_at") ", 'updated_at', " TS("updated_at") ")::text"
+    "json_build_object('id', id, 'amount_ml', amount_ml, 'kind', kind, "                           \
+    "'given_at', " TS("given_at") ", 'note', note, 'version', version, "                           \
+                                  "'created_at', " TS("created_at") ", 'updated_at', " TS(         \
+                                      "updated_at") ")::text"
 /* microseconds since the epoch, exact, for cursors */
-#define EPOCH_US(col) "(extract(epoch FROM " col ")::numeric * 1000000)::bigint"
+#define EPOCH_US(col)    "(extract(epoch FROM " col ")::numeric * 1000000)::bigint"
 #define FROM_EPOCH_US(p) "('epoch'::timestamptz + " p "::bigint * interval '1 microsecond')"
 
 struct record_kind {
@@ -63,10 +64,22 @@ void record_list_exec(struct pl_http_request *req, int limit, int ncursor, const
 
 /* The four id-based handlers of a kind, as static do_create/do_get/do_patch/do_delete. */
 #define RECORD_HANDLERS(kind)                                                                      \
-    static void do_create(struct pl_http_request *req) { record_create(req, &(kind)); }          \
-    static void do_get(struct pl_http_request *req) { record_get(req, &(kind)); }                \
-    static void do_patch(struct pl_http_request *req) { record_patch(req, &(kind)); }            \
-    static void do_delete(struct pl_http_request *req) { record_delete(req, &(kind)); }
+    static void do_create(struct pl_http_request *req)                                             \
+    {                                                                                              \
+        record_create(req, &(kind));                                                               \
+    }                                                                                              \
+    static void do_get(struct pl_http_request *req)                                                \
+    {                                                                                              \
+        record_get(req, &(kind));                                                                  \
+    }                                                                                              \
+    static void do_patch(struct pl_http_request *req)                                              \
+    {                                                                                              \
+        record_patch(req, &(kind));                                                                \
+    }                                                                                              \
+    static void do_delete(struct pl_http_request *req)                                             \
+    {                                                                                              \
+        record_delete(req, &(kind));                                                               \
+    }
 
 /* Publishes "<event>" with `data_json` (text) on the user's channel. */
 void record_event(struct pl_http_request *req, const char *event, const char *data_json);

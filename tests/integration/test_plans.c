@@ -113,8 +113,12 @@ int main(void)
     /* Registers the statements (and their texts) without needing a server. */
     uv_loop_t loop;
     uv_loop_init(&loop);
-    struct pl_pg_config cfg = {.conninfo = url, .size = 1, .max_inflight = 1, .max_waiters = 1,
-                               .wait_timeout_ms = 1000, .connect_timeout_ms = 1000};
+    struct pl_pg_config cfg = {.conninfo = url,
+                               .size = 1,
+                               .max_inflight = 1,
+                               .max_waiters = 1,
+                               .wait_timeout_ms = 1000,
+                               .connect_timeout_ms = 1000};
     struct pl_pg_pool *pool;
     if (pl_pg_pool_create(&loop, &cfg, &pool) || app_prepare_statements(pool)) return 1;
     pl_pg_pool_destroy(pool);

@@ -137,7 +137,8 @@ TEST(load_rejects_bad_values)
 
 static void clear_pulse_env(void)
 {
-    for (size_t i = 0; i < pulse_settings_count; i++) unsetenv(pulse_settings[i].name);
+    for (size_t i = 0; i < pulse_settings_count; i++)
+        unsetenv(pulse_settings[i].name);
 }
 
 TEST(pulse_config_validation)
@@ -156,10 +157,11 @@ TEST(pulse_config_validation)
     CHECK_EQ_INT(cfg.rate_login.count, 5);
     CHECK(cfg.rate_limits);
     pulse_config_dispose(&cfg);
-    const char *bad[][2] = {{"PULSE_LISTEN", "nowhere"},       {"PULSE_LISTEN", "1.2.3.4:99999"},
-                            {"PULSE_LOG_LEVEL", "loud"},       {"PULSE_PUBLIC_ORIGIN", "example.com"},
-                            {"REDIS_URL", "http://x"},         {"PULSE_WORKERS", "-1"},
-                            {"PULSE_SESSION_ABSOLUTE_S", "60"}};
+    const char *bad[][2] = {
+        {"PULSE_LISTEN", "nowhere"},       {"PULSE_LISTEN", "1.2.3.4:99999"},
+        {"PULSE_LOG_LEVEL", "loud"},       {"PULSE_PUBLIC_ORIGIN", "example.com"},
+        {"REDIS_URL", "http://x"},         {"PULSE_WORKERS", "-1"},
+        {"PULSE_SESSION_ABSOLUTE_S", "60"}};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         setenv(bad[k][0], bad[k][1], 1);
         CHECK_EQ_INT(pulse_config_load(&cfg, NULL, true, err, sizeof err), PL_E_CONFIG);
@@ -191,7 +193,8 @@ TEST(env_example_matches_settings)
         char line[256];
         snprintf(line, sizeof line, "\n%s=%s\n", st->name, st->def ? st->def : "");
         if (!strstr(text, line)) {
-            fprintf(stderr, ".env.example lacks the line %s=%s\n", st->name, st->def ? st->def : "");
+            fprintf(stderr, ".env.example lacks the line %s=%s\n", st->name,
+                    st->def ? st->def : "");
             CHECK(0);
         }
     }

@@ -34,7 +34,10 @@ struct later {
     struct pl_http_request *req;
 };
 
-static void on_later_closed(uv_handle_t *h) { free(h); }
+static void on_later_closed(uv_handle_t *h)
+{
+    free(h);
+}
 
 static void later_fire(uv_timer_t *t)
 {
@@ -115,7 +118,8 @@ TEST(byte_by_byte)
 {
     int fd = client();
     const char *req = "GET /echo/a%20b?q=1&q=x+y HTTP/1.1\r\nHost: t\r\n\r\n";
-    for (size_t i = 0; req[i]; i++) CHECK(write(fd, req + i, 1) == 1);
+    for (size_t i = 0; req[i]; i++)
+        CHECK(write(fd, req + i, 1) == 1);
     char buf[4096];
     read_responses(fd, buf, sizeof buf, 1);
     CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);

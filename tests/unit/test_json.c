@@ -93,8 +93,8 @@ TEST(parse_malformed)
         json_decref(errs);
         json_decref(o);
     }
-    CHECK(parse_fails("{\"a\":\"x\ny\"}"));    /* raw control character */
-    CHECK(parse_fails("\xef\xbb\xbf{}"));      /* a byte order mark is not JSON */
+    CHECK(parse_fails("{\"a\":\"x\ny\"}")); /* raw control character */
+    CHECK(parse_fails("\xef\xbb\xbf{}"));   /* a byte order mark is not JSON */
 
     /* Trailing garbage after the object. */
     CHECK(parse_fails("{\"a\":1} x"));

@@ -24,7 +24,8 @@ TEST(parses_as_openapi_31)
 
 static void lower(const char *in, char *out)
 {
-    for (; *in; in++) *out++ = (char)tolower((unsigned char)*in);
+    for (; *in; in++)
+        *out++ = (char)tolower((unsigned char)*in);
     *out = 0;
 }
 

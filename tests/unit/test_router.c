@@ -3,8 +3,14 @@
 #include "pl/http.h"
 #include "test.h"
 
-static void h(struct pl_http_request *req) { (void)req; }
-static void h2(struct pl_http_request *req) { (void)req; }
+static void h(struct pl_http_request *req)
+{
+    (void)req;
+}
+static void h2(struct pl_http_request *req)
+{
+    (void)req;
+}
 
 static struct pl_route table[] = {
     {.method = PL_M_GET, .pattern = "/api/v1/feedings", .handler = h},
@@ -86,7 +92,8 @@ TEST(not_found)
 TEST(indexes_assigned)
 {
     CHECK_EQ_INT(pl_router_count(router), 8);
-    for (int i = 0; i < 8; i++) CHECK_EQ_INT(table[i].index, i);
+    for (int i = 0; i < 8; i++)
+        CHECK_EQ_INT(table[i].index, i);
     CHECK(pl_router_at(router, 3) == &table[3]);
     CHECK(pl_router_at(router, 8) == NULL);
 }

@@ -27,8 +27,8 @@ struct pl_rate {
 struct pl_setting {
     const char *name;
     enum pl_setting_type type;
-    const char *def;  /* default as text; NULL = none (see required) */
-    size_t offset;    /* offsetof(struct yours, field) */
+    const char *def; /* default as text; NULL = none (see required) */
+    size_t offset;   /* offsetof(struct yours, field) */
     long long min, max;
     bool required;    /* must be set (and non-empty) */
     bool secret;      /* redacted by pl_config_log */

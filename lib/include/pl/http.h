@@ -95,16 +95,16 @@ int pl_router_match(const struct pl_router *r, unsigned method, const char *path
 struct pl_http_metrics;
 
 struct pl_http_config {
-    size_t max_head_bytes;      /* 16384 */
-    size_t max_body_bytes;      /* 1048576 */
-    uint64_t head_timeout_ms;   /* 10000 */
-    uint64_t idle_timeout_ms;   /* 60000 */
-    int max_connections;        /* per process, counted in *conn_count */
-    _Atomic int *conn_count;    /* shared by all workers of the process */
+    size_t max_head_bytes;    /* 16384 */
+    size_t max_body_bytes;    /* 1048576 */
+    uint64_t head_timeout_ms; /* 10000 */
+    uint64_t idle_timeout_ms; /* 60000 */
+    int max_connections;      /* per process, counted in *conn_count */
+    _Atomic int *conn_count;  /* shared by all workers of the process */
     bool access_log;
     bool hsts;
-    const char *public_origin;  /* "http://127.0.0.1:8080" */
-    const char *cors_origins;   /* comma-separated extra origins, may be "" */
+    const char *public_origin; /* "http://127.0.0.1:8080" */
+    const char *cors_origins;  /* comma-separated extra origins, may be "" */
     const struct pl_router *router;
     struct pl_http_metrics *metrics; /* may be NULL */
     /* Called for each routed request (route found, method allowed). The application runs
@@ -147,8 +147,8 @@ int pl_http_parse_listen(const char *s, char *host, size_t hostcap, int *port);
 /* ---- the request ---- */
 
 unsigned pl_req_method(const struct pl_http_request *req);
-const char *pl_req_path(const struct pl_http_request *req);   /* raw path, NUL-terminated */
-const char *pl_req_query(const struct pl_http_request *req);  /* raw query without '?', or "" */
+const char *pl_req_path(const struct pl_http_request *req);  /* raw path, NUL-terminated */
+const char *pl_req_query(const struct pl_http_request *req); /* raw query without '?', or "" */
 const char *pl_req_id(const struct pl_http_request *req);
 const char *pl_req_peer_ip(const struct pl_http_request *req); /* socket peer, text */
 const struct pl_route *pl_req_route(const struct pl_http_request *req);
@@ -191,8 +191,8 @@ void pl_req_set_log_user(struct pl_http_request *req, const char *user_id);
  * headers are added by the server. */
 void pl_resp_header(struct pl_http_request *req, const char *name, const char *value);
 /* Answers with status and body (copied); content_type may be NULL when len is 0. */
-void pl_respond(struct pl_http_request *req, int status, const char *content_type,
-                const void *body, size_t len);
+void pl_respond(struct pl_http_request *req, int status, const char *content_type, const void *body,
+                size_t len);
 /* Answers with a JSON body (serialised compactly); takes the reference to `json`. */
 void pl_respond_json(struct pl_http_request *req, int status, json_t *json);
 /* Answers with application/problem+json: type from the status ("/problems/not-found"),
@@ -210,8 +210,7 @@ void pl_respond_stream_start(struct pl_http_request *req, int status, const char
 void pl_respond_stream_write(struct pl_http_request *req, const void *data, size_t len);
 bool pl_respond_stream_ready(const struct pl_http_request *req);
 void pl_respond_stream_on_drain(struct pl_http_request *req,
-                                void (*drained)(struct pl_http_request *req, bool alive,
-                                                void *arg),
+                                void (*drained)(struct pl_http_request *req, bool alive, void *arg),
                                 void *arg);
 void pl_respond_stream_end(struct pl_http_request *req);
 /* Ends a stream that failed half-way: the connection is closed without the last chunk, so
@@ -234,12 +233,12 @@ void pl_http_metrics_render(const struct pl_http_metrics *m, struct pl_buf *out)
  * snapshot counts every request so far; the caller diffs two snapshots. */
 struct pl_http_snapshot {
     uint64_t requests;
-    uint64_t errors; /* 5xx */
+    uint64_t errors;      /* 5xx */
     uint64_t buckets[64]; /* log2 buckets of microseconds */
 };
 void pl_http_metrics_snapshot(const struct pl_http_metrics *m, struct pl_http_snapshot *out);
 /* Quantile (0..1) in milliseconds of the requests between two snapshots. */
-double pl_http_snapshot_quantile(const struct pl_http_snapshot *a,
-                                 const struct pl_http_snapshot *b, double q);
+double pl_http_snapshot_quantile(const struct pl_http_snapshot *a, const struct pl_http_snapshot *b,
+                                 double q);
 
 #endif

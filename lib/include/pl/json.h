@@ -16,8 +16,8 @@
 #include "pl/error.h"
 
 enum pl_jtype {
-    PL_J_STRING,       /* min/max: length in Unicode code points */
-    PL_J_INT,          /* min/max: value; 1.5, "5", true are wrong types */
+    PL_J_STRING, /* min/max: length in Unicode code points */
+    PL_J_INT,    /* min/max: value; 1.5, "5", true are wrong types */
     PL_J_BOOL,
     PL_J_STRING_ARRAY, /* min/max: item count; item_min/item_max: item length; unique items */
     PL_J_TIMESTAMP,    /* an RFC 3339 string with an offset */

@@ -31,8 +31,8 @@ char *pl_log_str(char *out, size_t cap, const char *s);
 void pl_log_flush(void);
 
 #define pl_debug(msg, ...) pl_log(PL_LOG_DEBUG, msg, __VA_ARGS__)
-#define pl_info(msg, ...) pl_log(PL_LOG_INFO, msg, __VA_ARGS__)
-#define pl_warn(msg, ...) pl_log(PL_LOG_WARN, msg, __VA_ARGS__)
+#define pl_info(msg, ...)  pl_log(PL_LOG_INFO, msg, __VA_ARGS__)
+#define pl_warn(msg, ...)  pl_log(PL_LOG_WARN, msg, __VA_ARGS__)
 #define pl_error(msg, ...) pl_log(PL_LOG_ERROR, msg, __VA_ARGS__)
 
 #endif

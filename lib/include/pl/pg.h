@@ -30,13 +30,13 @@
 struct pl_pg_pool;
 
 struct pl_pg_config {
-    const char *conninfo;     /* libpq URI or key=value string; copied */
-    int size;                 /* connections, >= 1 */
-    int max_inflight;         /* batches in flight per connection (pipeline depth), e.g. 128 */
-    int max_waiters;          /* queued batches before PL_E_UNAVAILABLE, e.g. 4096 */
-    int wait_timeout_ms;      /* longest a batch may wait for a connection, e.g. 5000 */
-    int connect_timeout_ms;   /* per attempt, e.g. 5000 */
-    int query_timeout_ms;     /* a batch unanswered this long fails the connection; 0 = off */
+    const char *conninfo;   /* libpq URI or key=value string; copied */
+    int size;               /* connections, >= 1 */
+    int max_inflight;       /* batches in flight per connection (pipeline depth), e.g. 128 */
+    int max_waiters;        /* queued batches before PL_E_UNAVAILABLE, e.g. 4096 */
+    int wait_timeout_ms;    /* longest a batch may wait for a connection, e.g. 5000 */
+    int connect_timeout_ms; /* per attempt, e.g. 5000 */
+    int query_timeout_ms;   /* a batch unanswered this long fails the connection; 0 = off */
 };
 
 /* One statement of a batch. `name` is a registered statement; values are text-format
@@ -85,14 +85,14 @@ PL_MUST_USE int pl_pg_exec1(struct pl_pg_pool *pool, const char *name, int npara
 void pl_pg_pool_destroy(struct pl_pg_pool *pool);
 
 struct pl_pg_stats {
-    int size;          /* configured connections */
-    int connected;     /* connections up and prepared */
-    int busy;          /* connections with at least one batch in flight */
-    int inflight;      /* batches sent, not yet answered */
-    int waiting;       /* batches queued for a connection */
-    uint64_t wait_count;      /* batches that had to queue, cumulative */
-    double wait_seconds_sum;  /* total time spent queued, cumulative */
-    uint64_t errors;          /* connection failures, cumulative */
+    int size;                /* configured connections */
+    int connected;           /* connections up and prepared */
+    int busy;                /* connections with at least one batch in flight */
+    int inflight;            /* batches sent, not yet answered */
+    int waiting;             /* batches queued for a connection */
+    uint64_t wait_count;     /* batches that had to queue, cumulative */
+    double wait_seconds_sum; /* total time spent queued, cumulative */
+    uint64_t errors;         /* connection failures, cumulative */
 };
 void pl_pg_pool_stats(const struct pl_pg_pool *pool, struct pl_pg_stats *out);
 bool pl_pg_pool_ready(const struct pl_pg_pool *pool); /* at least one connection up */

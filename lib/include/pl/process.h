@@ -7,7 +7,7 @@
 struct pl_buf;
 
 struct pl_process_stats {
-    double cpu_seconds;    /* user + system */
+    double cpu_seconds; /* user + system */
     uint64_t rss_bytes;
     int open_fds;
     int max_fds;

@@ -29,9 +29,9 @@ struct pl_redis_script;
 struct pl_redis_sub;
 
 struct pl_redis_config {
-    const char *url;            /* redis://[:password@]host:port/db (db optional); copied */
-    int connect_timeout_ms;     /* e.g. 2000 */
-    int command_timeout_ms;     /* e.g. 2000 */
+    const char *url;        /* redis://[:password@]host:port/db (db optional); copied */
+    int connect_timeout_ms; /* e.g. 2000 */
+    int command_timeout_ms; /* e.g. 2000 */
 };
 
 /* Fires exactly once per accepted command, on the loop, never from inside the call that
@@ -59,13 +59,12 @@ PL_MUST_USE int pl_redis_script_create(struct pl_redis *r, const char *lua,
 /* EVALSHA sha nkeys keys... args...; falls back to SCRIPT LOAD + EVALSHA on NOSCRIPT. */
 PL_MUST_USE int pl_redis_eval(struct pl_redis *r, struct pl_redis_script *s, int nkeys,
                               const char **keys, const size_t *keylens, int nargs,
-                              const char **args, const size_t *arglens, pl_redis_cb cb,
-                              void *ctx);
+                              const char **args, const size_t *arglens, pl_redis_cb cb, void *ctx);
 
 struct pl_redis_stats {
     bool connected;
-    int pending;             /* commands sent, not answered */
-    uint64_t errors;         /* connection failures and timeouts, cumulative */
+    int pending;     /* commands sent, not answered */
+    uint64_t errors; /* connection failures and timeouts, cumulative */
 };
 void pl_redis_stats(const struct pl_redis *r, struct pl_redis_stats *out);
 
