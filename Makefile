@@ -8,7 +8,7 @@ SHELL := /bin/bash
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 FORMAT_DIRS := lib server tests
 
-.PHONY: build build-asan run test bench clean services-stop format
+.PHONY: build build-asan run test bench memcheck clean services-stop format
 
 # build/pulsed, optimised with debug info, no tests.
 build:
@@ -33,6 +33,10 @@ test:
 # Benchmarks of tests/bench on a release build (figures for the README): make bench [BENCH=http]
 bench:
 	bash scripts/bench.sh $(BENCH)
+
+# Unit and integration tests under valgrind on a plain build (not part of make test).
+memcheck:
+	bash scripts/memcheck.sh
 
 clean:
 	rm -rf build build-*
