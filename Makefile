@@ -30,6 +30,11 @@ run:
 test:
 	+bash scripts/test.sh
 
+# libFuzzer harnesses of tests/fuzz (clang, build-fuzz/), FUZZ_SECONDS each (default 60).
+fuzz:
+	bash scripts/deps.sh build test
+	bash scripts/fuzz.sh
+
 # Benchmarks of tests/bench on a release build (figures for the README): make bench [BENCH=http]
 bench:
 	bash scripts/bench.sh $(BENCH)

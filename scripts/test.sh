@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, builds with ASan/UBSan, starts the private test
 # Postgres and Redis (stopped again on exit, whatever happens), then runs every stage:
-# ctest (unit + integration), the deployment files (tests/deploy, offline), the web front
-# end's build and tests, the e2e tests with node.
+# ctest (unit + integration), the libFuzzer harnesses for a few seconds each (tests/fuzz), the
+# deployment files (tests/deploy, offline), the web front end's build and tests, the e2e tests
+# with node.
 # Every stage runs even if an earlier one failed; a summary line per stage closes the run,
 # then one total line. Exits non-zero if anything failed.
 set -uo pipefail
@@ -138,6 +139,28 @@ else
     echo "skipped: the build failed"
     record ctest FAILED "not run: the build failed"
     n_failed=$((n_failed + 1))
+fi
+
+# ---- fuzz --------------------------------------------------------------------------------
+# Every harness of tests/fuzz: its regression inputs, then 8 s of fuzzing (scripts/fuzz.sh).
+banner "fuzz (scripts/fuzz.sh, 8 s per harness)"
+FUZZ_SECONDS=8 timeout --kill-after=30 600 bash scripts/fuzz.sh 2>&1 | tee "$LOGDIR/fuzz.log"
+rc=${PIPESTATUS[0]}
+line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$LOGDIR/fuzz.log" | tail -n 1)
+if [ -n "$line" ]; then
+    p=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
+    f=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")
+    n_passed=$((n_passed + p))
+    n_failed=$((n_failed + f))
+    detail="$p harnesses ok, $f failing"
+else
+    detail="no summary line"
+fi
+if [ "$rc" -eq 0 ]; then
+    record fuzz ok "$detail"
+else
+    [ -n "$line" ] || n_failed=$((n_failed + 1))
+    record fuzz FAILED "exit $rc, $detail"
 fi
 
 # ---- deploy ------------------------------------------------------------------------------

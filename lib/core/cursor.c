@@ -30,6 +30,10 @@ int pl_cursor_decode(const char *s, char **fields, int n, char *buf, size_t cap)
     size_t slen = strlen(s);
     size_t len;
     if (slen == 0 || slen > PL_CURSOR_MAX || cap < 2) return PL_E_INVALID;
+    /* libsodium 1.0.18 decodes bytes >= 0x80 as digits: allow only the alphabet, so that a
+     * cursor has one spelling. */
+    if (strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != slen)
+        return PL_E_INVALID;
     if (sodium_base642bin((unsigned char *)buf, cap - 1, s, slen, NULL, &len, NULL,
                           sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)
         return PL_E_INVALID;

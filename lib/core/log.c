@@ -74,7 +74,9 @@ char *pl_log_str(char *out, size_t cap, const char *s)
         if (c == '"' || c == '\\') {
             out[o++] = '\\';
             out[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
+        } else if (c < 0x20 || c >= 0x7f) {
+            /* Bytes from the network may not be UTF-8: escape everything outside ASCII so
+             * that every log line is valid JSON. */
             out[o++] = '\\';
             out[o++] = 'u';
             out[o++] = '0';

@@ -70,6 +70,10 @@ struct conn {
     bool processing; /* inside conn_process: respond must not recurse */
     bool reading;
     bool upgrade;
+    unsigned served;       /* responses sent on this connection */
+    uint64_t msg_wire;     /* bytes of the current message before the buffer being parsed */
+    const char *buf_base;  /* start of the buffer being parsed */
+    uint64_t body_end_off; /* message offset just past the last body byte (or the head) */
     int open_handles;
     char peer[48];
 };
@@ -407,8 +411,11 @@ static void access_log(struct pl_http_request *req, int status, size_t bytes, do
 
 void pl_resp_header(struct pl_http_request *req, const char *name, const char *value)
 {
-    /* CR or LF in a header would split the response: drop such a header. */
-    if (strpbrk(name, "\r\n") || strpbrk(value, "\r\n")) return;
+    /* A control byte would split or corrupt the response head: drop such a header. */
+    for (const char *p = name; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == ':') return;
+    for (const char *p = value; *p; p++)
+        if (((unsigned char)*p < 0x20 && *p != '\t') || *p == 0x7f) return;
     pl_buf_printf(&req->resp_headers, "%s: %s\r\n", name, value);
 }
 
@@ -428,6 +435,7 @@ static void request_done(struct pl_http_request *req)
     if (c) c->req = NULL;
     pl_http_request_free(req);
     if (!c) return;
+    c->served++;
     if (c->closing) {
         conn_free_if_done(c);
         return;
@@ -689,6 +697,7 @@ static int on_message_begin(llhttp_t *p)
     c->state = CS_HEAD;
     c->head.len = 0;
     c->error_status = 0;
+    c->msg_wire = 0;
     c->url_len = 0;
     c->nhdr = 0;
     c->hstate = 0;
@@ -776,6 +785,14 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* host [":" port] of RFC 3986 reg-name or IP literal characters; empty is allowed in 1.0. */
+static bool host_ok(const char *h)
+{
+    size_t n = strlen(h);
+    if (n > 255) return false;
+    return strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:[]") == n;
+}
+
 static unsigned method_bit(int m)
 {
     switch (m) {
@@ -806,6 +823,11 @@ static int on_headers_complete(llhttp_t *p)
     if (!c->url_len) return HPE_USER;
     req->method = method_bit(llhttp_get_method(p));
     req->http_minor = llhttp_get_http_minor(p);
+    if (llhttp_get_http_major(p) != 1) {
+        c->error_status = 400;
+        c->error_detail = "only HTTP/1.0 and HTTP/1.1 are spoken here";
+        return HPE_USER;
+    }
     /* Hand the strings to the request: the buffer no longer grows, so pointers hold. */
     size_t headlen;
     req->head = pl_buf_steal(&c->head, &headlen);
@@ -815,14 +837,28 @@ static int on_headers_complete(llhttp_t *p)
         req->headers[i].value = req->head + c->hdr_off[i][1];
     }
     req->nheaders = c->nhdr;
+    /* RFC 9112 section 3.2: exactly one valid Host in HTTP/1.1, at most one in 1.0. */
+    const char *host = NULL;
+    int nhost = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (strcasecmp(req->headers[i].name, "host") != 0) continue;
+        host = req->headers[i].value;
+        nhost++;
+    }
+    if (nhost > 1 || (nhost == 0 && req->http_minor >= 1) || (host && !host_ok(host))) {
+        c->error_status = 400;
+        c->error_detail = "one valid Host header is required";
+        return HPE_USER;
+    }
     char *url = req->head;
-    /* absolute-form (proxies): drop scheme://authority */
+    /* absolute-form (proxies): scheme://authority/path, the authority agreeing with Host */
     if (url[0] != '/' && url[0] != '*') {
         char *sch = strstr(url, "://");
         char *slash = sch ? strchr(sch + 3, '/') : NULL;
-        if (!slash) {
+        size_t alen = slash ? (size_t)(slash - (sch + 3)) : 0;
+        if (!slash || !host || strlen(host) != alen || strncasecmp(sch + 3, host, alen) != 0) {
             c->error_status = 400;
-            c->error_detail = "request target must be a path";
+            c->error_detail = "request target must be a path (or name the Host)";
             return HPE_USER;
         }
         url = slash;
@@ -838,6 +874,7 @@ static int on_headers_complete(llhttp_t *p)
     const char *id = pl_req_header(req, "x-request-id");
     if (id && sane_request_id(id)) snprintf(req->request_id, sizeof req->request_id, "%s", id);
     c->state = CS_BODY;
+    c->body_end_off = c->scan.count;
     if (p->upgrade) c->upgrade = true;
     uint64_t cl = p->content_length;
     if ((p->flags & F_CONTENT_LENGTH) && cl > s->cfg.max_body_bytes) {
@@ -854,10 +891,26 @@ static int on_headers_complete(llhttp_t *p)
     return 0;
 }
 
+#define MAX_FRAMING_BYTES 16384
+
+/* Chunked framing (size lines, extensions, trailers) between two pieces of body may not
+ * exceed MAX_FRAMING_BYTES: llhttp accepts any number of leading zeros or extensions. */
+static bool framing_over(const struct conn *c, uint64_t off)
+{
+    return off > c->body_end_off && off - c->body_end_off > MAX_FRAMING_BYTES;
+}
+
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
     struct pl_http_request *req = c->req;
+    uint64_t off = c->msg_wire + (uint64_t)(at - c->buf_base);
+    if (framing_over(c, off)) {
+        c->error_status = 400;
+        c->error_detail = "chunk framing too long";
+        return HPE_USER;
+    }
+    c->body_end_off = off + len;
     if (req->body.len + len > c->srv->cfg.max_body_bytes) {
         c->error_status = 413;
         c->error_detail = "request body too large";
@@ -982,6 +1035,13 @@ static size_t scan_head(struct conn *c, const char *data, size_t len, int *statu
                 *status = 400; /* obs-fold */
                 return i;
             }
+            /* The request line is "METHOD SP target SP version": one space each, as RFC
+             * 9112 writes it; whitespace runs are refused rather than guessed at. */
+            if (sc->lines == 0 &&
+                (b == '\t' || (b == ' ' && (sc->line_len == 0 || sc->prev == ' ')))) {
+                *status = 400;
+                return i;
+            }
             sc->line_len++;
         }
         sc->prev = b;
@@ -1008,8 +1068,14 @@ static size_t conn_parse(struct conn *c, const char *data, size_t len)
             return len;
         }
     }
+    c->buf_base = data;
     llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
-    if (err == HPE_OK) return len;
+    if (err == HPE_OK) {
+        c->msg_wire += len;
+        if (c->state == CS_BODY && framing_over(c, c->msg_wire))
+            conn_fail(c, 400, "chunk framing too long");
+        return len;
+    }
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
         size_t used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
         if (err == HPE_PAUSED) llhttp_resume(&c->parser);
@@ -1180,21 +1246,8 @@ static void refuse(struct pl_http_server *s, uv_tcp_t *t)
     uv_close((uv_handle_t *)t, on_refused_closed);
 }
 
-static void on_connection(uv_stream_t *ls, int status)
+static struct conn *conn_new(struct pl_http_server *s)
 {
-    struct pl_http_server *s = ls->data;
-    if (status < 0) return;
-    if (atomic_fetch_add(s->cfg.conn_count, 1) >= s->cfg.max_connections || s->draining) {
-        atomic_fetch_sub(s->cfg.conn_count, 1);
-        uv_tcp_t *t = malloc(sizeof *t);
-        if (!t) abort();
-        uv_tcp_init(s->loop, t);
-        if (uv_accept(ls, (uv_stream_t *)t) == 0)
-            refuse(s, t);
-        else
-            uv_close((uv_handle_t *)t, on_refused_closed);
-        return;
-    }
     struct conn *c = calloc(1, sizeof *c);
     if (!c) abort();
     c->srv = s;
@@ -1207,10 +1260,13 @@ static void on_connection(uv_stream_t *ls, int status)
     if (s->conns) s->conns->prev = c;
     s->conns = c;
     s->nconns++;
-    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0) {
-        conn_close(c);
-        return;
-    }
+    return c;
+}
+
+/* An accepted connection starts: peer address, parser, head timer, reading. */
+static void conn_begin(struct conn *c)
+{
+    struct pl_http_server *s = c->srv;
     uv_tcp_nodelay(&c->tcp, 1);
     struct sockaddr_storage ss;
     int sl = sizeof ss;
@@ -1225,6 +1281,58 @@ static void on_connection(uv_stream_t *ls, int status)
     c->parser.data = c;
     uv_timer_start(&c->timer, on_head_timeout, s->cfg.head_timeout_ms, 0);
     conn_read_start(c);
+}
+
+static bool over_cap(struct pl_http_server *s)
+{
+    if (atomic_fetch_add(s->cfg.conn_count, 1) < s->cfg.max_connections) return false;
+    atomic_fetch_sub(s->cfg.conn_count, 1);
+    return true;
+}
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+    struct pl_http_server *s = ls->data;
+    if (status < 0) return;
+    if (over_cap(s)) {
+        uv_tcp_t *t = malloc(sizeof *t);
+        if (!t) abort();
+        uv_tcp_init(s->loop, t);
+        if (uv_accept(ls, (uv_stream_t *)t) == 0)
+            refuse(s, t);
+        else
+            uv_close((uv_handle_t *)t, on_refused_closed);
+        return;
+    }
+    struct conn *c = conn_new(s);
+    if (uv_accept(ls, (uv_stream_t *)&c->tcp) < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_begin(c);
+}
+
+/* Before the listener closes, takes every connection the kernel already completed: closing
+ * the listener would reset them, and their clients have done nothing wrong. */
+static void accept_backlog(struct pl_http_server *s)
+{
+    uv_os_fd_t lfd;
+    if (uv_fileno((uv_handle_t *)&s->listener, &lfd) != 0) return;
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) return;
+        if (over_cap(s)) {
+            close(fd);
+            continue;
+        }
+        struct conn *c = conn_new(s);
+        if (uv_tcp_open(&c->tcp, fd) != 0) {
+            close(fd);
+            conn_close(c);
+            continue;
+        }
+        conn_begin(c);
+    }
 }
 
 /* The server goes last: after its own handles and after every connection. */
@@ -1295,6 +1403,7 @@ void pl_http_server_stop_accepting(struct pl_http_server *s)
 {
     if (!s->listening) return;
     s->listening = false;
+    accept_backlog(s);
     uv_close((uv_handle_t *)&s->listener, on_server_handle_closed);
 }
 
@@ -1303,6 +1412,14 @@ static void on_drain_timeout(uv_timer_t *t)
     struct pl_http_server *s = t->data;
     for (struct conn *c = s->conns; c; c = c->next)
         conn_close(c);
+}
+
+static bool bytes_waiting(struct conn *c)
+{
+    uv_os_fd_t fd;
+    char b;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) return false;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
 void pl_http_server_drain(struct pl_http_server *s, uint64_t drain_ms,
@@ -1314,9 +1431,12 @@ void pl_http_server_drain(struct pl_http_server *s, uint64_t drain_ms,
     struct conn *next;
     for (struct conn *c = s->conns; c; c = next) {
         next = c->next;
-        /* Idle connections go now; one with a request under way (or half received)
-         * gets its answer with Connection: close. */
-        if (!c->req && c->scan.count == 0 && c->pending_len == 0) conn_close(c);
+        /* Idle keep-alive connections go now. A connection that has not yet sent its first
+         * request (just accepted), or has bytes waiting in the socket, or has a request
+         * under way, is served, with Connection: close; the drain timer bounds it all. */
+        if (!c->req && c->scan.count == 0 && c->pending_len == 0 && c->served > 0 &&
+            !bytes_waiting(c))
+            conn_close(c);
     }
     if (s->nconns == 0) {
         s->drain_done = NULL;

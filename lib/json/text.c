@@ -93,3 +93,58 @@ const char *pl_email_check(const char *s)
     if (!domain_ok(at + 1, (size_t)(s + e - (at + 1)))) return EMAIL_INVALID;
     return NULL;
 }
+
+/* Length of the well-formed UTF-8 sequence at s (1..4), or 0 when it is not one. */
+static size_t utf8_seq(const unsigned char *s, size_t avail)
+{
+    unsigned char c = s[0];
+    if (c < 0x80) return 1;
+    size_t n;
+    unsigned lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf)
+        n = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        n = 3;
+        if (c == 0xe0) lo = 0xa0; /* overlong */
+        if (c == 0xed) hi = 0x9f; /* surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 4;
+        if (c == 0xf0) lo = 0x90; /* overlong */
+        if (c == 0xf4) hi = 0x8f; /* past U+10FFFF */
+    } else
+        return 0;
+    if (avail < n || s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf) return 0;
+    return n;
+}
+
+bool pl_utf8_valid(const char *s, size_t bytes)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < bytes;) {
+        size_t n = utf8_seq(p + i, bytes - i);
+        if (!n) return false;
+        i += n;
+    }
+    return true;
+}
+
+size_t pl_utf8_sanitize(const char *in, char *out, size_t cap)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t len = strlen(in), o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(p + i, len - i);
+        size_t w = n ? n : 1;
+        if (o + w + 1 > cap) break;
+        if (n)
+            memcpy(out + o, p + i, n);
+        else
+            out[o] = '?';
+        o += w;
+        i += w;
+    }
+    out[o] = 0;
+    return o;
+}

@@ -152,6 +152,8 @@ static bool store(uint64_t hash, const char *key, size_t len, int64_t tat, int64
         struct entry *e = *pp;
         if (e->hash == hash && e->len == len && memcmp(e->key, key, len) == 0) {
             e->tat = tat;
+            /* A lower TAT (the same key under a looser rule) may now expire first. */
+            if (tat < next_sweep_us || next_sweep_us == INT64_MIN) next_sweep_us = tat;
             return true;
         }
         if (e->tat <= now_us) { /* expired: drop it on the way */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../app.h"
+#include "pl/json.h"
 
 #define SESS_PREFIX  "pulse:sess:"
 #define USESS_PREFIX "pulse:usess:"
@@ -192,7 +193,8 @@ void sessions_create(struct worker *w, const char *hash, const char *user_id, co
     snprintf(ukey, sizeof ukey, USESS_PREFIX "%s", user_id);
     snprintf(idle, sizeof idle, "%lld", w->app->cfg.session_idle_s);
     snprintf(abs, sizeof abs, "%lld", w->app->cfg.session_absolute_s);
-    snprintf(ua_cut, sizeof ua_cut, "%s", ua ? ua : "");
+    /* Stored for display and listed as JSON: keep it valid UTF-8, whatever was sent. */
+    pl_utf8_sanitize(ua ? ua : "", ua_cut, sizeof ua_cut);
     const char *keys[] = {skey, ukey};
     const char *args[] = {user_id, idle, abs, ua_cut, ip, hash};
     if (pl_redis_eval(w->redis, w->sess_create, 2, keys, NULL, 6, args, NULL, on_create, c))

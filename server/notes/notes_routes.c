@@ -139,6 +139,10 @@ static void do_list(struct pl_http_request *req)
         return;
     }
     if (q && !*q) q = NULL;
+    if (q && (!pl_utf8_valid(q, strlen(q)) || strlen(q) > 1000)) {
+        bad_query(req, "q must be valid UTF-8 of at most 1000 bytes");
+        return;
+    }
     const char *cursor = pl_req_query_get(req, "cursor");
     char *f[3];
     char buf[PL_CURSOR_MAX + 1];

@@ -398,6 +398,16 @@ static void list_reply(struct pl_http_request *req, const PGresult *res, int lim
 static void on_list(int status, PGresult **results, int n, void *ctx)
 {
     struct list *l = ctx;
+    if (status == PL_E_DB) {
+        /* Every value of a list query is validated first except the text of a search,
+         * which Postgres may still refuse (too many operators: "tsquery stack too small",
+         * XX000; or a data exception, class 22). That is the client's input: 400. */
+        const char *st = pl_pg_error_sqlstate(results[0]);
+        if (strncmp(st, "22", 2) == 0 || strcmp(st, "XX000") == 0) {
+            pl_respond_problem(l->req, 400, "the search query cannot be used", NULL);
+            return;
+        }
+    }
     if (status) {
         reply_failure(l->req, status, "list");
         return;

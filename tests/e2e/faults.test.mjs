@@ -664,67 +664,84 @@ describe('Postgres connection limit exhausted', () => {
   });
 });
 
+// One SIGTERM under load: 20 clients with two keep-alive connections each, GET /me and
+// POST /feedings alternating. Returns what the checks below need.
+async function sigtermRound(round, DELAY, DRAIN) {
+  const srv = await startServer({ PULSE_SHUTDOWN_DELAY_MS: String(DELAY), PULSE_DRAIN_MS: String(DRAIN) });
+  await waitReady(srv);
+  const users = [];
+  for (let i = 0; i < 4; i++) users.push(await account(srv, `term-${round}-${i}`));
+  let exited = false;
+  let exitInfo;
+  let giveUp = Infinity;
+  srv.exited.then((x) => { exited = true; exitInfo = x; });
+  const CLIENTS = 20;
+  let rid = 0;
+  const load = runLoad(srv.port, CLIENTS * 2, async (w, i) => {
+    const us = users[(w >> 1) % users.length];
+    const auth = bearer((w >> 1) % 2 ? us.session : us.pat);
+    const req = i % 2 ? { method: 'GET', path: '/api/v1/me', headers: auth } : feedingRequest(auth, 'term');
+    req.headers = { ...req.headers, 'X-Request-Id': `term-${process.pid}-${round}-${++rid}` };
+    req.meta = { ...(req.meta || {}), rid: req.headers['X-Request-Id'] };
+    return req;
+  }, { stop: () => exited || Date.now() > giveUp, maxMs: 60000, pauseAfterFailure: 10 });
+  await sleep(1500);
+  const before = load.results.length;
+  const tTerm = Date.now();
+  giveUp = tTerm + DELAY + DRAIN + 10000;
+  srv.child.kill('SIGTERM');
+  await Promise.race([srv.exited, sleep(DELAY + DRAIN + 10000)]);
+  const tExit = Date.now();
+  await load.done;
+  if (!exited) srv.child.kill('SIGKILL');
+  assert.ok(exited, 'pulsed did not exit');
+  assert.equal(exitInfo.signal, null, `pulsed died of ${exitInfo.signal}: ${srv.stderr.slice(-3000)}`);
+  assert.equal(exitInfo.code, 0, srv.stderr.slice(-3000));
+  assertCleanStderr(srv);
+  assert.ok(srv.logs.some((l) => l.msg === 'stopped'));
+  const rs = load.results;
+  const fail = rs.filter((r) => !r.ok);
+  const firstRefused = Math.min(...fail.filter((r) => r.kind === 'refused').map((r) => r.t0));
+  console.log(`# sigterm round ${round}: ${before} requests before the signal, ${rs.length - before} after; exit 0 ${tExit - tTerm} ms after SIGTERM (delay ${DELAY} ms); first refused connection +${firstRefused - tTerm} ms`);
+  console.log(`# sigterm round ${round}: responses ${tally(rs.filter((r) => r.ok), (r) => `${r.method}:${r.status}`)}; failures ${tally(fail, (r) => `${r.kind}/${r.fresh ? 'fresh' : 'reused'}`)}`);
+  const logged = new Map(srv.logs.filter((l) => l.msg === 'request').map((l) => [l.request_id, l.status]));
+  for (const r of rs) { r.round = round; r.tTerm = tTerm; r.firstRefused = firstRefused; r.logged = logged.get(r.meta.rid); }
+  return rs;
+}
+
 describe('SIGTERM under load', () => {
   it('answers every request it took completely, refuses new connections after the delay, exits 0, loses no write', async () => {
     const DELAY = 500;
     const DRAIN = 5000;
-    const srv = await startServer({ PULSE_SHUTDOWN_DELAY_MS: String(DELAY), PULSE_DRAIN_MS: String(DRAIN) });
-    await waitReady(srv);
-    const users = [];
-    for (let i = 0; i < 4; i++) users.push(await account(srv, `term-${i}`));
-    let exited = false;
-    let exitInfo;
-    let giveUp = Infinity;
-    srv.exited.then((x) => { exited = true; exitInfo = x; });
-    const CLIENTS = 20;
-    let rid = 0;
-    const load = runLoad(srv.port, CLIENTS, async (w, i) => {
-      const us = users[w % users.length];
-      const auth = bearer(w % 2 ? us.session : us.pat);
-      const req = i % 2 ? { method: 'GET', path: '/api/v1/me', headers: auth } : feedingRequest(auth, 'term');
-      req.headers = { ...req.headers, 'X-Request-Id': `term-${process.pid}-${++rid}` };
-      req.meta = { ...(req.meta || {}), rid: req.headers['X-Request-Id'] };
-      return req;
-    }, { stop: () => exited || Date.now() > giveUp, maxMs: 60000, pauseAfterFailure: 10 });
-    await sleep(1500);
-    const before = load.results.length;
-    const tTerm = Date.now();
-    giveUp = tTerm + DELAY + DRAIN + 10000;
-    srv.child.kill('SIGTERM');
-    await Promise.race([srv.exited, sleep(DELAY + DRAIN + 10000)]);
-    const tExit = Date.now();
-    await load.done;
-    if (!exited) srv.child.kill('SIGKILL');
-    assert.ok(exited, 'pulsed did not exit');
-    assert.equal(exitInfo.signal, null, `pulsed died of ${exitInfo.signal}: ${srv.stderr.slice(-3000)}`);
-    assert.equal(exitInfo.code, 0, srv.stderr.slice(-3000));
-    assertCleanStderr(srv);
-    assert.ok(srv.logs.some((l) => l.msg === 'stopped'));
-
-    const rs = load.results;
+    // Two rounds: the drop at listener close below is a race, and one round catches it
+    // about four times in five.
+    const rs = [...await sigtermRound(1, DELAY, DRAIN), ...await sigtermRound(2, DELAY, DRAIN)];
     const ok = rs.filter((r) => r.ok);
     const fail = rs.filter((r) => !r.ok);
-    const firstRefused = Math.min(...fail.filter((r) => r.kind === 'refused').map((r) => r.t0));
-    console.log(`# sigterm: ${before} requests before the signal, ${rs.length - before} after; exit 0 ${tExit - tTerm} ms after SIGTERM (delay ${DELAY} ms); first refused connection +${firstRefused - tTerm} ms`);
-    console.log(`# sigterm: responses ${tally(ok, (r) => `${r.method}:${r.status}`)}; failures ${tally(fail, (r) => `${r.kind}/${r.fresh ? 'fresh' : 'reused'}`)}`);
+    const at = (r) => `round ${r.round}, sent +${r.t0 - r.tTerm} ms after SIGTERM (first refusal +${r.firstRefused - r.tTerm} ms)`;
 
     // Every response complete (the client parses Content-Length and JSON), never 5xx.
     assert.deepEqual(fail.filter((r) => !['refused', 'reset', 'closed'].includes(r.kind) || r.bytes > 0).map(describeResult), [], 'truncated or malformed responses');
     assert.deepEqual(ok.filter((r) => !(r.method === 'GET' ? r.status === 200 : r.status === 201)).map(describeResult), [], 'unexpected statuses during shutdown');
     // Once draining, every response says Connection: close (100 ms for the signal to land).
-    const late = ok.filter((r) => r.t0 > tTerm + 100 && !r.connClose);
-    assert.deepEqual(late.map(describeResult), [], 'responses after SIGTERM without Connection: close');
+    const late = ok.filter((r) => r.t0 > r.tTerm + 100 && !r.connClose);
+    assert.deepEqual(late.map((r) => `${describeResult(r)} ${at(r)}`), [], 'responses after SIGTERM without Connection: close');
     // Refused only once the listener is closed, i.e. after the delay.
-    const early = fail.filter((r) => r.kind === 'refused' && r.t0 < tTerm + DELAY - 50);
-    assert.deepEqual(early.map((r) => `${describeResult(r)} at +${r.t0 - tTerm} ms`), [], 'connections refused during the shutdown delay');
+    const early = fail.filter((r) => r.kind === 'refused' && r.t0 < r.tTerm + DELAY - 50);
+    assert.deepEqual(early.map((r) => `${describeResult(r)} ${at(r)}`), [], 'connections refused during the shutdown delay');
     // A request dropped without any answer must not be one the server handled.
-    const logged = new Map(srv.logs.filter((l) => l.msg === 'request').map((l) => [l.request_id, l.status]));
-    const droppedButHandled = fail.filter((r) => logged.has(r.meta.rid));
-    assert.deepEqual(droppedButHandled.map((r) => `${describeResult(r)} (server logged ${logged.get(r.meta.rid)}) at +${r.t0 - tTerm} ms`), [], 'the server handled these requests but the client never got the answer');
+    const droppedButHandled = fail.filter((r) => r.logged !== undefined);
+    assert.deepEqual(droppedButHandled.map((r) => `${describeResult(r)} (server logged ${r.logged}) ${at(r)}`), [], 'the server handled these requests but the client never got the answer');
+    // Only a connection attempted after the listener closed may fail, and then it is
+    // refused. A request sent on a connection the kernel had already established must be
+    // answered: "requests in flight (including half-received ones) finish", "a connection
+    // is never closed with a request in flight".
     const silent = fail.filter((r) => r.kind !== 'refused');
-    if (silent.length) console.log(`# sigterm: ${silent.length} requests met a close/reset with no byte of answer and no access-log line: ${silent.slice(0, 5).map((r) => `${r.kind}/${r.fresh ? 'fresh' : 'reused'} at +${r.t0 - tTerm} ms`).join(', ')}`);
+    console.log(`# sigterm: ${silent.length} requests dropped with no byte of answer (and no access-log line) on established connections${silent.length ? `: ${silent.slice(0, 6).map((r) => `${r.kind}/${r.fresh ? 'fresh' : 'reused'} round ${r.round} sent +${r.t0 - r.tTerm} ms`).join(', ')}` : ''}`);
 
     assertNoAcknowledgedWriteLost(acknowledged(rs), 'sigterm');
+    assert.deepEqual(silent.map((r) => `${describeResult(r)} ${at(r)}`), [],
+      'requests on established connections dropped without an answer at listener close');
   });
 });
 

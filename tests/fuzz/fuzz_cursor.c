@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define REQUIRE(cond)                                                                              \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_cursor: %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, "fuzz_cursor: %s:%d: %s\n", __FILE__, __LINE__, #cond);                \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -107,7 +107,8 @@ static void check_encode(const uint8_t *data, size_t size)
         char *back[MAX_FIELDS];
         REQUIRE(buf);
         REQUIRE(pl_cursor_decode(out, back, n, buf, PL_CURSOR_MAX) == 0);
-        for (int i = 0; i < n; i++) REQUIRE(strcmp(back[i], fields[i]) == 0);
+        for (int i = 0; i < n; i++)
+            REQUIRE(strcmp(back[i], fields[i]) == 0);
         free(buf);
     }
     free(out);
@@ -120,7 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     REQUIRE(s);
     memcpy(s, data, size);
     s[size] = 0;
-    for (int n = 0; n <= MAX_FIELDS; n++) check_decode(s, n);
+    for (int n = 0; n <= MAX_FIELDS; n++)
+        check_decode(s, n);
     free(s);
     check_encode(data, size);
     return 0;

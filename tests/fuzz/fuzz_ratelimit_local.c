@@ -29,9 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         }                                                                                          \
     } while (0)
 
-#define CAP 8
+#define CAP       8
 #define MAX_MODEL 64 /* distinct keys one input can name (checks x keys) */
-#define US 1000000LL
+#define US        1000000LL
 
 /* ---- the model ---- */
 
@@ -52,7 +52,8 @@ static struct mkey *model_find(const char *key)
 static int model_live(int64_t now)
 {
     int n = 0;
-    for (int i = 0; i < nmodel; i++) n += model[i].tat > now;
+    for (int i = 0; i < nmodel; i++)
+        n += model[i].tat > now;
     return n;
 }
 
@@ -92,7 +93,10 @@ static void model_step(const char *key, const struct pl_rate_rule *r, int64_t no
     s->ok = s->new_tat - now <= s->tau;
 }
 
-static int64_t ceil_s(int64_t us) { return us <= 0 ? 0 : (us + US - 1) / US; }
+static int64_t ceil_s(int64_t us)
+{
+    return us <= 0 ? 0 : (us + US - 1) / US;
+}
 
 /* ---- the input ---- */
 
@@ -108,10 +112,13 @@ static unsigned take(struct reader *r)
     return *r->p++;
 }
 
-static unsigned take16(struct reader *r) { return take(r) << 8 | take(r); }
+static unsigned take16(struct reader *r)
+{
+    return take(r) << 8 | take(r);
+}
 
-static const char *const POOL[] = {"ip:10.0.0.1", "ip:10.0.0.2", "ip:::1",   "em:a@b.c",
-                                   "em:x@y.z",    "t:1",         "t:2",      "u:42",
+static const char *const POOL[] = {"ip:10.0.0.1", "ip:10.0.0.2", "ip:::1",     "em:a@b.c",
+                                   "em:x@y.z",    "t:1",         "t:2",        "u:42",
                                    "ip:1.1.1.1",  "u:7",         "ip:fe80::1", "t:3"};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -132,10 +139,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* the clock: mostly small steps, sometimes minutes, sometimes hours */
         unsigned dt = take16(&in);
         switch (op >> 6) {
-        case 0: break;
-        case 1: now += (int64_t)dt * 10; break;           /* up to 0.65 s */
-        case 2: now += (int64_t)dt * 10000; break;        /* up to 11 min */
-        default: now += (int64_t)dt * 1000000; break;     /* up to 18 h */
+        case 0:
+            break;
+        case 1:
+            now += (int64_t)dt * 10;
+            break; /* up to 0.65 s */
+        case 2:
+            now += (int64_t)dt * 10000;
+            break; /* up to 11 min */
+        default:
+            now += (int64_t)dt * 1000000;
+            break; /* up to 18 h */
         }
         char keys[PL_RATE_MAX_KEYS][16];
         const char *kp[PL_RATE_MAX_KEYS];
@@ -146,7 +160,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 snprintf(keys[i], sizeof keys[i], "%s", POOL[k % 12]);
             } else { /* a raw key from the input: 1..8 bytes, NULs end it early */
                 size_t len = 1 + (k & 7), j = 0;
-                for (; j < len; j++) keys[i][j] = (char)take(&in);
+                for (; j < len; j++)
+                    keys[i][j] = (char)take(&in);
                 keys[i][j] = 0;
             }
             kp[i] = keys[i];
@@ -192,7 +207,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         REQUIRE(allowed == (refused_keys == 0));
         if (allowed)
-            for (int i = 0; i < n; i++) model_store(kp[i], st[i].new_tat, now);
+            for (int i = 0; i < n; i++)
+                model_store(kp[i], st[i].new_tat, now);
         REQUIRE(rl_local_size() <= CAP);
     }
     return 0;

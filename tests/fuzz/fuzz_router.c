@@ -20,12 +20,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define REQUIRE(cond)                                                                              \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_router: %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
+            fprintf(stderr, "fuzz_router: %s:%d: %s\n", __FILE__, __LINE__, #cond);                \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
 
-static void h(struct pl_http_request *req) { (void)req; }
+static void h(struct pl_http_request *req)
+{
+    (void)req;
+}
 
 static struct pl_route odd_routes[] = {
     {.method = PL_M_GET, .pattern = "/", .handler = h},
@@ -40,7 +43,8 @@ static struct pl_route odd_routes[] = {
     {.method = PL_M_OPTIONS, .pattern = "/x/{a}", .handler = h},
     {.method = PL_M_OTHER, .pattern = "/x/{a}", .handler = h},
     {.method = PL_M_HEAD, .pattern = "/only-head", .handler = h},
-    {.method = PL_M_GET, .pattern = "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}/{j}/{k}/{l}/{m}/{n}/{o}/{p}",
+    {.method = PL_M_GET,
+     .pattern = "/{a}/{b}/{c}/{d}/{e}/{f}/{g}/{h}/{i}/{j}/{k}/{l}/{m}/{n}/{o}/{p}",
      .handler = h},
     {0},
 };
@@ -161,7 +165,8 @@ static void check(const struct pl_router *r, unsigned method, const char *path, 
         REQUIRE(m.params[k].name_len == pat.len[i] - 2 &&
                 memcmp(m.params[k].name, pat.text[i] + 1, pat.len[i] - 2) == 0);
         REQUIRE(m.params[k].value == ps.text[i] && m.params[k].value_len == ps.len[i]);
-        REQUIRE(m.params[k].value >= path && m.params[k].value + m.params[k].value_len <= path + len);
+        REQUIRE(m.params[k].value >= path &&
+                m.params[k].value + m.params[k].value_len <= path + len);
         k++;
     }
     REQUIRE(m.nparams == k);

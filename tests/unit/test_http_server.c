@@ -176,7 +176,8 @@ TEST(head_limit_and_line_ends)
 TEST(not_found_and_method)
 {
     int fd = client();
-    const char *r = "GET /nope HTTP/1.1\r\n\r\nDELETE /echo/1 HTTP/1.1\r\n\r\n";
+    const char *r =
+        "GET /nope HTTP/1.1\r\nHost: t\r\n\r\nDELETE /echo/1 HTTP/1.1\r\nHost: t\r\n\r\n";
     (void)!write(fd, r, strlen(r));
     char buf[8192];
     read_responses(fd, buf, sizeof buf, 2);

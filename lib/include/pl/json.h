@@ -65,6 +65,14 @@ PL_MUST_USE int pl_json_parse_object(const char *body, size_t len, json_t **out,
  * "must not be null", "must be one of: a, b"). */
 json_t *pl_json_validate(json_t *obj, const struct pl_jschema *schema);
 
+/* true when s[0..bytes) is well-formed UTF-8 (no overlongs, surrogates or values past
+ * U+10FFFF). */
+bool pl_utf8_valid(const char *s, size_t bytes);
+/* Copies NUL-terminated `in` into out (cap >= 1), replacing every byte that is not part of
+ * well-formed UTF-8 with '?' and stopping before a character that would not fit. Returns
+ * the length written. For client-supplied text stored for display (User-Agent). */
+size_t pl_utf8_sanitize(const char *in, char *out, size_t cap);
+
 /* Unicode code points in a valid UTF-8 string of `bytes` bytes. */
 size_t pl_utf8_length(const char *s, size_t bytes);
 
