@@ -133,61 +133,81 @@ static int reply_status(int status, const redisReply *r)
     return 0;
 }
 
-/* ---- create ---- */
-
-struct create_ctx {
-    session_create_cb cb;
+/* One script call: the caller's callback and what decodes the reply for it. The decoder
+ * gets rc = 0 and the reply, or an error code and NULL; it runs exactly once. */
+struct call {
+    void (*decode)(struct call *c, int rc, const redisReply *r);
+    union {
+        session_create_cb create;
+        session_check_cb check;
+        session_list_cb list;
+        session_revoke_cb revoke;
+    } cb;
     void *ctx;
+    int limit; /* check: the rule's count, for the RateLimit-Limit header */
+    bool rate; /* check: a rate rule was applied */
 };
 
-static void on_create(int status, redisReply *r, void *arg)
+static struct call *call_new(void (*decode)(struct call *, int, const redisReply *), void *ctx)
 {
-    struct create_ctx c = *(struct create_ctx *)arg;
-    free(arg);
+    struct call *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->decode = decode;
+    c->ctx = ctx;
+    return c;
+}
+
+static void on_reply(int status, redisReply *r, void *arg)
+{
+    struct call *c = arg;
     int rc = reply_status(status, r);
-    if (!rc && (r->type != REDIS_REPLY_ARRAY || r->elements != 2)) rc = PL_E_UNAVAILABLE;
-    c.cb(rc, rc ? 0 : int_at(r, 0), rc ? 0 : int_at(r, 1), c.ctx);
+    c->decode(c, rc, rc ? NULL : r);
+    free(c);
 }
 
 /* A failure to even queue the command still answers through the callback, from the loop. */
 struct deferred {
     uv_timer_t t;
-    void (*fire)(void *arg);
-    void *arg;
+    struct call *call;
 };
 
 static void deferred_closed(uv_handle_t *h)
 {
     free(h);
 }
+
 static void deferred_run(uv_timer_t *t)
 {
     struct deferred *d = (struct deferred *)t;
-    d->fire(d->arg);
+    on_reply(PL_E_UNAVAILABLE, NULL, d->call);
     uv_close((uv_handle_t *)t, deferred_closed);
 }
-static void defer(struct worker *w, void (*fire)(void *), void *arg)
+
+static void eval_script(struct worker *w, struct pl_redis_script *script, int nkeys,
+                        const char **keys, int nargs, const char **args, struct call *c)
 {
+    if (pl_redis_eval(w->redis, script, nkeys, keys, NULL, nargs, args, NULL, on_reply, c) == 0)
+        return;
     struct deferred *d = calloc(1, sizeof *d);
     if (!d) abort();
-    d->fire = fire;
-    d->arg = arg;
+    d->call = c;
     uv_timer_init(&w->loop, &d->t);
     uv_timer_start(&d->t, deferred_run, 0, 0);
 }
 
-static void create_unavailable(void *arg)
+/* ---- create ---- */
+
+static void decode_create(struct call *c, int rc, const redisReply *r)
 {
-    on_create(PL_E_UNAVAILABLE, NULL, arg);
+    if (!rc && (r->type != REDIS_REPLY_ARRAY || r->elements != 2)) rc = PL_E_UNAVAILABLE;
+    c->cb.create(rc, rc ? 0 : int_at(r, 0), rc ? 0 : int_at(r, 1), c->ctx);
 }
 
 void sessions_create(struct worker *w, const char *hash, const char *user_id, const char *ua,
                      const char *ip, session_create_cb cb, void *ctx)
 {
-    struct create_ctx *c = malloc(sizeof *c);
-    if (!c) abort();
-    c->cb = cb;
-    c->ctx = ctx;
+    struct call *c = call_new(decode_create, ctx);
+    c->cb.create = cb;
     char skey[96], ukey[96], idle[24], abs[24], ua_cut[256];
     snprintf(skey, sizeof skey, SESS_PREFIX "%s", hash);
     snprintf(ukey, sizeof ukey, USESS_PREFIX "%s", user_id);
@@ -197,55 +217,37 @@ void sessions_create(struct worker *w, const char *hash, const char *user_id, co
     pl_utf8_sanitize(ua ? ua : "", ua_cut, sizeof ua_cut);
     const char *keys[] = {skey, ukey};
     const char *args[] = {user_id, idle, abs, ua_cut, ip, hash};
-    if (pl_redis_eval(w->redis, w->sess_create, 2, keys, NULL, 6, args, NULL, on_create, c))
-        defer(w, create_unavailable, c);
+    eval_script(w, w->sess_create, 2, keys, 6, args, c);
 }
 
 /* ---- check ---- */
 
-struct check_ctx {
-    session_check_cb cb;
-    void *ctx;
-    int limit;
-    bool rate;
-};
-
-static void on_check(int status, redisReply *r, void *arg)
+static void decode_check(struct call *c, int rc, const redisReply *r)
 {
-    struct check_ctx c = *(struct check_ctx *)arg;
-    free(arg);
-    int rc = reply_status(status, r);
     if (rc || r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
-        c.cb(rc ? rc : PL_E_UNAVAILABLE, NULL, NULL, c.ctx);
+        c->cb.check(rc ? rc : PL_E_UNAVAILABLE, NULL, NULL, c->ctx);
         return;
     }
     if (int_at(r, 0) != 1) {
-        c.cb(PL_E_NOTFOUND, NULL, NULL, c.ctx);
+        c->cb.check(PL_E_NOTFOUND, NULL, NULL, c->ctx);
         return;
     }
     struct pl_rate_result res = {0};
-    if (c.rate && r->elements >= 6) {
+    if (c->rate && r->elements >= 6) {
         res.allowed = int_at(r, 2) == 1;
-        res.limit = c.limit;
+        res.limit = c->limit;
         res.remaining = (int)int_at(r, 3);
         res.reset_s = (int)int_at(r, 4);
         res.retry_after_s = (int)int_at(r, 5);
     }
-    c.cb(0, str_at(r, 1), c.rate ? &res : NULL, c.ctx);
-}
-
-static void check_unavailable(void *arg)
-{
-    on_check(PL_E_UNAVAILABLE, NULL, arg);
+    c->cb.check(0, str_at(r, 1), c->rate ? &res : NULL, c->ctx);
 }
 
 void sessions_check(struct worker *w, const char *hash, const char *rate_class,
                     const struct pl_rate_rule *rule, session_check_cb cb, void *ctx)
 {
-    struct check_ctx *c = malloc(sizeof *c);
-    if (!c) abort();
-    c->cb = cb;
-    c->ctx = ctx;
+    struct call *c = call_new(decode_check, ctx);
+    c->cb.check = cb;
     c->rate = rule != NULL;
     c->limit = rule ? rule->count : 0;
     char skey[96], idle[24], count[24], period[24];
@@ -255,24 +257,15 @@ void sessions_check(struct worker *w, const char *hash, const char *rate_class,
     snprintf(period, sizeof period, "%d", rule ? rule->period_s : 0);
     const char *keys[] = {skey};
     const char *args[] = {idle, rule ? rate_class : "", count, period, RATE_PREFIX};
-    if (pl_redis_eval(w->redis, w->sess_check, 1, keys, NULL, 5, args, NULL, on_check, c))
-        defer(w, check_unavailable, c);
+    eval_script(w, w->sess_check, 1, keys, 5, args, c);
 }
 
 /* ---- list ---- */
 
-struct list_ctx {
-    session_list_cb cb;
-    void *ctx;
-};
-
-static void on_list(int status, redisReply *r, void *arg)
+static void decode_list(struct call *c, int rc, const redisReply *r)
 {
-    struct list_ctx c = *(struct list_ctx *)arg;
-    free(arg);
-    int rc = reply_status(status, r);
     if (rc || r->type != REDIS_REPLY_ARRAY) {
-        c.cb(rc ? rc : PL_E_UNAVAILABLE, NULL, 0, c.ctx);
+        c->cb.list(rc ? rc : PL_E_UNAVAILABLE, NULL, 0, c->ctx);
         return;
     }
     size_t n = r->elements;
@@ -289,62 +282,38 @@ static void on_list(int status, redisReply *r, void *arg)
         items[k].ip = str_at(e, 4);
         k++;
     }
-    c.cb(0, items, k, c.ctx);
+    c->cb.list(0, items, k, c->ctx);
     free(items);
-}
-
-static void list_unavailable(void *arg)
-{
-    on_list(PL_E_UNAVAILABLE, NULL, arg);
 }
 
 void sessions_list(struct worker *w, const char *user_id, session_list_cb cb, void *ctx)
 {
-    struct list_ctx *c = malloc(sizeof *c);
-    if (!c) abort();
-    c->cb = cb;
-    c->ctx = ctx;
+    struct call *c = call_new(decode_list, ctx);
+    c->cb.list = cb;
     char ukey[96];
     snprintf(ukey, sizeof ukey, USESS_PREFIX "%s", user_id);
     const char *keys[] = {ukey};
     const char *args[] = {SESS_PREFIX};
-    if (pl_redis_eval(w->redis, w->sess_list, 1, keys, NULL, 1, args, NULL, on_list, c))
-        defer(w, list_unavailable, c);
+    eval_script(w, w->sess_list, 1, keys, 1, args, c);
 }
 
 /* ---- revoke ---- */
 
-struct revoke_ctx {
-    session_revoke_cb cb;
-    void *ctx;
-};
-
-static void on_revoke(int status, redisReply *r, void *arg)
+static void decode_revoke(struct call *c, int rc, const redisReply *r)
 {
-    struct revoke_ctx c = *(struct revoke_ctx *)arg;
-    free(arg);
-    int rc = reply_status(status, r);
     if (!rc && r->type != REDIS_REPLY_INTEGER) rc = PL_E_UNAVAILABLE;
-    c.cb(rc, rc ? 0 : (int)r->integer, c.ctx);
-}
-
-static void revoke_unavailable(void *arg)
-{
-    on_revoke(PL_E_UNAVAILABLE, NULL, arg);
+    c->cb.revoke(rc, rc ? 0 : (int)r->integer, c->ctx);
 }
 
 void sessions_revoke(struct worker *w, const char *user_id, enum revoke_mode mode, const char *hash,
                      session_revoke_cb cb, void *ctx)
 {
-    struct revoke_ctx *c = malloc(sizeof *c);
-    if (!c) abort();
-    c->cb = cb;
-    c->ctx = ctx;
+    struct call *c = call_new(decode_revoke, ctx);
+    c->cb.revoke = cb;
     char ukey[96];
     snprintf(ukey, sizeof ukey, USESS_PREFIX "%s", user_id);
     const char *keys[] = {ukey};
     const char *modes[] = {"one", "others", "all"};
     const char *args[] = {modes[mode], hash ? hash : "", SESS_PREFIX};
-    if (pl_redis_eval(w->redis, w->sess_revoke, 1, keys, NULL, 3, args, NULL, on_revoke, c))
-        defer(w, revoke_unavailable, c);
+    eval_script(w, w->sess_revoke, 1, keys, 3, args, c);
 }
