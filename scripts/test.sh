@@ -29,6 +29,33 @@ record() { # STAGE STATUS DETAIL
 
 banner() { printf '\n==> %s\n' "$*"; }
 
+# record_node STAGE LOG RC: records a node --test stage from its own summary lines
+# (# pass, # fail, # cancelled, # skipped, # todo) and its exit status.
+record_node() {
+    local stage=$1 log=$2 rc=$3 p f c s todo detail
+    p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$log" | tail -n 1)
+    f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$log" | tail -n 1)
+    c=$(sed -nE 's/^# cancelled ([0-9]+)$/\1/p' "$log" | tail -n 1)
+    s=$(sed -nE 's/^# skipped ([0-9]+)$/\1/p' "$log" | tail -n 1)
+    todo=$(sed -nE 's/^# todo ([0-9]+)$/\1/p' "$log" | tail -n 1)
+    if [ -n "$p" ]; then
+        f=$((${f:-0} + ${c:-0}))
+        n_passed=$((n_passed + p))
+        n_failed=$((n_failed + f))
+        n_skipped=$((n_skipped + ${s:-0}))
+        detail="$p ok, $f failing, ${s:-0} skipped"
+        [ "${todo:-0}" -gt 0 ] && detail+=", $todo todo"
+    else
+        detail="no summary line"
+    fi
+    if [ "$rc" -eq 0 ]; then
+        record "$stage" ok "$detail"
+    else
+        [ -n "$p" ] || n_failed=$((n_failed + 1))
+        record "$stage" FAILED "exit $rc, $detail"
+    fi
+}
+
 services_started=0
 # shellcheck disable=SC2317  # invoked by the trap
 cleanup() {
@@ -169,27 +196,7 @@ if [ $have_deploy -eq 1 ]; then
     banner "deploy (tests/deploy/validate.sh)"
     timeout --kill-after=10 300 bash tests/deploy/validate.sh 2>&1 | tee "$LOGDIR/deploy.log"
     rc=${PIPESTATUS[0]}
-    p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$LOGDIR/deploy.log" | tail -n 1)
-    f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$LOGDIR/deploy.log" | tail -n 1)
-    c=$(sed -nE 's/^# cancelled ([0-9]+)$/\1/p' "$LOGDIR/deploy.log" | tail -n 1)
-    s=$(sed -nE 's/^# skipped ([0-9]+)$/\1/p' "$LOGDIR/deploy.log" | tail -n 1)
-    todo=$(sed -nE 's/^# todo ([0-9]+)$/\1/p' "$LOGDIR/deploy.log" | tail -n 1)
-    if [ -n "$p" ]; then
-        f=$((${f:-0} + ${c:-0}))
-        n_passed=$((n_passed + p))
-        n_failed=$((n_failed + f))
-        n_skipped=$((n_skipped + ${s:-0}))
-        detail="$p ok, $f failing, ${s:-0} skipped"
-        [ "${todo:-0}" -gt 0 ] && detail+=", $todo todo"
-    else
-        detail="no summary line"
-    fi
-    if [ "$rc" -eq 0 ]; then
-        record deploy ok "$detail"
-    else
-        [ -n "$p" ] || n_failed=$((n_failed + 1))
-        record deploy FAILED "exit $rc, $detail"
-    fi
+    record_node deploy "$LOGDIR/deploy.log" "$rc"
 else
     record deploy skipped "no tests/deploy/validate.sh"
 fi
@@ -227,25 +234,7 @@ if [ ${#e2e_tests[@]} -gt 0 ]; then
         PULSE_BIN=$ROOT/build-asan/pulsed timeout --kill-after=30 2400 \
             node "${node_args[@]}" "${e2e_tests[@]}" 2>&1 | tee "$LOGDIR/e2e.log"
         rc=${PIPESTATUS[0]}
-        p=$(sed -nE 's/^# pass ([0-9]+)$/\1/p' "$LOGDIR/e2e.log" | tail -n 1)
-        f=$(sed -nE 's/^# fail ([0-9]+)$/\1/p' "$LOGDIR/e2e.log" | tail -n 1)
-        c=$(sed -nE 's/^# cancelled ([0-9]+)$/\1/p' "$LOGDIR/e2e.log" | tail -n 1)
-        s=$(sed -nE 's/^# skipped ([0-9]+)$/\1/p' "$LOGDIR/e2e.log" | tail -n 1)
-        if [ -n "$p" ]; then
-            f=$((${f:-0} + ${c:-0}))
-            n_passed=$((n_passed + p))
-            n_failed=$((n_failed + f))
-            n_skipped=$((n_skipped + ${s:-0}))
-            detail="$p ok, $f failing, ${s:-0} skipped"
-        else
-            detail="no summary line"
-        fi
-        if [ "$rc" -eq 0 ]; then
-            record e2e ok "$detail"
-        else
-            [ -n "$p" ] || n_failed=$((n_failed + 1))
-            record e2e FAILED "exit $rc, $detail"
-        fi
+        record_node e2e "$LOGDIR/e2e.log" "$rc"
     fi
 else
     record e2e skipped "no tests/e2e/*.test.mjs"
