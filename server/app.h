@@ -32,6 +32,7 @@ struct worker_stats {
     _Atomic int redis_connected;
     _Atomic uint64_t redis_errors;
     _Atomic int connections;
+    _Atomic int inflight_peak; /* most requests in flight at once since the sampler last looked */
 };
 
 struct app {
@@ -53,9 +54,15 @@ struct app {
     char **timezones;
     size_t ntimezones;
     _Atomic bool timezones_loaded;
+    /* live */
+    _Atomic int ws_clients;
+    _Atomic uint64_t ws_frames_dropped;
 };
 
 struct pw_job;
+struct live_worker;
+struct pl_ws_server;
+struct live_blob;
 
 struct worker {
     struct app *app;
@@ -75,7 +82,12 @@ struct worker {
     uv_timer_t tick;     /* log flush and stats publishing */
     uint64_t ticks;
     struct worker_stats stats;
+    struct live_worker *live;                 /* the WebSocket side (server/live) */
+    struct pl_ws_server *ws_done;             /* its lws context, being torn down */
+    uv_async_t live_async;                    /* the sampler has a new metrics message */
+    _Atomic(struct live_blob *) live_pending; /* that message (latest wins) */
     bool stopping;
+    int stop_parts;      /* shutdown steps still running (HTTP drain, WebSocket closes) */
     _Atomic bool exited; /* the worker's loop has returned */
 };
 

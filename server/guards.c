@@ -255,6 +255,15 @@ static void step_body(struct guard *g)
     route->handler(req);
 }
 
+/* A cookie-authenticated request from a foreign (or, when it changes something, a missing)
+ * Origin. The WebSocket handshake is a GET, but browsers send Origin with it. */
+static bool cross_origin_refused(const struct guard *g)
+{
+    if (!g->p.cookie || g->origin_ok) return false;
+    if (unsafe_method(pl_req_method(g->req))) return true;
+    return (pl_req_route(g->req)->flags & ROUTE_LIVE) && pl_req_header(g->req, "origin");
+}
+
 /* After authentication: 403s (scope, Origin), then the rate limit. */
 static void step_authorized(struct guard *g, const struct pl_rate_result *session_rate)
 {
@@ -276,7 +285,7 @@ static void step_authorized(struct guard *g, const struct pl_rate_result *sessio
         step_rate_separate(g);
         return;
     }
-    if (g->p.cookie && unsafe_method(pl_req_method(req)) && !g->origin_ok) {
+    if (cross_origin_refused(g)) {
         pl_respond_problem(req, 403,
                            "cross-origin request refused: Origin is missing or not allowed", NULL);
         return;
@@ -346,12 +355,20 @@ static void step_authenticate(struct guard *g)
         snprintf(token, sizeof token, "%s", auth + 7);
     } else {
         const char *cookie = pl_req_header(req, "cookie");
-        if (!cookie || !cookie_value(cookie, "pulse_session", token, sizeof token) || !*token) {
+        const char *query_token = NULL;
+        if (cookie && cookie_value(cookie, "pulse_session", token, sizeof token) && *token) {
+            g->p.cookie = true;
+            g->origin_ok = origin_allowed(cfg, pl_req_header(req, "origin"));
+        } else if ((pl_req_route(req)->flags & ROUTE_LIVE) &&
+                   (query_token = pl_req_query_get(req, "access_token")) != NULL && *query_token &&
+                   strlen(query_token) < sizeof token) {
+            /* For clients that cannot set headers on a WebSocket; the query never reaches a
+             * log (the access log writes the path only). */
+            snprintf(token, sizeof token, "%s", query_token);
+        } else {
             unauthorized(req, "authentication required");
             return;
         }
-        g->p.cookie = true;
-        g->origin_ok = origin_allowed(cfg, pl_req_header(req, "origin"));
     }
     if (strncmp(token, "pat_", 4) == 0) {
         if (g->p.cookie || token_hash_of(token, g->token_hash) != 0) {
@@ -369,7 +386,7 @@ static void step_authenticate(struct guard *g)
      * will refuse the request anyway: refused requests are not counted. */
     const struct pl_rate_rule *rule = NULL;
     const char *cls = rate_class(req);
-    bool will_403 = g->p.cookie && unsafe_method(pl_req_method(req)) && !g->origin_ok;
+    bool will_403 = cross_origin_refused(g);
     if (cfg->rate_limits && !will_403) rule = rule_for(cfg, cls);
     sessions_check(g->w, g->token_hash, cls, rule, on_session, g);
 }

@@ -17,6 +17,7 @@ enum route_flag {
     ROUTE_RATE_LOGIN = 1u << 4,    /* IP+email and IP limits (email read from the body) */
     ROUTE_RATE_REGISTER = 1u << 5, /* IP limit */
     ROUTE_RATE_EXPORT = 1u << 6,   /* the export limit instead of the read limit */
+    ROUTE_LIVE = 1u << 7, /* the WebSocket: ?access_token= accepted, Origin checked on GET too */
 };
 
 enum scope { SCOPE_READ = 1, SCOPE_WRITE = 2 };

@@ -16,8 +16,11 @@
 #include "app.h"
 #include "auth/passwords.h"
 #include "auth/sessions.h"
+#include "live/live.h"
 #include "pl/log.h"
 #include "pl/ratelimit.h"
+#include "pl/ws.h"
+#include "pl/static.h"
 #include "records/records.h"
 
 #define ENV_FILE ".env"
@@ -29,6 +32,14 @@ static uv_timer_t delay_timer, migrate_timer, stats_timer;
 static int workers_running;
 static uv_async_t worker_exited;
 static int signals_seen;
+/* The static UI (PULSE_WEB_ROOT), loaded once before the workers start and read-only after;
+ * NULL when the folder is missing: UI paths then answer 404 and the API works as ever. */
+static struct pl_static *web_ui;
+
+static void serve_web_ui(struct pl_http_request *req, void *ctx)
+{
+    pl_static_serve(web_ui, req);
+}
 
 static void usage(FILE *f)
 {
@@ -98,6 +109,10 @@ static void on_tick(uv_timer_t *t)
 {
     struct worker *w = t->data;
     if (w->pg && w->redis) publish_stats(w);
+    if (w->http) {
+        int n = pl_http_server_inflight(w->http);
+        if (n > atomic_load(&w->stats.inflight_peak)) atomic_store(&w->stats.inflight_peak, n);
+    }
     /* Worker 0 expires idempotency records now and then (they are kept 24 h). */
     if (w->id == 0 && w->pg && ++w->ticks % CLEANUP_EVERY_TICKS == 1 && atomic_load(&app.migrated))
         records_cleanup(w->pg);
@@ -106,10 +121,15 @@ static void on_tick(uv_timer_t *t)
 
 static void worker_close_all(struct worker *w);
 
+/* Shutdown waits for two things: the HTTP drain and the WebSockets' 1001 closes. */
+static void stop_part_done(struct worker *w)
+{
+    if (--w->stop_parts == 0) worker_close_all(w);
+}
+
 static void on_drained(struct pl_http_server *s, void *arg)
 {
-    struct worker *w = arg;
-    worker_close_all(w);
+    stop_part_done(arg);
 }
 
 static void on_wakeup(uv_async_t *a)
@@ -120,7 +140,9 @@ static void on_wakeup(uv_async_t *a)
     if (cmd >= 1 && w->http) pl_http_server_close_responses(w->http);
     if (cmd >= 2) {
         w->stopping = true;
+        w->stop_parts = 2;
         pl_http_server_stop_accepting(w->http);
+        live_worker_stop(w, stop_part_done);
         pl_http_server_drain(w->http, (uint64_t)app.cfg.drain_ms, on_drained, w);
     }
 }
@@ -128,6 +150,7 @@ static void on_wakeup(uv_async_t *a)
 static void worker_close_all(struct worker *w)
 {
     pl_log_flush();
+    live_worker_close(w);
     pl_http_server_destroy(w->http);
     w->http = NULL;
     pl_pg_pool_destroy(w->pg);
@@ -163,6 +186,8 @@ int worker_start(struct worker *w)
     if (rc == 0) rc = sessions_worker_init(w);
     if (rc) return rc;
     passwords_worker_init(w);
+    rc = live_worker_init(w);
+    if (rc) return rc;
     struct pl_http_config hc = {
         .max_head_bytes = (size_t)cfg->max_head_bytes,
         .max_body_bytes = (size_t)cfg->max_body_bytes,
@@ -177,6 +202,7 @@ int worker_start(struct worker *w)
         .router = w->app->router,
         .metrics = w->app->metrics,
         .dispatch = app_dispatch,
+        .fallback = serve_web_ui,
         .ctx = w,
     };
     rc = pl_http_server_create(&w->loop, &hc, w->listen_fd, &w->http);
@@ -283,6 +309,8 @@ static void on_delay_over(uv_timer_t *t)
 {
     pl_info("closing listeners and draining", ",\"drain_ms\":%lld", app.cfg.drain_ms);
     pl_log_flush();
+    /* No metrics message may be handed to a worker that is closing its handles. */
+    live_sampler_stop();
     tell_workers(2);
 }
 
@@ -314,6 +342,7 @@ static void on_worker_exited(uv_async_t *a)
     uv_close((uv_handle_t *)&migrate_timer, NULL);
     uv_close((uv_handle_t *)&stats_timer, NULL);
     uv_close((uv_handle_t *)&worker_exited, NULL);
+    live_sampler_stop();
 }
 
 static void raise_fd_limit(long long want)
@@ -334,6 +363,7 @@ static int cmd_serve(void)
     int rc = load_config(true);
     if (rc) return rc;
     signal(SIGPIPE, SIG_IGN);
+    pl_ws_log_init();
     if (sodium_init() < 0) {
         fprintf(stderr, "pulsed: libsodium failed to initialise\n");
         return 1;
@@ -344,6 +374,17 @@ static int cmd_serve(void)
     if ((rc = app_init(&app, err, sizeof err)) != 0) {
         fprintf(stderr, "pulsed: %s\n", err);
         return rc == PL_E_CONFIG ? 2 : 1;
+    }
+    static const char *const api_prefixes[] = {"/api", "/health", NULL};
+    struct pl_static_config web_cfg = {.root = app.cfg.web_root, .no_fallback = api_prefixes};
+    char root_json[600];
+    pl_log_str(root_json, sizeof root_json, app.cfg.web_root);
+    if (pl_static_load(&web_cfg, &web_ui, err, sizeof err) == 0) {
+        pl_info("web UI loaded", ",\"root\":%s,\"files\":%zu", root_json, pl_static_count(web_ui));
+    } else {
+        char err_json[600];
+        pl_warn("web UI not served", ",\"root\":%s,\"error\":%s", root_json,
+                pl_log_str(err_json, sizeof err_json, err));
     }
     app.nworkers = (int)app.cfg.workers;
     if (app.nworkers == 0) {
@@ -390,6 +431,11 @@ static int cmd_serve(void)
         uv_loop_init(&w->loop);
         uv_async_init(&w->loop, &w->wakeup, on_wakeup);
         w->wakeup.data = w;
+        live_worker_async_init(w);
+    }
+    if (live_sampler_start(&app, &main_loop) != 0) {
+        fprintf(stderr, "pulsed: cannot start the metrics sampler\n");
+        return 1;
     }
     for (int i = 0; i < app.nworkers; i++) {
         if (uv_thread_create(&app.workers[i].thread, worker_main, &app.workers[i]) != 0) {
@@ -411,6 +457,8 @@ static int cmd_serve(void)
         uv_thread_join(&app.workers[i].thread);
         /* Let close callbacks of the worker's handles run, then the loop must be empty. */
         uv_run(&app.workers[i].loop, UV_RUN_DEFAULT);
+        live_worker_finish(&app.workers[i]);
+        uv_run(&app.workers[i].loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&app.workers[i].loop) != 0)
             pl_warn("worker loop not empty at exit", ",\"worker\":%d", i);
     }
@@ -420,6 +468,7 @@ static int cmd_serve(void)
     pl_log_flush();
     free(app.workers);
     app_dispose(&app);
+    pl_static_destroy(web_ui);
     pulse_config_dispose(&app.cfg);
     return 0;
 }

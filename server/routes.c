@@ -7,6 +7,7 @@
 #include "auth/auth_store.h"
 #include "auth/passwords.h"
 #include "guards.h"
+#include "live/live.h"
 #include "ops/ops.h"
 #include "feedings/feedings.h"
 #include "notes/notes.h"
@@ -14,7 +15,8 @@
 #include "records/records.h"
 
 static struct pl_route *const tables[] = {ops_routes,     auth_routes,  token_routes,
-                                          profile_routes, notes_routes, feedings_routes};
+                                          profile_routes, notes_routes, feedings_routes,
+                                          live_routes};
 
 struct pl_route *const *app_route_tables(size_t *n)
 {

@@ -8,7 +8,7 @@
 #include "http_internal.h"
 #include "pl/buf.h"
 
-static const int status_codes[] = {200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405,
+static const int status_codes[] = {101, 200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405,
                                    408, 409, 411, 412, 413, 415, 422, 429, 431, 500, 501, 503};
 #define NSTATUS ((int)(sizeof status_codes / sizeof status_codes[0]) + 1) /* + other */
 
@@ -25,6 +25,7 @@ struct pl_http_metrics {
     _Atomic uint64_t requests;
     _Atomic uint64_t errors;
     _Atomic uint64_t log2us[64];
+    _Atomic uint64_t total_ns;
 };
 
 struct pl_http_metrics *pl_http_metrics_create(const struct pl_router *router)
@@ -82,6 +83,7 @@ void pl_http_metrics_record(struct pl_http_metrics *m, int route_index, unsigned
     int l = us ? 64 - __builtin_clzll(us) : 0;
     if (l > 63) l = 63;
     atomic_fetch_add_explicit(&m->log2us[l], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->total_ns, duration_ns, memory_order_relaxed);
 }
 
 static const char *slot_name(const struct pl_http_metrics *m, size_t slot)
@@ -150,6 +152,7 @@ void pl_http_metrics_snapshot(const struct pl_http_metrics *m, struct pl_http_sn
 {
     out->requests = atomic_load_explicit(&m->requests, memory_order_relaxed);
     out->errors = atomic_load_explicit(&m->errors, memory_order_relaxed);
+    out->duration_ns = atomic_load_explicit(&m->total_ns, memory_order_relaxed);
     for (int i = 0; i < 64; i++)
         out->buckets[i] = atomic_load_explicit(&m->log2us[i], memory_order_relaxed);
 }

@@ -7,6 +7,7 @@
  * refuses bare LF line ends and obs-fold continuation lines, which llhttp 8.1 accepts. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <llhttp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -228,6 +229,7 @@ static bool cors_allowed(const struct pl_http_server *s, const char *origin)
 
 static void conn_process(struct conn *c);
 static void conn_close(struct conn *c);
+static void conn_read_stop(struct conn *c);
 static void drain_soon(struct pl_http_request *req);
 static void server_maybe_free(struct pl_http_server *s);
 
@@ -526,6 +528,27 @@ void pl_respond(struct pl_http_request *req, int status, const char *content_typ
         if (closing) conn_linger(c);
     }
     finish(req, status, no_body ? 0 : len);
+}
+
+int pl_http_takeover(struct pl_http_request *req, int status, int *fd, struct pl_buf *extra)
+{
+    struct conn *c = req->conn;
+    if (req->responded || req->streaming) return PL_E_INVALID;
+    if (!c || c->closing || c->lingering || c->read_eof) return PL_E_UNAVAILABLE;
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0) return PL_E_BUSY;
+    uv_os_fd_t own;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &own) != 0) return PL_E_UNAVAILABLE;
+    int dup_fd = fcntl(own, F_DUPFD_CLOEXEC, 0);
+    if (dup_fd < 0) return PL_E_BUSY;
+    *fd = dup_fd;
+    if (c->pending_len) pl_buf_append(extra, c->pending, c->pending_len);
+    c->pending_len = 0;
+    req->responded = true;
+    conn_read_stop(c);
+    /* uv_close only closes our descriptor: the socket lives on in the duplicate. */
+    conn_close(c);
+    finish(req, status, 0);
+    return 0;
 }
 
 static bool stream_open(const struct pl_http_request *req)

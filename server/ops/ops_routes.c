@@ -6,6 +6,7 @@
 
 #include "../app.h"
 #include "../guards.h"
+#include "../live/live.h"
 #include "ops.h"
 #include "pl/buf.h"
 #include "pl/process.h"
@@ -176,8 +177,17 @@ static void metrics(struct pl_http_request *req)
                   "# HELP pulse_redis_errors_total Redis connection failures and timeouts.\n"
                   "# TYPE pulse_redis_errors_total counter\npulse_redis_errors_total %llu\n"
                   "# HELP pulse_workers Worker threads.\n# TYPE pulse_workers gauge\n"
-                  "pulse_workers %d\n",
-                  redis_up, (unsigned long long)redis_errors, app->nworkers);
+                  "pulse_workers %d\n"
+                  "# HELP pulse_ws_clients Open WebSocket connections (/api/v1/live).\n"
+                  "# TYPE pulse_ws_clients gauge\npulse_ws_clients %d\n"
+                  "# HELP pulse_ws_frames_dropped_total Outbound WebSocket frames dropped: "
+                  "metrics frames replaced by a newer one before a slow reader took them, and "
+                  "frames refused by a full queue.\n"
+                  "# TYPE pulse_ws_frames_dropped_total counter\npulse_ws_frames_dropped_total "
+                  "%llu\n",
+                  redis_up, (unsigned long long)redis_errors, app->nworkers,
+                  atomic_load(&app->ws_clients),
+                  (unsigned long long)atomic_load(&app->ws_frames_dropped));
     pl_buf_puts(&b, "# HELP pulse_ratelimit_rejections_total Requests refused by a rate limit.\n"
                     "# TYPE pulse_ratelimit_rejections_total counter\n");
     for (int c = 0; c < RATE_CLASSES; c++)
@@ -190,6 +200,12 @@ static void metrics(struct pl_http_request *req)
     pl_buf_dispose(&b);
 }
 
+static void scaling(struct pl_http_request *req)
+{
+    pl_resp_header(req, "Cache-Control", "no-store");
+    pl_respond_json(req, 200, live_scaling_report(req_worker(req)->app));
+}
+
 static void openapi(struct pl_http_request *req)
 {
     pl_resp_header(req, "Cache-Control", "no-cache");
@@ -200,6 +216,10 @@ struct pl_route ops_routes[] = {
     {.method = PL_M_GET, .pattern = "/health/live", .handler = live},
     {.method = PL_M_GET, .pattern = "/health/ready", .handler = ready},
     {.method = PL_M_GET, .pattern = "/metrics", .handler = metrics, .flags = ROUTE_METRICS_TOKEN},
+    {.method = PL_M_GET,
+     .pattern = "/api/v1/health/scaling",
+     .handler = scaling,
+     .flags = ROUTE_METRICS_TOKEN},
     {.method = PL_M_GET, .pattern = "/api/v1/openapi.json", .handler = openapi},
     {0},
 };

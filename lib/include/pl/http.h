@@ -217,6 +217,16 @@ void pl_respond_stream_end(struct pl_http_request *req);
  * the client sees an incomplete response rather than a truncated document that parses. */
 void pl_respond_stream_abort(struct pl_http_request *req);
 
+/* Takes the connection of `req` away from the server for a protocol upgrade (WebSocket):
+ * the request is finished with `status` (counted and logged; nothing is written), the
+ * connection leaves the server without a FIN, and *fd receives a duplicate of its socket
+ * (close-on-exec, the caller's to close). Bytes the client sent after the head are appended
+ * to `extra`. Returns 0; PL_E_UNAVAILABLE when the client is gone; PL_E_BUSY when output is
+ * still queued (the request is then not answered). */
+struct pl_buf;
+PL_MUST_USE int pl_http_takeover(struct pl_http_request *req, int status, int *fd,
+                                 struct pl_buf *extra);
+
 /* The problem slug of a status ("not-found"). */
 const char *pl_http_problem_slug(int status);
 const char *pl_http_status_text(int status);
@@ -234,6 +244,7 @@ void pl_http_metrics_render(const struct pl_http_metrics *m, struct pl_buf *out)
 struct pl_http_snapshot {
     uint64_t requests;
     uint64_t errors;      /* 5xx */
+    uint64_t duration_ns; /* summed over the requests */
     uint64_t buckets[64]; /* log2 buckets of microseconds */
 };
 void pl_http_metrics_snapshot(const struct pl_http_metrics *m, struct pl_http_snapshot *out);

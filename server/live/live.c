@@ -1,0 +1,467 @@
+/* live: the worker side of /api/v1/live (see live.h). */
+#include "live.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "guards.h"
+#include "pl/json.h"
+#include "pl/log.h"
+#include "pl/ws.h"
+
+enum topic { TOPIC_METRICS = 1u << 0, TOPIC_EVENTS = 1u << 1 };
+#define ALL_TOPICS    (TOPIC_METRICS | TOPIC_EVENTS)
+#define USER_BUCKETS  1024
+#define CLOSE_REVOKED 4401
+#define STOP_WAIT_MS  1000
+
+struct live_user;
+
+struct live_client {
+    struct live_worker *lw;
+    struct pl_ws_conn *ws;
+    struct live_user *user;
+    struct live_client *prev, *next;   /* every client of the worker */
+    struct live_client *uprev, *unext; /* the user's clients */
+    unsigned topics;
+    enum principal_kind kind;
+    char session_id[72]; /* the session token's hash (sessions) */
+    char token_id[40];   /* the token's id (tokens) */
+};
+
+struct live_user {
+    struct live_user *next; /* bucket chain */
+    struct live_client *clients;
+    char id[40];
+};
+
+struct live_worker {
+    struct worker *w;
+    struct pl_ws_server *ws;
+    struct pl_redis_sub *sub;
+    struct live_client *clients;
+    struct live_user *users[USER_BUCKETS];
+    struct pl_ws_frame *metrics; /* the latest metrics frame, sent to new sockets at once */
+    uv_timer_t stop_timer;
+    uint64_t stop_started;
+    bool closing; /* live_worker_close ran: sockets closing now only free themselves */
+    void (*stop_done)(struct worker *w);
+};
+
+void live_blob_unref(struct live_blob *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1) free(b);
+}
+
+/* ---- users ---- */
+
+static unsigned user_bucket(const char *id)
+{
+    unsigned h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h % USER_BUCKETS;
+}
+
+static struct live_user *user_find(struct live_worker *lw, const char *id)
+{
+    for (struct live_user *u = lw->users[user_bucket(id)]; u; u = u->next)
+        if (strcmp(u->id, id) == 0) return u;
+    return NULL;
+}
+
+static void user_channel(const char *id, char *out, size_t cap)
+{
+    snprintf(out, cap, "pulse:user:%s", id);
+}
+
+static struct live_user *user_get(struct live_worker *lw, const char *id)
+{
+    struct live_user *u = user_find(lw, id);
+    if (u) return u;
+    u = calloc(1, sizeof *u);
+    if (!u) abort();
+    snprintf(u->id, sizeof u->id, "%s", id);
+    unsigned b = user_bucket(id);
+    u->next = lw->users[b];
+    lw->users[b] = u;
+    char channel[80];
+    user_channel(id, channel, sizeof channel);
+    if (pl_redis_subscribe(lw->sub, channel) != 0)
+        pl_warn("live: subscribe failed", ",\"user_id\":\"%s\"", u->id);
+    return u;
+}
+
+static void user_release(struct live_worker *lw, struct live_user *u)
+{
+    if (u->clients) return;
+    char channel[80];
+    user_channel(u->id, channel, sizeof channel);
+    pl_redis_unsubscribe(lw->sub, channel);
+    for (struct live_user **p = &lw->users[user_bucket(u->id)]; *p; p = &(*p)->next) {
+        if (*p == u) {
+            *p = u->next;
+            break;
+        }
+    }
+    free(u);
+}
+
+/* ---- messages to one client ---- */
+
+static void send_json(struct live_client *c, json_t *msg)
+{
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (!text) return;
+    pl_ws_send_text(c->ws, text, strlen(text));
+    free(text);
+}
+
+static void send_error(struct live_client *c, const char *detail)
+{
+    send_json(c, json_pack("{s:s, s:s}", "type", "error", "detail", detail));
+}
+
+static json_t *topics_json(unsigned topics)
+{
+    json_t *a = json_array();
+    if (topics & TOPIC_METRICS) json_array_append_new(a, json_string("metrics"));
+    if (topics & TOPIC_EVENTS) json_array_append_new(a, json_string("events"));
+    return a;
+}
+
+static void send_hello(struct live_client *c)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char now[80];
+    snprintf(now, sizeof now, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    send_json(c, json_pack("{s:s, s:s, s:s, s:s, s:o}", "type", "hello", "user_id", c->user->id,
+                           "instance", c->lw->w->app->cfg.instance, "server_time", now, "topics",
+                           topics_json(c->topics)));
+}
+
+/* subscribe / unsubscribe: the topics named must all be known. */
+static void change_topics(struct live_client *c, json_t *msg, bool add)
+{
+    json_t *topics = json_object_get(msg, "topics");
+    if (!json_is_array(topics) || json_array_size(topics) == 0) {
+        send_error(c, "topics must be a non-empty array of \"metrics\" and \"events\"");
+        return;
+    }
+    unsigned mask = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(topics, i, t)
+    {
+        const char *name = json_string_value(t);
+        if (name && strcmp(name, "metrics") == 0) {
+            mask |= TOPIC_METRICS;
+        } else if (name && strcmp(name, "events") == 0) {
+            mask |= TOPIC_EVENTS;
+        } else {
+            send_error(c, "unknown topic: topics are \"metrics\" and \"events\"");
+            return;
+        }
+    }
+    c->topics = add ? (c->topics | mask) : (c->topics & ~mask);
+    send_json(c, json_pack("{s:s, s:o}", "type", "subscribed", "topics", topics_json(c->topics)));
+}
+
+static void on_ws_message(struct pl_ws_conn *ws, const char *data, size_t len, bool binary)
+{
+    struct live_client *c = pl_ws_user(ws);
+    if (binary) {
+        send_error(c, "send JSON text messages");
+        return;
+    }
+    json_t *msg = NULL;
+    char detail[160];
+    if (pl_json_parse_object(data, len, &msg, detail, sizeof detail) != 0) {
+        send_error(c, detail);
+        return;
+    }
+    const char *type = json_string_value(json_object_get(msg, "type"));
+    if (!type)
+        send_error(c, "a message needs a \"type\": subscribe, unsubscribe or ping");
+    else if (strcmp(type, "ping") == 0)
+        pl_ws_send_text(ws, "{\"type\":\"pong\"}", 15);
+    else if (strcmp(type, "subscribe") == 0)
+        change_topics(c, msg, true);
+    else if (strcmp(type, "unsubscribe") == 0)
+        change_topics(c, msg, false);
+    else
+        send_error(c, "unknown message type: use subscribe, unsubscribe or ping");
+    json_decref(msg);
+}
+
+static void on_ws_close(struct pl_ws_conn *ws, int code)
+{
+    struct live_client *c = pl_ws_user(ws);
+    struct live_worker *lw = c->lw;
+    atomic_fetch_sub(&lw->w->app->ws_clients, 1);
+    if (lw->closing) {
+        free(c);
+        return;
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        lw->clients = c->next;
+    if (c->next) c->next->prev = c->prev;
+    struct live_user *u = c->user;
+    if (c->uprev)
+        c->uprev->unext = c->unext;
+    else
+        u->clients = c->unext;
+    if (c->unext) c->unext->uprev = c->uprev;
+    if (code == 1008)
+        pl_warn("live: slow reader closed", ",\"user_id\":\"%s\",\"queued_bytes\":%zu", u->id,
+                pl_ws_queued_bytes(ws));
+    else
+        pl_debug("live: socket closed", ",\"user_id\":\"%s\",\"code\":%d", u->id, code);
+    user_release(lw, u);
+    free(c);
+}
+
+/* ---- the route ---- */
+
+static void live_handler(struct pl_http_request *req)
+{
+    struct worker *w = req_worker(req);
+    struct live_worker *lw = w->live;
+    int status;
+    const char *problem = pl_ws_upgrade_problem(req, &status);
+    if (problem) {
+        if (status == 426) pl_resp_header(req, "Upgrade", "websocket");
+        pl_respond_problem(req, status, problem, NULL);
+        return;
+    }
+    if (!lw || !lw->ws) {
+        pl_resp_header(req, "Retry-After", "1");
+        pl_respond_problem(req, 503, "live updates are unavailable", NULL);
+        return;
+    }
+    const struct principal *p = req_principal(req);
+    struct live_client *c = calloc(1, sizeof *c);
+    if (!c) abort();
+    c->lw = lw;
+    c->topics = ALL_TOPICS;
+    c->kind = p->kind;
+    snprintf(c->session_id, sizeof c->session_id, "%s", p->session_id);
+    snprintf(c->token_id, sizeof c->token_id, "%s", p->token_id);
+    char user_id[40];
+    snprintf(user_id, sizeof user_id, "%s", p->user_id);
+    /* The request is finished inside pl_ws_accept: read what it holds first. */
+    if (pl_ws_accept(lw->ws, req, c, &c->ws) != 0) {
+        free(c);
+        return;
+    }
+    struct live_user *u = user_get(lw, user_id);
+    c->user = u;
+    c->unext = u->clients;
+    if (u->clients) u->clients->uprev = c;
+    u->clients = c;
+    c->next = lw->clients;
+    if (lw->clients) lw->clients->prev = c;
+    lw->clients = c;
+    atomic_fetch_add(&w->app->ws_clients, 1);
+    send_hello(c);
+    if (lw->metrics) pl_ws_send_latest(c->ws, lw->metrics);
+}
+
+struct pl_route live_routes[] = {
+    {PL_M_GET, "/api/v1/live", live_handler, ROUTE_AUTH | ROUTE_LIVE, 0, 0},
+    {0},
+};
+
+/* ---- from Redis: events and revocations ---- */
+
+static void deliver_event(struct live_worker *lw, const char *user_id, const char *payload,
+                          size_t len)
+{
+    struct live_user *u = user_find(lw, user_id);
+    if (!u) return;
+    struct pl_ws_frame *f = NULL;
+    for (struct live_client *c = u->clients, *next; c; c = next) {
+        next = c->unext; /* a send over the cap closes, but on_close comes later */
+        if (!(c->topics & TOPIC_EVENTS)) continue;
+        if (!f) f = pl_ws_frame_new(payload, len);
+        pl_ws_send(c->ws, f);
+    }
+    pl_ws_frame_unref(f);
+}
+
+static bool revoked(const struct live_client *c, const char *kind, const char *id)
+{
+    if (strcmp(kind, "all") == 0) return true;
+    if (strcmp(kind, "token") == 0)
+        return c->kind == PRINCIPAL_TOKEN && strcmp(c->token_id, id) == 0;
+    if (c->kind != PRINCIPAL_SESSION) return false;
+    if (strcmp(kind, "session") == 0) return strcmp(c->session_id, id) == 0;
+    if (strcmp(kind, "others") == 0) return strcmp(c->session_id, id) != 0;
+    return false;
+}
+
+static void apply_revocation(struct live_worker *lw, const char *payload, size_t len)
+{
+    json_t *msg = json_loadb(payload, len, 0, NULL);
+    const char *user_id = json_string_value(json_object_get(msg, "user_id"));
+    const char *kind = json_string_value(json_object_get(msg, "kind"));
+    const char *id = json_string_value(json_object_get(msg, "id"));
+    struct live_user *u = user_id ? user_find(lw, user_id) : NULL;
+    if (u && kind) {
+        for (struct live_client *c = u->clients; c; c = c->unext)
+            if (revoked(c, kind, id ? id : ""))
+                pl_ws_close(c->ws, CLOSE_REVOKED, "credential revoked");
+    }
+    json_decref(msg);
+}
+
+static void on_sub_message(const char *channel, size_t channel_len, const char *payload,
+                           size_t payload_len, void *ctx)
+{
+    struct live_worker *lw = ctx;
+    static const char user_prefix[] = "pulse:user:";
+    size_t n = sizeof user_prefix - 1;
+    if (channel_len > n && channel_len - n < 40 && memcmp(channel, user_prefix, n) == 0) {
+        char id[40];
+        memcpy(id, channel + n, channel_len - n);
+        id[channel_len - n] = 0;
+        deliver_event(lw, id, payload, payload_len);
+    } else if (channel_len == 12 && memcmp(channel, "pulse:revoke", 12) == 0) {
+        apply_revocation(lw, payload, payload_len);
+    }
+}
+
+/* ---- metrics from the sampler ---- */
+
+static void on_live_async(uv_async_t *a)
+{
+    struct worker *w = a->data;
+    struct live_blob *b = atomic_exchange(&w->live_pending, NULL);
+    struct live_worker *lw = w->live;
+    if (!b) return;
+    if (!lw || !lw->ws) {
+        live_blob_unref(b);
+        return;
+    }
+    pl_ws_frame_unref(lw->metrics);
+    lw->metrics = pl_ws_frame_new(b->text, b->len);
+    live_blob_unref(b);
+    for (struct live_client *c = lw->clients; c; c = c->next)
+        if (c->topics & TOPIC_METRICS) pl_ws_send_latest(c->ws, lw->metrics);
+}
+
+void live_worker_async_init(struct worker *w)
+{
+    uv_async_init(&w->loop, &w->live_async, on_live_async);
+    w->live_async.data = w;
+    atomic_store(&w->live_pending, NULL);
+}
+
+int live_worker_init(struct worker *w)
+{
+    struct pulse_config *cfg = &w->app->cfg;
+    struct live_worker *lw = calloc(1, sizeof *lw);
+    if (!lw) abort();
+    lw->w = w;
+    struct pl_ws_config wc = {
+        .max_message = 65536,
+        .max_queue_bytes = (size_t)cfg->ws_queue_bytes,
+        .stall_ms = (uint64_t)cfg->ws_stall_ms,
+        .ping_interval_s = (int)cfg->ws_ping_s,
+        .conn_count = &w->app->conn_count,
+        .frames_dropped = &w->app->ws_frames_dropped,
+        .on_message = on_ws_message,
+        .on_close = on_ws_close,
+    };
+    int rc = pl_ws_server_create(&w->loop, &wc, &lw->ws);
+    if (rc) {
+        free(lw);
+        return rc;
+    }
+    struct pl_redis_sub_config sc = {
+        .url = cfg->redis_url,
+        .connect_timeout_ms = 2000,
+        .on_message = on_sub_message,
+        .ctx = lw,
+    };
+    rc = pl_redis_sub_create(&w->loop, &sc, &lw->sub);
+    if (rc == 0) rc = pl_redis_subscribe(lw->sub, "pulse:revoke");
+    if (rc) {
+        pl_ws_server_destroy(lw->ws);
+        pl_redis_sub_destroy(lw->sub);
+        free(lw);
+        return rc;
+    }
+    uv_timer_init(&w->loop, &lw->stop_timer);
+    lw->stop_timer.data = lw;
+    w->live = lw;
+    return 0;
+}
+
+static void on_stop_timer(uv_timer_t *t)
+{
+    struct live_worker *lw = t->data;
+    if (pl_ws_server_count(lw->ws) > 0 && uv_now(t->loop) - lw->stop_started < STOP_WAIT_MS) return;
+    uv_timer_stop(t);
+    void (*done)(struct worker *) = lw->stop_done;
+    lw->stop_done = NULL;
+    if (done) done(lw->w);
+}
+
+void live_worker_stop(struct worker *w, void (*done)(struct worker *w))
+{
+    struct live_worker *lw = w->live;
+    if (!lw) {
+        done(w);
+        return;
+    }
+    pl_ws_server_close_all(lw->ws, 1001, "server shutting down");
+    lw->stop_done = done;
+    lw->stop_started = uv_now(&w->loop);
+    uv_timer_start(&lw->stop_timer, on_stop_timer, 0, 20);
+}
+
+static void on_stop_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void live_worker_close(struct worker *w)
+{
+    struct live_worker *lw = w->live;
+    uv_close((uv_handle_t *)&w->live_async, NULL);
+    live_blob_unref(atomic_exchange(&w->live_pending, NULL));
+    if (!lw) return;
+    w->live = NULL;
+    lw->closing = true;
+    /* Destroying the context closes what is left: on_close frees those clients. */
+    pl_ws_server_destroy(lw->ws);
+    w->ws_done = lw->ws;
+    lw->ws = NULL;
+    pl_redis_sub_destroy(lw->sub);
+    pl_ws_frame_unref(lw->metrics);
+    for (int i = 0; i < USER_BUCKETS; i++) {
+        while (lw->users[i]) {
+            struct live_user *u = lw->users[i];
+            lw->users[i] = u->next;
+            free(u);
+        }
+    }
+    uv_close((uv_handle_t *)&lw->stop_timer, on_stop_timer_closed);
+}
+
+void live_worker_finish(struct worker *w)
+{
+    pl_ws_server_free(w->ws_done);
+    w->ws_done = NULL;
+}

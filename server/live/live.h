@@ -1,0 +1,58 @@
+/* live: the WebSocket /api/v1/live and the figures it pushes.
+ *
+ * Per worker (live.c): the lws bridge on the worker's loop, the sockets by user, and a Redis
+ * subscriber connection. A worker subscribes to `pulse:user:<id>` for each user it holds
+ * sockets of (not to a pattern: with many replicas a pattern would deliver every user's
+ * events to every replica, and per-user channels cost one SUBSCRIBE per user and worker), and
+ * to `pulse:revoke`, which closes the sockets of revoked credentials with 4401.
+ *
+ * Per process (sampler.c): a timer on the main loop samples the host (lib/sysmetrics) and the
+ * server's own figures every PULSE_METRICS_INTERVAL_MS, serialises the metrics message once
+ * and hands it to every worker (latest wins), which sends that one frame to each of its
+ * subscribed sockets. The sampler also keeps the last minute of samples for
+ * /api/v1/health/scaling. */
+#ifndef PULSE_LIVE_H
+#define PULSE_LIVE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "pl/http.h"
+
+struct app;
+struct worker;
+
+extern struct pl_route live_routes[];
+
+/* A serialised message shared between threads (reference counted). */
+struct live_blob {
+    _Atomic int refs;
+    size_t len;
+    char text[];
+};
+void live_blob_unref(struct live_blob *b);
+
+/* Worker side. live_worker_init runs on the worker's thread after its Redis client exists;
+ * live_worker_async_init on the main thread before the worker starts (it owns the async
+ * handle the sampler wakes). */
+void live_worker_async_init(struct worker *w);
+int live_worker_init(struct worker *w);
+/* Shutdown: closes every socket with 1001 and calls done once they are gone (at most ~1 s). */
+void live_worker_stop(struct worker *w, void (*done)(struct worker *w));
+/* Frees the worker's live state; its handles close as the loop runs on. */
+void live_worker_close(struct worker *w);
+/* After the worker's loop has run dry (main thread, worker joined): completes the lws
+ * teardown. Run the loop once more afterwards. */
+void live_worker_finish(struct worker *w);
+
+/* Process side, on the main loop. */
+int live_sampler_start(struct app *app, uv_loop_t *loop);
+void live_sampler_stop(void);
+
+/* The scaling advisor's answer (the JSON of /api/v1/health/scaling), built from the
+ * sampler's history. Thread-safe. */
+json_t *live_scaling_report(struct app *app);
+
+#endif
