@@ -493,7 +493,6 @@ int pl_ws_accept(struct pl_ws_server *s, struct pl_http_request *req, void *user
         pl_respond_problem(req, 431, "the Host header is too long for a WebSocket handshake", NULL);
         return PL_E_BUSY;
     }
-    size_t head_len = head.len;
     int fd = -1;
     int rc = pl_http_takeover(req, 101, &fd, &head);
     if (rc) {
@@ -502,17 +501,23 @@ int pl_ws_accept(struct pl_ws_server *s, struct pl_http_request *req, void *user
         pl_respond_problem(req, 503, "could not take over the connection", NULL);
         return rc == PL_E_BUSY ? PL_E_BUSY : PL_E_UNAVAILABLE;
     }
-    if (head.len > ADOPT_READBUF_MAX) {
-        /* A client that sent frames before the handshake answer, more than lws takes. */
-        pl_buf_dispose(&head);
+    rc = pl_ws_adopt(s, fd, head.data, head.len, user, out);
+    pl_buf_dispose(&head);
+    return rc;
+}
+
+int pl_ws_adopt(struct pl_ws_server *s, int fd, const char *bytes, size_t len, void *user,
+                struct pl_ws_conn **out)
+{
+    *out = NULL;
+    if (s->closed || len > ADOPT_READBUF_MAX) {
+        /* e.g. a client that sent frames before the handshake answer, more than lws takes */
         close(fd);
         return PL_E_UNAVAILABLE;
     }
-    (void)head_len;
     s->adopting_user = user;
     s->adopted = NULL;
-    struct lws *wsi = lws_adopt_socket_vhost_readbuf(s->vhost, fd, head.data, head.len);
-    pl_buf_dispose(&head);
+    struct lws *wsi = lws_adopt_socket_vhost_readbuf(s->vhost, fd, bytes, len);
     struct pl_ws_conn *c = s->adopted;
     s->adopting_user = NULL;
     s->adopted = NULL;

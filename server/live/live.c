@@ -12,8 +12,6 @@
 #include "pl/log.h"
 #include "pl/ws.h"
 
-enum topic { TOPIC_METRICS = 1u << 0, TOPIC_EVENTS = 1u << 1 };
-#define ALL_TOPICS    (TOPIC_METRICS | TOPIC_EVENTS)
 #define USER_BUCKETS  1024
 #define CLOSE_REVOKED 4401
 #define STOP_WAIT_MS  1000
@@ -148,58 +146,21 @@ static void send_hello(struct live_client *c)
                            topics_json(c->topics)));
 }
 
-/* subscribe / unsubscribe: the topics named must all be known. */
-static void change_topics(struct live_client *c, json_t *msg, bool add)
-{
-    json_t *topics = json_object_get(msg, "topics");
-    if (!json_is_array(topics) || json_array_size(topics) == 0) {
-        send_error(c, "topics must be a non-empty array of \"metrics\" and \"events\"");
-        return;
-    }
-    unsigned mask = 0;
-    size_t i;
-    json_t *t;
-    json_array_foreach(topics, i, t)
-    {
-        const char *name = json_string_value(t);
-        if (name && strcmp(name, "metrics") == 0) {
-            mask |= TOPIC_METRICS;
-        } else if (name && strcmp(name, "events") == 0) {
-            mask |= TOPIC_EVENTS;
-        } else {
-            send_error(c, "unknown topic: topics are \"metrics\" and \"events\"");
-            return;
-        }
-    }
-    c->topics = add ? (c->topics | mask) : (c->topics & ~mask);
-    send_json(c, json_pack("{s:s, s:o}", "type", "subscribed", "topics", topics_json(c->topics)));
-}
-
 static void on_ws_message(struct pl_ws_conn *ws, const char *data, size_t len, bool binary)
 {
     struct live_client *c = pl_ws_user(ws);
-    if (binary) {
-        send_error(c, "send JSON text messages");
-        return;
-    }
-    json_t *msg = NULL;
     char detail[160];
-    if (pl_json_parse_object(data, len, &msg, detail, sizeof detail) != 0) {
-        send_error(c, detail);
-        return;
-    }
-    const char *type = json_string_value(json_object_get(msg, "type"));
-    if (!type)
-        send_error(c, "a message needs a \"type\": subscribe, unsubscribe or ping");
-    else if (strcmp(type, "ping") == 0)
+    unsigned topics = 0;
+    enum live_msg kind = live_message_parse(data, len, binary, &topics, detail, sizeof detail);
+    if (kind == LIVE_MSG_PING) {
         pl_ws_send_text(ws, "{\"type\":\"pong\"}", 15);
-    else if (strcmp(type, "subscribe") == 0)
-        change_topics(c, msg, true);
-    else if (strcmp(type, "unsubscribe") == 0)
-        change_topics(c, msg, false);
-    else
-        send_error(c, "unknown message type: use subscribe, unsubscribe or ping");
-    json_decref(msg);
+    } else if (kind == LIVE_MSG_ERROR) {
+        send_error(c, detail);
+    } else {
+        c->topics = kind == LIVE_MSG_SUBSCRIBE ? (c->topics | topics) : (c->topics & ~topics);
+        send_json(c,
+                  json_pack("{s:s, s:o}", "type", "subscribed", "topics", topics_json(c->topics)));
+    }
 }
 
 static void on_ws_close(struct pl_ws_conn *ws, int code)

@@ -26,6 +26,16 @@ struct worker;
 
 extern struct pl_route live_routes[];
 
+/* What a client's message asks for (message.c). */
+enum live_topic { TOPIC_METRICS = 1u << 0, TOPIC_EVENTS = 1u << 1 };
+#define ALL_TOPICS (TOPIC_METRICS | TOPIC_EVENTS)
+enum live_msg { LIVE_MSG_ERROR, LIVE_MSG_PING, LIVE_MSG_SUBSCRIBE, LIVE_MSG_UNSUBSCRIBE };
+/* Reads one inbound message: ping, or subscribe/unsubscribe with the topics named in
+ * *topics; anything else is LIVE_MSG_ERROR with a detail for the client's error message.
+ * Pure: the fuzz target of the live socket's input. */
+enum live_msg live_message_parse(const char *data, size_t len, bool binary, unsigned *topics,
+                                 char *detail, size_t cap);
+
 /* A serialised message shared between threads (reference counted). */
 struct live_blob {
     _Atomic int refs;

@@ -243,6 +243,32 @@ describe('live WebSocket', () => {
     c.ws.close();
   });
 
+  test('idle sockets are pinged; one that never answers is dropped', async (t) => {
+    const srv = await startServer({ ...ENV, PULSE_METRICS_INTERVAL_MS: '60000', PULSE_WS_PING_S: '1' });
+    t.after(() => srv.stop());
+    await waitReady(srv);
+    const u = await register(srv);
+    // ws answers pings by itself: it stays
+    const good = await connect(srv, { token: u.token });
+    const pinged = new Promise((resolve) => good.ws.once('ping', resolve));
+    // a raw socket that reads but never answers a ping
+    const silent = net.connect(srv.port, '127.0.0.1');
+    let raw = Buffer.alloc(0);
+    const silentEnd = new Promise((resolve) => silent.on('close', () => resolve(performance.now())));
+    silent.on('data', (d) => { raw = Buffer.concat([raw, d]); });
+    silent.write(`GET /api/v1/live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
+      + `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${u.token}\r\n\r\n`);
+    const t0 = performance.now();
+    await pinged;
+    const droppedAt = await Promise.race([silentEnd, sleep(10000).then(() => null)]);
+    assert.ok(droppedAt, 'the silent socket was not dropped within 10 s');
+    assert.ok(raw.includes(Buffer.from([0x89])), 'the silent socket never saw a ping frame');
+    await sleep(500);
+    assert.equal(good.closed, null, 'the socket that answers pings was dropped');
+    console.log(`# ping 1 s: silent socket dropped after ${((droppedAt - t0) / 1000).toFixed(1)} s`);
+    good.ws.close();
+  });
+
   test('an inbound message of 64 KiB is read; one byte more closes with 1009', async () => {
     const u = await register(a);
     const c = await connect(a, { token: u.token });

@@ -76,6 +76,12 @@ const char *pl_ws_upgrade_problem(const struct pl_http_request *req, int *status
 PL_MUST_USE int pl_ws_accept(struct pl_ws_server *s, struct pl_http_request *req, void *user,
                              struct pl_ws_conn **out);
 
+/* The lower half of pl_ws_accept, for a socket that is already ours: `bytes` (at most 2048)
+ * are what the client sent so far, starting with its handshake head. Takes `fd` (closed on
+ * failure). Returns 0 with *out set, or PL_E_UNAVAILABLE. Tests and fuzzers use it. */
+PL_MUST_USE int pl_ws_adopt(struct pl_ws_server *s, int fd, const char *bytes, size_t len,
+                            void *user, struct pl_ws_conn **out);
+
 void *pl_ws_user(const struct pl_ws_conn *c);
 /* Outbound bytes waiting on this connection (its queue and latest slot). */
 size_t pl_ws_queued_bytes(const struct pl_ws_conn *c);
