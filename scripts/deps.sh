@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Pulse needs, only those missing, so it is cheap to run often.
+# (chromium, in `test`, is what the Playwright tests of web/ drive.)
 #   scripts/deps.sh GROUP...     groups: build services test node format deploy
 # apt runs only when something is missing: `apt-get update` once, then one install.
 set -euo pipefail
@@ -12,7 +13,7 @@ usage() {
 pkgs_build=(build-essential cmake pkg-config libuv1-dev node-llhttp libwebsockets-dev
     libwebsockets-evlib-uv libjansson-dev libpq-dev libhiredis-dev libsodium-dev)
 pkgs_services=(postgresql postgresql-contrib redis-server)
-pkgs_test=(curl wrk nginx clang libclang-rt-14-dev procps)
+pkgs_test=(curl wrk nginx clang libclang-rt-14-dev procps chromium)
 pkgs_format=(clang-format)
 # tests/deploy: `docker-compose config`, `nginx -t`, promtool (from prometheus), a self-signed cert
 pkgs_deploy=(docker-compose nginx prometheus openssl)

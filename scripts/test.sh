@@ -202,14 +202,25 @@ else
 fi
 
 # ---- web ---------------------------------------------------------------------------------
+# npm ci, the Vite build (web/dist with .gz siblings), then web/tests with node's test runner:
+# the first-load budget, and Playwright in Debian's Chromium against build-asan/pulsed.
 if [ $have_web -eq 1 ]; then
-    banner "web (npm install, build, test)"
-    if npm_install web && (cd web && npm run build --if-present) &&
-        (cd web && timeout --kill-after=30 1800 npm test --if-present); then
-        record web ok
-    else
-        record web FAILED
+    banner "web (npm ci, vite build, node --test with Playwright)"
+    if ! npm_install web; then
+        record web FAILED "npm install failed in web/"
         n_failed=$((n_failed + 1))
+    elif ! (cd web && npm run build); then
+        record web FAILED "the build failed"
+        n_failed=$((n_failed + 1))
+    elif [ ! -x build-asan/pulsed ]; then
+        echo "skipped: build-asan/pulsed was not built"
+        record web FAILED "not run: no build-asan/pulsed"
+        n_failed=$((n_failed + 1))
+    else
+        (cd web && PULSE_BIN=$ROOT/build-asan/pulsed timeout --kill-after=30 1800 npm test) 2>&1 |
+            tee "$LOGDIR/web.log"
+        rc=${PIPESTATUS[0]}
+        record_node web "$LOGDIR/web.log" "$rc"
     fi
 else
     record web skipped "no web/package.json"

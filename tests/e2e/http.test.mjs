@@ -66,7 +66,7 @@ describe('HTTP server', () => {
 
   it('answers pipelined requests in order', async () => {
     const reqs = ['a1', 'b2', 'c3', 'd4', 'e5'].map((id) => GET('/health/live', `X-Request-Id: ${id}\r\n`)).join('');
-    const r = await raw(srv.port, reqs + GET('/nope', 'X-Request-Id: f6\r\n'), { responses: 6 });
+    const r = await raw(srv.port, reqs + GET('/api/v1/nope', 'X-Request-Id: f6\r\n'), { responses: 6 });
     assert.deepEqual(r.responses.map((x) => x.headers['x-request-id']), ['a1', 'b2', 'c3', 'd4', 'e5', 'f6']);
     assert.deepEqual(r.responses.map((x) => x.status), [200, 200, 200, 200, 200, 404]);
   });

@@ -398,6 +398,34 @@ describe('live WebSocket', () => {
     assert.equal((await exited).code, 0);
   });
 
+  test('/metrics has the WebSocket figures; the scaling advisor answers, guarded like /metrics', async (t) => {
+    const u = await register(a);
+    const c = await connect(a, { token: u.token });
+    await next(c, (m) => m.type === 'hello');
+    assert.ok((await metricValue(a, 'pulse_ws_clients')) >= 1);
+    assert.ok(Number.isInteger(await metricValue(a, 'pulse_ws_frames_dropped_total')));
+    c.ws.close();
+    await sleep(INTERVAL_MS * 3); // a few samples
+    const r = await api(a, 'GET', '/api/v1/health/scaling', { origin: null });
+    expectStatus(r, 200);
+    assert.deepEqual(Object.keys(r.json).sort(), ['metrics', 'profile', 'recommendation', 'should_scale', 'triggers', 'window_s']);
+    assert.deepEqual(Object.keys(r.json.metrics).sort(), ['avg_response_ms', 'error_rate', 'p95_ms', 'peak_concurrent', 'requests', 'rss_mb']);
+    assert.equal(typeof r.json.should_scale, 'boolean');
+    assert.ok(Array.isArray(r.json.triggers));
+    assert.ok(r.json.metrics.rss_mb > 1 && r.json.metrics.error_rate >= 0 && r.json.metrics.error_rate <= 1);
+
+    // a tiny RSS threshold fires the memory trigger; a metrics token guards the route
+    const srv = await startServer({ ...ENV, PULSE_SCALE_RSS_MB: '1', PULSE_METRICS_TOKEN: 'sekret-metrics' });
+    t.after(() => srv.stop());
+    await waitReady(srv);
+    expect401(await api(srv, 'GET', '/api/v1/health/scaling', { origin: null }));
+    const ok = await api(srv, 'GET', '/api/v1/health/scaling', { origin: null, headers: { Authorization: 'Bearer sekret-metrics' } });
+    expectStatus(ok, 200);
+    assert.equal(ok.json.should_scale, true);
+    const mem = ok.json.triggers.find((x) => x.name === 'memory');
+    assert.ok(mem && mem.level === 'scale' && mem.threshold === 1 && mem.value > 1, JSON.stringify(ok.json.triggers));
+  });
+
   test('a malformed handshake gets a problem, not a socket', async () => {
     const u = await register(a);
     const rawReq = (headers) => new Promise((resolve, reject) => {

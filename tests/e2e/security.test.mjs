@@ -31,8 +31,9 @@ import {
 import { raw, startServer, waitReady } from './helpers.mjs';
 
 const RANDOM_UUID = '5f0c2a4e-8d1b-4c7e-9f3a-2b6d8e1c0a97';
-// Routes that take no credential (or are the route table itself).
-const SKIP = new Set(['/api/v1/openapi.json', '/api/v1/auth/register', '/api/v1/auth/login']);
+// Routes that take no user credential (or are the route table itself; the scaling advisor is
+// guarded like /metrics, tested in live.test.mjs).
+const SKIP = new Set(['/api/v1/openapi.json', '/api/v1/auth/register', '/api/v1/auth/login', '/api/v1/health/scaling']);
 
 // A valid body for each writing route, so that a refusal is about who asks, not what they send.
 // Every /api/v1 route of the OpenAPI document must be listed in KNOWN (checked below), so a new
@@ -56,6 +57,7 @@ const KNOWN = [
   'GET /api/v1/feedings', 'HEAD /api/v1/feedings', 'POST /api/v1/feedings', 'GET /api/v1/feedings/today', 'HEAD /api/v1/feedings/today',
   'GET /api/v1/feedings/{id}', 'HEAD /api/v1/feedings/{id}', 'PATCH /api/v1/feedings/{id}', 'DELETE /api/v1/feedings/{id}',
   'GET /api/v1/stats/feedings', 'HEAD /api/v1/stats/feedings',
+  'GET /api/v1/live', 'HEAD /api/v1/live', // without an upgrade: 426 (GET) or 400 (HEAD) once authorised
 ];
 
 const keyOf = (r) => `${r.method} ${r.path}`;
@@ -63,6 +65,9 @@ const bodyFor = (r) => (BODIES[keyOf(r)] ? BODIES[keyOf(r)]() : undefined);
 const fill = (p, id) => p.replace('{id}', encodeURIComponent(id));
 const isRead = (r) => r.method === 'GET' || r.method === 'HEAD';
 const hasId = (r) => r.path.includes('{id}');
+// The WebSocket route answers a plain authorised GET with 426 (HEAD: 400); its isolation
+// (one user's events never reach another's socket) is tested in live.test.mjs.
+const okStatus = (r) => (r.path === '/api/v1/live' ? (r.method === 'GET' ? 426 : 400) : 200);
 // The contract: a token gets 403 on /tokens*, /auth/* and DELETE /me.
 const tokenForbidden = (r) => r.path.startsWith('/api/v1/auth/') || r.path === '/api/v1/tokens' || r.path.startsWith('/api/v1/tokens/')
   || (r.method === 'DELETE' && r.path === '/api/v1/me');
@@ -295,7 +300,7 @@ describe('security', () => {
           for (const token of [B.token, B.pat.token]) {
             const res = await call(srv, 'GET', r.path + q, { token });
             if (tokenForbidden(r) && token === B.pat.token) { expect403(res); continue; }
-            expectStatus(res, 200);
+            expectStatus(res, okStatus(r));
             for (const s of secrets) assert.ok(!res.text.includes(s), `GET ${r.path}${q} as B shows A's ${s}`);
             tally('2. B x GET list route x query x credential');
           }
@@ -372,7 +377,7 @@ describe('security', () => {
       // victim token is alive
       for (const r of routes.filter((x) => isRead(x) && !tokenForbidden(x))) {
         const res = await call(srv, r.method, fill(r.path, ownId(r)), { token: tok.ro.token });
-        expectStatus(res, 200);
+        expectStatus(res, okStatus(r));
         tally('3. read-only token x GET route (200)');
       }
       expectStatus(await call(srv, 'GET', '/api/v1/me', { token: C.victim.token }), 200);

@@ -1,0 +1,207 @@
+// The app shell: session state, a history-API router (pulsed answers every extension-less
+// path outside /api and /health with index.html), the navigation bar and the live socket.
+import './style.css';
+import { ApiError, get, post, setUnauthorizedHandler, signedIn } from './api.js';
+import { h, replace } from './dom.js';
+import { live } from './live.js';
+import { metricsHistory } from './metrics.js';
+import { dashboardPage } from './pages/dashboard.js';
+import { feedingsPage } from './pages/feedings.js';
+import { loginPage, registerPage } from './pages/auth.js';
+import { notesPage } from './pages/notes.js';
+import { profilePage } from './pages/profile.js';
+
+const ROUTES = {
+  '/': { page: dashboardPage, title: 'Live' },
+  '/feedings': { page: feedingsPage, title: 'Feedings' },
+  '/notes': { page: notesPage, title: 'Notes' },
+  '/profile': { page: profilePage, title: 'Profile' },
+  '/login': { page: loginPage, title: 'Sign in', public: true },
+  '/register': { page: registerPage, title: 'Create an account', public: true },
+};
+const NAV = [
+  ['/', 'Live'],
+  ['/feedings', 'Feedings'],
+  ['/notes', 'Notes'],
+  ['/profile', 'Profile'],
+];
+
+const root = document.getElementById('app');
+const state = { user: null, current: null, flash: '' };
+
+function navigate(path, { replaceState = false } = {}) {
+  if (path !== location.pathname + location.search) {
+    if (replaceState) history.replaceState(null, '', path);
+    else history.pushState(null, '', path);
+  }
+  render();
+}
+
+function signedOut(message) {
+  state.user = null;
+  signedIn.set(false);
+  live.stop();
+  metricsHistory.clear();
+  state.flash = message || '';
+  navigate('/login', { replaceState: true });
+}
+
+setUnauthorizedHandler(() => {
+  if (state.user) signedOut('Your session has ended. Please sign in again.');
+});
+live.on('revoked', () => signedOut('This session was signed out (revoked or expired).'));
+// A handshake refused with 401 looks like any failed connection: after a few failures, ask
+// the API whether the session still exists (a 401 there signs out through the handler).
+live.on('retry', ({ attempt }) => {
+  if (state.user && attempt % 3 === 0) get('/me').catch(() => {});
+});
+live.on('event', (msg) => {
+  if (msg.event === 'profile.updated' && msg.data && state.user && msg.data.id === state.user.id) {
+    state.user = { ...state.user, ...msg.data };
+  }
+});
+metricsHistory.listen(live);
+
+const ctx = {
+  get user() {
+    return state.user;
+  },
+  setUser(user) {
+    state.user = user;
+  },
+  navigate,
+  live,
+  signedIn(user) {
+    state.user = user;
+    signedIn.set(true);
+    live.start();
+    navigate('/', { replaceState: true });
+  },
+  signedOut,
+  takeFlash() {
+    const f = state.flash;
+    state.flash = '';
+    return f;
+  },
+};
+
+async function logout(button) {
+  button.disabled = true;
+  live.stop();
+  try {
+    await post('/auth/logout', undefined, { auth: false });
+  } catch (e) {
+    if (!(e instanceof ApiError) || e.status !== 401) {
+      button.disabled = false;
+      live.start();
+      return;
+    }
+  }
+  signedOut('You are signed out.');
+}
+
+function statusDot() {
+  const el = h('span', { class: 'live-status', role: 'status', 'aria-live': 'polite' });
+  const show = ({ status }) => {
+    el.dataset.status = status;
+    el.textContent = { open: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', revoked: 'Signed out', idle: 'Offline' }[status] || status;
+  };
+  show({ status: live.status });
+  return { el, off: live.on('status', show) };
+}
+
+function shell(view, path) {
+  const dot = statusDot();
+  const logoutBtn = h('button', { type: 'button', class: 'link-button', onclick: () => logout(logoutBtn) }, 'Sign out');
+  const nav = h(
+    'nav',
+    { 'aria-label': 'Main' },
+    h(
+      'ul',
+      null,
+      NAV.map(([href, label]) =>
+        h('li', null, h('a', { href, 'data-link': true, 'aria-current': href === path ? 'page' : null }, label)),
+      ),
+    ),
+  );
+  const header = h(
+    'header',
+    { class: 'top' },
+    h('a', { class: 'brand', href: '/', 'data-link': true }, h('img', { src: '/favicon.svg', alt: '', width: 24, height: 24 }), 'Pulse'),
+    nav,
+    h('div', { class: 'who' }, dot.el, h('span', { class: 'who-name' }, state.user.display_name || state.user.email), logoutBtn),
+  );
+  const main = h('main', { id: 'main', tabindex: '-1' }, view.el);
+  return { nodes: [header, main], off: dot.off, main };
+}
+
+let renderSeq = 0;
+async function render() {
+  const seq = ++renderSeq;
+  const path = location.pathname.length > 1 ? location.pathname.replace(/\/+$/, '') : '/';
+  const route = ROUTES[path];
+  if (!route) {
+    cleanup();
+    replace(root, h('main', { id: 'main', tabindex: '-1', class: 'narrow' }, h('h1', null, 'Not found'), h('p', null, h('a', { href: '/', 'data-link': true }, 'Go to the dashboard'))));
+    document.title = 'Not found · Pulse';
+    return;
+  }
+  if (!route.public && !state.user) {
+    if (!signedIn.get()) {
+      navigate('/login', { replaceState: true });
+      return;
+    }
+    try {
+      state.user = (await get('/me', { auth: false })).data;
+    } catch (e) {
+      if (e.status === 401) {
+        signedOut('Your session has ended. Please sign in again.');
+        return;
+      }
+      replace(root, h('main', { id: 'main', class: 'narrow' }, h('h1', null, 'Pulse is unavailable'), h('p', { role: 'alert' }, e.message), h('button', { type: 'button', onclick: () => render() }, 'Try again')));
+      return;
+    }
+    if (seq !== renderSeq) return;
+    live.start();
+  }
+  if (route.public && state.user) {
+    navigate('/', { replaceState: true });
+    return;
+  }
+  cleanup();
+  const view = route.page(ctx);
+  document.title = `${route.title} · Pulse`;
+  if (route.public) {
+    const main = h('main', { id: 'main', tabindex: '-1', class: 'narrow' }, view.el);
+    replace(root, main);
+    state.current = { view, off: null };
+  } else {
+    const s = shell(view, path);
+    replace(root, ...s.nodes);
+    state.current = { view, off: s.off };
+  }
+  if (seq > 1) window.scrollTo(0, 0);
+  if (view.mounted) view.mounted();
+  // Move focus to the page heading so screen readers announce the new page.
+  const h1 = root.querySelector('main h1');
+  if (h1 && seq > 1) {
+    h1.tabIndex = -1;
+    h1.focus({ preventScroll: true });
+  }
+}
+
+function cleanup() {
+  if (!state.current) return;
+  if (state.current.view.destroy) state.current.view.destroy();
+  if (state.current.off) state.current.off();
+  state.current = null;
+}
+
+document.addEventListener('click', (e) => {
+  const a = e.target.closest('a[data-link]');
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
+  e.preventDefault();
+  navigate(a.getAttribute('href'));
+});
+window.addEventListener('popstate', render);
+render();

@@ -1,0 +1,309 @@
+// Profile: name, time zone and daily target; sessions (list, revoke); personal access tokens
+// (create, shown once, revoke); export; delete the account.
+import { del, get, patch, post } from '../api.js';
+import { alertBox, busy, field, fmtDateTime, h, replace, showProblem } from '../dom.js';
+
+function zones() {
+  try {
+    return Intl.supportedValuesOf('timeZone');
+  } catch {
+    return ['UTC'];
+  }
+}
+
+export function profilePage(ctx) {
+  const tz = () => ctx.user && ctx.user.timezone;
+
+  // ---- profile ----
+  const name = field('Name', h('input', { type: 'text', autocomplete: 'name', maxlength: 100 }), 'display_name');
+  const zoneList = h('datalist', { id: 'tz-list' }, zones().map((z) => h('option', { value: z })));
+  const zone = field('Time zone', h('input', { type: 'text', list: 'tz-list', autocomplete: 'off', spellcheck: 'false' }), 'timezone', '“Today” and the daily totals follow this zone.');
+  const target = field('Daily target (ml)', h('input', { type: 'number', min: 0, max: 10000, step: 10, inputmode: 'numeric' }), 'daily_target_ml', '0 means no target.');
+  const profileFields = [name, zone, target];
+  const profileAlert = alertBox();
+  const profileStatus = h('p', { class: 'notice', role: 'status', hidden: true });
+  const saveBtn = h('button', { type: 'submit', class: 'primary' }, 'Save profile');
+  let dirty = false;
+  const fill = (u) => {
+    name.input.value = u.display_name || '';
+    zone.input.value = u.timezone;
+    target.input.value = String(u.daily_target_ml);
+    dirty = false;
+  };
+  profileFields.forEach((f) => f.input.addEventListener('input', () => (dirty = true)));
+  const profileForm = h(
+    'form',
+    {
+      class: 'card',
+      novalidate: true,
+      'aria-labelledby': 'profile-h',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        showProblem(profileAlert, profileFields, null);
+        profileStatus.hidden = true;
+        const body = {
+          display_name: name.input.value.trim() || null,
+          timezone: zone.input.value.trim(),
+          daily_target_ml: target.input.value === '' ? 0 : Number(target.input.value),
+        };
+        try {
+          const { data } = await busy(saveBtn, () => patch('/me', body));
+          ctx.setUser(data);
+          fill(data);
+          profileStatus.hidden = false;
+          profileStatus.textContent = 'Saved.';
+        } catch (err) {
+          showProblem(profileAlert, profileFields, err);
+        }
+      },
+    },
+    h('h2', { id: 'profile-h' }, 'Profile'),
+    h('p', { class: 'muted' }, ctx.user.email),
+    profileAlert,
+    name.row,
+    zone.row,
+    zoneList,
+    target.row,
+    saveBtn,
+    profileStatus,
+  );
+
+  // ---- sessions ----
+  const sessionList = h('ul', { class: 'items compact' });
+  const sessionAlert = alertBox();
+  async function loadSessions() {
+    try {
+      const { data } = await get('/auth/sessions');
+      replace(
+        sessionList,
+        data.items.map((s) =>
+          h(
+            'li',
+            { class: 'item' },
+            h(
+              'div',
+              { class: 'item-main' },
+              h('strong', null, s.user_agent ? shortAgent(s.user_agent) : 'Unknown device', s.current ? h('span', { class: 'badge' }, 'this device') : null),
+              h('p', { class: 'muted' }, `${s.ip || 'unknown address'} · signed in ${fmtDateTime(s.created_at, tz())} · last seen ${fmtDateTime(s.last_seen_at, tz())}`),
+            ),
+            h(
+              'div',
+              { class: 'item-actions' },
+              h('button', {
+                type: 'button',
+                class: 'secondary',
+                'aria-label': s.current ? 'Sign out this device' : `Revoke session from ${s.ip || 'unknown address'}`,
+                onclick: (e) =>
+                  busy(e.currentTarget, async () => {
+                    try {
+                      await del(`/auth/sessions/${s.id}`);
+                      if (s.current) ctx.signedOut('You are signed out.');
+                      else loadSessions();
+                    } catch (err) {
+                      showProblem(sessionAlert, [], err);
+                    }
+                  }),
+              }, s.current ? 'Sign out' : 'Revoke'),
+            ),
+          ),
+        ),
+      );
+    } catch (err) {
+      showProblem(sessionAlert, [], err);
+    }
+  }
+
+  // ---- tokens ----
+  const tokenName = field('Name', h('input', { type: 'text', maxlength: 100, required: true, placeholder: 'e.g. kitchen tablet' }), 'name');
+  const scopeRead = h('input', { type: 'checkbox', id: 'scope-read', checked: true });
+  const scopeWrite = h('input', { type: 'checkbox', id: 'scope-write', checked: true });
+  const expires = field('Expires after (days, optional)', h('input', { type: 'number', min: 1, max: 365, inputmode: 'numeric' }), 'expires_in_days');
+  const tokenFields = [tokenName, expires];
+  const tokenAlert = alertBox();
+  const shown = h('div', { class: 'token-shown', hidden: true, role: 'status' });
+  const tokenList = h('ul', { class: 'items compact' });
+  const createTokenBtn = h('button', { type: 'submit', class: 'primary' }, 'Create token');
+  const tokenForm = h(
+    'form',
+    {
+      novalidate: true,
+      class: 'token-form',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        showProblem(tokenAlert, tokenFields, null);
+        const scopes = [scopeRead.checked && 'read', scopeWrite.checked && 'write'].filter(Boolean);
+        const body = { name: tokenName.input.value.trim(), scopes };
+        if (expires.input.value) body.expires_in_days = Number(expires.input.value);
+        try {
+          const { data } = await busy(createTokenBtn, () => post('/tokens', body));
+          tokenName.input.value = '';
+          expires.input.value = '';
+          const code = h('code', { class: 'secret' }, data.token);
+          const copy = h('button', {
+            type: 'button',
+            class: 'secondary',
+            onclick: async () => {
+              try {
+                await navigator.clipboard.writeText(data.token);
+                copy.textContent = 'Copied';
+              } catch {
+                const r = document.createRange();
+                r.selectNodeContents(code);
+                getSelection().removeAllRanges();
+                getSelection().addRange(r);
+              }
+            },
+          }, 'Copy');
+          replace(shown, h('p', null, h('strong', null, `Token “${data.name}” created.`), ' Copy it now: it will not be shown again.'), h('div', { class: 'row' }, code, copy));
+          shown.hidden = false;
+          loadTokens();
+        } catch (err) {
+          showProblem(tokenAlert, tokenFields, err);
+        }
+      },
+    },
+    tokenAlert,
+    tokenName.row,
+    h('fieldset', { class: 'scopes' }, h('legend', null, 'Scopes'), h('div', { class: 'field check' }, scopeRead, h('label', { for: 'scope-read' }, 'read')), h('div', { class: 'field check' }, scopeWrite, h('label', { for: 'scope-write' }, 'write'))),
+    expires.row,
+    createTokenBtn,
+  );
+  async function loadTokens() {
+    try {
+      const { data } = await get('/tokens');
+      replace(
+        tokenList,
+        data.items.length
+          ? data.items.map((t) =>
+              h(
+                'li',
+                { class: 'item' },
+                h(
+                  'div',
+                  { class: 'item-main' },
+                  h('strong', null, t.name),
+                  h('span', { class: 'badge' }, t.scopes.join(' + ')),
+                  h('p', { class: 'muted' }, `created ${fmtDateTime(t.created_at, tz())} · ${t.expires_at ? `expires ${fmtDateTime(t.expires_at, tz())}` : 'no expiry'} · ${t.last_used_at ? `last used ${fmtDateTime(t.last_used_at, tz())}` : 'never used'}`),
+                ),
+                h(
+                  'div',
+                  { class: 'item-actions' },
+                  h('button', {
+                    type: 'button',
+                    class: 'secondary',
+                    'aria-label': `Revoke token ${t.name}`,
+                    onclick: (e) =>
+                      busy(e.currentTarget, async () => {
+                        try {
+                          await del(`/tokens/${t.id}`);
+                          loadTokens();
+                        } catch (err) {
+                          showProblem(tokenAlert, [], err);
+                        }
+                      }),
+                  }, 'Revoke'),
+                ),
+              ),
+            )
+          : h('li', { class: 'muted' }, 'No access tokens.'),
+      );
+    } catch (err) {
+      showProblem(tokenAlert, [], err);
+    }
+  }
+
+  // ---- delete account ----
+  const delPassword = field('Password', h('input', { type: 'password', autocomplete: 'current-password', required: true }), 'password');
+  const delConfirm = h('input', { type: 'checkbox', id: 'delete-confirm' });
+  const delAlert = alertBox();
+  const delBtn = h('button', { type: 'submit', class: 'danger' }, 'Delete my account');
+  const deleteForm = h(
+    'form',
+    {
+      class: 'card danger-zone',
+      novalidate: true,
+      'aria-labelledby': 'delete-h',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        showProblem(delAlert, [delPassword], null);
+        if (!delConfirm.checked) {
+          showProblem(delAlert, [delPassword], { problem: { detail: 'Tick the box to confirm.' } });
+          delConfirm.focus();
+          return;
+        }
+        try {
+          await busy(delBtn, () => del('/me', { body: { password: delPassword.input.value } }));
+          ctx.signedOut('Your account and all its data were deleted.');
+        } catch (err) {
+          if (err.status === 403) err.problem.detail = 'Wrong password.';
+          showProblem(delAlert, [delPassword], err);
+        }
+      },
+    },
+    h('h2', { id: 'delete-h' }, 'Delete account'),
+    h('p', null, 'This deletes your profile, notes, feedings and tokens for good and signs out every device.'),
+    delAlert,
+    delPassword.row,
+    h('div', { class: 'field check' }, delConfirm, h('label', { for: 'delete-confirm' }, 'I understand that this cannot be undone')),
+    delBtn,
+  );
+
+  const off = ctx.live.on('event', (m) => {
+    if (m.event === 'profile.updated' && m.data && !dirty) {
+      ctx.setUser({ ...ctx.user, ...m.data });
+      fill(ctx.user);
+    }
+  });
+
+  const el = h(
+    'section',
+    { class: 'profile-page' },
+    h('div', { class: 'page-head' }, h('h1', null, 'Profile')),
+    h(
+      'div',
+      { class: 'two-col' },
+      h(
+        'div',
+        null,
+        profileForm,
+        h(
+          'section',
+          { class: 'card', 'aria-labelledby': 'export-h' },
+          h('h2', { id: 'export-h' }, 'Export'),
+          h('p', null, 'Everything you stored, as one JSON file.'),
+          h('a', { class: 'button-link', href: '/api/v1/me/export', download: 'pulse-export.json' }, 'Download my data'),
+        ),
+        deleteForm,
+      ),
+      h(
+        'div',
+        null,
+        h('section', { class: 'card', 'aria-labelledby': 'sessions-h' }, h('h2', { id: 'sessions-h' }, 'Signed-in devices'), sessionAlert, sessionList),
+        h('section', { class: 'card', 'aria-labelledby': 'tokens-h' }, h('h2', { id: 'tokens-h' }, 'Access tokens'), h('p', { class: 'muted' }, 'For scripts and devices: send as “Authorization: Bearer …”.'), tokenForm, shown, tokenList),
+      ),
+    ),
+  );
+  return {
+    el,
+    mounted() {
+      fill(ctx.user);
+      get('/me')
+        .then(({ data }) => {
+          ctx.setUser(data);
+          if (!dirty) fill(data);
+        })
+        .catch(() => {});
+      loadSessions();
+      loadTokens();
+    },
+    destroy: off,
+  };
+}
+
+function shortAgent(ua) {
+  const m = ua.match(/(Firefox|Edg|Chrome|Safari|curl|node)[/ ]([\d.]+)/);
+  const os = ua.match(/\((?:[^;)]*;\s*)?([^;)]+)/);
+  if (!m) return ua.slice(0, 60);
+  const browser = { Edg: 'Edge' }[m[1]] || m[1];
+  return `${browser} ${m[2].split('.')[0]}${os ? ` on ${os[1]}` : ''}`;
+}

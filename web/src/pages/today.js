@@ -1,0 +1,62 @@
+// Today's progress towards the daily target (GET /api/v1/feedings/today), refreshed when a
+// feeding or the profile changes, here or on another device (live events).
+import { get } from '../api.js';
+import { fmtNumber, fmtTime, h, replace } from '../dom.js';
+
+export function todayCard(ctx, { compact = false } = {}) {
+  const bar = h('progress', { max: 1, value: 0, 'aria-labelledby': 'today-summary' });
+  const summary = h('p', { class: 'today-summary', id: 'today-summary' }, 'Loading…');
+  const details = h('p', { class: 'muted' });
+  const el = h(
+    'section',
+    { class: 'card today', 'aria-labelledby': 'today-h', dataset: { total: '' } },
+    h('div', { class: 'card-head' }, h('h2', { id: 'today-h' }, 'Today'), compact ? h('a', { href: '/feedings', 'data-link': true, class: 'button-link' }, 'Log a feeding') : null),
+    summary,
+    bar,
+    details,
+  );
+  let timer = null;
+  let seq = 0;
+  const load = async () => {
+    const mine = ++seq;
+    try {
+      const { data: t } = await get('/feedings/today');
+      if (mine !== seq) return;
+      el.dataset.total = String(t.total_ml);
+      const tz = t.timezone;
+      if (t.target_ml > 0) {
+        bar.max = t.target_ml;
+        bar.value = Math.min(t.total_ml, t.target_ml);
+        bar.hidden = false;
+        replace(summary, h('strong', null, `${fmtNumber(t.total_ml)} ml`), ` of ${fmtNumber(t.target_ml)} ml`, h('span', { class: 'pct' }, ` (${fmtNumber(t.progress * 100)}%)`));
+      } else {
+        bar.hidden = true;
+        replace(summary, h('strong', null, `${fmtNumber(t.total_ml)} ml`), ' today', h('span', { class: 'muted' }, ' · no daily target set'));
+      }
+      const parts = [`${t.count} feeding${t.count === 1 ? '' : 's'}`];
+      if (t.target_ml > 0) parts.push(t.remaining_ml > 0 ? `${fmtNumber(t.remaining_ml)} ml to go` : 'target reached');
+      if (t.last_given_at) parts.push(`last at ${fmtTime(t.last_given_at, tz)}`);
+      replace(details, parts.join(' · '));
+    } catch (e) {
+      if (mine === seq) replace(summary, h('span', { role: 'alert' }, e.message));
+    }
+  };
+  // Several events in a row (another device logging quickly) cost one request.
+  const soon = () => {
+    clearTimeout(timer);
+    timer = setTimeout(load, 150);
+  };
+  const off = ctx.live.on('event', (m) => {
+    if (m.event.startsWith('feeding.') || m.event === 'profile.updated') soon();
+  });
+  return {
+    el,
+    load,
+    refresh: soon,
+    destroy() {
+      off();
+      clearTimeout(timer);
+      seq++;
+    },
+  };
+}
