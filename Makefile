@@ -35,7 +35,8 @@ fuzz:
 	bash scripts/deps.sh build test
 	bash scripts/fuzz.sh
 
-# Benchmarks of tests/bench on a release build (figures for the README): make bench [BENCH=http]
+# Benchmarks of tests/bench on a release build (figures for the README):
+# make bench [BENCH=http|accounts|records|replicas]
 bench:
 	bash scripts/bench.sh $(BENCH)
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: release build, private Postgres and Redis (test profile), then every
 # benchmark in tests/bench (or the ones named: scripts/bench.sh http). Results are printed
-# as Markdown tables; raw tool output goes to build/bench/.
+# as Markdown tables; raw tool output goes to build/bench/. PULSE_BIN overrides the binary
+# measured (default build/pulsed, built here).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd -P)
 cd "$ROOT"
@@ -11,9 +12,9 @@ SERVICES=$ROOT/scripts/services.sh
 bash "$SERVICES" test start
 trap 'bash "$SERVICES" test stop || true' EXIT
 eval "$(bash "$SERVICES" test env)"
-export PULSE_BIN=$ROOT/build/pulsed
+export PULSE_BIN=${PULSE_BIN:-$ROOT/build/pulsed}
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(http accounts records)
+[ ${#benches[@]} -gt 0 ] || benches=(http accounts records replicas)
 for b in "${benches[@]}"; do
     echo "### $b"
     bash "tests/bench/$b.sh"

@@ -441,3 +441,47 @@ describe('live WebSocket', () => {
     assert.match(await rawReq('Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n'), /^HTTP\/1\.1 101 /);
   });
 });
+
+// Replicas behind the project's nginx config (tests/e2e/replicas.mjs): the WebSocket upgrade
+// passes through nginx, and an event posted through any replica reaches a socket another
+// replica holds.
+describe('live WebSocket across replicas behind nginx', () => {
+  let cluster;
+  before(async () => {
+    const { startCluster } = await import('./replicas.mjs');
+    cluster = await startCluster({ env: { PULSE_METRICS_INTERVAL_MS: '200' } });
+  });
+  after(async () => { await cluster?.stop(); });
+
+  test('a feeding posted through one replica reaches the sockets held by the others within 1 s', async () => {
+    const nginx = { port: Number(new URL(cluster.origin).port) };
+    const u = await register(nginx, { headers: { Origin: cluster.origin } });
+    // one socket per replica, opened directly, and one through nginx (cookie + its Origin)
+    const direct = await Promise.all(cluster.replicas.map((srv) => connect(srv, { token: u.token })));
+    const viaNginx = await connect(nginx, { cookie: u.cookie.value, origin: cluster.origin });
+    const sockets = [...direct, viaNginx];
+    for (const c of sockets) await next(c, (m) => m.type === 'hello');
+    const instances = new Set(direct.map((c) => c.messages[0].instance));
+    assert.equal(instances.size, cluster.replicas.length, 'each replica names itself in hello');
+    await sleep(200);
+    const lags = [];
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < cluster.replicas.length; i++) {
+        const from = sockets.map((c) => c.messages.length);
+        const t0 = performance.now();
+        const r = await api(cluster.replicas[i], 'POST', '/api/v1/feedings', { token: u.token, body: { amount_ml: 10 * (i + 1) + round } });
+        expectStatus(r, 201);
+        for (const [k, c] of sockets.entries()) {
+          const ev = await next(c, (m) => m.type === 'event' && m.data.id === r.json.id, { from: from[k], timeout: 1000 });
+          if (k !== i) lags.push(ev.at - t0); // held by another replica (or behind nginx)
+        }
+      }
+    }
+    lags.sort((x, y) => x - y);
+    const q = (p) => lags[Math.min(lags.length - 1, Math.floor(p * lags.length))].toFixed(1);
+    console.log(`# event lag to sockets on other replicas (${lags.length} deliveries), ms: p50 ${q(0.5)}, p99 ${q(0.99)}, max ${lags.at(-1).toFixed(1)}`);
+    // the metrics frames flow through nginx too
+    await next(viaNginx, (m) => m.type === 'metrics', { from: viaNginx.messages.length, timeout: 2000 });
+    for (const c of sockets) c.ws.close();
+  });
+});
