@@ -36,7 +36,7 @@ fuzz:
 	bash scripts/fuzz.sh
 
 # Benchmarks of tests/bench on a release build (figures for the README):
-# make bench [BENCH=http|accounts|records|replicas]
+# make bench [BENCH=http|accounts|records|replicas|live]
 bench:
 	bash scripts/bench.sh $(BENCH)
 

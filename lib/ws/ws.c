@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "pl/buf.h"
@@ -22,6 +23,10 @@
 
 /* lws takes at most this much already-read data with an adopted socket. */
 #define ADOPT_READBUF_MAX 2048
+/* Bytes lws hands over per RECEIVE callback (and holds per connection). */
+#define RX_CHUNK 256
+/* How long a close may wait for a peer that does not read. */
+#define CLOSE_GRACE_MS 5000
 
 struct pl_ws_frame {
     int refs;
@@ -45,7 +50,9 @@ struct pl_ws_conn {
     uint64_t pending_since; /* ms (uv_now) since undelivered frames wait, 0 when none */
     struct pl_buf rx;       /* a message being reassembled */
     bool rx_binary;
-    int close_code; /* a close we asked for, sent from the writeable callback */
+    int close_code;          /* a close we asked for, sent from the writeable callback */
+    uint64_t close_deadline; /* ms: past it, a close that could not be sent is forced */
+    bool hard_closed;
     char close_reason[124];
     size_t close_reason_len;
 };
@@ -108,6 +115,16 @@ static void conn_mark_pending(struct pl_ws_conn *c)
     lws_callback_on_writable(c->wsi);
 }
 
+/* Whether nothing more may be sent: a close we asked for, the peer's, or one lws sent itself.
+ * lws answers a protocol error (bad opcode, RSV bits, a fragmented control frame...) with a
+ * close frame of its own and then waits up to 5 s for the peer's, still delivering writeable
+ * callbacks; only the close payload it keeps tells. (Call while the connection is open: lws
+ * reads it from the ws part of the wsi without a check.) */
+static bool conn_closing(struct pl_ws_conn *c)
+{
+    return c->close_code || lws_get_close_length(c->wsi) > 0;
+}
+
 void pl_ws_close(struct pl_ws_conn *c, int code, const char *reason)
 {
     if (c->close_code) return;
@@ -117,23 +134,39 @@ void pl_ws_close(struct pl_ws_conn *c, int code, const char *reason)
     if (n) memcpy(c->close_reason, reason, n);
     c->close_reason_len = n;
     lws_callback_on_writable(c->wsi);
-    /* A peer that does not read never makes the socket writeable again: the close frame
-     * cannot go out, so give it a few seconds and drop the connection. */
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
+    /* A peer that does not read never lets the close frame out: the stall timer drops the
+     * connection after CLOSE_GRACE_MS. */
+    c->close_deadline = uv_now(c->srv->loop) + CLOSE_GRACE_MS;
+}
+
+/* Ends a connection whose peer does not read: lws would wait for its buffered output to
+ * drain before closing, for ever. Shut the socket down (and make the close reset it, which
+ * frees the kernel's buffers at once): lws then sees the hang-up and closes. */
+static void conn_hard_close(struct pl_ws_conn *c)
+{
+    if (c->hard_closed) return;
+    c->hard_closed = true;
+    int fd = lws_get_socket_fd(c->wsi);
+    if (fd >= 0) {
+        struct linger l = {.l_onoff = 1, .l_linger = 0};
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        (void)shutdown(fd, SHUT_RDWR);
+    }
+    lws_callback_on_writable(c->wsi);
 }
 
 /* Closes a reader that fell too far behind. Its socket is full, so the close frame would
- * only wait: drop it now (the peer sees the connection end; 1008 is what we log). */
+ * only wait: drop it now (1008 is what on_close and the log say). */
 static void conn_too_slow(struct pl_ws_conn *c)
 {
     if (c->close_code) return;
     pl_ws_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too slow a reader");
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+    conn_hard_close(c);
 }
 
 int pl_ws_send(struct pl_ws_conn *c, struct pl_ws_frame *f)
 {
-    if (c->close_code) return 0;
+    if (conn_closing(c)) return 0;
     if (c->queued_bytes + f->len > c->srv->cfg.max_queue_bytes) {
         if (c->srv->cfg.frames_dropped) atomic_fetch_add(c->srv->cfg.frames_dropped, 1);
         conn_too_slow(c);
@@ -163,7 +196,7 @@ int pl_ws_send_text(struct pl_ws_conn *c, const char *text, size_t len)
 
 void pl_ws_send_latest(struct pl_ws_conn *c, struct pl_ws_frame *f)
 {
-    if (c->close_code) return;
+    if (conn_closing(c)) return;
     if (c->latest) {
         pl_ws_frame_unref(c->latest);
         if (c->srv->cfg.frames_dropped) atomic_fetch_add(c->srv->cfg.frames_dropped, 1);
@@ -196,6 +229,12 @@ static void conn_free(struct pl_ws_conn *c)
 /* Sends one frame (lws allows one write per writeable callback). Returns -1 to close. */
 static int conn_writeable(struct pl_ws_conn *c)
 {
+    if (lws_get_close_length(c->wsi) > 0) {
+        /* lws sent its own close frame (see conn_closing): nothing may follow it, not even
+         * ours. A close asked for since ends the connection now. */
+        c->pending_since = 0;
+        return c->close_code ? -1 : 0;
+    }
     if (c->close_code) {
         /* lws 4.1 on a foreign loop drops the connection without the close frame that
          * lws_close_reason prepares, so write the frame ourselves (opcode 8; lws's write
@@ -238,7 +277,7 @@ static int conn_writeable(struct pl_ws_conn *c)
 static int conn_receive(struct pl_ws_conn *c, const void *in, size_t len)
 {
     struct pl_ws_server *s = c->srv;
-    if (c->close_code) return 0;
+    if (conn_closing(c)) return 0;
     size_t more = lws_remaining_packet_payload(c->wsi);
     if (c->rx.len + len + more > s->cfg.max_message) {
         /* the rest of the message is ignored (close_code is set) */
@@ -330,7 +369,10 @@ static void on_stall_timer(uv_timer_t *t)
     uint64_t now = uv_now(s->loop);
     for (struct pl_ws_conn *c = s->conns, *next; c; c = next) {
         next = c->next;
-        if (c->pending_since && now - c->pending_since >= s->cfg.stall_ms) conn_too_slow(c);
+        if (c->close_code && now >= c->close_deadline)
+            conn_hard_close(c);
+        else if (c->pending_since && now - c->pending_since >= s->cfg.stall_ms)
+            conn_too_slow(c);
     }
 }
 
@@ -349,7 +391,8 @@ int pl_ws_server_create(uv_loop_t *loop, const struct pl_ws_config *cfg, struct 
     s->protocols[0] = (struct lws_protocols){
         .name = "pulse",
         .callback = callback,
-        .rx_buffer_size = 4096,
+        /* lws allocates this per connection: small, since messages are reassembled here */
+        .rx_buffer_size = RX_CHUNK,
     };
     s->idle_policy = (lws_retry_bo_t){
         .secs_since_valid_ping = (uint16_t)s->cfg.ping_interval_s,
@@ -388,7 +431,9 @@ int pl_ws_server_create(uv_loop_t *loop, const struct pl_ws_config *cfg, struct 
     }
     uv_timer_init(loop, &s->stall_timer);
     s->stall_timer.data = s;
-    uint64_t every = s->cfg.stall_ms / 4 ? s->cfg.stall_ms / 4 : 1;
+    uint64_t every = s->cfg.stall_ms / 4;
+    if (every > 1000) every = 1000;
+    if (every < 1) every = 1;
     uv_timer_start(&s->stall_timer, on_stall_timer, every, every);
     *out = s;
     return 0;
@@ -514,6 +559,13 @@ int pl_ws_adopt(struct pl_ws_server *s, int fd, const char *bytes, size_t len, v
         /* e.g. a client that sent frames before the handshake answer, more than lws takes */
         close(fd);
         return PL_E_UNAVAILABLE;
+    }
+    if (s->cfg.sndbuf_bytes > 0) {
+        /* A fixed send buffer (no autotuning to megabytes): a reader that stops reading
+         * fills it soon, and then our queue and stall timer see it. */
+        int v = s->cfg.sndbuf_bytes;
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) != 0)
+            pl_debug("ws: SO_SNDBUF refused", NULL);
     }
     s->adopting_user = user;
     s->adopted = NULL;

@@ -42,7 +42,10 @@ struct live_worker {
     struct pl_redis_sub *sub;
     struct live_client *clients;
     struct live_user *users[USER_BUCKETS];
-    struct pl_ws_frame *metrics; /* the latest metrics frame, sent to new sockets at once */
+    struct pl_ws_frame *metrics;     /* the latest metrics frame, sent to new sockets at once */
+    uv_idle_t fanout;                /* sends the metrics frame a chunk of sockets per turn */
+    struct live_client *fanout_next; /* the next socket to get it */
+    int open_handles;
     uv_timer_t stop_timer;
     uint64_t stop_started;
     bool closing; /* live_worker_close ran: sockets closing now only free themselves */
@@ -172,6 +175,7 @@ static void on_ws_close(struct pl_ws_conn *ws, int code)
         free(c);
         return;
     }
+    if (lw->fanout_next == c) lw->fanout_next = c->next;
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -304,6 +308,25 @@ static void on_sub_message(const char *channel, size_t channel_len, const char *
 
 /* ---- metrics from the sampler ---- */
 
+/* A worker with thousands of sockets hands the frame to FANOUT_CHUNK of them per loop turn,
+ * so that requests and events arriving meanwhile wait for one chunk of writes, not for all. */
+#define FANOUT_CHUNK 256
+
+static void on_fanout(uv_idle_t *h)
+{
+    struct live_worker *lw = h->data;
+    int n = 0;
+    while (lw->fanout_next && n < FANOUT_CHUNK) {
+        struct live_client *c = lw->fanout_next;
+        lw->fanout_next = c->next;
+        if (c->topics & TOPIC_METRICS) {
+            pl_ws_send_latest(c->ws, lw->metrics);
+            n++;
+        }
+    }
+    if (!lw->fanout_next) uv_idle_stop(h);
+}
+
 static void on_live_async(uv_async_t *a)
 {
     struct worker *w = a->data;
@@ -317,8 +340,9 @@ static void on_live_async(uv_async_t *a)
     pl_ws_frame_unref(lw->metrics);
     lw->metrics = pl_ws_frame_new(b->text, b->len);
     live_blob_unref(b);
-    for (struct live_client *c = lw->clients; c; c = c->next)
-        if (c->topics & TOPIC_METRICS) pl_ws_send_latest(c->ws, lw->metrics);
+    /* A fan-out still running restarts from the top with the newer frame (latest wins). */
+    lw->fanout_next = lw->clients;
+    if (lw->fanout_next) uv_idle_start(&lw->fanout, on_fanout);
 }
 
 void live_worker_async_init(struct worker *w)
@@ -339,6 +363,7 @@ int live_worker_init(struct worker *w)
         .max_queue_bytes = (size_t)cfg->ws_queue_bytes,
         .stall_ms = (uint64_t)cfg->ws_stall_ms,
         .ping_interval_s = (int)cfg->ws_ping_s,
+        .sndbuf_bytes = 16384,
         .conn_count = &w->app->conn_count,
         .frames_dropped = &w->app->ws_frames_dropped,
         .on_message = on_ws_message,
@@ -365,6 +390,9 @@ int live_worker_init(struct worker *w)
     }
     uv_timer_init(&w->loop, &lw->stop_timer);
     lw->stop_timer.data = lw;
+    uv_idle_init(&w->loop, &lw->fanout);
+    lw->fanout.data = lw;
+    lw->open_handles = 2;
     w->live = lw;
     return 0;
 }
@@ -392,9 +420,10 @@ void live_worker_stop(struct worker *w, void (*done)(struct worker *w))
     uv_timer_start(&lw->stop_timer, on_stop_timer, 0, 20);
 }
 
-static void on_stop_timer_closed(uv_handle_t *h)
+static void on_handle_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct live_worker *lw = h->data;
+    if (--lw->open_handles == 0) free(lw);
 }
 
 void live_worker_close(struct worker *w)
@@ -418,7 +447,9 @@ void live_worker_close(struct worker *w)
             free(u);
         }
     }
-    uv_close((uv_handle_t *)&lw->stop_timer, on_stop_timer_closed);
+    lw->fanout_next = NULL;
+    uv_close((uv_handle_t *)&lw->fanout, on_handle_closed);
+    uv_close((uv_handle_t *)&lw->stop_timer, on_handle_closed);
 }
 
 void live_worker_finish(struct worker *w)

@@ -356,20 +356,20 @@ describe('live WebSocket', () => {
     if (!existsSync(probe)) {
       assert.fail(`${probe} is missing: the test build makes it`);
     }
-    const srv = await startServer({ ...ENV, PULSE_METRICS_INTERVAL_MS: '20', PULSE_WS_QUEUE_BYTES: '2048', PULSE_WS_STALL_MS: '500' });
+    const srv = await startServer({ ...ENV, PULSE_METRICS_INTERVAL_MS: '50', PULSE_WS_QUEUE_BYTES: '2048', PULSE_WS_STALL_MS: '500' });
     t.after(() => srv.stop());
     await waitReady(srv);
     const u = await register(srv);
     const rss0 = await metricValue(srv, 'process_resident_memory_bytes');
     const dropped0 = await metricValue(srv, 'pulse_ws_frames_dropped_total');
-    const child = spawn(probe, ['stall', '--port', String(srv.port), '--token', u.token, '--rcvbuf', '4096', '--seconds', '30'],
+    const child = spawn(probe, ['stall', '--port', String(srv.port), '--token', u.token, '--rcvbuf', '4096', '--seconds', '60', '--wait', '20'],
       { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => { out += d; });
     const exited = new Promise((r) => child.on('exit', r));
     await waitFor(() => out.includes('"established"'), { timeout: 10000 });
     // events pile up too: a burst of feedings for the stalled user
-    for (let i = 0; i < 40; i++) {
+    for (let i = 0; i < 80 && (await metricValue(srv, 'pulse_ws_clients')) > 0; i++) {
       expectStatus(await api(srv, 'POST', '/api/v1/feedings', { token: u.token, body: { amount_ml: 10 + i, note: 'x'.repeat(900) } }), 201);
     }
     // the server drops it: no WebSocket client left

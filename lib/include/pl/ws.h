@@ -39,6 +39,7 @@ struct pl_ws_config {
     size_t max_queue_bytes; /* queued outbound bytes per connection; more closes with 1008 */
     uint64_t stall_ms;      /* undelivered frames for this long close with 1008 */
     int ping_interval_s;    /* silence before a ping; as long again without an answer: dropped */
+    int sndbuf_bytes;       /* SO_SNDBUF of each socket (0: the kernel's autotuned default) */
     _Atomic int
         *conn_count; /* shared with the HTTP server (it counts WebSockets too); may be NULL */
     _Atomic uint64_t *frames_dropped; /* coalesced-away frames; may be NULL */
