@@ -24,7 +24,7 @@
 /* lws takes at most this much already-read data with an adopted socket. */
 #define ADOPT_READBUF_MAX 2048
 /* Bytes lws hands over per RECEIVE callback (and holds per connection). */
-#define RX_CHUNK 256
+#define RX_CHUNK 128
 /* How long a close may wait for a peer that does not read. */
 #define CLOSE_GRACE_MS 5000
 
@@ -53,8 +53,7 @@ struct pl_ws_conn {
     int close_code;          /* a close we asked for, sent from the writeable callback */
     uint64_t close_deadline; /* ms: past it, a close that could not be sent is forced */
     bool hard_closed;
-    char close_reason[124];
-    size_t close_reason_len;
+    const char *close_reason; /* a string that outlives the connection (a literal) */
 };
 
 struct pl_ws_server {
@@ -129,10 +128,7 @@ void pl_ws_close(struct pl_ws_conn *c, int code, const char *reason)
 {
     if (c->close_code) return;
     c->close_code = code;
-    size_t n = reason ? strlen(reason) : 0;
-    if (n > sizeof c->close_reason) n = sizeof c->close_reason;
-    if (n) memcpy(c->close_reason, reason, n);
-    c->close_reason_len = n;
+    c->close_reason = reason ? reason : "";
     lws_callback_on_writable(c->wsi);
     /* A peer that does not read never lets the close frame out: the stall timer drops the
      * connection after CLOSE_GRACE_MS. */
@@ -239,12 +235,14 @@ static int conn_writeable(struct pl_ws_conn *c)
         /* lws 4.1 on a foreign loop drops the connection without the close frame that
          * lws_close_reason prepares, so write the frame ourselves (opcode 8; lws's write
          * type for it is 4, which its header leaves out), then let lws close. */
-        unsigned char buf[LWS_PRE + 2 + sizeof c->close_reason];
+        unsigned char buf[LWS_PRE + 2 + 123];
         unsigned char *p = buf + LWS_PRE;
+        size_t n = strlen(c->close_reason);
+        if (n > 123) n = 123; /* a control frame's payload is at most 125 bytes */
         p[0] = (unsigned char)(c->close_code >> 8);
         p[1] = (unsigned char)c->close_code;
-        memcpy(p + 2, c->close_reason, c->close_reason_len);
-        lws_write(c->wsi, p, 2 + c->close_reason_len, (enum lws_write_protocol)4);
+        memcpy(p + 2, c->close_reason, n);
+        lws_write(c->wsi, p, 2 + n, (enum lws_write_protocol)4);
         return -1;
     }
     struct pl_ws_frame *f = NULL;

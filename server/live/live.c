@@ -26,8 +26,7 @@ struct live_client {
     struct live_client *uprev, *unext; /* the user's clients */
     unsigned topics;
     enum principal_kind kind;
-    char session_id[72]; /* the session token's hash (sessions) */
-    char token_id[40];   /* the token's id (tokens) */
+    char credential[72]; /* sessions: the token's hash; tokens: the token's id */
 };
 
 struct live_user {
@@ -220,8 +219,8 @@ static void live_handler(struct pl_http_request *req)
     c->lw = lw;
     c->topics = ALL_TOPICS;
     c->kind = p->kind;
-    snprintf(c->session_id, sizeof c->session_id, "%s", p->session_id);
-    snprintf(c->token_id, sizeof c->token_id, "%s", p->token_id);
+    snprintf(c->credential, sizeof c->credential, "%s",
+             p->kind == PRINCIPAL_TOKEN ? p->token_id : p->session_id);
     char user_id[40];
     snprintf(user_id, sizeof user_id, "%s", p->user_id);
     /* The request is finished inside pl_ws_accept: read what it holds first. */
@@ -268,10 +267,10 @@ static bool revoked(const struct live_client *c, const char *kind, const char *i
 {
     if (strcmp(kind, "all") == 0) return true;
     if (strcmp(kind, "token") == 0)
-        return c->kind == PRINCIPAL_TOKEN && strcmp(c->token_id, id) == 0;
+        return c->kind == PRINCIPAL_TOKEN && strcmp(c->credential, id) == 0;
     if (c->kind != PRINCIPAL_SESSION) return false;
-    if (strcmp(kind, "session") == 0) return strcmp(c->session_id, id) == 0;
-    if (strcmp(kind, "others") == 0) return strcmp(c->session_id, id) != 0;
+    if (strcmp(kind, "session") == 0) return strcmp(c->credential, id) == 0;
+    if (strcmp(kind, "others") == 0) return strcmp(c->credential, id) != 0;
     return false;
 }
 

@@ -99,7 +99,8 @@ int pl_ws_send(struct pl_ws_conn *c, struct pl_ws_frame *f);
 int pl_ws_send_text(struct pl_ws_conn *c, const char *text, size_t len);
 /* Puts `f` in the latest slot, replacing (and dropping) an unsent one. */
 void pl_ws_send_latest(struct pl_ws_conn *c, struct pl_ws_frame *f);
-/* Closes with `code` and a short reason (up to 120 bytes). on_close fires later. */
+/* Closes with `code` and a short reason (up to 123 bytes; kept by pointer, so a string
+ * literal). on_close fires later. */
 void pl_ws_close(struct pl_ws_conn *c, int code, const char *reason);
 
 /* Routes libwebsockets' own log lines (errors and warnings only) to pl_log. Call once. */
