@@ -19,7 +19,7 @@ SECS=${FUZZ_SECONDS:-60}
 JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
 BUILD=build-fuzz
 ALL=(fuzz_http fuzz_json_body fuzz_cursor fuzz_config fuzz_router fuzz_ratelimit_local
-    fuzz_static_path)
+    fuzz_static_path fuzz_ws fuzz_live_message)
 read -r -a HARNESSES <<<"${FUZZ_ONLY:-${ALL[*]}}"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1}
