@@ -313,6 +313,18 @@ static void conn_gone(struct pl_ws_server *s, struct pl_ws_conn *c, int code)
     conn_free(c);
 }
 
+/* A close frame's payload: empty, or a code a peer may send and an optional UTF-8 reason. */
+static bool close_payload_valid(const void *in, size_t len)
+{
+    if (len == 0) return true;
+    if (len == 1 || len > 125) return false;
+    const unsigned char *p = in;
+    int code = (p[0] << 8) | p[1];
+    bool known = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014);
+    if (!known && !(code >= 3000 && code <= 4999)) return false;
+    return pl_utf8_valid((const char *)p + 2, len - 2);
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -343,6 +355,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE:
         return c ? conn_receive(c, in, len) : -1;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* lws echoes the peer's close payload as it is; a malformed one (a single byte, a
+         * code no endpoint may send, a reason that is not UTF-8) must not go back out:
+         * returning non-zero drops the connection without the echo (RFC 6455 7.4, 5.5.1). */
+        if (!close_payload_valid(in, len)) return -1;
         if (c && !c->close_code && len >= 2) {
             const unsigned char *p = in;
             c->close_code = (p[0] << 8) | p[1];
