@@ -183,6 +183,11 @@ describe('live WebSocket', () => {
     assert.equal(theirs.messages.filter((m) => m.type === 'event').length, 0, 'another user received an event');
     lags.sort((x, y) => x - y);
     console.log(`# event lag across processes (POST sent → event received), ms: median ${lags[2].toFixed(1)}, max ${lags[4].toFixed(1)}`);
+    // ?access_token= never reaches a log line (nor does the bearer token)
+    const logged = b.logs.find((l) => l.msg === 'request' && l.route === '/api/v1/live' && l.status === 101);
+    assert.ok(logged, 'the handshake is logged');
+    assert.ok(!JSON.stringify(b.logs).includes(u.token), 'a token was logged');
+    assert.ok(!b.stderr.includes(u.token), 'a token reached stderr');
     for (const c of [mine, theirs, viaToken]) c.ws.close();
   });
 
