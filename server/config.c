@@ -86,6 +86,8 @@ const struct pl_setting pulse_settings[] = {
         "outbound bytes queued per WebSocket before it closes with 1008"),
     INT("PULSE_WS_STALL_MS", ws_stall_ms, "10000", 10, 3600000,
         "a WebSocket whose frames wait this long closes with 1008"),
+    INT("PULSE_WS_RECHECK_S", ws_recheck_s, "60", 1, 86400,
+        "how often open WebSockets check that their session or token is still valid"),
     INT("PULSE_WS_PING_S", ws_ping_s, "30", 1, 3600,
         "WebSocket idle seconds before a ping (no answer as long again: dropped)"),
     STR("PULSE_SCALE_PROFILE", scale_profile, "",

@@ -11,6 +11,8 @@
 #include "pl/json.h"
 #include "pl/log.h"
 #include "pl/ws.h"
+#include "store.h"
+#include "auth/sessions.h"
 
 #define USER_BUCKETS  1024
 #define CLOSE_REVOKED 4401
@@ -25,6 +27,7 @@ struct live_client {
     struct live_client *prev, *next;   /* every client of the worker */
     struct live_client *uprev, *unext; /* the user's clients */
     unsigned topics;
+    unsigned checked; /* the recheck round that covered this socket's credential */
     enum principal_kind kind;
     char credential[72]; /* sessions: the token's hash; tokens: the token's id */
 };
@@ -45,6 +48,9 @@ struct live_worker {
     uv_idle_t fanout;                /* sends the metrics frame a chunk of sockets per turn */
     struct live_client *fanout_next; /* the next socket to get it */
     int open_handles;
+    int pending_checks; /* credential checks in flight (they hold lw) */
+    unsigned round;
+    uv_timer_t recheck;
     uv_timer_t stop_timer;
     uint64_t stop_started;
     bool closing; /* live_worker_close ran: sockets closing now only free themselves */
@@ -347,6 +353,94 @@ static void on_live_async(uv_async_t *a)
     if (lw->fanout_next) uv_idle_start(&lw->fanout, on_fanout);
 }
 
+/* ---- credentials that expire while their sockets are open ---- */
+
+static void live_worker_maybe_free(struct live_worker *lw)
+{
+    if (lw->open_handles == 0 && lw->pending_checks == 0) free(lw);
+}
+
+/* Revocations arrive on pulse:revoke; expiry does not, so every PULSE_WS_RECHECK_S each
+ * distinct credential of the worker's sockets is checked once (sessions in Redis, which
+ * also slides their idle timeout: an open dashboard is activity; tokens in Postgres) and
+ * the sockets of one that is gone are closed with 4401. */
+
+static const struct stmt_def statements[] = {
+    {"live_token_alive",
+     "SELECT 1 FROM api_tokens WHERE id = $1 AND user_id = $2"
+     " AND (expires_at IS NULL OR expires_at > now())",
+     2},
+};
+
+int live_prepare(struct pl_pg_pool *pool)
+{
+    return STORE_PREPARE(pool, statements);
+}
+
+struct recheck {
+    struct live_worker *lw;
+    char user_id[40];
+    char credential[72];
+};
+
+static void close_credential(struct recheck *r)
+{
+    struct live_user *u = user_find(r->lw, r->user_id);
+    if (!u) return;
+    for (struct live_client *c = u->clients; c; c = c->unext)
+        if (strcmp(c->credential, r->credential) == 0)
+            pl_ws_close(c->ws, CLOSE_REVOKED, "credential expired");
+}
+
+static void recheck_done(struct recheck *r, bool gone)
+{
+    struct live_worker *lw = r->lw;
+    lw->pending_checks--;
+    if (gone && !lw->closing) close_credential(r);
+    free(r);
+    if (lw->closing) live_worker_maybe_free(lw);
+}
+
+static void on_session_rechecked(int status, const char *user_id, const struct pl_rate_result *rate,
+                                 void *ctx)
+{
+    recheck_done(ctx, status == PL_E_NOTFOUND);
+}
+
+static void on_token_rechecked(int status, PGresult **results, int n, void *ctx)
+{
+    recheck_done(ctx, status == 0 && n == 1 && PQntuples(results[0]) == 0);
+}
+
+static void on_recheck(uv_timer_t *t)
+{
+    struct live_worker *lw = t->data;
+    struct worker *w = lw->w;
+    unsigned round = ++lw->round;
+    for (int b = 0; b < USER_BUCKETS; b++) {
+        for (struct live_user *u = lw->users[b]; u; u = u->next) {
+            for (struct live_client *c = u->clients; c; c = c->unext) {
+                if (c->checked == round) continue;
+                for (struct live_client *d = c; d; d = d->unext)
+                    if (strcmp(d->credential, c->credential) == 0) d->checked = round;
+                struct recheck *r = calloc(1, sizeof *r);
+                if (!r) abort();
+                r->lw = lw;
+                snprintf(r->user_id, sizeof r->user_id, "%s", u->id);
+                snprintf(r->credential, sizeof r->credential, "%s", c->credential);
+                lw->pending_checks++;
+                if (c->kind == PRINCIPAL_SESSION) {
+                    sessions_check(w, r->credential, "read", NULL, on_session_rechecked, r);
+                } else {
+                    const char *params[] = {r->credential, r->user_id};
+                    if (pl_pg_exec1(w->pg, "live_token_alive", 2, params, on_token_rechecked, r))
+                        recheck_done(r, false);
+                }
+            }
+        }
+    }
+}
+
 void live_worker_async_init(struct worker *w)
 {
     uv_async_init(&w->loop, &w->live_async, on_live_async);
@@ -394,7 +488,11 @@ int live_worker_init(struct worker *w)
     lw->stop_timer.data = lw;
     uv_idle_init(&w->loop, &lw->fanout);
     lw->fanout.data = lw;
-    lw->open_handles = 2;
+    uv_timer_init(&w->loop, &lw->recheck);
+    lw->recheck.data = lw;
+    uint64_t every = (uint64_t)cfg->ws_recheck_s * 1000;
+    uv_timer_start(&lw->recheck, on_recheck, every, every);
+    lw->open_handles = 3;
     w->live = lw;
     return 0;
 }
@@ -425,7 +523,8 @@ void live_worker_stop(struct worker *w, void (*done)(struct worker *w))
 static void on_handle_closed(uv_handle_t *h)
 {
     struct live_worker *lw = h->data;
-    if (--lw->open_handles == 0) free(lw);
+    lw->open_handles--;
+    live_worker_maybe_free(lw);
 }
 
 void live_worker_close(struct worker *w)
@@ -451,6 +550,7 @@ void live_worker_close(struct worker *w)
     }
     lw->fanout_next = NULL;
     uv_close((uv_handle_t *)&lw->fanout, on_handle_closed);
+    uv_close((uv_handle_t *)&lw->recheck, on_handle_closed);
     uv_close((uv_handle_t *)&lw->stop_timer, on_handle_closed);
 }
 

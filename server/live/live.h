@@ -44,6 +44,10 @@ struct live_blob {
 };
 void live_blob_unref(struct live_blob *b);
 
+struct pl_pg_pool;
+/* The statements of live.c (credential rechecks). */
+int live_prepare(struct pl_pg_pool *pool);
+
 /* Worker side. live_worker_init runs on the worker's thread after its Redis client exists;
  * live_worker_async_init on the main thread before the worker starts (it owns the async
  * handle the sampler wakes). */

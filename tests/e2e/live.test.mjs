@@ -356,6 +356,31 @@ describe('live WebSocket', () => {
     console.log(`# revocation → socket closed, ms: token ${tokenMs.toFixed(1)}, logout ${logoutMs.toFixed(1)}`);
   });
 
+  test('a session or token that expires while its socket is open closes it with 4401', async (t) => {
+    const { psql, redisCommands } = await import('./api.mjs');
+    const srv = await startServer({ ...ENV, PULSE_WS_RECHECK_S: '1' });
+    t.after(() => srv.stop());
+    await waitReady(srv);
+    const u = await register(srv);
+    const other = await login(srv, u.email);
+    const pat = await createToken(srv, u.token, { scopes: ['read'] });
+    const bySession = await connect(srv, { token: other.token });
+    const byToken = await connect(srv, { token: pat.token });
+    const keeper = await connect(srv, { token: u.token });
+    for (const c of [bySession, byToken, keeper]) await next(c, (m) => m.type === 'hello');
+    // the session ends in Redis as expiry would end it (its key gone), not through logout
+    const sessions = (await api(srv, 'GET', '/api/v1/auth/sessions', { token: u.token })).json.items;
+    const victim = sessions.find((s) => !s.current && s.id);
+    await redisCommands(process.env.REDIS_URL, [['DEL', `pulse:sess:${victim.id}`]]);
+    // the token expires in Postgres
+    psql(`UPDATE api_tokens SET expires_at = now() - interval '1 second' WHERE id = '${pat.id}'`);
+    assert.equal((await closedWith(bySession, 5000)).code, 4401);
+    assert.equal((await closedWith(byToken, 5000)).code, 4401);
+    await sleep(1500); // another round: the live session's socket stays
+    assert.equal(keeper.closed, null);
+    keeper.ws.close();
+  });
+
   test('a client that never reads is closed and the server\'s memory stays bounded', async (t) => {
     const probe = path.join(path.dirname(process.env.PULSE_BIN || path.join(ROOT, 'build-asan/pulsed')), 'tests/wsprobe');
     if (!existsSync(probe)) {
