@@ -1,6 +1,6 @@
 # Pulse container image: `docker build -t pulse .` from the repository root.
-# Build the web UI first (cd web && npm ci && npm run build) to have it served from the image;
-# without web/dist the image still builds and serves the API.
+# The build stage also builds the web UI (Debian's Node 18, which its pinned tools support),
+# unless a web/dist built beforehand is in the context already.
 
 # ---- build: the Debian packages of `scripts/deps.sh build`, a Release build of pulsed ----
 FROM debian:12 AS build
@@ -9,6 +9,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         build-essential cmake pkg-config libuv1-dev node-llhttp libwebsockets-dev \
         libwebsockets-evlib-uv libjansson-dev libpq-dev libhiredis-dev libsodium-dev \
+        nodejs npm \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -16,6 +17,8 @@ COPY . .
 RUN cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPULSE_TESTS=OFF \
     && cmake --build build -j"$(nproc)" \
     && strip build/pulsed \
+    && if [ -f web/package.json ] && [ ! -f web/dist/index.html ]; then \
+        (cd web && npm ci --no-audit --no-fund && npm run build); fi \
     && mkdir -p web/dist
 
 # ---- runtime: slim Debian, runtime libraries only, non-root ----

@@ -162,6 +162,9 @@ describe('Dockerfile', () => {
         for (const p of deps[1].split(/\s+/).filter(Boolean))
             assert.match(buildRun, new RegExp(`(^|\\s)${p.replace(/[.+]/g, '\\$&')}(\\s|$)`), `build stage lacks ${p}`);
         assert.match(buildRun, /CMAKE_BUILD_TYPE=Release/);
+        // the web UI is built in the image (Debian's node 18 runs its pinned tools)
+        assert.match(buildRun, /(^|\s)nodejs(\s|$)/);
+        assert.match(buildRun, /npm ci\b.*npm run build/);
     });
 
     test('runtime: runtime libraries only, non-root, the contract settings', () => {
