@@ -12,13 +12,7 @@
 
 #include "pl/http.h"
 #include "test.h"
-
-static uv_loop_t loop;
-static struct pl_http_server *server;
-static uv_async_t stop_async;
-static _Atomic int conn_count;
-static int port;
-static pthread_t server_th;
+#include "http_test.h"
 
 static void echo(struct pl_http_request *req)
 {
@@ -55,7 +49,7 @@ static void slow(struct pl_http_request *req)
 {
     struct later *l = calloc(1, sizeof *l);
     l->req = req;
-    uv_timer_init(&loop, &l->t);
+    uv_timer_init(&http_loop, &l->t);
     int delay = 60 - 20 * (slow_calls++ % 3);
     uv_timer_start(&l->t, later_fire, (uint64_t)delay, 0);
 }
@@ -66,25 +60,9 @@ static struct pl_route routes[] = {
     {0},
 };
 
-static void on_stop(uv_async_t *a)
-{
-    pl_http_server_destroy(server);
-    uv_close((uv_handle_t *)a, NULL);
-}
-
-static void *server_thread(void *arg)
-{
-    uv_run(&loop, UV_RUN_DEFAULT);
-    return NULL;
-}
-
 static int client(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) return -1;
-    return fd;
+    return http_test_connect();
 }
 
 /* Reads until `want` responses ("HTTP/1.1 " count) fully arrived, EOF, or 5 s. */
@@ -190,10 +168,7 @@ TEST(not_found_and_method)
 
 TEST(loop_closes_clean)
 {
-    uv_async_send(&stop_async);
-    pthread_join(server_th, NULL);
-    CHECK_EQ_INT(uv_loop_close(&loop), 0); /* every handle closed */
-    CHECK_EQ_INT(atomic_load(&conn_count), 0);
+    http_test_stop();
 }
 
 int main(void)
@@ -202,22 +177,7 @@ int main(void)
     struct pl_router *router;
     char err[128];
     if (pl_router_create(tables, 1, &router, err, sizeof err)) return 1;
-    uv_loop_init(&loop);
-    port = 0;
-    int fd = pl_http_listen_socket("127.0.0.1", &port, 128);
-    CHECK(fd >= 0);
-    struct pl_http_config cfg = {
-        .max_head_bytes = 16384,
-        .max_body_bytes = 1 << 20,
-        .head_timeout_ms = 5000,
-        .idle_timeout_ms = 5000,
-        .max_connections = 100,
-        .conn_count = &conn_count,
-        .router = router,
-    };
-    CHECK_EQ_INT(pl_http_server_create(&loop, &cfg, fd, &server), 0);
-    uv_async_init(&loop, &stop_async, on_stop);
-    pthread_create(&server_th, NULL, server_thread, NULL);
+    CHECK_EQ_INT(http_test_start(router, NULL), 0);
     RUN(byte_by_byte);
     RUN(pipelined_async_in_order);
     RUN(head_limit_and_line_ends);

@@ -16,13 +16,8 @@
 #include "pl/http.h"
 #include "pl/static.h"
 #include "test.h"
+#include "http_test.h"
 
-static uv_loop_t loop;
-static struct pl_http_server *server;
-static uv_async_t stop_async;
-static _Atomic int conn_count;
-static int port;
-static pthread_t server_th;
 static struct pl_static *_Atomic web; /* swapped by no_root while the server runs */
 static char base_dir[64], root[256], outside[256];
 
@@ -43,30 +38,13 @@ static void serve_static(struct pl_http_request *req, void *ctx)
     pl_static_serve(web, req);
 }
 
-static void on_stop(uv_async_t *a)
-{
-    pl_http_server_destroy(server);
-    uv_close((uv_handle_t *)a, NULL);
-}
-
-static void *server_thread(void *arg)
-{
-    uv_run(&loop, UV_RUN_DEFAULT);
-    return NULL;
-}
-
 /* One request on its own connection (Connection: close); returns the whole response. */
 static char *request(const char *method, const char *path, const char *headers)
 {
     static char buf[65536];
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     buf[0] = 0;
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-        close(fd);
-        return buf;
-    }
+    int fd = http_test_connect();
+    if (fd < 0) return buf;
     char req[4096];
     int n = snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n%s\r\n",
                      method, path, headers ? headers : "");
@@ -454,10 +432,7 @@ TEST(no_root)
 
 TEST(loop_closes_clean)
 {
-    uv_async_send(&stop_async);
-    pthread_join(server_th, NULL);
-    CHECK_EQ_INT(uv_loop_close(&loop), 0);
-    CHECK_EQ_INT(atomic_load(&conn_count), 0);
+    http_test_stop();
 }
 
 int main(void)
@@ -475,23 +450,7 @@ int main(void)
     struct pl_route *const tables[] = {routes};
     struct pl_router *router;
     if (pl_router_create(tables, 1, &router, err, sizeof err)) return 1;
-    uv_loop_init(&loop);
-    port = 0;
-    int fd = pl_http_listen_socket("127.0.0.1", &port, 128);
-    CHECK(fd >= 0);
-    struct pl_http_config cfg = {
-        .max_head_bytes = 16384,
-        .max_body_bytes = 1 << 20,
-        .head_timeout_ms = 5000,
-        .idle_timeout_ms = 5000,
-        .max_connections = 100,
-        .conn_count = &conn_count,
-        .router = router,
-        .fallback = serve_static,
-    };
-    CHECK_EQ_INT(pl_http_server_create(&loop, &cfg, fd, &server), 0);
-    uv_async_init(&loop, &stop_async, on_stop);
-    pthread_create(&server_th, NULL, server_thread, NULL);
+    CHECK_EQ_INT(http_test_start(router, serve_static), 0);
     RUN(normalize);
     RUN(accept_encoding);
     RUN(ok_with_validators_and_mime);
