@@ -1,10 +1,10 @@
 // Notes: full-text search (?q=), tag and pinned filters, create, edit and delete with If-Match,
 // pin and unpin. Live events from other devices update the list (or, while a search or filter
 // is active, re-run it: only the server can tell whether a note matches).
-import { del, get, idempotencyKey, ifMatch, patch, post, query } from '../api.js';
+import { get, idempotencyKey, ifMatch, patch, post } from '../api.js';
 import { alertBox, busy, field, fmtDateTime, h, replace, showProblem } from '../dom.js';
+import { recordList } from '../records.js';
 
-const PAGE = 20;
 const order = (a, b) => (a.pinned !== b.pinned ? (a.pinned ? -1 : 1) : a.updated_at < b.updated_at ? 1 : a.updated_at > b.updated_at ? -1 : a.id < b.id ? 1 : -1);
 const parseTags = (s) => [...new Set(s.split(/[\s,]+/).map((t) => t.trim().toLowerCase()).filter(Boolean))];
 
@@ -20,11 +20,6 @@ function noteFields(note = {}) {
 }
 
 export function notesPage(ctx) {
-  const items = new Map();
-  const editing = new Map();
-  const confirming = new Set();
-  let cursor = null;
-  let loadedAll = false;
   const filters = { q: '', tag: '', pinned: false };
   const filtered = () => !!(filters.q || filters.tag || filters.pinned);
 
@@ -48,7 +43,7 @@ export function notesPage(ctx) {
           nf.tags.input.value = '';
           nf.pinned.checked = false;
           if (filtered()) reload();
-          else upsert(data);
+          else records.upsert(data);
           tags.refresh();
         } catch (err) {
           showProblem(createAlert, nf.list, err);
@@ -107,73 +102,43 @@ export function notesPage(ctx) {
   };
 
   // ---- list ----
-  const list = h('ul', { class: 'items notes-list', 'aria-live': 'polite' });
-  const listAlert = alertBox();
-  const empty = h('p', { class: 'muted', hidden: true }, 'No notes.');
-  const more = h('button', { type: 'button', class: 'secondary', hidden: true, onclick: () => busy(more, loadMore) }, 'Load more');
-
-  function upsert(n) {
-    items.set(n.id, n);
-    renderList();
-  }
-  function remove(id) {
-    items.delete(id);
-    editing.delete(id);
-    confirming.delete(id);
-    renderList();
-  }
-  function renderList() {
-    const sorted = [...items.values()].sort(order);
-    replace(list, sorted.map(itemView));
-    empty.hidden = sorted.length > 0;
-    empty.textContent = filtered() ? 'No notes match.' : 'No notes yet.';
-    more.hidden = loadedAll;
-  }
-
-  function itemView(n) {
-    if (editing.has(n.id)) return h('li', { class: 'item editing', dataset: { id: n.id } }, editing.get(n.id));
-    const actions = confirming.has(n.id)
-      ? [
-          h('span', { class: 'confirm-text' }, 'Delete?'),
-          h('button', { type: 'button', class: 'danger', 'aria-label': `Confirm deleting note ${n.title}`, onclick: (e) => busy(e.currentTarget, () => doDelete(n)) }, 'Delete'),
-          h('button', { type: 'button', class: 'secondary', onclick: () => { confirming.delete(n.id); renderList(); } }, 'Keep'),
-        ]
-      : [
-          h('button', { type: 'button', class: 'secondary', 'aria-pressed': String(!!n.pinned), 'aria-label': `${n.pinned ? 'Unpin' : 'Pin'} note ${n.title}`, onclick: (e) => busy(e.currentTarget, () => save(n, { pinned: !n.pinned }, listAlert)) }, n.pinned ? 'Unpin' : 'Pin'),
-          h('button', { type: 'button', class: 'secondary', 'aria-label': `Edit note ${n.title}`, onclick: () => startEdit(n) }, 'Edit'),
-          h('button', { type: 'button', class: 'secondary', 'aria-label': `Delete note ${n.title}`, onclick: () => { confirming.add(n.id); renderList(); } }, 'Delete'),
-        ];
-    return h(
-      'li',
-      { class: `item note${n.pinned ? ' pinned' : ''}`, dataset: { id: n.id } },
-      h(
-        'div',
-        { class: 'item-main' },
-        h('h3', { class: 'note-title' }, n.title, n.pinned ? h('span', { class: 'badge' }, 'pinned') : null),
-        n.body ? h('p', { class: 'note-body' }, n.body.length > 400 ? `${n.body.slice(0, 400)}…` : n.body) : null,
-        h('p', { class: 'note-meta' }, n.tags.map((t) => h('span', { class: 'tag static' }, `#${t}`)), h('time', { class: 'muted', datetime: n.updated_at }, fmtDateTime(n.updated_at, ctx.user && ctx.user.timezone))),
-      ),
-      h('div', { class: 'item-actions' }, actions),
-    );
-  }
+  const records = recordList({
+    path: '/notes',
+    noun: 'note',
+    listClass: 'notes-list',
+    empty: () => (filtered() ? 'No notes match.' : 'No notes yet.'),
+    order,
+    label: (n) => `note ${n.title}`,
+    itemClass: (n) => `item note${n.pinned ? ' pinned' : ''}`,
+    view: (n) => [
+      h('h3', { class: 'note-title' }, n.title, n.pinned ? h('span', { class: 'badge' }, 'pinned') : null),
+      n.body ? h('p', { class: 'note-body' }, n.body.length > 400 ? `${n.body.slice(0, 400)}…` : n.body) : null,
+      h('p', { class: 'note-meta' }, n.tags.map((t) => h('span', { class: 'tag static' }, `#${t}`)), h('time', { class: 'muted', datetime: n.updated_at }, fmtDateTime(n.updated_at, ctx.user && ctx.user.timezone))),
+    ],
+    actions: (n) =>
+      h('button', { type: 'button', class: 'secondary', 'aria-pressed': String(!!n.pinned), 'aria-label': `${n.pinned ? 'Unpin' : 'Pin'} note ${n.title}`, onclick: (e) => busy(e.currentTarget, () => save(n, { pinned: !n.pinned }, records.alert)) }, n.pinned ? 'Unpin' : 'Pin'),
+    edit: startEdit,
+    params: () => ({ q: filters.q, tag: filters.tag, pinned: filters.pinned ? 'true' : '' }),
+    deleted: () => tags.refresh(),
+  });
+  const reload = records.reload;
 
   // PATCH with If-Match; a 412 reloads the note and says so.
   async function save(n, body, alert, fields = []) {
-    const current = items.get(n.id) || n;
+    const current = records.get(n.id) || n;
     try {
       const { data } = await patch(`/notes/${n.id}`, body, { headers: ifMatch(current) });
-      editing.delete(n.id);
       if (filtered()) reload();
-      else upsert(data);
+      else records.saved(data);
       tags.refresh();
       showProblem(alert, fields, null);
       return true;
     } catch (err) {
       if (err.status === 412) {
         err.problem.detail = 'This note was changed on another device. The latest version is loaded; check it and save again.';
-        await reloadItem(n.id);
+        await records.reloadItem(n.id);
       }
-      if (err.status === 404) remove(n.id);
+      if (err.status === 404) records.remove(n.id);
       showProblem(alert, fields, err);
       return false;
     }
@@ -183,97 +148,25 @@ export function notesPage(ctx) {
     const f = noteFields(n);
     const alert = alertBox();
     const saveBtn = h('button', { type: 'submit', class: 'primary' }, 'Save');
-    const cancel = () => {
-      editing.delete(n.id);
-      renderList();
-    };
-    const form = h(
-      'form',
-      {
-        class: 'edit-form',
-        novalidate: true,
-        onsubmit: async (e) => {
-          e.preventDefault();
-          const ok = await busy(saveBtn, () => save(n, f.values(), alert, f.list));
-          if (!ok) {
-            const fresh = items.get(n.id);
-            if (fresh && fresh.version !== n.version) {
-              n = fresh;
-              f.title.input.value = fresh.title;
-              f.body.input.value = fresh.body;
-              f.tags.input.value = fresh.tags.join(' ');
-              f.pinned.checked = fresh.pinned;
-            }
-          }
-        },
-        onkeydown: (e) => {
-          if (e.key === 'Escape') cancel();
-        },
-      },
+    records.form(n, {
       alert,
-      f.title.row,
-      f.body.row,
-      f.tags.row,
-      f.pinnedRow,
-      h('div', { class: 'row' }, saveBtn, h('button', { type: 'button', class: 'secondary', onclick: cancel }, 'Cancel')),
-    );
-    editing.set(n.id, form);
-    renderList();
-    f.title.input.focus();
-  }
-
-  async function reloadItem(id) {
-    try {
-      const { data } = await get(`/notes/${id}`);
-      items.set(id, data);
-    } catch (e) {
-      if (e.status === 404) items.delete(id);
-    }
-  }
-
-  async function doDelete(n) {
-    try {
-      await del(`/notes/${n.id}`, { headers: ifMatch(items.get(n.id) || n) });
-      remove(n.id);
-      tags.refresh();
-    } catch (err) {
-      if (err.status === 404) return remove(n.id);
-      if (err.status === 412) {
-        await reloadItem(n.id);
-        confirming.delete(n.id);
-        renderList();
-        err.problem.detail = 'This note was changed on another device; check it before deleting.';
-      }
-      showProblem(listAlert, [], err);
-    }
-  }
-
-  let loadSeq = 0;
-  async function loadMore() {
-    const mine = loadSeq;
-    try {
-      const params = { limit: PAGE, cursor, q: filters.q, tag: filters.tag, pinned: filters.pinned ? 'true' : '' };
-      const { data } = await get(`/notes${query(params)}`);
-      if (mine !== loadSeq) return;
-      for (const n of data.items) items.set(n.id, n);
-      cursor = data.next_cursor;
-      loadedAll = !cursor;
-      showProblem(listAlert, [], null);
-      renderList();
-    } catch (err) {
-      if (mine === loadSeq) showProblem(listAlert, [], err);
-    }
-  }
-
-  function reload() {
-    loadSeq++;
-    items.clear();
-    editing.clear();
-    confirming.clear();
-    cursor = null;
-    loadedAll = false;
-    list.setAttribute('aria-busy', 'true');
-    return loadMore().finally(() => list.removeAttribute('aria-busy'));
+      save: saveBtn,
+      children: [f.title.row, f.body.row, f.tags.row, f.pinnedRow],
+      focus: f.title.input,
+      submit: async () => {
+        const ok = await busy(saveBtn, () => save(n, f.values(), alert, f.list));
+        if (!ok) {
+          const fresh = records.get(n.id);
+          if (fresh && fresh.version !== n.version) {
+            n = fresh;
+            f.title.input.value = fresh.title;
+            f.body.input.value = fresh.body;
+            f.tags.input.value = fresh.tags.join(' ');
+            f.pinned.checked = fresh.pinned;
+          }
+        }
+      },
+    });
   }
 
   let reloadTimer = null;
@@ -281,7 +174,7 @@ export function notesPage(ctx) {
     if (!m.event || !m.event.startsWith('note.') || !m.data) return;
     tags.refresh();
     if (m.event === 'note.deleted') {
-      if (items.has(m.data.id)) remove(m.data.id);
+      records.drop(m.data.id);
       return;
     }
     if (filtered()) {
@@ -289,10 +182,7 @@ export function notesPage(ctx) {
       reloadTimer = setTimeout(reload, 200);
       return;
     }
-    const known = items.get(m.data.id);
-    if (known && known.version >= m.data.version) return;
-    if (known && editing.has(m.data.id)) items.set(m.data.id, m.data);
-    else upsert(m.data);
+    records.apply(m.data);
   });
 
   const el = h(
@@ -309,17 +199,14 @@ export function notesPage(ctx) {
         h('h2', { id: 'notes-h' }, 'Your notes'),
         h('div', { class: 'search-row', role: 'search' }, h('label', { for: 'note-search', class: 'visually-hidden' }, 'Search notes'), search, h('div', { class: 'field check' }, pinnedOnly, h('label', { for: 'pinned-only' }, 'Pinned only'))),
         tagBar,
-        listAlert,
-        empty,
-        list,
-        more,
+        records.nodes,
       ),
     ),
   );
   return {
     el,
     mounted() {
-      loadMore();
+      records.loadMore();
       tags.load();
     },
     destroy() {
