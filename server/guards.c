@@ -66,28 +66,11 @@ static bool unsafe_method(unsigned m)
     return m != PL_M_GET && m != PL_M_HEAD && m != PL_M_OPTIONS;
 }
 
-static bool list_has(const char *list, const char *item)
-{
-    size_t n = strlen(item);
-    for (const char *p = list; p && *p;) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > p && t[-1] == ' ')
-            t--;
-        if ((size_t)(t - p) == n && n && memcmp(p, item, n) == 0) return true;
-        p = e;
-    }
-    return false;
-}
-
 static bool origin_allowed(const struct pulse_config *cfg, const char *origin)
 {
     if (!origin || !*origin) return false;
-    return strcmp(origin, cfg->public_origin) == 0 || list_has(cfg->cors_origins, origin);
+    return strcmp(origin, cfg->public_origin) == 0 ||
+           pl_http_list_has(cfg->cors_origins, origin, false);
 }
 
 /* Finds name=value in a Cookie header into out; false when absent. */

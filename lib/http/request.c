@@ -214,3 +214,24 @@ const char *pl_req_query_get(struct pl_http_request *req, const char *name)
     int n = pl_req_query_all(req, name, &v, 1);
     return n > 0 ? v : NULL;
 }
+
+bool pl_http_list_has(const char *list, const char *item, bool nocase)
+{
+    size_t n = strlen(item);
+    if (n == 0) return false;
+    for (const char *p = list; p && *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if ((size_t)(t - p) == n &&
+            (nocase ? strncasecmp(p, item, n) == 0 : memcmp(p, item, n) == 0))
+            return true;
+        p = e;
+    }
+    return false;
+}

@@ -201,28 +201,9 @@ const char *pl_http_problem_slug(int status)
 
 /* ---- origins ---- */
 
-static bool list_contains(const char *list, const char *item)
-{
-    size_t n = strlen(item);
-    const char *p = list;
-    while (p && *p) {
-        while (*p == ' ' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > p && t[-1] == ' ')
-            t--;
-        if ((size_t)(t - p) == n && n > 0 && memcmp(p, item, n) == 0) return true;
-        p = e;
-    }
-    return false;
-}
-
 static bool cors_allowed(const struct pl_http_server *s, const char *origin)
 {
-    return origin && *origin && list_contains(s->cors_origins, origin);
+    return origin && *origin && pl_http_list_has(s->cors_origins, origin, false);
 }
 
 /* ---- connection lifetime ---- */

@@ -487,24 +487,6 @@ int pl_ws_server_count(const struct pl_ws_server *s)
 
 /* ---- the upgrade ---- */
 
-static bool token_in_list(const char *list, const char *token)
-{
-    size_t n = strlen(token);
-    for (const char *p = list; p && *p;) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        const char *e = p;
-        while (*e && *e != ',')
-            e++;
-        const char *t = e;
-        while (t > p && (t[-1] == ' ' || t[-1] == '\t'))
-            t--;
-        if ((size_t)(t - p) == n && strncasecmp(p, token, n) == 0) return true;
-        p = e;
-    }
-    return false;
-}
-
 const char *pl_ws_upgrade_problem(const struct pl_http_request *req, int *status)
 {
     *status = 426;
@@ -514,7 +496,8 @@ const char *pl_ws_upgrade_problem(const struct pl_http_request *req, int *status
     }
     const char *up = pl_req_header(req, "upgrade");
     const char *conn = pl_req_header(req, "connection");
-    if (!up || !token_in_list(up, "websocket") || !conn || !token_in_list(conn, "upgrade"))
+    if (!up || !pl_http_list_has(up, "websocket", true) || !conn ||
+        !pl_http_list_has(conn, "upgrade", true))
         return "this resource is a WebSocket: send Upgrade: websocket";
     const char *ver = pl_req_header(req, "sec-websocket-version");
     if (!ver || strcmp(ver, "13") != 0) return "Sec-WebSocket-Version must be 13";

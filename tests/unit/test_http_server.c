@@ -166,6 +166,19 @@ TEST(not_found_and_method)
     close(fd);
 }
 
+TEST(list_has)
+{
+    CHECK(pl_http_list_has("keep-alive, Upgrade", "upgrade", true));
+    CHECK(!pl_http_list_has("keep-alive, Upgrade", "upgrade", false));
+    CHECK(pl_http_list_has(" \tWebSocket\t ", "websocket", true));
+    CHECK(pl_http_list_has("https://a.example,https://b.example", "https://b.example", false));
+    CHECK(!pl_http_list_has("https://a.example", "https://a.example.evil", false));
+    CHECK(!pl_http_list_has("https://a.example.evil", "https://a.example", false));
+    CHECK(!pl_http_list_has("", "x", false));
+    CHECK(!pl_http_list_has(NULL, "x", false));
+    CHECK(!pl_http_list_has("a,,b", "", false));
+}
+
 TEST(loop_closes_clean)
 {
     http_test_stop();
@@ -178,6 +191,7 @@ int main(void)
     char err[128];
     if (pl_router_create(tables, 1, &router, err, sizeof err)) return 1;
     CHECK_EQ_INT(http_test_start(router, NULL), 0);
+    RUN(list_has);
     RUN(byte_by_byte);
     RUN(pipelined_async_in_order);
     RUN(head_limit_and_line_ends);

@@ -227,6 +227,12 @@ struct pl_buf;
 PL_MUST_USE int pl_http_takeover(struct pl_http_request *req, int status, int *fd,
                                  struct pl_buf *extra);
 
+/* Whether a comma-separated list (an HTTP list header such as "keep-alive, Upgrade", or a
+ * setting such as PULSE_CORS_ORIGINS) has `item` as one of its elements, spaces and tabs
+ * around elements ignored; `nocase` compares case-insensitively (tokens), otherwise
+ * exactly (origins). An empty item never matches. */
+bool pl_http_list_has(const char *list, const char *item, bool nocase);
+
 /* The problem slug of a status ("not-found"). */
 const char *pl_http_problem_slug(int status);
 const char *pl_http_status_text(int status);
