@@ -191,47 +191,50 @@ export function redisUrlWithDb(db) {
   return u.toString();
 }
 
+// RESP, the Redis protocol, for the two raw-socket helpers below: a command as an array of
+// bulk strings, and one reply parsed from buf at index i -> [value, next index], or null while
+// incomplete (an error reply is an Error value; bulk strings are decoded as `encoding`).
+const respEncode = (a) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(String(x))}\r\n${x}\r\n`).join('')}`;
+function respParse(buf, i, encoding) {
+  const nl = buf.indexOf('\r\n', i);
+  if (nl < 0) return null;
+  const t = String.fromCharCode(buf[i]);
+  const line = buf.subarray(i + 1, nl).toString('utf8');
+  if (t === '+') return [line, nl + 2];
+  if (t === '-') return [new Error(line), nl + 2];
+  if (t === ':') return [Number(line), nl + 2];
+  if (t === '$' || t === '*') {
+    const n = Number(line);
+    if (n < 0) return [null, nl + 2];
+    if (t === '$') {
+      if (buf.length < nl + 2 + n + 2) return null;
+      return [buf.subarray(nl + 2, nl + 2 + n).toString(encoding), nl + 2 + n + 2];
+    }
+    const arr = [];
+    let j = nl + 2;
+    for (let k = 0; k < n; k++) {
+      const r = respParse(buf, j, encoding);
+      if (!r) return null;
+      arr.push(r[0]);
+      j = r[1];
+    }
+    return [arr, j];
+  }
+  throw new Error(`bad RESP: ${buf.toString('latin1', i, i + 40)}`);
+}
+
 // Runs commands (arrays of strings) on the test Redis, in the database of `url`, and
 // resolves their replies (strings, numbers, arrays, null; an error reply rejects).
 export function redisCommands(url, cmds) {
   const u = new URL(url);
   const db = (u.pathname || '/0').slice(1) || '0';
-  const enc = (a) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(String(x))}\r\n${x}\r\n`).join('')}`;
   const all = [...(u.password ? [['AUTH', decodeURIComponent(u.password)]] : []), ['SELECT', db], ...cmds];
   return new Promise((resolve, reject) => {
     const s = net.connect(Number(u.port || 6379), u.hostname);
     let buf = Buffer.alloc(0);
     const timer = setTimeout(() => { s.destroy(); reject(new Error('redis timed out')); }, 5000);
-    const parse = (i) => { // -> [value, next index] or null when incomplete
-      const nl = buf.indexOf('\r\n', i);
-      if (nl < 0) return null;
-      const t = String.fromCharCode(buf[i]);
-      const line = buf.subarray(i + 1, nl).toString('utf8');
-      if (t === '+') return [line, nl + 2];
-      if (t === '-') return [new Error(line), nl + 2];
-      if (t === ':') return [Number(line), nl + 2];
-      if (t === '$') {
-        const n = Number(line);
-        if (n < 0) return [null, nl + 2];
-        if (buf.length < nl + 2 + n + 2) return null;
-        return [buf.subarray(nl + 2, nl + 2 + n).toString('latin1'), nl + 2 + n + 2];
-      }
-      if (t === '*') {
-        const n = Number(line);
-        if (n < 0) return [null, nl + 2];
-        const arr = [];
-        let j = nl + 2;
-        for (let k = 0; k < n; k++) {
-          const r = parse(j);
-          if (!r) return null;
-          arr.push(r[0]);
-          j = r[1];
-        }
-        return [arr, j];
-      }
-      throw new Error(`bad RESP: ${buf.toString('latin1', i, i + 40)}`);
-    };
-    s.on('connect', () => s.write(all.map(enc).join('')));
+    const parse = (i) => respParse(buf, i, 'latin1');
+    s.on('connect', () => s.write(all.map(respEncode).join('')));
     s.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
       const out = [];
@@ -281,7 +284,6 @@ export function median(xs) {
 // ms), close() }; `onMessage(m)` runs as each message arrives.
 export function redisSubscribe(url, channels, { onMessage } = {}) {
   const u = new URL(url);
-  const enc = (a) => `*${a.length}\r\n${a.map((x) => `$${Buffer.byteLength(String(x))}\r\n${x}\r\n`).join('')}`;
   const messages = [];
   const waiters = [];
   return new Promise((resolve, reject) => {
@@ -290,33 +292,7 @@ export function redisSubscribe(url, channels, { onMessage } = {}) {
     let confirmed = 0;
     let authed = !u.password;
     const timer = setTimeout(() => { s.destroy(); reject(new Error('redis SUBSCRIBE timed out')); }, 5000);
-    const parse = (i) => {
-      const nl = buf.indexOf('\r\n', i);
-      if (nl < 0) return null;
-      const t = String.fromCharCode(buf[i]);
-      const line = buf.subarray(i + 1, nl).toString('utf8');
-      if (t === '+' || t === '-') return [t === '-' ? new Error(line) : line, nl + 2];
-      if (t === ':') return [Number(line), nl + 2];
-      if (t === '$') {
-        const n = Number(line);
-        if (n < 0) return [null, nl + 2];
-        if (buf.length < nl + 2 + n + 2) return null;
-        return [buf.subarray(nl + 2, nl + 2 + n).toString('utf8'), nl + 2 + n + 2];
-      }
-      if (t === '*') {
-        const n = Number(line);
-        const arr = [];
-        let j = nl + 2;
-        for (let k = 0; k < n; k++) {
-          const r = parse(j);
-          if (!r) return null;
-          arr.push(r[0]);
-          j = r[1];
-        }
-        return [arr, j];
-      }
-      throw new Error(`bad RESP: ${buf.toString('latin1', i, i + 40)}`);
-    };
+    const parse = (i) => respParse(buf, i, 'utf8');
     const handle = {
       messages,
       waitFor(pred, ms = 2000) {
@@ -329,7 +305,7 @@ export function redisSubscribe(url, channels, { onMessage } = {}) {
       },
       close() { s.destroy(); },
     };
-    s.on('connect', () => s.write((u.password ? enc(['AUTH', decodeURIComponent(u.password)]) : '') + enc(['SUBSCRIBE', ...channels])));
+    s.on('connect', () => s.write((u.password ? respEncode(['AUTH', decodeURIComponent(u.password)]) : '') + respEncode(['SUBSCRIBE', ...channels])));
     s.on('data', (d) => {
       buf = Buffer.concat([buf, d]);
       let i = 0;
@@ -357,5 +333,17 @@ export function redisSubscribe(url, channels, { onMessage } = {}) {
       buf = buf.subarray(i);
     });
     s.on('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+// Subscribes to the event channels of `users` (from register) and records, as each event
+// arrives, the row's version in `table` at that moment (m.row: '' once deleted), which
+// shows whether the event was published after the commit.
+export function subscribeRecordEvents(table, users) {
+  return redisSubscribe(requireEnv('REDIS_URL'), users.map((u) => `pulse:user:${u.user.id}`), {
+    onMessage(m) {
+      const id = m.data && m.data.data && m.data.data.id;
+      if (id && UUID_RE.test(id)) m.row = psql(`SELECT version FROM ${table} WHERE id = '${id}'`);
+    },
   });
 }

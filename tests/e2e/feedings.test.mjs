@@ -9,9 +9,9 @@ import { after, before, describe, it } from 'node:test';
 
 import {
   API_ENV, TS_RE, UUID_RE,
-  api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, psql, redisSubscribe, register, sleep,
+  api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, psql, register, sleep, subscribeRecordEvents,
 } from './api.mjs';
-import { requireEnv, startServer, waitReady } from './helpers.mjs';
+import { startServer, waitReady } from './helpers.mjs';
 
 const FEEDINGS = '/api/v1/feedings';
 const TODAY = '/api/v1/feedings/today';
@@ -845,12 +845,7 @@ describe('feedings', () => {
     it('publishes feeding.created/updated/deleted with the whole feeding after the commit, on the owner\'s channel only', async () => {
       const a = await register(srv);
       const b = await register(srv);
-      const sub = await redisSubscribe(requireEnv('REDIS_URL'), [`pulse:user:${a.user.id}`, `pulse:user:${b.user.id}`], {
-        onMessage(m) {
-          const id = m.data && m.data.data && m.data.data.id;
-          if (id && UUID_RE.test(id)) m.row = psql(`SELECT version FROM feedings WHERE id = '${id}'`);
-        },
-      });
+      const sub = await subscribeRecordEvents('feedings', [a, b]);
       try {
         const chA = `pulse:user:${a.user.id}`;
         const r = expectStatus(await api(srv, 'POST', FEEDINGS, { token: a.token, body: { amount_ml: 42, kind: 'water', note: 'live' } }), 201);

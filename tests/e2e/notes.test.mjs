@@ -8,9 +8,9 @@ import { after, before, describe, it } from 'node:test';
 
 import {
   API_ENV, TS_RE, UUID_RE,
-  api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, psql, redisSubscribe, register, sleep,
+  api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, psql, register, sleep, subscribeRecordEvents,
 } from './api.mjs';
-import { raw, requireEnv, startServer, waitReady } from './helpers.mjs';
+import { raw, startServer, waitReady } from './helpers.mjs';
 
 const NOTES = '/api/v1/notes';
 const NOTE_KEYS = ['body', 'created_at', 'id', 'pinned', 'tags', 'title', 'updated_at', 'version'];
@@ -840,12 +840,7 @@ describe('notes', () => {
     it('publishes note.created/updated/deleted with the whole note after the commit, on the owner\'s channel only', async () => {
       const a = await register(srv);
       const b = await register(srv);
-      const sub = await redisSubscribe(requireEnv('REDIS_URL'), [`pulse:user:${a.user.id}`, `pulse:user:${b.user.id}`], {
-        onMessage(m) {
-          const id = m.data && m.data.data && m.data.data.id;
-          if (id && UUID_RE.test(id)) m.row = psql(`SELECT version FROM notes WHERE id = '${id}'`);
-        },
-      });
+      const sub = await subscribeRecordEvents('notes', [a, b]);
       try {
         const chA = `pulse:user:${a.user.id}`;
         const r = expectStatus(await api(srv, 'POST', NOTES, { token: a.token, body: { title: 'live', tags: ['t'] } }), 201);
