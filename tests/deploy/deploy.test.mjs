@@ -13,6 +13,8 @@ import YAML from 'yaml';
 import { validate as validateDockerfile } from 'dockerfile-utils';
 import { DockerfileParser } from 'dockerfile-ast';
 
+import { mainConf } from '../e2e/nginx.mjs';
+
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
 const DEPLOY = path.join(ROOT, 'deploy');
@@ -320,18 +322,7 @@ describe('nginx (deploy/nginx/pulse.conf)', () => {
             .replaceAll('/var/log/nginx/', dir + '/logs/');
         assert.equal(port, 18084, 'three upstream servers rewritten');
         fs.writeFileSync(path.join(dir, 'pulse.conf'), rewritten);
-        fs.writeFileSync(path.join(dir, 'nginx.conf'), [
-            `pid ${dir}/nginx.pid;`,
-            `error_log ${dir}/logs/error.log;`,
-            'events {}',
-            'http {',
-            '    include /etc/nginx/mime.types;',
-            `    client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;`,
-            `    fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`,
-            `    include ${dir}/pulse.conf;`,
-            '}',
-            '',
-        ].join('\n'));
+        fs.writeFileSync(path.join(dir, 'nginx.conf'), mainConf(dir));
         const r = run('nginx', ['-t', '-p', dir + '/', '-c', path.join(dir, 'nginx.conf')]);
         assertOk(r, 'nginx -t');
         assert.match(r.stderr, /test is successful/);

@@ -138,6 +138,25 @@ export function loopbackConf(conf, { upstreams, listenPort, dir, upstreamHeader 
   return text;
 }
 
+// The nginx.conf around pulse.conf for a run from DIR: pid, error log and temp files in DIR,
+// the mime types of Debian's nginx, DIR/pulse.conf included. `workers` null: the test-only
+// form (nginx -t) without daemon/worker settings.
+export function mainConf(dir, { workers = null } = {}) {
+  return [
+    ...(workers ? ['daemon off;', 'master_process on;', `worker_processes ${workers};`] : []),
+    `pid ${dir}/nginx.pid;`,
+    `error_log ${dir}/error.log notice;`,
+    `events { worker_connections ${workers ? 4096 : 512}; }`,
+    'http {',
+    '    include /etc/nginx/mime.types;',
+    `    client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;`,
+    `    fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`,
+    `    include ${dir}/pulse.conf;`,
+    '}',
+    '',
+  ].join('\n');
+}
+
 // Writes DIR/pulse.conf (see loopbackConf) and DIR/nginx.conf that includes it, with pid,
 // error log and temp paths in DIR, `daemon off` (the caller owns the process). Returns the
 // nginx.conf path.
@@ -147,21 +166,7 @@ export function writeNginxConf(dir, { upstreams, listenPort, workers = 2, upstre
   const conf = fs.readFileSync(PULSE_CONF, 'utf8');
   fs.writeFileSync(path.join(dir, 'pulse.conf'), loopbackConf(conf, { upstreams, listenPort, dir, upstreamHeader }));
   const main = path.join(dir, 'nginx.conf');
-  fs.writeFileSync(main, [
-    'daemon off;',
-    'master_process on;',
-    `worker_processes ${workers};`,
-    `pid ${dir}/nginx.pid;`,
-    `error_log ${dir}/error.log notice;`,
-    'events { worker_connections 4096; }',
-    'http {',
-    '    include /etc/nginx/mime.types;',
-    `    client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;`,
-    `    fastcgi_temp_path ${dir}/fcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;`,
-    `    include ${dir}/pulse.conf;`,
-    '}',
-    '',
-  ].join('\n'));
+  fs.writeFileSync(main, mainConf(dir, { workers }));
   return main;
 }
 
