@@ -15,20 +15,7 @@ PG_TPS=$(pgbench_select)
 
 start_pulsed accounts PULSE_ARGON2_CONCURRENCY=2
 TOKENS=$OUT/tokens.txt
-: > "$TOKENS"
-run_id=$(date +%s)
-register() { # i
-  curl -fs -X POST "http://127.0.0.1:$PULSE_PORT/api/v1/auth/register" -H 'Content-Type: application/json' \
-    -d "{\"email\":\"bench$1-$run_id@example.com\",\"password\":\"correct horse battery\"}" \
-    | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))'
-}
-pids=()
-for i in $(seq "$USERS"); do
-  register "$i" >> "$TOKENS" &
-  pids+=($!)
-  if (( i % 8 == 0 )); then wait "${pids[@]}"; pids=(); fi
-done
-[ ${#pids[@]} -eq 0 ] || wait "${pids[@]}"
+register_users "$PULSE_PORT" bench "$USERS" "$TOKENS" 8
 stop_pulsed
 
 # GET /me: fresh server, default Argon2 settings do not matter here
@@ -40,7 +27,7 @@ stop_pulsed
 
 # login storm: libsodium INTERACTIVE cost (the default), PULSE_ARGON2_CONCURRENCY=2
 start_pulsed logins PULSE_ARGON2_CONCURRENCY=2
-USERS=$USERS RUN_ID=$run_id wrk -t1 -c16 -d"$DURATION" --latency -s "$ROOT/tests/bench/login.lua" \
+USERS=$USERS RUN_ID=$RUN_ID wrk -t1 -c16 -d"$DURATION" --latency -s "$ROOT/tests/bench/login.lua" \
   "http://127.0.0.1:$PULSE_PORT/api/v1/auth/login" > "$OUT/login.txt" &
 STORM=$!
 sleep 1

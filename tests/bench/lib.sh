@@ -55,3 +55,32 @@ pgbench_select() {
   pgbench -S -M prepared -c 64 -j 2 -T 10 "$base/pulse_pgbench" > "$OUT/pgbench.txt" 2>&1
   awk '/^tps = / {printf "%.0f", $3}' "$OUT/pgbench.txt"
 }
+
+# register_users PORT PREFIX COUNT TOKENS_FILE [PARALLEL]: registers COUNT users
+# (PREFIX<i>-<RUN_ID>@example.com, time zone Europe/Paris) and appends their session tokens
+# to TOKENS_FILE, PARALLEL (default 1) registrations at a time. Sets RUN_ID, so that
+# "email LIKE '${PREFIX}%-${RUN_ID}@example.com'" selects exactly these users.
+register_users() {
+  local port=$1 prefix=$2 count=$3 tokens=$4 parallel=${5:-1} i pids=()
+  RUN_ID=$(date +%s)
+  : > "$tokens"
+  for i in $(seq "$count"); do
+    curl -fs -X POST "http://127.0.0.1:$port/api/v1/auth/register" -H 'Content-Type: application/json' \
+      -d "{\"email\":\"$prefix$i-$RUN_ID@example.com\",\"password\":\"correct horse battery\",\"timezone\":\"Europe/Paris\"}" \
+      | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))' >> "$tokens" &
+    pids+=($!)
+    if (( ${#pids[@]} >= parallel )); then wait "${pids[@]}"; pids=(); fi
+  done
+  # only these: a bare `wait` would also wait for the pulsed this shell started
+  if (( ${#pids[@]} > 0 )); then wait "${pids[@]}"; fi
+  [ "$(wc -l < "$tokens")" -eq "$count" ] || { echo "register_users: only $(wc -l < "$tokens") of $count registered" >&2; return 1; }
+}
+
+# seed_feedings PREFIX: 300 feedings over the last ~20 days and a daily target of 800 ml for
+# each user register_users made with PREFIX.
+seed_feedings() {
+  local who="email LIKE '$1%-$RUN_ID@example.com'"
+  psql -q "$DATABASE_URL" -c "UPDATE users SET daily_target_ml = 800 WHERE $who" \
+    -c "INSERT INTO feedings (user_id, amount_ml, kind, given_at) SELECT u.id, 50 + g % 150, 'milk', now() - g * interval '97 minutes' FROM users u, generate_series(1, 300) g WHERE u.$who" \
+    -c "ANALYZE"
+}

@@ -47,14 +47,7 @@ start_pulsed live PULSE_MAX_CONNECTIONS=20000 PULSE_METRICS_INTERVAL_MS=1000 \
   PULSE_ARGON2_OPSLIMIT=1 PULSE_ARGON2_MEMLIMIT=8192
 BASE=http://127.0.0.1:$PULSE_PORT
 TOKENS=$OUT/live-tokens.txt
-: > "$TOKENS"
-run_id=$(date +%s)
-for i in $(seq "$USERS"); do
-  body="{\"email\":\"live$i-$run_id@example.com\",\"password\":\"correct horse battery\"}"
-  curl -fs -o /dev/null -X POST "$BASE/api/v1/auth/register" -H 'Content-Type: application/json' -d "$body"
-  curl -fs -X POST "$BASE/api/v1/auth/login" -H 'Content-Type: application/json' -d "$body" \
-    | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))' >> "$TOKENS"
-done
+register_users "$PULSE_PORT" live "$USERS" "$TOKENS"
 sleep 1
 RSS_BEFORE=$(rss_kb "$PULSE_PID")
 FDS_BEFORE=$(find "/proc/$PULSE_PID/fd" -mindepth 1 | wc -l)

@@ -14,16 +14,9 @@ PG_TPS=$(pgbench_select)
 # Setup at the lowest Argon2 cost: logins are not what is measured here.
 start_pulsed records PULSE_ARGON2_OPSLIMIT=1 PULSE_ARGON2_MEMLIMIT=8192
 TOKENS=$OUT/records-tokens.txt
-: > "$TOKENS"
-run_id=$(date +%s)
-for i in $(seq "$USERS"); do
-  curl -fs -X POST "http://127.0.0.1:$PULSE_PORT/api/v1/auth/register" -H 'Content-Type: application/json' \
-    -d "{\"email\":\"rec$i-$run_id@example.com\",\"password\":\"correct horse battery\",\"timezone\":\"Europe/Paris\"}" \
-    | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))' >> "$TOKENS"
-done
-psql -q "$DATABASE_URL" -c "UPDATE users SET daily_target_ml = 800 WHERE email LIKE 'rec%-$run_id@example.com'" \
-  -c "INSERT INTO feedings (user_id, amount_ml, kind, given_at) SELECT u.id, 50 + g % 150, 'milk', now() - g * interval '97 minutes' FROM users u, generate_series(1, 300) g WHERE u.email LIKE 'rec%-$run_id@example.com'" \
-  -c "INSERT INTO notes (user_id, title, body, tags) SELECT u.id, 'note ' || g, CASE WHEN g % 5 = 0 THEN 'a long walk in the park' ELSE 'slept well' END, ARRAY['t' || g % 4] FROM users u, generate_series(1, 50) g WHERE u.email LIKE 'rec%-$run_id@example.com'" \
+register_users "$PULSE_PORT" rec "$USERS" "$TOKENS"
+seed_feedings rec
+psql -q "$DATABASE_URL" -c "INSERT INTO notes (user_id, title, body, tags) SELECT u.id, 'note ' || g, CASE WHEN g % 5 = 0 THEN 'a long walk in the park' ELSE 'slept well' END, ARRAY['t' || g % 4] FROM users u, generate_series(1, 50) g WHERE u.email LIKE 'rec%-$RUN_ID@example.com'" \
   -c "ANALYZE"
 IDLE=$(rss_kb "$PULSE_PID")
 

@@ -97,16 +97,8 @@ run() {
 # ---- setup: users with a history of feedings, their session tokens ----------------------
 start_replicas 1 "$WORKERS"
 TOKENS=$OUT/replicas-tokens.txt
-: > "$TOKENS"
-run_id=$(date +%s)
-for i in $(seq "$USERS"); do
-  curl -fs -X POST "http://127.0.0.1:${REPLICA_PORTS[0]}/api/v1/auth/register" -H 'Content-Type: application/json' \
-    -d "{\"email\":\"rep$i-$run_id@example.com\",\"password\":\"correct horse battery\",\"timezone\":\"Europe/Paris\"}" \
-    | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))' >> "$TOKENS"
-done
-psql -q "$DATABASE_URL" -c "UPDATE users SET daily_target_ml = 800 WHERE email LIKE 'rep%-$run_id@example.com'" \
-  -c "INSERT INTO feedings (user_id, amount_ml, kind, given_at) SELECT u.id, 50 + g % 150, 'milk', now() - g * interval '97 minutes' FROM users u, generate_series(1, 300) g WHERE u.email LIKE 'rep%-$run_id@example.com'" \
-  -c "ANALYZE"
+register_users "${REPLICA_PORTS[0]}" rep "$USERS" "$TOKENS"
+seed_feedings rep
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- 1. direct, 2. nginx -> 1 ---------------------------------------------------------------
