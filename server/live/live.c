@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "app.h"
 #include "guards.h"
@@ -142,13 +141,8 @@ static json_t *topics_json(unsigned topics)
 
 static void send_hello(struct live_client *c)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char now[80];
-    snprintf(now, sizeof now, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
-             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    char now[32];
+    pl_time_format_rfc3339(live_now_us(), now);
     send_json(c, json_pack("{s:s, s:s, s:s, s:s, s:o}", "type", "hello", "user_id", c->user->id,
                            "instance", c->lw->w->app->cfg.instance, "server_time", now, "topics",
                            topics_json(c->topics)));

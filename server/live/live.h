@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "pl/http.h"
@@ -43,6 +44,14 @@ struct live_blob {
     char text[];
 };
 void live_blob_unref(struct live_blob *b);
+
+/* Wall-clock time in microseconds since the epoch (for the messages' timestamps). */
+static inline int64_t live_now_us(void)
+{
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    return tv.tv_sec * 1000000 + tv.tv_usec;
+}
 
 struct pl_pg_pool;
 /* The statements of live.c (credential rechecks). */

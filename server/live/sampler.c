@@ -6,11 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "app.h"
 #include "live.h"
+#include "pl/json.h"
 #include "pl/log.h"
 #include "pl/process.h"
 #include "pl/sysmetrics.h"
@@ -91,19 +91,15 @@ static void on_sample(uv_timer_t *t)
     }
     char system[512];
     if (pl_sys_sample_json(&sys, system, sizeof system) < 0) strcpy(system, "{}");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
+    char now[32];
+    pl_time_format_rfc3339(live_now_us(), now);
     char text[1024];
     int n = snprintf(text, sizeof text,
-                     "{\"type\":\"metrics\",\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\","
+                     "{\"type\":\"metrics\",\"ts\":\"%s\","
                      "\"system\":%s,\"server\":{\"requests_per_s\":%.2f,\"p50_ms\":%.3f,"
                      "\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"connections\":%d,\"ws_clients\":%d,"
                      "\"db_pool_busy\":%d,\"db_pool_size\":%d,\"errors_per_s\":%.2f}}",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, system, round2(rps),
-                     pl_http_snapshot_quantile(&S.prev, &snap, 0.50),
+                     now, system, round2(rps), pl_http_snapshot_quantile(&S.prev, &snap, 0.50),
                      pl_http_snapshot_quantile(&S.prev, &snap, 0.95),
                      pl_http_snapshot_quantile(&S.prev, &snap, 0.99), atomic_load(&app->conn_count),
                      atomic_load(&app->ws_clients), busy, size, round2(eps));
