@@ -238,13 +238,13 @@ static void step_body(struct guard *g)
     route->handler(req);
 }
 
-/* A cookie-authenticated request from a foreign (or, when it changes something, a missing)
- * Origin. The WebSocket handshake is a GET, but browsers send Origin with it. */
+/* A cookie-authenticated request without an allowed Origin that changes something, or that
+ * opens the WebSocket: the handshake is a GET, but browsers always send Origin with it, so
+ * a cookie handshake without one (or with a foreign one) did not come from our pages. */
 static bool cross_origin_refused(const struct guard *g)
 {
     if (!g->p.cookie || g->origin_ok) return false;
-    if (unsafe_method(pl_req_method(g->req))) return true;
-    return (pl_req_route(g->req)->flags & ROUTE_LIVE) && pl_req_header(g->req, "origin");
+    return unsafe_method(pl_req_method(g->req)) || (pl_req_route(g->req)->flags & ROUTE_LIVE);
 }
 
 /* After authentication: 403s (scope, Origin), then the rate limit. */

@@ -102,9 +102,15 @@ describe('live WebSocket', () => {
     assert.equal(e.status, 401);
 
     const u = await register(a);
-    // cookie + foreign Origin: 403; cookie + our Origin: accepted
+    // cookie + foreign Origin: 403; cookie without Origin: 403 (browsers always send one, so
+    // such a handshake did not come from our pages); cookie + our Origin: accepted
     e = await refused(connect(a, { cookie: u.cookie.value, origin: 'https://evil.example' }));
     assert.equal(e.status, 403);
+    e = await refused(connect(a, { cookie: u.cookie.value }));
+    assert.equal(e.status, 403, 'a cookie handshake without Origin was not refused');
+    assert.equal(JSON.parse(e.body).type, '/problems/forbidden');
+    // a bearer handshake needs no Origin
+    (await connect(a, { token: u.token })).ws.close();
     const ok = await connect(a, { cookie: u.cookie.value, origin: PUBLIC_ORIGIN });
     ok.ws.close();
 
