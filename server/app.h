@@ -57,9 +57,11 @@ struct app {
     /* live */
     _Atomic int ws_clients;
     _Atomic uint64_t ws_frames_dropped;
+    struct live_caps *live_caps; /* open sockets per user and IP (server/live/caps.c) */
 };
 
 struct pw_job;
+struct live_caps;
 struct live_worker;
 struct pl_ws_server;
 struct live_blob;

@@ -42,7 +42,7 @@ struct pulse_config {
     bool hsts;
     bool access_log;
     char *instance;
-    long long ws_queue_bytes, ws_stall_ms, ws_ping_s, ws_recheck_s;
+    long long ws_queue_bytes, ws_stall_ms, ws_ping_s, ws_recheck_s, ws_per_user, ws_per_ip;
     char *scale_profile;
     long long scale_p95_warn_ms, scale_p95_ms, scale_concurrency, scale_rss_mb, scale_error_percent;
 };

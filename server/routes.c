@@ -36,11 +36,14 @@ int app_init(struct app *app, char *err, size_t errlen)
     int rc = pl_router_create(tables, sizeof tables / sizeof tables[0], &app->router, err, errlen);
     if (rc) return rc;
     app->metrics = pl_http_metrics_create(app->router);
+    app->live_caps = live_caps_create();
     return 0;
 }
 
 void app_dispose(struct app *app)
 {
+    live_caps_destroy(app->live_caps);
+    app->live_caps = NULL;
     pl_http_metrics_destroy(app->metrics);
     pl_router_destroy(app->router);
     timezones_free(app);

@@ -28,7 +28,9 @@ struct live_client {
     unsigned topics;
     unsigned checked; /* the recheck round that covered this socket's credential */
     enum principal_kind kind;
-    char credential[72]; /* sessions: the token's hash; tokens: the token's id */
+    bool hello_sent;
+    char credential[72];       /* sessions: the token's hash; tokens: the token's id */
+    struct live_cap_slot slot; /* its place under the per-user and per-IP caps */
 };
 
 struct live_user {
@@ -117,18 +119,21 @@ static void user_release(struct live_worker *lw, struct live_user *u)
 
 /* ---- messages to one client ---- */
 
-static void send_json(struct live_client *c, json_t *msg)
+/* Replies go through the socket the callback was given, never c->ws: a message that came
+ * with the handshake (in the bytes read before the upgrade) is delivered while
+ * pl_ws_accept is still adopting the socket, before it has returned the pointer. */
+static void send_json(struct pl_ws_conn *ws, json_t *msg)
 {
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     if (!text) return;
-    pl_ws_send_text(c->ws, text, strlen(text));
+    pl_ws_send_text(ws, text, strlen(text));
     free(text);
 }
 
-static void send_error(struct live_client *c, const char *detail)
+static void send_error(struct pl_ws_conn *ws, const char *detail)
 {
-    send_json(c, json_pack("{s:s, s:s}", "type", "error", "detail", detail));
+    send_json(ws, json_pack("{s:s, s:s}", "type", "error", "detail", detail));
 }
 
 static json_t *topics_json(unsigned topics)
@@ -139,28 +144,33 @@ static json_t *topics_json(unsigned topics)
     return a;
 }
 
-static void send_hello(struct live_client *c)
+/* Once, before anything else the socket gets (a reply to a message that came with the
+ * handshake included). */
+static void send_hello(struct live_client *c, struct pl_ws_conn *ws)
 {
+    if (c->hello_sent) return;
+    c->hello_sent = true;
     char now[32];
     pl_time_format_rfc3339(live_now_us(), now);
-    send_json(c, json_pack("{s:s, s:s, s:s, s:s, s:o}", "type", "hello", "user_id", c->user->id,
-                           "instance", c->lw->w->app->cfg.instance, "server_time", now, "topics",
-                           topics_json(c->topics)));
+    send_json(ws, json_pack("{s:s, s:s, s:s, s:s, s:o}", "type", "hello", "user_id", c->user->id,
+                            "instance", c->lw->w->app->cfg.instance, "server_time", now, "topics",
+                            topics_json(c->topics)));
 }
 
 static void on_ws_message(struct pl_ws_conn *ws, const char *data, size_t len, bool binary)
 {
     struct live_client *c = pl_ws_user(ws);
+    send_hello(c, ws);
     char detail[160];
     unsigned topics = 0;
     enum live_msg kind = live_message_parse(data, len, binary, &topics, detail, sizeof detail);
     if (kind == LIVE_MSG_PING) {
         pl_ws_send_text(ws, "{\"type\":\"pong\"}", 15);
     } else if (kind == LIVE_MSG_ERROR) {
-        send_error(c, detail);
+        send_error(ws, detail);
     } else {
         c->topics = kind == LIVE_MSG_SUBSCRIBE ? (c->topics | topics) : (c->topics & ~topics);
-        send_json(c,
+        send_json(ws,
                   json_pack("{s:s, s:o}", "type", "subscribed", "topics", topics_json(c->topics)));
     }
 }
@@ -170,6 +180,7 @@ static void on_ws_close(struct pl_ws_conn *ws, int code)
     struct live_client *c = pl_ws_user(ws);
     struct live_worker *lw = c->lw;
     atomic_fetch_sub(&lw->w->app->ws_clients, 1);
+    live_caps_release(lw->w->app->live_caps, &c->slot);
     if (lw->closing) {
         free(c);
         return;
@@ -214,22 +225,39 @@ static void live_handler(struct pl_http_request *req)
         return;
     }
     const struct principal *p = req_principal(req);
+    struct pulse_config *cfg = &w->app->cfg;
+    struct live_cap_slot slot;
+    enum live_cap cap = live_caps_take(w->app->live_caps, p->user_id, req_client_ip(req),
+                                       cfg->ws_per_user, cfg->ws_per_ip, &slot);
+    if (cap != LIVE_CAP_OK) {
+        pl_resp_header(req, "Retry-After", "5");
+        pl_respond_problem(req, 429,
+                           cap == LIVE_CAP_USER
+                               ? "too many live sockets open for this user: close one first"
+                               : "too many live sockets open from this address: close one first",
+                           NULL);
+        return;
+    }
     struct live_client *c = calloc(1, sizeof *c);
     if (!c) abort();
     c->lw = lw;
     c->topics = ALL_TOPICS;
     c->kind = p->kind;
+    c->slot = slot;
     snprintf(c->credential, sizeof c->credential, "%s",
              p->kind == PRINCIPAL_TOKEN ? p->token_id : p->session_id);
-    char user_id[40];
-    snprintf(user_id, sizeof user_id, "%s", p->user_id);
+    /* Set before the adoption: a message may arrive inside it (see send_json). */
+    struct live_user *u = user_get(lw, p->user_id);
+    c->user = u;
     /* The request is finished inside pl_ws_accept: read what it holds first. */
-    if (pl_ws_accept(lw->ws, req, c, &c->ws) != 0) {
+    struct pl_ws_conn *ws = NULL;
+    if (pl_ws_accept(lw->ws, req, c, &ws) != 0) {
+        live_caps_release(w->app->live_caps, &c->slot);
+        user_release(lw, u);
         free(c);
         return;
     }
-    struct live_user *u = user_get(lw, user_id);
-    c->user = u;
+    c->ws = ws;
     c->unext = u->clients;
     if (u->clients) u->clients->uprev = c;
     u->clients = c;
@@ -237,8 +265,8 @@ static void live_handler(struct pl_http_request *req)
     if (lw->clients) lw->clients->prev = c;
     lw->clients = c;
     atomic_fetch_add(&w->app->ws_clients, 1);
-    send_hello(c);
-    if (lw->metrics) pl_ws_send_latest(c->ws, lw->metrics);
+    send_hello(c, ws);
+    if (lw->metrics) pl_ws_send_latest(ws, lw->metrics);
 }
 
 struct pl_route live_routes[] = {

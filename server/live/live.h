@@ -70,6 +70,23 @@ void live_worker_close(struct worker *w);
  * teardown. Run the loop once more afterwards. */
 void live_worker_finish(struct worker *w);
 
+/* Open sockets per user and per client IP (caps.c), one table per process shared by its
+ * workers (thread-safe): PULSE_WS_PER_USER and PULSE_WS_PER_IP are per process, since a
+ * socket lives in one process. live_caps_take counts a socket for both unless either is at
+ * its cap (then nothing is counted) and fills *out, which every LIVE_CAP_OK must give back
+ * to live_caps_release exactly once (a released or empty slot is ignored). */
+struct live_caps;
+struct cap_entry;
+struct live_cap_slot {
+    struct cap_entry *user, *ip;
+};
+enum live_cap { LIVE_CAP_OK = 0, LIVE_CAP_USER, LIVE_CAP_IP };
+struct live_caps *live_caps_create(void);
+void live_caps_destroy(struct live_caps *c);
+enum live_cap live_caps_take(struct live_caps *c, const char *user_id, const char *ip,
+                             long long per_user, long long per_ip, struct live_cap_slot *out);
+void live_caps_release(struct live_caps *c, struct live_cap_slot *slot);
+
 /* Process side, on the main loop. */
 int live_sampler_start(struct app *app, uv_loop_t *loop);
 void live_sampler_stop(void);

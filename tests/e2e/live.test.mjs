@@ -462,6 +462,110 @@ describe('live WebSocket', () => {
     assert.ok(mem && mem.level === 'scale' && mem.threshold === 1 && mem.value > 1, JSON.stringify(ok.json.triggers));
   });
 
+  test('live sockets are capped per user and per client IP: 429 at the handshake; a closed socket frees its place', async (t) => {
+    const srv = await startServer({ ...ENV, PULSE_WS_PER_USER: '3', PULSE_WS_PER_IP: '5', PULSE_TRUSTED_PROXIES: '127.0.0.1' });
+    t.after(() => srv.stop());
+    await waitReady(srv);
+    const from = (ip) => ({ 'X-Forwarded-For': ip });
+    const u = await register(srv);
+    const v = await register(srv);
+    const w = await register(srv);
+    const x = await register(srv);
+    const pat = await createToken(srv, u.token, { scopes: ['read'] });
+    const tooMany = async (opts, what) => {
+      const e = await refused(connect(srv, opts));
+      assert.equal(e.status, 429, `${what}: ${e.status} ${e.body}`);
+      assert.equal(JSON.parse(e.body).type, '/problems/rate-limited');
+      assert.match(e.headers['content-type'], /^application\/problem\+json/);
+      assert.ok(Number(e.headers['retry-after']) >= 1, 'Retry-After');
+    };
+    // opens once the server has counted a closed socket out (its close is asynchronous)
+    const opensSoon = (opts) => waitFor(async () => {
+      try { return await connect(srv, opts); } catch (err) { if (err.status === 429) return null; throw err; }
+    }, { timeout: 5000, interval: 50 });
+
+    // per user: every credential counts (session, token, cookie), from any address
+    const mine = [
+      await connect(srv, { token: u.token, headers: from('198.51.100.1') }),
+      await connect(srv, { token: pat.token, headers: from('198.51.100.1') }),
+      await connect(srv, { cookie: u.cookie.value, origin: PUBLIC_ORIGIN, headers: from('198.51.100.1') }),
+    ];
+    await tooMany({ token: u.token, headers: from('198.51.100.1') }, 'user over 3');
+    await tooMany({ token: pat.token, headers: from('198.51.100.9') }, 'user over 3 from another address');
+    mine[0].ws.close();
+    mine[0] = await opensSoon({ token: u.token, headers: from('198.51.100.1') });
+    await tooMany({ token: u.token, headers: from('198.51.100.1') }, 'user over 3 again');
+
+    // per IP: two users under their own cap fill one address
+    const fromTwo = [
+      await connect(srv, { token: v.token, headers: from('198.51.100.2') }),
+      await connect(srv, { token: v.token, headers: from('198.51.100.2') }),
+      await connect(srv, { token: v.token, headers: from('198.51.100.2') }),
+      await connect(srv, { token: w.token, headers: from('198.51.100.2') }),
+      await connect(srv, { token: w.token, headers: from('198.51.100.2') }),
+    ];
+    await tooMany({ token: w.token, headers: from('198.51.100.2') }, 'address over 5');
+    const elsewhere = await connect(srv, { token: x.token, headers: from('198.51.100.3') }); // another address
+    fromTwo[0].ws.close();
+    fromTwo[0] = await opensSoon({ token: w.token, headers: from('198.51.100.2') });
+    await tooMany({ token: v.token, headers: from('198.51.100.2') }, 'address over 5 again');
+    for (const c of [...mine, ...fromTwo, elsewhere]) await next(c, (m) => m.type === 'hello');
+    for (const c of [...mine, ...fromTwo, elsewhere]) c.ws.close();
+    // every place is given back: the caps hold the full count again
+    const again = [];
+    for (let i = 0; i < 3; i++) again.push(await opensSoon({ token: u.token, headers: from('198.51.100.4') }));
+    for (const c of again) c.ws.close();
+  });
+
+  test('messages sent with the handshake, before its answer, are answered after hello', async (t) => {
+    // They reach the live handler while the socket is still being adopted (lws reads them
+    // with the handshake); the replies must go through the socket the callback names.
+    const srv = await startServer(ENV);
+    t.after(() => srv.stop());
+    await waitReady(srv);
+    const u = await register(srv);
+    const frame = (text) => {
+      const payload = Buffer.from(text);
+      const mask = Buffer.from([7, 1, 9, 3]);
+      return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, Buffer.from(payload.map((x, i) => x ^ mask[i % 4]))]);
+    };
+    const sock = net.connect(srv.port, '127.0.0.1');
+    await new Promise((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+    let buf = Buffer.alloc(0);
+    sock.on('data', (d) => { buf = Buffer.concat([buf, d]); });
+    sock.on('error', () => {});
+    sock.write(Buffer.concat([
+      Buffer.from(`GET /api/v1/live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
+        + `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer ${u.token}\r\n\r\n`),
+      frame('{"type":"unsubscribe","topics":["metrics"]}'), frame('{"type":"ping"}'), frame('nonsense'),
+    ]));
+    // server frames: unmasked text frames after the 101 head
+    const messages = () => {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end < 0) return [];
+      const out = [];
+      let i = end + 4;
+      while (i + 2 <= buf.length) {
+        let len = buf[i + 1] & 0x7f;
+        let at = i + 2;
+        if (len === 126) { if (at + 2 > buf.length) break; len = buf.readUInt16BE(at); at += 2; }
+        if (at + len > buf.length) break;
+        if ((buf[i] & 0x0f) === 1) out.push(JSON.parse(buf.subarray(at, at + len).toString()));
+        i = at + len;
+      }
+      return out;
+    };
+    await waitFor(() => messages().filter((m) => m.type !== 'metrics').length >= 4, { timeout: 5000, interval: 20 })
+      .catch(() => assert.fail(`got ${buf.toString('latin1').slice(0, 600)}; server stderr: ${srv.stderr.slice(-2000)}`));
+    assert.match(buf.toString('latin1'), /^HTTP\/1\.1 101 /);
+    const got = messages().filter((m) => m.type !== 'metrics');
+    assert.deepEqual(got.map((m) => m.type), ['hello', 'subscribed', 'pong', 'error']);
+    assert.equal(got[0].user_id, u.user.id);
+    assert.deepEqual(got[1].topics, ['events']);
+    sock.destroy();
+    expectStatus(await api(srv, 'GET', '/health/live', { origin: null }), 200);
+  });
+
   test('a malformed handshake gets a problem, not a socket', async () => {
     const u = await register(a);
     const rawReq = (headers) => new Promise((resolve, reject) => {
