@@ -12,6 +12,7 @@
 #include "app.h"
 #include "auth/auth_store.h"
 #include "auth/sessions.h"
+#include "live/tickets.h"
 #include "pl/json.h"
 #include "pl/log.h"
 #include "pl/ratelimit.h"
@@ -324,6 +325,38 @@ static void on_token(int status, const struct token_auth *t, void *ctx)
     step_authorized(g, NULL);
 }
 
+/* A live ticket from ?access_token=: taken out of Redis (single use), then its session is
+ * checked like a cookie's (expiry, sliding, the rate limit), and the socket belongs to that
+ * session. No Origin check: the ticket is no ambient credential, and asking for it was a
+ * cookie POST that passed one. */
+static void on_ticket(int status, const char *session_hash, void *ctx)
+{
+    struct guard *g = ctx;
+    if (status == PL_E_NOTFOUND) {
+        unauthorized(g->req, "the ticket is invalid, used or expired");
+        return;
+    }
+    if (status) {
+        reply_failure(g->req, PL_E_UNAVAILABLE, "ticket check");
+        return;
+    }
+    struct pulse_config *cfg = &g->w->app->cfg;
+    snprintf(g->token_hash, sizeof g->token_hash, "%s", session_hash);
+    const char *cls = rate_class(g->req);
+    sessions_check(g->w, g->token_hash, cls, cfg->rate_limits ? rule_for(cfg, cls) : NULL,
+                   on_session, g);
+}
+
+static void step_ticket(struct guard *g, const char *ticket)
+{
+    if (ticket_hash(ticket, g->token_hash) != 0) {
+        unauthorized(g->req, "the ticket is invalid, used or expired");
+        return;
+    }
+    if (tickets_redeem(g->w, g->token_hash, on_ticket, g) != 0)
+        reply_failure(g->req, PL_E_UNAVAILABLE, "ticket check");
+}
+
 static void step_authenticate(struct guard *g)
 {
     struct pl_http_request *req = g->req;
@@ -345,8 +378,18 @@ static void step_authenticate(struct guard *g)
         } else if ((pl_req_route(req)->flags & ROUTE_LIVE) &&
                    (query_token = pl_req_query_get(req, "access_token")) != NULL && *query_token &&
                    strlen(query_token) < sizeof token) {
-            /* For clients that cannot set headers on a WebSocket; the query never reaches a
-             * log (the access log writes the path only). */
+            /* For clients that cannot set headers on a WebSocket: a personal access token or
+             * a single-use ticket, never a session token (URLs end up in proxy logs and
+             * browser history; our own access log writes the path only). */
+            if (strncmp(query_token, TICKET_PREFIX, strlen(TICKET_PREFIX)) == 0) {
+                step_ticket(g, query_token);
+                return;
+            }
+            if (strncmp(query_token, "pat_", 4) != 0) {
+                unauthorized(req, "?access_token= takes a personal access token or a ticket from "
+                                  "POST /api/v1/live/ticket, never a session token");
+                return;
+            }
             snprintf(token, sizeof token, "%s", query_token);
         } else {
             unauthorized(req, "authentication required");

@@ -12,6 +12,7 @@
 #include "pl/ws.h"
 #include "store.h"
 #include "auth/sessions.h"
+#include "tickets.h"
 
 #define USER_BUCKETS  1024
 #define CLOSE_REVOKED 4401
@@ -271,6 +272,8 @@ static void live_handler(struct pl_http_request *req)
 
 struct pl_route live_routes[] = {
     {PL_M_GET, "/api/v1/live", live_handler, ROUTE_AUTH | ROUTE_LIVE, 0, 0},
+    {PL_M_POST, "/api/v1/live/ticket", live_ticket_create,
+     ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON, 0, 0},
     {0},
 };
 

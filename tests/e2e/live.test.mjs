@@ -11,9 +11,11 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 
 import {
-  API_ENV, PUBLIC_ORIGIN, api, createToken, expect401, expect403, expectStatus, login, register, sleep,
+  API_ENV, PUBLIC_ORIGIN, api, createToken, expect401, expect403, expectProblem, expectStatus, login, redisCommands, register, sleep,
 } from './api.mjs';
 import { ROOT, startServer, waitFor, waitReady } from './helpers.mjs';
+
+const REDIS_URL = () => process.env.REDIS_URL;
 
 const INTERVAL_MS = 100;
 const ENV = { ...API_ENV, PULSE_METRICS_INTERVAL_MS: String(INTERVAL_MS) };
@@ -158,9 +160,10 @@ describe('live WebSocket', () => {
   test('an event made through one process reaches the user\'s socket on the other, and nobody else\'s', async () => {
     const u = await register(a);
     const other = await register(a);
+    const pat = await createToken(a, u.token, { scopes: ['read'] });
     const mine = await connect(b, { token: u.token });
     const theirs = await connect(b, { token: other.token });
-    const viaToken = await connect(b, { query: `?access_token=${encodeURIComponent(u.token)}` });
+    const viaToken = await connect(b, { query: `?access_token=${encodeURIComponent(pat.token)}` });
     await next(mine, (m) => m.type === 'hello');
     await next(viaToken, (m) => m.type === 'hello');
     await sleep(200); // the SUBSCRIBE of a new user's channel is asynchronous
@@ -192,8 +195,10 @@ describe('live WebSocket', () => {
     // ?access_token= never reaches a log line (nor does the bearer token)
     const logged = b.logs.find((l) => l.msg === 'request' && l.route === '/api/v1/live' && l.status === 101);
     assert.ok(logged, 'the handshake is logged');
-    assert.ok(!JSON.stringify(b.logs).includes(u.token), 'a token was logged');
-    assert.ok(!b.stderr.includes(u.token), 'a token reached stderr');
+    for (const t of [u.token, pat.token]) {
+      assert.ok(!JSON.stringify(b.logs).includes(t), 'a token was logged');
+      assert.ok(!b.stderr.includes(t), 'a token reached stderr');
+    }
     for (const c of [mine, theirs, viaToken]) c.ws.close();
   });
 
@@ -460,6 +465,116 @@ describe('live WebSocket', () => {
     assert.equal(ok.json.should_scale, true);
     const mem = ok.json.triggers.find((x) => x.name === 'memory');
     assert.ok(mem && mem.level === 'scale' && mem.threshold === 1 && mem.value > 1, JSON.stringify(ok.json.triggers));
+  });
+
+  // The tickets in Redis (pulse:ticket:<hash of the ticket>) of one session: their value is
+  // the session's id, the hash that GET /auth/sessions shows.
+  async function ticketKeysOf(sessionId) {
+    const [keys] = await redisCommands(REDIS_URL(), [['KEYS', 'pulse:ticket:*']]);
+    if (!keys.length) return [];
+    const [vals] = await redisCommands(REDIS_URL(), [['MGET', ...keys]]);
+    return keys.filter((k, i) => vals[i] === sessionId);
+  }
+  async function currentSessionId(srv, token) {
+    const r = expectStatus(await api(srv, 'GET', '/api/v1/auth/sessions', { token }), 200);
+    return r.json.items.find((x) => x.current).id;
+  }
+  const ticketOf = async (srv, opts) => expectStatus(await api(srv, 'POST', '/api/v1/live/ticket', opts), 201).json.ticket;
+
+  test('?access_token= takes a personal access token or a single-use live ticket, never a session token', async () => {
+    const u = await register(a);
+    // a session token in the URL: 401, though the same token works as a bearer
+    let e = await refused(connect(a, { query: `?access_token=${encodeURIComponent(u.token)}` }));
+    assert.equal(e.status, 401, 'a session token in ?access_token= was accepted');
+    assert.equal(JSON.parse(e.body).type, '/problems/unauthorized');
+    assert.match(e.headers['www-authenticate'] || '', /^Bearer/);
+    (await connect(a, { token: u.token })).ws.close();
+
+    // POST /live/ticket: 201 {ticket, expires_at} valid 60 s, not cached
+    const t0 = Date.now();
+    const r = expectStatus(await api(a, 'POST', '/api/v1/live/ticket', { token: u.token }), 201);
+    assert.deepEqual(Object.keys(r.json).sort(), ['expires_at', 'ticket']);
+    assert.match(r.json.ticket, /^lt_[A-Za-z0-9_-]{43}$/);
+    assert.match(r.json.expires_at, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    const ahead = Date.parse(r.json.expires_at) - t0;
+    assert.ok(ahead > 55000 && ahead < 65000, `expires_at is ${ahead} ms ahead`);
+    assert.equal(r.headers['cache-control'], 'no-store');
+    // stored hashed under the session, with a 60 s TTL
+    const sid = await currentSessionId(a, u.token);
+    const keys = await ticketKeysOf(sid);
+    assert.equal(keys.length, 1, 'one ticket in Redis for the session');
+    assert.ok(!keys[0].includes(r.json.ticket.slice(3)), 'the raw ticket is not the key');
+    const [ttl] = await redisCommands(REDIS_URL(), [['TTL', keys[0]]]);
+    assert.ok(ttl > 50 && ttl <= 60, `TTL ${ttl}`);
+
+    // used once, on the other process; then gone from Redis and refused on both
+    const q = `?access_token=${r.json.ticket}`;
+    const c = await connect(b, { query: q });
+    const hello = await next(c, (m) => m.type === 'hello');
+    assert.equal(hello.user_id, u.user.id);
+    assert.deepEqual(await ticketKeysOf(sid), [], 'the ticket is still in Redis after its use');
+    for (const srv of [a, b]) {
+      e = await refused(connect(srv, { query: q }));
+      assert.equal(e.status, 401, 'a used ticket opened a second socket');
+    }
+    // one ticket, two handshakes at once on two processes: exactly one socket
+    const q2 = `?access_token=${await ticketOf(a, { token: u.token })}`;
+    const race = await Promise.allSettled([connect(a, { query: q2 }), connect(b, { query: q2 })]);
+    assert.equal(race.filter((x) => x.status === 'fulfilled').length, 1, 'a ticket opened two sockets');
+    assert.equal(race.find((x) => x.status === 'rejected').reason.status, 401);
+    for (const x of race) if (x.status === 'fulfilled') x.value.ws.close();
+
+    // expired (its TTL run out in Redis, as 60 s would): 401
+    const expiring = await ticketOf(a, { token: u.token });
+    const [key] = await ticketKeysOf(sid);
+    await redisCommands(REDIS_URL(), [['PEXPIRE', key, '1']]);
+    await sleep(20);
+    e = await refused(connect(a, { query: `?access_token=${expiring}` }));
+    assert.equal(e.status, 401, 'an expired ticket was accepted');
+
+    // not a credential anywhere else, and a made-up one is refused
+    const spare = await ticketOf(a, { token: u.token });
+    e = await refused(connect(a, { token: spare }));
+    assert.equal(e.status, 401, 'a ticket worked as a bearer');
+    e = await refused(connect(a, { query: `?access_token=lt_${'A'.repeat(43)}` }));
+    assert.equal(e.status, 401);
+    // a personal access token in the URL still works (the PAT test above), and none of these
+    // reached a log
+    for (const srv of [a, b]) {
+      for (const t of [r.json.ticket, spare, u.token]) assert.ok(!JSON.stringify(srv.logs).includes(t.slice(3)), 'a credential was logged');
+    }
+    c.ws.close();
+  });
+
+  test('a ticket is asked for with a session (cookie with an allowed Origin, or bearer), never a token', async () => {
+    const u = await register(a);
+    const pat = await createToken(a, u.token, { scopes: ['read', 'write'] });
+    expect401(await api(a, 'POST', '/api/v1/live/ticket', { origin: null }));
+    expect403(await api(a, 'POST', '/api/v1/live/ticket', { token: pat.token, origin: null }));
+    expect403(await api(a, 'POST', '/api/v1/live/ticket', { cookie: u.cookie.value, origin: null }));
+    expect403(await api(a, 'POST', '/api/v1/live/ticket', { cookie: u.cookie.value, origin: 'https://evil.example' }));
+    expectProblem(await api(a, 'POST', '/api/v1/live/ticket', { token: u.token, body: { user_id: u.user.id } }), 422, 'validation', ['user_id']);
+    const viaCookie = await ticketOf(a, { cookie: u.cookie.value });
+    const c = await connect(a, { query: `?access_token=${viaCookie}` });
+    assert.equal((await next(c, (m) => m.type === 'hello')).user_id, u.user.id);
+    c.ws.close();
+  });
+
+  test('a ticket belongs to its session: refused once the session is revoked, and its socket closes with 4401', async () => {
+    const u = await register(a);
+    const other = await login(a, u.email);
+    const unused = await ticketOf(a, { token: other.token });
+    const c = await connect(b, { query: `?access_token=${await ticketOf(a, { token: other.token })}` });
+    const keeper = await connect(b, { query: `?access_token=${await ticketOf(a, { token: u.token })}` });
+    for (const x of [c, keeper]) await next(x, (m) => m.type === 'hello');
+    const sid = await currentSessionId(a, other.token);
+    expectStatus(await api(a, 'DELETE', `/api/v1/auth/sessions/${sid}`, { token: u.token }), 204);
+    assert.equal((await closedWith(c, 2000)).code, 4401, 'the ticket socket of a revoked session stayed open');
+    const e = await refused(connect(a, { query: `?access_token=${unused}` }));
+    assert.equal(e.status, 401, 'a ticket of a revoked session was accepted');
+    await sleep(100);
+    assert.equal(keeper.closed, null, 'another session\'s ticket socket was closed');
+    keeper.ws.close();
   });
 
   test('live sockets are capped per user and per client IP: 429 at the handshake; a closed socket frees its place', async (t) => {

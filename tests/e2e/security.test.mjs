@@ -58,6 +58,7 @@ const KNOWN = [
   'GET /api/v1/feedings/{id}', 'HEAD /api/v1/feedings/{id}', 'PATCH /api/v1/feedings/{id}', 'DELETE /api/v1/feedings/{id}',
   'GET /api/v1/stats/feedings', 'HEAD /api/v1/stats/feedings',
   'GET /api/v1/live', 'HEAD /api/v1/live', // without an upgrade: 426 (GET) or 400 (HEAD) once authorised
+  'POST /api/v1/live/ticket', // session only (tested in live.test.mjs)
 ];
 
 const keyOf = (r) => `${r.method} ${r.path}`;
@@ -68,9 +69,9 @@ const hasId = (r) => r.path.includes('{id}');
 // The WebSocket route answers a plain authorised GET with 426 (HEAD: 400); its isolation
 // (one user's events never reach another's socket) is tested in live.test.mjs.
 const okStatus = (r) => (r.path === '/api/v1/live' ? (r.method === 'GET' ? 426 : 400) : 200);
-// The contract: a token gets 403 on /tokens*, /auth/* and DELETE /me.
+// The contract: a token gets 403 on /tokens*, /auth/*, DELETE /me and the session-only POST /live/ticket.
 const tokenForbidden = (r) => r.path.startsWith('/api/v1/auth/') || r.path === '/api/v1/tokens' || r.path.startsWith('/api/v1/tokens/')
-  || (r.method === 'DELETE' && r.path === '/api/v1/me');
+  || (r.method === 'DELETE' && r.path === '/api/v1/me') || r.path === '/api/v1/live/ticket';
 
 // ---- 6. response hygiene, applied to every response this file receives ----
 
