@@ -3,7 +3,7 @@
 // size limits, revocation (4401), the slow reader (1008) and shutdown (1001).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -707,6 +707,21 @@ describe('live WebSocket across replicas behind nginx', () => {
     cluster = await startCluster({ env: { PULSE_METRICS_INTERVAL_MS: '200' } });
   });
   after(async () => { await cluster?.stop(); });
+
+  test('nginx logs the path of a request without its query string', async () => {
+    const nginx = { port: Number(new URL(cluster.origin).port) };
+    const secret = `pat_${'S3cret'.repeat(7)}x`;
+    const r = await api(nginx, 'GET', `/api/v1/live?access_token=${secret}&after=1`, { origin: null });
+    expect401(r);
+    const id = r.headers['x-request-id'];
+    const file = path.join(cluster.nginx.dir, 'access.log');
+    const line = await waitFor(() => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
+      .find((l) => l.request_id === id), { timeout: 5000 });
+    assert.equal(line.path, '/api/v1/live');
+    assert.equal(line.status, 401);
+    const log = readFileSync(file, 'utf8');
+    assert.ok(!log.includes(secret) && !log.includes('access_token'), 'a query string reached nginx\'s access log');
+  });
 
   test('a feeding posted through one replica reaches the sockets held by the others within 1 s', async () => {
     const nginx = { port: Number(new URL(cluster.origin).port) };
