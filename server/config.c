@@ -9,6 +9,7 @@
 
 #include "pl/http.h"
 #include "pl/log.h"
+#include "pl/static.h"
 
 #define OFF(f) offsetof(struct pulse_config, f)
 #define STR(name, field, def, help)                                                                \
@@ -141,7 +142,8 @@ int pulse_config_load(struct pulse_config *cfg, const char *env_file, bool need_
         return fail(err, errlen,
                     "invalid PULSE_LOG_LEVEL=%.50s: expected debug, info, warn or error",
                     cfg->log_level);
-    if (!is_origin(cfg->public_origin))
+    char csp[512];
+    if (!is_origin(cfg->public_origin) || pl_static_csp(cfg->public_origin, csp, sizeof csp) < 0)
         return fail(err, errlen,
                     "invalid PULSE_PUBLIC_ORIGIN=%.100s: expected http(s)://host[:port]",
                     cfg->public_origin);

@@ -376,7 +376,11 @@ static int cmd_serve(void)
         return rc == PL_E_CONFIG ? 2 : 1;
     }
     static const char *const api_prefixes[] = {"/api", "/health", NULL};
-    struct pl_static_config web_cfg = {.root = app.cfg.web_root, .no_fallback = api_prefixes};
+    /* WebSockets to the public origin only (the config check made sure it fits a policy). */
+    char csp[512];
+    bool csp_ok = pl_static_csp(app.cfg.public_origin, csp, sizeof csp) >= 0;
+    struct pl_static_config web_cfg = {
+        .root = app.cfg.web_root, .csp = csp_ok ? csp : NULL, .no_fallback = api_prefixes};
     char root_json[600];
     pl_log_str(root_json, sizeof root_json, app.cfg.web_root);
     if (pl_static_load(&web_cfg, &web_ui, err, sizeof err) == 0) {

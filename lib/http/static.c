@@ -512,6 +512,27 @@ int pl_static_load(const struct pl_static_config *cfg, struct pl_static **out, c
     return 0;
 }
 
+long pl_static_csp(const char *origin, char *out, size_t cap)
+{
+    const char *scheme = NULL, *rest = NULL;
+    if (strncmp(origin, "http://", 7) == 0) {
+        scheme = "ws://";
+        rest = origin + 7;
+    } else if (strncmp(origin, "https://", 8) == 0) {
+        scheme = "wss://";
+        rest = origin + 8;
+    }
+    if (!rest || !*rest) return -1;
+    for (const char *p = rest; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        /* a host[:port] only: nothing that could end the directive or add a source */
+        if (c <= ' ' || c >= 0x7f || strchr("/;,'\"\\", c)) return -1;
+    }
+    int n = snprintf(out, cap, "%s %s%s%s", PL_STATIC_CSP_HEAD, scheme, rest, PL_STATIC_CSP_TAIL);
+    if (n < 0 || (size_t)n >= cap) return -1;
+    return n;
+}
+
 void pl_static_destroy(struct pl_static *st)
 {
     if (!st) return;

@@ -430,6 +430,46 @@ TEST(no_root)
     web = saved;
 }
 
+/* The UI may open WebSockets to its own origin only: `connect-src 'self'` and the public
+ * origin's ws:// or wss:// form, never `ws:`/`wss:` to any host. */
+TEST(csp_for_origin)
+{
+    char csp[512];
+    CHECK(pl_static_csp("https://pulse.example.com", csp, sizeof csp) > 0);
+    CHECK(strstr(csp, "; connect-src 'self' wss://pulse.example.com; ") != NULL);
+    CHECK(pl_static_csp("http://127.0.0.1:8080", csp, sizeof csp) > 0);
+    CHECK(strstr(csp, "; connect-src 'self' ws://127.0.0.1:8080; ") != NULL);
+    CHECK(strstr(csp, " ws: ") == NULL && strstr(csp, " wss:") == NULL);
+    CHECK(strncmp(csp, "default-src 'self'; script-src 'self';", 38) == 0);
+    CHECK(strstr(csp, "frame-ancestors 'none'") != NULL);
+    CHECK(strstr(PL_STATIC_DEFAULT_CSP, "connect-src 'self';") != NULL);
+    CHECK(strstr(PL_STATIC_DEFAULT_CSP, "ws:") == NULL);
+    /* nothing that could add a source or end the directive, and only http(s) */
+    const char *bad[] = {"ftp://x",          "http://",
+                         "http://a b",       "http://a;script-src *",
+                         "http://a,b",       "http://a'",
+                         "http://a/path",    "https://a\"b",
+                         "http://a\tb",      "http://\xc3\xa9t\xc3\xa9",
+                         "pulse.example.com"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        CHECK(pl_static_csp(bad[i], csp, sizeof csp) == -1);
+    CHECK(pl_static_csp("https://pulse.example.com", csp, 40) == -1); /* does not fit */
+
+    /* served on HTML as configured */
+    char err[256];
+    CHECK(pl_static_csp("https://pulse.example.com", csp, sizeof csp) > 0);
+    struct pl_static_config sc = {.root = root, .csp = csp, .no_fallback = no_fallback};
+    struct pl_static *with_csp = NULL;
+    CHECK_EQ_INT(pl_static_load(&sc, &with_csp, err, sizeof err), 0);
+    struct pl_static *saved = web;
+    web = with_csp;
+    char *r = request("GET", "/", NULL);
+    CHECK(status_is(r, 200));
+    CHECK_STR(header_of(r, "Content-Security-Policy"), csp);
+    web = saved;
+    pl_static_destroy(with_csp);
+}
+
 TEST(loop_closes_clean)
 {
     http_test_stop();
@@ -461,6 +501,7 @@ int main(void)
     RUN(traversal);
     RUN(table);
     RUN(no_root);
+    RUN(csp_for_origin);
     RUN(loop_closes_clean);
     pl_router_destroy(router);
     pl_static_destroy(web);

@@ -325,6 +325,9 @@ describe('static serving of the built UI by pulsed', () => {
     assert.match(r.headers.get('content-type'), /^text\/html/);
     assert.match(r.headers.get('content-security-policy'), /script-src 'self'/);
     assert.doesNotMatch(r.headers.get('content-security-policy'), /unsafe-inline/);
+    // WebSockets to the public origin only (the dashboard's socket above passed this policy)
+    const connect = /(?:^|;\s*)connect-src ([^;]*)/.exec(r.headers.get('content-security-policy'))[1].trim();
+    assert.equal(connect, `'self' ${origin.replace(/^http/, 'ws')}`);
     assert.equal(r.headers.get('cache-control'), 'no-cache');
     const html = await r.text();
     const js = html.match(/src="(\/assets\/[^"]+\.js)"/)[1];

@@ -26,12 +26,23 @@
 #include "pl/error.h"
 #include "pl/http.h"
 
-/* The policy of the bundled UI: same-origin scripts, styles, images and fonts, WebSocket
- * and fetch to the same host, no inline script or style, no framing, no plugins. */
-#define PL_STATIC_DEFAULT_CSP                                                                      \
+/* The policy of the bundled UI: same-origin scripts, styles, images and fonts, fetch to the
+ * same origin, no inline script or style, no framing, no plugins. The default has no
+ * WebSocket source beyond 'self' (which CSP Level 2 browsers do not apply to ws:/wss:):
+ * pl_static_csp adds the public origin's own ws:// or wss:// form, and nothing else. */
+#define PL_STATIC_CSP_HEAD                                                                         \
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
-    "font-src 'self'; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "           \
-    "form-action 'self'; frame-ancestors 'none'"
+    "font-src 'self'; connect-src 'self'"
+#define PL_STATIC_CSP_TAIL                                                                         \
+    "; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+#define PL_STATIC_DEFAULT_CSP PL_STATIC_CSP_HEAD PL_STATIC_CSP_TAIL
+
+/* The UI's policy for a site served at `origin` ("http://host[:port]" or "https://..."):
+ * PL_STATIC_DEFAULT_CSP with `connect-src 'self' ws://host[:port]` (wss:// for https), so
+ * the page may open WebSockets to its own origin and to no other host. Writes a
+ * NUL-terminated string into out; returns its length, or -1 when `origin` is not an
+ * http(s) origin (no path, no whitespace, quote, comma or semicolon) or it does not fit. */
+long pl_static_csp(const char *origin, char *out, size_t cap);
 
 struct pl_static_config {
     const char *root; /* folder to load, e.g. "web/dist" */
