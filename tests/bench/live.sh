@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Live fan-out benchmark: SOCKETS (default 10000) WebSockets on /api/v1/live held by one
 # wsprobe process (tests/tools/wsprobe.c, libwebsockets client on libuv), USERS (100) users,
-# socket i authenticated with user i % USERS's session token:
+# socket i authenticated with user i % USERS's session token (Authorization: Bearer, never in
+# the URL):
 #     wsprobe fanout --sockets 10000 --seconds 20 --post-ms 200
 # Over the window it counts the metrics frames every socket receives (one a second each:
 # PULSE_METRICS_INTERVAL_MS=1000) and POSTs a feeding every 200 ms for the next user, timing
@@ -43,7 +44,10 @@ if [ -z "${WSPROBE:-}" ]; then
   WSPROBE=$ROOT/build-bench/tests/wsprobe
 fi
 
+# SOCKETS / USERS sockets per user and all of them from 127.0.0.1: above the default caps
+# (PULSE_WS_PER_USER 32, PULSE_WS_PER_IP 256), which are not what is measured here.
 start_pulsed live PULSE_MAX_CONNECTIONS=20000 PULSE_METRICS_INTERVAL_MS=1000 \
+  PULSE_WS_PER_USER="$SOCKETS" PULSE_WS_PER_IP="$SOCKETS" \
   PULSE_ARGON2_OPSLIMIT=1 PULSE_ARGON2_MEMLIMIT=8192
 BASE=http://127.0.0.1:$PULSE_PORT
 TOKENS=$OUT/live-tokens.txt

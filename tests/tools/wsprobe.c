@@ -26,7 +26,9 @@
  *       recorded per (socket, event). After --grace seconds for stragglers, one JSON summary
  *       line goes to stdout; the sockets are then held open --hold seconds (or until
  *       SIGTERM/SIGUSR1) so a caller can measure the server with them connected.
- *       --url-token sends the token as ?access_token= instead of Authorization.
+ *       --url-token sends the token as ?access_token= instead of Authorization; the tokens
+ *       must then be personal access tokens (pat_..., read and write: the POSTs use them
+ *       too), since the server refuses a session token in a URL (401).
  *       --server-pid PID adds the server's CPU use over the window and its RSS (/proc).
  *       Progress goes to stderr.
  *

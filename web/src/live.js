@@ -1,5 +1,6 @@
 // The WebSocket /api/v1/live client: one socket for the whole app, opened after login with the
-// session cookie. Messages: hello, metrics (every second), event (changes made anywhere,
+// session cookie (a same-origin WebSocket carries it, and the browser adds the Origin header
+// that pulsed checks); no token ever goes into the URL, and the app keeps none in JS storage. Messages: hello, metrics (every second), event (changes made anywhere,
 // including other devices), subscribed, pong, error. After a drop it reconnects with
 // exponential backoff and jitter: attempt n waits a random time between half and all of
 // min(0.5 s x 2^n, 30 s), so a restarted server is not hit by every client at once. Close
