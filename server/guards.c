@@ -343,8 +343,9 @@ static void step_authenticate(struct guard *g)
             g->p.cookie = true;
             g->origin_ok = origin_allowed(cfg, pl_req_header(req, "origin"));
         } else if ((pl_req_route(req)->flags & ROUTE_LIVE) &&
-                   (query_token = pl_req_query_get(req, "access_token")) != NULL && *query_token &&
-                   strlen(query_token) < sizeof token) {
+                   !pl_req_query_param(req, "access_token", &query_token)) {
+            return; /* malformed or repeated: answered 400 */
+        } else if (query_token && *query_token && strlen(query_token) < sizeof token) {
             /* For clients that cannot set headers on a WebSocket; the query never reaches a
              * log (the access log writes the path only). */
             snprintf(token, sizeof token, "%s", query_token);

@@ -105,13 +105,20 @@ static void do_list(struct pl_http_request *req)
 {
     int limit = record_limit(req); /* answered (and freed) the request when < 0 */
     if (limit < 0) return;
-    const char *pinned = pl_req_query_get(req, "pinned");
+    const char *pinned, *q, *cursor;
+    if (!pl_req_query_param(req, "pinned", &pinned) || !pl_req_query_param(req, "q", &q) ||
+        !pl_req_query_param(req, "cursor", &cursor))
+        return;
     if (pinned && strcmp(pinned, "true") != 0 && strcmp(pinned, "false") != 0) {
         bad_query(req, "pinned must be true or false");
         return;
     }
     const char *tags[21];
     int ntags = pl_req_query_all(req, "tag", tags, 21);
+    if (ntags < 0) {
+        bad_query(req, "tag is malformed: bad percent-encoding or %00");
+        return;
+    }
     if (ntags > 20) {
         bad_query(req, "at most 20 tag parameters");
         return;
@@ -133,17 +140,11 @@ static void do_list(struct pl_http_request *req)
         tag_lit = pl_req_strdup(req, b.data);
         pl_buf_dispose(&b);
     }
-    const char *q = pl_req_query_get(req, "q");
-    if (ntags < 0 || pl_req_query_all(req, "q", NULL, 0) < 0) {
-        bad_query(req, "malformed query string");
-        return;
-    }
     if (q && !*q) q = NULL;
     if (q && (!pl_utf8_valid(q, strlen(q)) || strlen(q) > 1000)) {
         bad_query(req, "q must be valid UTF-8 of at most 1000 bytes");
         return;
     }
-    const char *cursor = pl_req_query_get(req, "cursor");
     char *f[3];
     char buf[PL_CURSOR_MAX + 1];
     if (cursor) {

@@ -354,16 +354,8 @@ void record_delete(struct pl_http_request *req, const struct record_kind *k)
 
 int record_limit(struct pl_http_request *req)
 {
-    const char *v[2];
-    int n = pl_req_query_all(req, "limit", v, 2);
-    if (n == 0) return 50;
-    char *end;
-    long l = n > 0 ? strtol(v[0], &end, 10) : 0;
-    if (n < 0 || n > 1 || !*v[0] || *end || l < 1 || l > 100) {
-        pl_respond_problem(req, 400, "limit must be an integer from 1 to 100", NULL);
-        return -1;
-    }
-    return (int)l;
+    long limit;
+    return pl_req_query_int(req, "limit", 1, 100, 50, &limit) ? (int)limit : -1;
 }
 
 struct list {
