@@ -180,7 +180,7 @@ static void step_rate_separate(struct guard *g)
     const char *keys[2];
     struct pl_rate_rule rules[2];
     int n = 0;
-    const char *ip = req_client_ip(g->req);
+    const char *ip = req_client_rate_key(g->req); /* an IPv6 client's /64 */
     if (flags & ROUTE_RATE_LOGIN) {
         /* The email is part of the key, so peek at the body leniently here; the strict
          * Content-Type and JSON checks come after the limit, as the contract orders them. */

@@ -156,6 +156,26 @@ const char *pl_req_header(const struct pl_http_request *req, const char *name)
     return NULL;
 }
 
+const char *pl_req_header_list(struct pl_http_request *req, const char *name)
+{
+    const char *first = NULL;
+    int lines = 0;
+    struct pl_buf b;
+    pl_buf_init(&b);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (strcasecmp(req->headers[i].name, name) != 0) continue;
+        if (++lines == 1) {
+            first = req->headers[i].value;
+            continue;
+        }
+        pl_buf_printf(&b, "%s, %s", lines == 2 ? first : "", req->headers[i].value);
+    }
+    if (lines < 2) return first;
+    char *joined = pl_req_strdup(req, b.data);
+    pl_buf_dispose(&b);
+    return joined;
+}
+
 bool pl_req_header_at(const struct pl_http_request *req, size_t i, const char **name,
                       const char **value)
 {

@@ -23,7 +23,7 @@ static void echo(struct pl_http_request *req)
     pl_respond(req, 200, "text/plain", body, strlen(body));
 }
 
-/* Reports what the query accessors make of a request ("n" answers 400 itself). */
+/* Reports what the query and header accessors make of a request ("n" answers 400 itself). */
 static void query_probe(struct pl_http_request *req)
 {
     const char *one, *all[4];
@@ -31,8 +31,9 @@ static void query_probe(struct pl_http_request *req)
     int n_all = pl_req_query_all(req, "all", all, 4);
     long n;
     if (!pl_req_query_int(req, "n", 1, 100, 50, &n)) return;
-    char *body = pl_req_printf(req, "one=%d:%s all=%d:%s n=%ld |", rc_one, one ? one : "-", n_all,
-                               n_all > 0 ? all[0] : "-", n);
+    const char *list = pl_req_header_list(req, "x-list");
+    char *body = pl_req_printf(req, "one=%d:%s all=%d:%s n=%ld list=%s|", rc_one, one ? one : "-",
+                               n_all, n_all > 0 ? all[0] : "-", n, list ? list : "-");
     pl_respond(req, 200, "text/plain", body, strlen(body));
 }
 
@@ -295,6 +296,18 @@ TEST(query_param_answers_400)
     }
 }
 
+/* A list header sent as several lines is one list (RFC 9110 5.3), in order. */
+TEST(header_list_joins_lines)
+{
+    char buf[4096];
+    get("/query", "", buf, sizeof buf);
+    CHECK(strstr(buf, "list=-|") != NULL);
+    get("/query", "X-List: a\r\n", buf, sizeof buf);
+    CHECK(strstr(buf, "list=a|") != NULL);
+    get("/query", "X-List: a, b\r\nX-Other: z\r\nx-list: c\r\nX-LIST: d\r\n", buf, sizeof buf);
+    CHECK(strstr(buf, "list=a, b, c, d|") != NULL);
+}
+
 TEST(list_has)
 {
     CHECK(pl_http_list_has("keep-alive, Upgrade", "upgrade", true));
@@ -327,6 +340,7 @@ int main(void)
     RUN(not_found_and_method);
     RUN(query_strict);
     RUN(query_param_answers_400);
+    RUN(header_list_joins_lines);
     RUN(loop_closes_clean);
     pl_router_destroy(router);
     return TEST_REPORT();

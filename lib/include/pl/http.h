@@ -152,8 +152,13 @@ const char *pl_req_query(const struct pl_http_request *req); /* raw query withou
 const char *pl_req_id(const struct pl_http_request *req);
 const char *pl_req_peer_ip(const struct pl_http_request *req); /* socket peer, text */
 const struct pl_route *pl_req_route(const struct pl_http_request *req);
-/* Header value (case-insensitive name), NULL when absent. With repeated headers, the first. */
+/* Header value (case-insensitive name), NULL when absent. With repeated headers, the first:
+ * for a list header whose every line counts (X-Forwarded-For), use pl_req_header_list. */
 const char *pl_req_header(const struct pl_http_request *req, const char *name);
+/* Every line of a list header, in order, joined with ", " (RFC 9110 5.3: the same field
+ * value as one line); NULL when absent. Arena string (or the header itself when there is
+ * one line). */
+const char *pl_req_header_list(struct pl_http_request *req, const char *name);
 /* Iterates headers: returns false at the end. */
 bool pl_req_header_at(const struct pl_http_request *req, size_t i, const char **name,
                       const char **value);
