@@ -38,17 +38,23 @@ static int64_t now_us(void)
 }
 
 /* amount, kind, given_at (+ the note as the caller wants it). The schema has checked the
- * shapes; what is left is the clock: not more than 5 minutes in the future. */
+ * shapes; what is left is the clock: not more than 5 minutes in the future. given_at goes
+ * to SQL as the microseconds we parsed, never as the client's text. */
 static json_t *common_params(struct pl_http_request *req, json_t *body, const char **v)
 {
     json_t *amount = json_object_get(body, "amount_ml");
     v[0] = amount ? pl_req_printf(req, "%lld", (long long)json_integer_value(amount)) : NULL;
     v[1] = json_string_value(json_object_get(body, "kind"));
-    v[2] = json_string_value(json_object_get(body, "given_at"));
+    const char *given_at = json_string_value(json_object_get(body, "given_at"));
     int64_t at;
-    if (v[2] && pl_time_parse_rfc3339(v[2], &at) == 0 && at > now_us() + FUTURE_SLACK_US)
+    v[2] = NULL;
+    if (!given_at) return NULL;
+    if (pl_time_parse_rfc3339(given_at, &at) != 0) /* the schema checked it: not reached */
+        return json_pack("[{s:s, s:s}]", "field", "given_at", "message", "not a timestamp");
+    if (at > now_us() + FUTURE_SLACK_US)
         return json_pack("[{s:s, s:s}]", "field", "given_at", "message",
                          "must not be more than 5 minutes in the future");
+    v[2] = pl_req_printf(req, "%lld", (long long)at);
     return NULL;
 }
 
@@ -127,9 +133,8 @@ static void do_list(struct pl_http_request *req)
     char *f[2];
     char buf[PL_CURSOR_MAX + 1];
     if (cursor) {
-        char *end;
-        if (pl_cursor_decode(cursor, f, 2, buf, sizeof buf) != 0 || !*f[0] || strlen(f[0]) > 18 ||
-            (strtoll(f[0], &end, 10), *end) || !is_uuid(f[1])) {
+        if (pl_cursor_decode(cursor, f, 2, buf, sizeof buf) != 0 || !record_cursor_us_ok(f[0]) ||
+            !is_uuid(f[1])) {
             pl_respond_problem(req, 400, "cursor is not valid", NULL);
             return;
         }

@@ -151,10 +151,9 @@ static void do_list(struct pl_http_request *req)
     char *f[3];
     char buf[PL_CURSOR_MAX + 1];
     if (cursor) {
-        char *end;
         if (pl_cursor_decode(cursor, f, 3, buf, sizeof buf) != 0 ||
-            (strcmp(f[0], "0") != 0 && strcmp(f[0], "1") != 0) || !*f[1] ||
-            (strtoll(f[1], &end, 10), *end) || strlen(f[1]) > 18 || !is_uuid(f[2])) {
+            (strcmp(f[0], "0") != 0 && strcmp(f[0], "1") != 0) || !record_cursor_us_ok(f[1]) ||
+            !is_uuid(f[2])) {
             bad_query(req, "cursor is not valid");
             return;
         }

@@ -352,6 +352,15 @@ void record_delete(struct pl_http_request *req, const struct record_kind *k)
 
 /* ---- lists ---- */
 
+bool record_cursor_us_ok(const char *s)
+{
+    const char *digits = s + (*s == '-');
+    size_t n = strlen(digits);
+    if (n == 0 || n > 18 || strspn(digits, "0123456789") != n) return false;
+    long long v = strtoll(s, NULL, 10);
+    return v >= PL_TIME_MIN_US && v <= PL_TIME_MAX_US;
+}
+
 int record_limit(struct pl_http_request *req)
 {
     long limit;
