@@ -181,7 +181,7 @@ static void step_rate_separate(struct guard *g)
     const char *keys[2];
     struct pl_rate_rule rules[2];
     int n = 0;
-    const char *ip = req_client_ip(g->req);
+    const char *ip = req_client_rate_key(g->req); /* an IPv6 client's /64 */
     if (flags & ROUTE_RATE_LOGIN) {
         /* The email is part of the key, so peek at the body leniently here; the strict
          * Content-Type and JSON checks come after the limit, as the contract orders them. */
@@ -376,8 +376,9 @@ static void step_authenticate(struct guard *g)
             g->p.cookie = true;
             g->origin_ok = origin_allowed(cfg, pl_req_header(req, "origin"));
         } else if ((pl_req_route(req)->flags & ROUTE_LIVE) &&
-                   (query_token = pl_req_query_get(req, "access_token")) != NULL && *query_token &&
-                   strlen(query_token) < sizeof token) {
+                   !pl_req_query_param(req, "access_token", &query_token)) {
+            return; /* malformed or repeated: answered 400 */
+        } else if (query_token && *query_token && strlen(query_token) < sizeof token) {
             /* For clients that cannot set headers on a WebSocket: a personal access token or
              * a single-use ticket, never a session token (URLs end up in proxy logs and
              * browser history; our own access log writes the path only). */

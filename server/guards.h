@@ -38,9 +38,12 @@ struct principal {
 const struct principal *req_principal(const struct pl_http_request *req);
 /* The parsed body of a ROUTE_JSON route (borrowed; freed with the request). */
 json_t *req_json(const struct pl_http_request *req);
-/* The client IP: the socket peer, or the rightmost untrusted X-Forwarded-For hop when the
- * peer is in PULSE_TRUSTED_PROXIES. */
+/* The client IP (request arena): the socket peer, or, when the peer is in
+ * PULSE_TRUSTED_PROXIES, the rightmost hop of X-Forwarded-For (all its lines) that is not a
+ * trusted proxy or is no address (see client_ip_resolve). */
 const char *req_client_ip(struct pl_http_request *req);
+/* The client as a rate-limit key (request arena): client_ip_rate_key of req_client_ip. */
+const char *req_client_rate_key(struct pl_http_request *req);
 
 /* Answers a dependency or internal failure: PL_E_UNAVAILABLE/TIMEOUT/BUSY → 503 with
  * Retry-After; anything else → 500 (logged with the request id). */
@@ -52,5 +55,19 @@ void reply_invalid(struct pl_http_request *req, const char *field, const char *m
  * PL_E_CONFIG with the bad entry in err. */
 int trusted_proxies_init(const char *list, char *err, size_t errlen);
 bool ip_is_trusted_proxy(const char *ip);
+
+/* Longest text client_ip_resolve writes, NUL included. */
+#define CLIENT_IP_MAX 64
+/* The client of a request from socket peer `peer` carrying the X-Forwarded-For list `xff`
+ * (every line joined, or NULL), into out (cap <= CLIENT_IP_MAX is enough): the peer when it
+ * is not a trusted proxy; otherwise, walking the hops from the right, the first that is not
+ * a trusted proxy, or the first that is no address (its text, printable ASCII, bounded):
+ * never a hop left of one of those; the leftmost when every hop is trusted. Addresses come
+ * out canonical (inet_ntop; an IPv4-mapped IPv6 address as IPv4); a port written after a hop
+ * ("192.0.2.1:80", "[2001:db8::1]:80") is dropped. Uses the trusted_proxies_init list. */
+void client_ip_resolve(const char *peer, const char *xff, char *out, size_t cap);
+/* A client's rate-limit key: an IPv6 address's /64 ("2001:db8:1:2::/64"), anything else as
+ * it is. cap >= CLIENT_IP_MAX + 4. */
+void client_ip_rate_key(const char *ip, char *out, size_t cap);
 
 #endif

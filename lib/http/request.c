@@ -156,6 +156,26 @@ const char *pl_req_header(const struct pl_http_request *req, const char *name)
     return NULL;
 }
 
+const char *pl_req_header_list(struct pl_http_request *req, const char *name)
+{
+    const char *first = NULL;
+    int lines = 0;
+    struct pl_buf b;
+    pl_buf_init(&b);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (strcasecmp(req->headers[i].name, name) != 0) continue;
+        if (++lines == 1) {
+            first = req->headers[i].value;
+            continue;
+        }
+        pl_buf_printf(&b, "%s, %s", lines == 2 ? first : "", req->headers[i].value);
+    }
+    if (lines < 2) return first;
+    char *joined = pl_req_strdup(req, b.data);
+    pl_buf_dispose(&b);
+    return joined;
+}
+
 bool pl_req_header_at(const struct pl_http_request *req, size_t i, const char **name,
                       const char **value)
 {
@@ -181,38 +201,98 @@ const char *pl_req_body(const struct pl_http_request *req, size_t *len)
     return req->body.data ? req->body.data : "";
 }
 
-int pl_req_query_all(struct pl_http_request *req, const char *name, const char **out, int cap)
+/* Calls fn(value, vlen, arg) with the raw (still encoded) value of every parameter whose
+ * strictly decoded name is `name`; a name that does not decode names no parameter. */
+static void query_each(struct pl_http_request *req, const char *name,
+                       void (*fn)(const char *v, size_t vlen, void *arg), void *arg)
 {
     const char *q = req->query;
     size_t nlen = strlen(name);
-    int count = 0;
+    char small[64];
     while (*q) {
         const char *amp = strchr(q, '&');
         size_t plen = amp ? (size_t)(amp - q) : strlen(q);
         const char *eq = memchr(q, '=', plen);
         size_t klen = eq ? (size_t)(eq - q) : plen;
-        char *key = pl_req_alloc(req, klen + 1);
-        long kd = pl_http_percent_decode(q, klen, key, 1);
-        if (kd < 0) return -1;
-        if ((size_t)kd == nlen && memcmp(key, name, nlen) == 0) {
-            const char *v = eq ? eq + 1 : q + plen;
-            size_t vlen = eq ? plen - klen - 1 : 0;
-            char *val = pl_req_alloc(req, vlen + 1);
-            if (pl_http_percent_decode(v, vlen, val, 1) < 0) return -1;
-            if (count < cap) out[count] = val;
-            count++;
+        /* Each byte of a decoded name takes 1 to 3 bytes encoded: only a name written in
+         * nlen..3*nlen bytes can be `name`, and the others need no decoding. */
+        if (klen >= nlen && klen <= 3 * nlen) {
+            char *key = klen < sizeof small ? small : pl_req_alloc(req, klen + 1);
+            long kd = pl_http_percent_decode(q, klen, key, 1);
+            if (kd == (long)nlen && memcmp(key, name, nlen) == 0)
+                fn(eq ? eq + 1 : q + plen, eq ? plen - klen - 1 : 0, arg);
         }
         if (!amp) break;
         q = amp + 1;
     }
-    return count;
 }
 
-const char *pl_req_query_get(struct pl_http_request *req, const char *name)
+struct query_values {
+    struct pl_http_request *req;
+    const char **out;
+    int cap, count;
+    bool malformed;
+};
+
+static void collect(const char *v, size_t vlen, void *arg)
+{
+    struct query_values *qv = arg;
+    char *val = pl_req_alloc(qv->req, vlen + 1);
+    if (pl_http_percent_decode(v, vlen, val, 1) < 0) qv->malformed = true;
+    if (qv->count < qv->cap) qv->out[qv->count] = val;
+    qv->count++;
+}
+
+int pl_req_query_all(struct pl_http_request *req, const char *name, const char **out, int cap)
+{
+    struct query_values qv = {.req = req, .out = out, .cap = out ? cap : 0};
+    query_each(req, name, collect, &qv);
+    return qv.malformed ? PL_E_INVALID : qv.count;
+}
+
+int pl_req_query_one(struct pl_http_request *req, const char *name, const char **out)
 {
     const char *v = NULL;
     int n = pl_req_query_all(req, name, &v, 1);
-    return n > 0 ? v : NULL;
+    *out = n == 1 ? v : NULL;
+    return n < 0 ? n : n > 1 ? PL_E_CONFLICT : 0;
+}
+
+bool pl_req_query_param(struct pl_http_request *req, const char *name, const char **out)
+{
+    int rc = pl_req_query_one(req, name, out);
+    if (rc == 0) return true;
+    pl_respond_problem(req, 400,
+                       pl_req_printf(req,
+                                     rc == PL_E_CONFLICT
+                                         ? "%.40s may be given only once"
+                                         : "%.40s is malformed: bad percent-encoding or %%00",
+                                     name),
+                       NULL);
+    return false;
+}
+
+bool pl_req_query_int(struct pl_http_request *req, const char *name, long min, long max, long dflt,
+                      long *out)
+{
+    const char *v;
+    if (!pl_req_query_param(req, name, &v)) return false;
+    *out = dflt;
+    if (!v) return true;
+    /* One spelling per number: ASCII digits only, no sign, space or leading zero. */
+    size_t n = strlen(v);
+    long x = 0;
+    bool ok = n >= 1 && n <= 18 && strspn(v, "0123456789") == n && (v[0] != '0' || n == 1);
+    for (size_t i = 0; ok && i < n; i++)
+        x = x * 10 + (v[i] - '0');
+    if (!ok || x < min || x > max) {
+        pl_respond_problem(
+            req, 400,
+            pl_req_printf(req, "%.40s must be an integer from %ld to %ld", name, min, max), NULL);
+        return false;
+    }
+    *out = x;
+    return true;
 }
 
 bool pl_http_list_has(const char *list, const char *item, bool nocase)

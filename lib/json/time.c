@@ -128,7 +128,11 @@ int pl_time_parse_rfc3339(const char *s, int64_t *out_us)
     /* Years 0000..9999 keep this far inside int64. */
     int64_t secs = days_from_civil(y, mo, d) * S_PER_DAY + (int64_t)h * 3600 + (int64_t)mi * 60 +
                    sec - offset_s;
-    *out_us = secs * US_PER_S + frac_us;
+    int64_t us = secs * US_PER_S + frac_us;
+    /* The instant itself must have a four-digit year in UTC: 0000-01-01T00:00:00Z is year 1
+     * BC to Postgres (printed as 0001), and 9999-12-31T23:00:00-02:00 is in year 10000. */
+    if (us < PL_TIME_MIN_US || us > PL_TIME_MAX_US) return PL_E_INVALID;
+    *out_us = us;
     return 0;
 }
 

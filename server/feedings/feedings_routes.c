@@ -38,17 +38,23 @@ static int64_t now_us(void)
 }
 
 /* amount, kind, given_at (+ the note as the caller wants it). The schema has checked the
- * shapes; what is left is the clock: not more than 5 minutes in the future. */
+ * shapes; what is left is the clock: not more than 5 minutes in the future. given_at goes
+ * to SQL as the microseconds we parsed, never as the client's text. */
 static json_t *common_params(struct pl_http_request *req, json_t *body, const char **v)
 {
     json_t *amount = json_object_get(body, "amount_ml");
     v[0] = amount ? pl_req_printf(req, "%lld", (long long)json_integer_value(amount)) : NULL;
     v[1] = json_string_value(json_object_get(body, "kind"));
-    v[2] = json_string_value(json_object_get(body, "given_at"));
+    const char *given_at = json_string_value(json_object_get(body, "given_at"));
     int64_t at;
-    if (v[2] && pl_time_parse_rfc3339(v[2], &at) == 0 && at > now_us() + FUTURE_SLACK_US)
+    v[2] = NULL;
+    if (!given_at) return NULL;
+    if (pl_time_parse_rfc3339(given_at, &at) != 0) /* the schema checked it: not reached */
+        return json_pack("[{s:s, s:s}]", "field", "given_at", "message", "not a timestamp");
+    if (at > now_us() + FUTURE_SLACK_US)
         return json_pack("[{s:s, s:s}]", "field", "given_at", "message",
                          "must not be more than 5 minutes in the future");
+    v[2] = pl_req_printf(req, "%lld", (long long)at);
     return NULL;
 }
 
@@ -92,8 +98,9 @@ RECORD_HANDLERS(feeding_kind)
 /* An RFC 3339 query parameter as microseconds text, NULL when absent; false after a 400. */
 static bool time_param(struct pl_http_request *req, const char *name, const char **out)
 {
-    const char *v = pl_req_query_get(req, name);
+    const char *v;
     *out = NULL;
+    if (!pl_req_query_param(req, name, &v)) return false;
     if (!v) return true;
     int64_t us;
     if (pl_time_parse_rfc3339(v, &us) != 0) {
@@ -112,7 +119,9 @@ static void do_list(struct pl_http_request *req)
     if (limit < 0) return;
     const char *from, *to;
     if (!time_param(req, "from", &from) || !time_param(req, "to", &to)) return;
-    const char *kind = pl_req_query_get(req, "kind");
+    const char *kind, *cursor;
+    if (!pl_req_query_param(req, "kind", &kind) || !pl_req_query_param(req, "cursor", &cursor))
+        return;
     bool kind_ok = !kind;
     for (int i = 0; kind && kinds[i]; i++)
         kind_ok |= strcmp(kind, kinds[i]) == 0;
@@ -121,13 +130,11 @@ static void do_list(struct pl_http_request *req)
             req, 400, "kind must be one of formula, milk, water, food, medication, other", NULL);
         return;
     }
-    const char *cursor = pl_req_query_get(req, "cursor");
     char *f[2];
     char buf[PL_CURSOR_MAX + 1];
     if (cursor) {
-        char *end;
-        if (pl_cursor_decode(cursor, f, 2, buf, sizeof buf) != 0 || !*f[0] || strlen(f[0]) > 18 ||
-            (strtoll(f[0], &end, 10), *end) || !is_uuid(f[1])) {
+        if (pl_cursor_decode(cursor, f, 2, buf, sizeof buf) != 0 || !record_cursor_us_ok(f[0]) ||
+            !is_uuid(f[1])) {
             pl_respond_problem(req, 400, "cursor is not valid", NULL);
             return;
         }
@@ -172,17 +179,8 @@ static void do_today(struct pl_http_request *req)
 
 static void do_stats(struct pl_http_request *req)
 {
-    const char *vals[2];
-    int n = pl_req_query_all(req, "days", vals, 2);
-    long days = 30;
-    if (n != 0) {
-        char *end;
-        days = n == 1 && *vals[0] ? strtol(vals[0], &end, 10) : 0;
-        if (n != 1 || !*vals[0] || *end || days < 1 || days > 365) {
-            pl_respond_problem(req, 400, "days must be an integer from 1 to 365", NULL);
-            return;
-        }
-    }
+    long days;
+    if (!pl_req_query_int(req, "days", 1, 365, 30, &days)) return;
     const char *v[] = {req_principal(req)->user_id, pl_req_printf(req, "%ld", days)};
     if (pl_pg_exec1(req_worker(req)->pg, "feedings_stats", 2, v, on_json_row, req))
         reply_failure(req, PL_E_UNAVAILABLE, "feedings stats");

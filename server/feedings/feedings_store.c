@@ -5,7 +5,11 @@
 #include "../records/records.h"
 #include "feedings.h"
 
-#define FEEDING_VALUES "$1, $2::int, COALESCE($3, 'food'), COALESCE($4::timestamptz, now()), $5"
+/* given_at arrives as microseconds since the epoch, parsed by pl_time_parse_rfc3339: the
+ * text would meet Postgres's own parser, which refuses offsets of 16 hours and more that
+ * RFC 3339 allows (a 500), and rounds digits past the microsecond that we truncate. */
+#define FEEDING_VALUES                                                                             \
+    "$1, $2::int, COALESCE($3, 'food'), COALESCE(" FROM_EPOCH_US("$4") ", now()), $5"
 /* The time range is always an index condition (open ends are -infinity/infinity); the kind
  * filter has statements of its own so the plain list keeps a clean generic plan. */
 #define FEEDING_LIST                                                                               \
@@ -37,11 +41,12 @@ static const struct stmt_def statements[] = {
      "SELECT id, version, " FEEDING_JSON " FROM feedings WHERE id = $1 AND user_id = $2", 2},
     {"feedings_update",
      "UPDATE feedings SET amount_ml = COALESCE($4::int, amount_ml), kind = COALESCE($5, kind), "
-     "given_at = COALESCE($6::timestamptz, given_at), "
-     "note = CASE WHEN $7::bool THEN $8 ELSE note END, "
-     "version = version + 1, updated_at = now() "
-     "WHERE id = $1 AND user_id = $2 AND ($3::int IS NULL OR version = $3::int) "
-     "RETURNING id, version, " FEEDING_JSON,
+     "given_at = COALESCE(" FROM_EPOCH_US(
+         "$6") ", given_at), "
+               "note = CASE WHEN $7::bool THEN $8 ELSE note END, "
+               "version = version + 1, updated_at = now() "
+               "WHERE id = $1 AND user_id = $2 AND ($3::int IS NULL OR version = $3::int) "
+               "RETURNING id, version, " FEEDING_JSON,
      8},
     {"feedings_delete",
      "DELETE FROM feedings WHERE id = $1 AND user_id = $2 "

@@ -34,24 +34,37 @@ static const struct pl_jfield patch_fields[] = {NOTE_FIELDS(0)};
 static const struct pl_jschema create_schema = {create_fields, 4, note_read_only};
 static const struct pl_jschema patch_schema = {patch_fields, 4, note_read_only};
 
-/* A Postgres text[] literal; safe because tags are limited to TAG_CHARS. */
-static const char *tags_literal(struct pl_http_request *req, json_t *tags)
+/* A Postgres text[] literal of n strings. Every element is quoted (and '"' and '\\'
+ * escaped): an unquoted element spelled NULL, in any case, would be an SQL NULL, and one
+ * with a comma, brace or space would be split or refused. */
+static const char *text_array(struct pl_http_request *req, const char *const *items, size_t n)
 {
-    if (!json_is_array(tags)) return NULL;
     struct pl_buf b;
     pl_buf_init(&b);
     pl_buf_puts(&b, "{");
-    size_t i;
-    json_t *t;
-    json_array_foreach(tags, i, t)
-    {
-        if (i) pl_buf_puts(&b, ",");
-        pl_buf_puts(&b, json_string_value(t));
+    for (size_t i = 0; i < n; i++) {
+        pl_buf_puts(&b, i ? ",\"" : "\"");
+        for (const char *c = items[i]; *c; c++) {
+            if (*c == '"' || *c == '\\') pl_buf_append(&b, "\\", 1);
+            pl_buf_append(&b, c, 1);
+        }
+        pl_buf_puts(&b, "\"");
     }
     pl_buf_puts(&b, "}");
     const char *lit = pl_req_strdup(req, b.data);
     pl_buf_dispose(&b);
     return lit;
+}
+
+/* The body's tags (a string array the schema has checked) as a text[] literal, or NULL. */
+static const char *tags_literal(struct pl_http_request *req, json_t *tags)
+{
+    if (!json_is_array(tags)) return NULL;
+    size_t n = json_array_size(tags);
+    const char **items = pl_req_alloc(req, (n ? n : 1) * sizeof *items);
+    for (size_t i = 0; i < n; i++)
+        items[i] = json_string_value(json_array_get(tags, i));
+    return text_array(req, items, n);
 }
 
 static const char *bool_or_null(json_t *v)
@@ -105,52 +118,42 @@ static void do_list(struct pl_http_request *req)
 {
     int limit = record_limit(req); /* answered (and freed) the request when < 0 */
     if (limit < 0) return;
-    const char *pinned = pl_req_query_get(req, "pinned");
+    const char *pinned, *q, *cursor;
+    if (!pl_req_query_param(req, "pinned", &pinned) || !pl_req_query_param(req, "q", &q) ||
+        !pl_req_query_param(req, "cursor", &cursor))
+        return;
     if (pinned && strcmp(pinned, "true") != 0 && strcmp(pinned, "false") != 0) {
         bad_query(req, "pinned must be true or false");
         return;
     }
     const char *tags[21];
     int ntags = pl_req_query_all(req, "tag", tags, 21);
+    if (ntags < 0) {
+        bad_query(req, "tag is malformed: bad percent-encoding or %00");
+        return;
+    }
     if (ntags > 20) {
         bad_query(req, "at most 20 tag parameters");
         return;
     }
-    const char *tag_lit = NULL;
-    if (ntags > 0) {
-        struct pl_buf b;
-        pl_buf_init(&b);
-        pl_buf_puts(&b, "{");
-        for (int i = 0; i < ntags; i++) {
-            if (!tag_ok(tags[i])) {
-                pl_buf_dispose(&b);
-                bad_query(req, "tag must be 1 to 32 of a-z, 0-9, _ and -");
-                return;
-            }
-            pl_buf_printf(&b, "%s%s", i ? "," : "", tags[i]);
+    for (int i = 0; i < ntags; i++) {
+        if (!tag_ok(tags[i])) {
+            bad_query(req, "tag must be 1 to 32 of a-z, 0-9, _ and -");
+            return;
         }
-        pl_buf_puts(&b, "}");
-        tag_lit = pl_req_strdup(req, b.data);
-        pl_buf_dispose(&b);
     }
-    const char *q = pl_req_query_get(req, "q");
-    if (ntags < 0 || pl_req_query_all(req, "q", NULL, 0) < 0) {
-        bad_query(req, "malformed query string");
-        return;
-    }
+    const char *tag_lit = ntags > 0 ? text_array(req, tags, (size_t)ntags) : NULL;
     if (q && !*q) q = NULL;
     if (q && (!pl_utf8_valid(q, strlen(q)) || strlen(q) > 1000)) {
         bad_query(req, "q must be valid UTF-8 of at most 1000 bytes");
         return;
     }
-    const char *cursor = pl_req_query_get(req, "cursor");
     char *f[3];
     char buf[PL_CURSOR_MAX + 1];
     if (cursor) {
-        char *end;
         if (pl_cursor_decode(cursor, f, 3, buf, sizeof buf) != 0 ||
-            (strcmp(f[0], "0") != 0 && strcmp(f[0], "1") != 0) || !*f[1] ||
-            (strtoll(f[1], &end, 10), *end) || strlen(f[1]) > 18 || !is_uuid(f[2])) {
+            (strcmp(f[0], "0") != 0 && strcmp(f[0], "1") != 0) || !record_cursor_us_ok(f[1]) ||
+            !is_uuid(f[2])) {
             bad_query(req, "cursor is not valid");
             return;
         }

@@ -352,18 +352,19 @@ void record_delete(struct pl_http_request *req, const struct record_kind *k)
 
 /* ---- lists ---- */
 
+bool record_cursor_us_ok(const char *s)
+{
+    const char *digits = s + (*s == '-');
+    size_t n = strlen(digits);
+    if (n == 0 || n > 18 || strspn(digits, "0123456789") != n) return false;
+    long long v = strtoll(s, NULL, 10);
+    return v >= PL_TIME_MIN_US && v <= PL_TIME_MAX_US;
+}
+
 int record_limit(struct pl_http_request *req)
 {
-    const char *v[2];
-    int n = pl_req_query_all(req, "limit", v, 2);
-    if (n == 0) return 50;
-    char *end;
-    long l = n > 0 ? strtol(v[0], &end, 10) : 0;
-    if (n < 0 || n > 1 || !*v[0] || *end || l < 1 || l > 100) {
-        pl_respond_problem(req, 400, "limit must be an integer from 1 to 100", NULL);
-        return -1;
-    }
-    return (int)l;
+    long limit;
+    return pl_req_query_int(req, "limit", 1, 100, 50, &limit) ? (int)limit : -1;
 }
 
 struct list {

@@ -33,9 +33,14 @@
     "'given_at', " TS("given_at") ", 'note', note, 'version', version, "                           \
                                   "'created_at', " TS("created_at") ", 'updated_at', " TS(         \
                                       "updated_at") ")::text"
-/* microseconds since the epoch, exact, for cursors */
-#define EPOCH_US(col)    "(extract(epoch FROM " col ")::numeric * 1000000)::bigint"
-#define FROM_EPOCH_US(p) "('epoch'::timestamptz + " p "::bigint * interval '1 microsecond')"
+/* microseconds since the epoch, exact both ways (cursors, ?from=/?to=, given_at). An
+ * interval times a number is computed in float8: whole seconds (|s| < 2^38, which covers
+ * years 0001..9999) times 1 s, and the microseconds left over, are exact; microseconds times
+ * 1 µs are not past 2^53 µs (before 1685 or after 2255) and could even cross a year. */
+#define EPOCH_US(col) "(extract(epoch FROM " col ")::numeric * 1000000)::bigint"
+#define FROM_EPOCH_US(p)                                                                           \
+    "('epoch'::timestamptz + (" p "::bigint / 1000000) * interval '1 second' + (" p                \
+    "::bigint % 1000000) * interval '1 microsecond')"
 
 struct record_kind {
     const char *name; /* "note": events are note.created, ... */
@@ -55,6 +60,9 @@ void record_get(struct pl_http_request *req, const struct record_kind *k);
 void record_patch(struct pl_http_request *req, const struct record_kind *k);
 void record_delete(struct pl_http_request *req, const struct record_kind *k);
 
+/* A cursor's timestamp field: decimal microseconds naming an instant pl_time_parse_rfc3339
+ * could have produced (a value out of that range would reach Postgres as out of range). */
+bool record_cursor_us_ok(const char *s);
 /* ?limit= (1..100, default 50): returns the value or -1 after answering 400. */
 int record_limit(struct pl_http_request *req);
 /* Runs a list statement that asks for `limit` + 1 rows holding the JSON text in column 0 and

@@ -38,10 +38,12 @@ export function uniqueEmail(tag = 'u') {
 //   contentType: default 'application/json' when there is a body; null = no header
 //   token: Authorization: Bearer <token>;  cookie: the pulse_session value (Cookie header)
 //   origin: default PUBLIC_ORIGIN; null = no Origin header
-//   headers: extra headers;  check: false skips the universal response checks
+//   headers: extra headers (an array value is sent as that many header lines)
+//   check: false skips the universal response checks
+//   localAddress: the client socket's own address (e.g. 127.0.0.2, another loopback host)
 // Resolves { status, headers (lower-cased; set-cookie is an array), text, json }.
 export function api(srv, method, path, opts = {}) {
-  const { body, token, cookie, headers = {}, check = true } = opts;
+  const { body, token, cookie, headers = {}, check = true, localAddress } = opts;
   const origin = opts.origin === undefined ? PUBLIC_ORIGIN : opts.origin;
   const h = { Host: `127.0.0.1:${srv.port}`, ...headers };
   let payload = null;
@@ -55,7 +57,7 @@ export function api(srv, method, path, opts = {}) {
   if (cookie) h.Cookie = cookie.includes('=') ? cookie : `pulse_session=${cookie}`;
   if (origin !== null) h.Origin = origin;
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: srv.port, method, path, headers: h, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port: srv.port, method, path, headers: h, agent: false, localAddress }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {

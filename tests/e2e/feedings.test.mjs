@@ -340,6 +340,59 @@ describe('feedings', () => {
       assert.equal(count(a.user.id), n);
     });
 
+    // RFC 3339 allows offsets up to ±23:59, which Postgres's own timestamp parser refuses
+    // (16 hours and more): given_at reaches SQL as the microseconds we parsed. An instant
+    // outside years 0001..9999 (UTC) has no four-digit spelling: 422, never a 500.
+    const OUT_OF_RANGE = ['0000-01-01T00:00:00Z', '0000-12-31T23:59:59.999Z', '0001-01-01T00:00:00+00:01',
+      '0001-01-01T10:00:00+14:00', '9999-12-31T23:59:59-14:00', '9999-12-31T23:00:00-01:00'];
+    const NOT_RFC3339 = ['2026-01-01T00:00:00-24:00', '2026-01-01T00:00:00+24:00', '2026-01-01T00:00:00+99:00', '2026-01-01T00:00:00+16'];
+    it('given_at: offsets up to ±23:59 are exact; year 0000, -24:00 and instants past 9999 are 422 on POST and PATCH, never 500', async () => {
+      const base = Math.floor((Date.now() - 3 * HOUR) / 1000) * 1000;
+      for (const off of [23 * 60 + 59, -(23 * 60 + 59), 16 * 60, -16 * 60, 15 * 60 + 59, -(15 * 60 + 59)]) {
+        const f = await createFeeding(srv, a.token, { given_at: withOffset(base, off) });
+        assert.equal(f.given_at, iso(base), withOffset(base, off));
+      }
+      // the ends of the range come back as they went in
+      assert.equal((await createFeeding(srv, a.token, { given_at: '0001-01-01T00:00:00Z' })).given_at, '0001-01-01T00:00:00.000Z');
+      assert.equal((await createFeeding(srv, a.token, { given_at: '0000-12-31T23:59:59-00:01' })).given_at, '0001-01-01T00:00:59.000Z');
+      assert.equal((await createFeeding(srv, a.token, { given_at: '1700-03-01T12:00:00.123456Z' })).given_at, '1700-03-01T12:00:00.123Z');
+      const n = count(a.user.id);
+      for (const g of [...OUT_OF_RANGE, ...NOT_RFC3339, '9999-12-31T23:59:59+14:00' /* in range, but the future */]) {
+        expect422(await api(srv, 'POST', FEEDINGS, { token: a.token, body: { amount_ml: 5, given_at: g } }), 'given_at');
+      }
+      assert.equal(count(a.user.id), n, 'nothing stored');
+      // PATCH: the same rules, and a refused PATCH changes nothing
+      const f = await createFeeding(srv, a.token, { given_at: iso(base) });
+      let r = expectStatus(await api(srv, 'PATCH', `${FEEDINGS}/${f.id}`, { token: a.token, body: { given_at: withOffset(base - HOUR, 23 * 60 + 59) } }), 200);
+      assert.equal(r.json.given_at, iso(base - HOUR));
+      const after1 = r.json;
+      for (const g of [...OUT_OF_RANGE, ...NOT_RFC3339]) {
+        expect422(await api(srv, 'PATCH', `${FEEDINGS}/${f.id}`, { token: a.token, body: { given_at: g } }), 'given_at');
+      }
+      r = expectStatus(await api(srv, 'GET', `${FEEDINGS}/${f.id}`, { token: a.token }), 200);
+      assert.deepEqual(r.json, after1, 'unchanged by the refused PATCHes');
+      r = expectStatus(await api(srv, 'PATCH', `${FEEDINGS}/${f.id}`, { token: a.token, body: { given_at: withOffset(base, -(23 * 60 + 59)) } }), 200);
+      assert.equal(r.json.given_at, iso(base));
+      assert.equal(r.json.version, after1.version + 1);
+    });
+
+    it('?from= and ?to= take the same instants: ±23:59 offsets work, year 0000 and past 9999 are 400', async () => {
+      const base = Math.floor((Date.now() - 2 * HOUR) / 1000) * 1000;
+      const b = await register(srv);
+      const f = await createFeeding(srv, b.token, { given_at: iso(base) });
+      const l = async (params) => ids((await page(srv, b.token, params)).items);
+      assert.deepEqual(await l([['from', withOffset(base, 23 * 60 + 59)]]), [f.id]);
+      assert.deepEqual(await l([['from', withOffset(base + 1, -(23 * 60 + 59))]]), []);
+      assert.deepEqual(await l([['to', withOffset(base + 1, 20 * 60)]]), [f.id]);
+      assert.deepEqual(await l([['from', '0001-01-01T00:00:00Z'], ['to', '9999-12-31T23:59:59.999999Z']]), [f.id]);
+      assert.deepEqual(await l([['from', '9999-12-31T23:59:59+14:00']]), []);
+      for (const g of [...OUT_OF_RANGE, ...NOT_RFC3339]) {
+        for (const name of ['from', 'to']) {
+          expectProblem(await api(srv, 'GET', FEEDINGS + qs([[name, g]]), { token: b.token }), 400, 'malformed');
+        }
+      }
+    });
+
     it('refuses unknown and read-only fields, naming each, and reports several errors at once', async () => {
       const n = count(a.user.id);
       const post = (body) => api(srv, 'POST', FEEDINGS, { token: a.token, body });

@@ -464,6 +464,36 @@ describe('notes', () => {
       expectStatus(await api(srv, 'HEAD', '/api/v1/tags', { token: a.token }), 200);
     });
 
+    // The tag "null" once reached Postgres as an unquoted array element, that is SQL NULL:
+    // the note came back with tags [null] and no filter found it.
+    it('the tag "null" is a tag like any other: stored, patched, listed, filtered and counted', async () => {
+      const a = await register(srv);
+      const n1 = await createNote(srv, a.token, { title: 'only null', tags: ['null'] });
+      assert.deepEqual(n1.tags, ['null']);
+      await sleep(3);
+      const n2 = await createNote(srv, a.token, { title: 'several', tags: ['a', 'null', 'null-', 'nul', '_null'] });
+      assert.deepEqual(n2.tags, ['a', 'null', 'null-', 'nul', '_null']);
+      await sleep(3);
+      const n3 = await createNote(srv, a.token, { title: 'patched', tags: ['x'] });
+      const p = expectStatus(await api(srv, 'PATCH', `${NOTES}/${n3.id}`, { token: a.token, body: { tags: ['null', 'x'] } }), 200);
+      assert.deepEqual(p.json.tags, ['null', 'x']);
+      assert.deepEqual(expectStatus(await api(srv, 'GET', `${NOTES}/${n1.id}`, { token: a.token }), 200).json.tags, ['null']);
+      assert.equal(psql(`SELECT count(*) FROM notes WHERE user_id = '${a.user.id}' AND array_position(tags, NULL) IS NOT NULL`), '0',
+        'no SQL NULL among the stored tags');
+      assert.deepEqual(ids((await page(srv, a.token, [['tag', 'null']])).items), [n3.id, n2.id, n1.id]);
+      assert.deepEqual(ids((await page(srv, a.token, [['tag', 'null'], ['tag', 'a']])).items), [n2.id]);
+      assert.deepEqual(ids((await page(srv, a.token, [['tag', 'nul']])).items), [n2.id]);
+      const counts = Object.fromEntries(expectStatus(await api(srv, 'GET', '/api/v1/tags', { token: a.token }), 200).json.items.map((x) => [x.tag, x.count]));
+      assert.deepEqual(counts, { null: 3, a: 1, 'null-': 1, nul: 1, _null: 1, x: 1 });
+      // NULL in capitals, and anything an array literal would need quoted, is not a tag at all
+      for (const t of ['NULL', 'Null', 'a,b', '{a}', '"a"', 'a b', 'a\\b', "a'b"]) {
+        expect422(await api(srv, 'POST', NOTES, { token: a.token, body: { title: 't', tags: [t] } }), 'tags');
+        expect422(await api(srv, 'PATCH', `${NOTES}/${n1.id}`, { token: a.token, body: { tags: ['ok', t] } }), 'tags');
+        expectProblem(await api(srv, 'GET', NOTES + qs([['tag', t]]), { token: a.token }), 400, 'malformed');
+      }
+      assert.deepEqual(expectStatus(await api(srv, 'GET', `${NOTES}/${n1.id}`, { token: a.token }), 200).json.tags, ['null']);
+    });
+
     it('?q= searches title and body (english stemming, websearch syntax) in the usual order', async () => {
       const a = await register(srv);
       const b = await register(srv);

@@ -23,6 +23,28 @@ static void echo(struct pl_http_request *req)
     pl_respond(req, 200, "text/plain", body, strlen(body));
 }
 
+/* Reports what the query and header accessors make of a request ("n" answers 400 itself). */
+static void query_probe(struct pl_http_request *req)
+{
+    const char *one, *all[4];
+    int rc_one = pl_req_query_one(req, "one", &one);
+    int n_all = pl_req_query_all(req, "all", all, 4);
+    long n;
+    if (!pl_req_query_int(req, "n", 1, 100, 50, &n)) return;
+    const char *list = pl_req_header_list(req, "x-list");
+    char *body = pl_req_printf(req, "one=%d:%s all=%d:%s n=%ld list=%s|", rc_one, one ? one : "-",
+                               n_all, n_all > 0 ? all[0] : "-", n, list ? list : "-");
+    pl_respond(req, 200, "text/plain", body, strlen(body));
+}
+
+static void param_probe(struct pl_http_request *req)
+{
+    const char *p;
+    if (!pl_req_query_param(req, "p", &p)) return;
+    char *body = pl_req_printf(req, "p=%s|", p ? p : "-");
+    pl_respond(req, 200, "text/plain", body, strlen(body));
+}
+
 struct later {
     uv_timer_t t;
     struct pl_http_request *req;
@@ -57,6 +79,8 @@ static void slow(struct pl_http_request *req)
 static struct pl_route routes[] = {
     {.method = PL_M_GET, .pattern = "/echo/{id}", .handler = echo},
     {.method = PL_M_POST, .pattern = "/slow", .handler = slow},
+    {.method = PL_M_GET, .pattern = "/query", .handler = query_probe},
+    {.method = PL_M_GET, .pattern = "/param", .handler = param_probe},
     {0},
 };
 
@@ -166,6 +190,124 @@ TEST(not_found_and_method)
     close(fd);
 }
 
+/* One request on a fresh connection; the whole response into buf. */
+static void get(const char *target, const char *headers, char *buf, size_t cap)
+{
+    int fd = client();
+    char req[2048];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n%s\r\n", target, headers);
+    (void)!write(fd, req, strlen(req));
+    read_responses(fd, buf, cap, 1);
+    close(fd);
+}
+
+/* Query values decode strictly: a bad escape or %00 is malformed, never "absent"; a repeated
+ * single parameter is a conflict; an integer has one spelling. */
+TEST(query_strict)
+{
+    static const struct {
+        const char *query, *want; /* want: a substring of the body, or a status line */
+    } cases[] = {
+        {"", "one=0:- all=0:- n=50 "},
+        {"one=a%20b", "one=0:a b "},
+        {"one=a+b", "one=0:a b "},
+        {"one=%41%62", "one=0:Ab "},
+        {"one=", "one=0: "},
+        {"one", "one=0: "},
+        {"one=%zz", "one=-10001:- "},
+        {"one=%4", "one=-10001:- "},
+        {"one=%", "one=-10001:- "},
+        {"one=%%%", "one=-10001:- "},
+        {"one=%00", "one=-10001:- "},
+        {"one=%00garbage", "one=-10001:- "},
+        {"one=x%00", "one=-10001:- "},
+        {"one=%g0", "one=-10001:- "},
+        {"one=1&one=2", "one=-10010:- "},
+        {"one=%zz&one=2", "one=-10001:- "},
+        {"one=1&one=%zz", "one=-10001:- "},
+        {"%6Fne=k", "one=0:k "},
+        {"o%zzne=k&one=v", "one=0:v "}, /* a name that does not decode is nobody's */
+        {"one%00=k&one=v", "one=0:v "}, /* "one\0" is not "one" */
+        {"one%zz=k&%zz&one=v", "one=0:v "},
+        {"x=%zz&one=v", "one=0:v "}, /* an unknown parameter may be anything */
+        {"all=a&all=b&all=%41", "all=3:a "},
+        {"all=a&all=%zz", "all=-10001:- "},
+        {"all=%00&one=v", "one=0:v all=-10001:- "},
+        {"n=1", "n=1 "},
+        {"n=100", "n=100 "},
+        {"n=42", "n=42 "},
+        {"n=0", "HTTP/1.1 400 "},
+        {"n=101", "HTTP/1.1 400 "},
+        {"n=+5", "HTTP/1.1 400 "},
+        {"n=%2B5", "HTTP/1.1 400 "},
+        {"n=%205", "HTTP/1.1 400 "},
+        {"n=5%20", "HTTP/1.1 400 "},
+        {"n=05", "HTTP/1.1 400 "},
+        {"n=5.0", "HTTP/1.1 400 "},
+        {"n=1e1", "HTTP/1.1 400 "},
+        {"n=0x5", "HTTP/1.1 400 "},
+        {"n=-1", "HTTP/1.1 400 "},
+        {"n=", "HTTP/1.1 400 "},
+        {"n", "HTTP/1.1 400 "},
+        {"n=5&n=5", "HTTP/1.1 400 "},
+        {"n=%35", "n=5 "},
+        {"n=%zz", "HTTP/1.1 400 "},
+        {"n=5%00", "HTTP/1.1 400 "},
+        {"n=99999999999999999999", "HTTP/1.1 400 "},
+        {"n=%D9%A5", "HTTP/1.1 400 "}, /* ARABIC-INDIC DIGIT FIVE */
+    };
+    char target[256], buf[4096];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(target, sizeof target, "/query?%s", cases[i].query);
+        get(target, "", buf, sizeof buf);
+        if (!strstr(buf, cases[i].want)) {
+            fprintf(stderr, "  ?%s: want \"%s\" in\n%.600s\n", cases[i].query, cases[i].want, buf);
+            CHECK(false);
+        }
+        if (strstr(cases[i].want, " 400 ")) {
+            CHECK(strstr(buf, "application/problem+json") != NULL);
+            CHECK(strstr(buf, "\"/problems/malformed\"") != NULL);
+            CHECK(strstr(buf, "\"detail\":\"n ") != NULL); /* names the parameter */
+        }
+    }
+}
+
+TEST(query_param_answers_400)
+{
+    static const struct {
+        const char *query, *want;
+    } cases[] = {
+        {"p=ok", "p=ok|"},
+        {"", "p=-|"},
+        {"p=%zz", "p is malformed"},
+        {"p=%00", "p is malformed"},
+        {"p=a&p=b", "p may be given only once"},
+        {"p=a&p=%zz", "p is malformed"},
+    };
+    char target[256], buf[4096];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(target, sizeof target, "/param?%s", cases[i].query);
+        get(target, "", buf, sizeof buf);
+        CHECK(strstr(buf, cases[i].want) != NULL);
+        if (strncmp(cases[i].want, "p=", 2) != 0) {
+            CHECK(strncmp(buf, "HTTP/1.1 400 ", 13) == 0);
+            CHECK(strstr(buf, "\"/problems/malformed\"") != NULL);
+        }
+    }
+}
+
+/* A list header sent as several lines is one list (RFC 9110 5.3), in order. */
+TEST(header_list_joins_lines)
+{
+    char buf[4096];
+    get("/query", "", buf, sizeof buf);
+    CHECK(strstr(buf, "list=-|") != NULL);
+    get("/query", "X-List: a\r\n", buf, sizeof buf);
+    CHECK(strstr(buf, "list=a|") != NULL);
+    get("/query", "X-List: a, b\r\nX-Other: z\r\nx-list: c\r\nX-LIST: d\r\n", buf, sizeof buf);
+    CHECK(strstr(buf, "list=a, b, c, d|") != NULL);
+}
+
 TEST(list_has)
 {
     CHECK(pl_http_list_has("keep-alive, Upgrade", "upgrade", true));
@@ -196,6 +338,9 @@ int main(void)
     RUN(pipelined_async_in_order);
     RUN(head_limit_and_line_ends);
     RUN(not_found_and_method);
+    RUN(query_strict);
+    RUN(query_param_answers_400);
+    RUN(header_list_joins_lines);
     RUN(loop_closes_clean);
     pl_router_destroy(router);
     return TEST_REPORT();

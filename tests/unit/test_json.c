@@ -672,10 +672,61 @@ TEST(rfc3339_good)
     CHECK(ts("2000-02-29T00:00:00Z") == INT64_C(951782400) * 1000000); /* 400-year leap */
     CHECK(ts("1969-12-31T23:59:59.999Z") == -1000);
     CHECK(ts("1900-01-01T00:00:00Z") == INT64_C(-2208988800) * 1000000);
-    CHECK(ts("0000-01-01T00:00:00Z") == INT64_C(-62167219200) * 1000000);
+    CHECK(ts("0001-01-01T00:00:00Z") == INT64_C(-62135596800) * 1000000);
+    CHECK(ts("0001-01-01T00:00:00Z") == PL_TIME_MIN_US);
     CHECK(ts("9999-12-31T23:59:59.999999Z") == INT64_C(253402300799) * 1000000 + 999999);
+    CHECK(ts("9999-12-31T23:59:59.999999Z") == PL_TIME_MAX_US);
     CHECK(ts("2026-01-01T00:30:00+23:59") == INT64_C(1767141060) * 1000000);
     CHECK(ts("2026-12-31T23:59:59-23:59") == INT64_C(1798847939) * 1000000);
+}
+
+/* The instant, not the local date, must lie in years 0001..9999 (UTC): what Postgres and
+ * pl_time_format_rfc3339 both print with four digits. Offsets are RFC 3339's (up to 23:59,
+ * more than Postgres's own parser takes: callers hand SQL microseconds, not this text). */
+TEST(rfc3339_range)
+{
+    static const struct {
+        const char *in;
+        bool ok;
+    } cases[] = {
+        {"0000-01-01T00:00:00Z", false},
+        {"0000-12-31T23:59:59.999999Z", false},
+        {"0000-12-31T23:59:59-00:01", true}, /* 0001-01-01T00:00:59Z */
+        {"0001-01-01T00:00:00Z", true},
+        {"0001-01-01T00:00:00+00:01", false}, /* 0000-12-31T23:59:00Z */
+        {"0001-01-01T00:00:00-23:59", true},
+        {"0001-01-01T23:58:59+23:59", false},
+        {"9999-12-31T23:59:59.999999Z", true},
+        {"9999-12-31T23:59:59.9999999Z", true}, /* truncated, not rounded into 10000 */
+        {"9999-12-31T23:59:59+14:00", true},
+        {"9999-12-31T23:59:59-14:00", false},
+        {"9999-12-31T23:59:59-00:01", false},
+        {"9999-12-31T00:00:00-23:59", true},
+        {"9999-12-31T00:01:00-23:59", false}, /* 10000-01-01T00:00:00Z */
+        {"2026-06-01T12:00:00+23:59", true},
+        {"2026-06-01T12:00:00-23:59", true},
+        {"2026-06-01T12:00:00+15:59", true},
+        {"2026-06-01T12:00:00+16:00", true},
+        {"2026-06-01T12:00:00-24:00", false},
+        {"2026-06-01T12:00:00+24:00", false},
+        {"2026-06-01T12:00:00+99:00", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t us = 42;
+        int rc = pl_time_parse_rfc3339(cases[i].in, &us);
+        if ((rc == 0) != cases[i].ok) {
+            fprintf(stderr, "  %s: %s\n", cases[i].in, rc == 0 ? "accepted" : "refused");
+            CHECK(false);
+        }
+        if (rc == 0) {
+            CHECK(us >= PL_TIME_MIN_US && us <= PL_TIME_MAX_US);
+            char out[32];
+            pl_time_format_rfc3339(us, out);
+            CHECK(strlen(out) == 24); /* YYYY-MM-DDTHH:MM:SS.mmmZ */
+        } else {
+            CHECK(us == 42);
+        }
+    }
 }
 
 TEST(rfc3339_bad)
@@ -752,7 +803,7 @@ TEST(rfc3339_format)
     CHECK(round_trips("2024-02-29T23:30:00-01:00", "2024-03-01T00:30:00.000Z"));
     CHECK(round_trips("2025-01-01T00:15:00+01:00", "2024-12-31T23:15:00.000Z"));
     CHECK(round_trips("1969-07-20T20:17:40.9999Z", "1969-07-20T20:17:40.999Z"));
-    CHECK(round_trips("0000-01-01T00:00:00Z", "0000-01-01T00:00:00.000Z"));
+    CHECK(round_trips("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"));
     CHECK(round_trips("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999Z"));
     CHECK(round_trips("2026-11-23T09:30:00.123Z", "2026-11-23T09:30:00.123Z"));
 
@@ -911,6 +962,7 @@ int main(void)
     RUN(utf8_length);
     RUN(rfc3339_good);
     RUN(rfc3339_bad);
+    RUN(rfc3339_range);
     RUN(rfc3339_format);
     RUN(date_parse);
     RUN(email_normalize);

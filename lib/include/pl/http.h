@@ -152,8 +152,13 @@ const char *pl_req_query(const struct pl_http_request *req); /* raw query withou
 const char *pl_req_id(const struct pl_http_request *req);
 const char *pl_req_peer_ip(const struct pl_http_request *req); /* socket peer, text */
 const struct pl_route *pl_req_route(const struct pl_http_request *req);
-/* Header value (case-insensitive name), NULL when absent. With repeated headers, the first. */
+/* Header value (case-insensitive name), NULL when absent. With repeated headers, the first:
+ * for a list header whose every line counts (X-Forwarded-For), use pl_req_header_list. */
 const char *pl_req_header(const struct pl_http_request *req, const char *name);
+/* Every line of a list header, in order, joined with ", " (RFC 9110 5.3: the same field
+ * value as one line); NULL when absent. Arena string (or the header itself when there is
+ * one line). */
+const char *pl_req_header_list(struct pl_http_request *req, const char *name);
 /* Iterates headers: returns false at the end. */
 bool pl_req_header_at(const struct pl_http_request *req, size_t i, const char **name,
                       const char **value);
@@ -161,11 +166,32 @@ bool pl_req_header_at(const struct pl_http_request *req, size_t i, const char **
 const char *pl_req_param(const struct pl_http_request *req, const char *name);
 /* Body (may be empty, never NULL) and its length. */
 const char *pl_req_body(const struct pl_http_request *req, size_t *len);
-/* Percent-decoded query values for `name`: returns how many there are and fills up to
- * `cap` of them into out (arena strings). A malformed escape makes it return -1. */
-int pl_req_query_all(struct pl_http_request *req, const char *name, const char **out, int cap);
-/* The first value for `name` or NULL (also NULL when malformed: check with _all). */
-const char *pl_req_query_get(struct pl_http_request *req, const char *name);
+/* Query parameters. A value is percent-decoded strictly ('+' is a space): a '%' without two
+ * hex digits after it, or an encoded NUL (%00), makes it malformed. A name is decoded the
+ * same way before it is compared; a name that does not decode is nobody's parameter (it is
+ * ignored, like any unknown parameter). There is deliberately no accessor that answers
+ * "absent" for a malformed or repeated parameter: handlers use pl_req_query_param and
+ * pl_req_query_int, which answer the 400 themselves.
+ *
+ * Every value of `name`, in order: returns how many there are, filling up to `cap` of them
+ * into out (arena strings; out may be NULL), or PL_E_INVALID when any of them is malformed. */
+PL_MUST_USE int pl_req_query_all(struct pl_http_request *req, const char *name, const char **out,
+                                 int cap);
+/* A parameter that may be given once: 0 with *out = its value, or NULL when absent;
+ * PL_E_INVALID when it is malformed, PL_E_CONFLICT when it is given more than once (*out is
+ * then NULL). */
+PL_MUST_USE int pl_req_query_one(struct pl_http_request *req, const char *name, const char **out);
+/* pl_req_query_one for a handler: true with *out = the value or NULL when absent; false
+ * after answering 400 (/problems/malformed, naming the parameter) when it is malformed or
+ * repeated. */
+PL_MUST_USE bool pl_req_query_param(struct pl_http_request *req, const char *name,
+                                    const char **out);
+/* An integer parameter given at most once, in its one decimal spelling (ASCII digits, no
+ * sign, space, leading zero, fraction or exponent), within min..max (min >= 0): true with
+ * *out = the value, or `dflt` when absent; false after answering 400 ("<name> must be an
+ * integer from <min> to <max>"). */
+PL_MUST_USE bool pl_req_query_int(struct pl_http_request *req, const char *name, long min, long max,
+                                  long dflt, long *out);
 /* The `ctx` of the server's config (the worker that owns the request). */
 void *pl_req_ctx(const struct pl_http_request *req);
 /* true while the client is still connected. */
