@@ -49,8 +49,8 @@ void reply_failure(struct pl_http_request *req, int status, const char *what)
         pl_respond_problem(req, 503, "a dependency is unavailable, try again shortly", NULL);
         return;
     }
-    pl_error("request failed", ",\"request_id\":\"%s\",\"what\":\"%s\",\"error\":\"%s\"",
-             pl_req_id(req), what, pl_strerror(status));
+    pl_error("request failed", PL_STR("request_id", pl_req_id(req)), PL_STR("what", what),
+             PL_STR("error", pl_strerror(status)));
     pl_respond_problem(req, 500, "internal error", NULL);
 }
 

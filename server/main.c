@@ -58,6 +58,8 @@ static int load_config(bool need_services)
 {
     char err[512] = "";
     if (pulse_config_load(&app.cfg, ENV_FILE, need_services, err, sizeof err)) {
+        pl_error("config invalid", PL_STR("error", err));
+        pl_log_flush();
         fprintf(stderr, "pulsed: %s\n", err);
         return 2;
     }
@@ -72,12 +74,12 @@ static int cmd_migrate(void)
     char err[512] = "";
     int applied = 0;
     if (pl_pg_migrate(app.cfg.database_url, app.cfg.migrations_dir, &applied, err, sizeof err)) {
-        pl_error("migrate failed", ",\"error\":\"%s\"", err);
+        pl_error("migrate failed", PL_STR("error", err));
         pl_log_flush();
         fprintf(stderr, "pulsed: migrate: %s\n", err);
         return 1;
     }
-    pl_info("migrated", ",\"applied\":%d", applied);
+    pl_info("migrated", PL_INT("applied", applied));
     pl_log_flush();
     return 0;
 }
@@ -218,8 +220,8 @@ static void worker_main(void *arg)
     struct worker *w = arg;
     int rc = worker_start(w);
     if (rc) {
-        pl_error("worker failed to start", ",\"worker\":%d,\"error\":\"%s\"", w->id,
-                 pl_strerror(rc));
+        pl_error("worker failed to start", PL_INT("worker", w->id),
+                 PL_STR("error", pl_strerror(rc)));
         pl_log_flush();
         exit(1);
     }
@@ -263,16 +265,16 @@ static void migrate_done(uv_work_t *wk, int status)
     struct migrate_job *j = wk->data;
     migrate_busy = false;
     if (j->pending < 0 || j->rc) {
-        pl_warn("migration check failed, retrying", ",\"error\":\"%s\"", j->err);
+        pl_warn("migration check failed, retrying", PL_STR("error", j->err));
     } else if (j->pending > 0) {
         pl_error("migrations pending: run `pulsed migrate` or set PULSE_AUTO_MIGRATE=1",
-                 ",\"pending\":%d", j->pending);
+                 PL_INT("pending", j->pending));
         pl_log_flush();
         fprintf(stderr, "pulsed: %d migration(s) pending: run `pulsed migrate` first\n",
                 j->pending);
         exit(1);
     } else {
-        if (j->applied) pl_info("migrated", ",\"applied\":%d", j->applied);
+        if (j->applied) pl_info("migrated", PL_INT("applied", j->applied));
         atomic_store(&app.migrated, true);
         int expected = APP_STARTING;
         atomic_compare_exchange_strong(&app.state, &expected, APP_READY);
@@ -307,7 +309,7 @@ static void tell_workers(int cmd)
 
 static void on_delay_over(uv_timer_t *t)
 {
-    pl_info("closing listeners and draining", ",\"drain_ms\":%lld", app.cfg.drain_ms);
+    pl_info("closing listeners and draining", PL_INT("drain_ms", app.cfg.drain_ms));
     pl_log_flush();
     /* No metrics message may be handed to a worker that is closing its handles. */
     live_sampler_stop();
@@ -317,14 +319,14 @@ static void on_delay_over(uv_timer_t *t)
 static void on_signal(uv_signal_t *s, int signum)
 {
     if (++signals_seen > 1) {
-        pl_warn("second signal: exiting now", ",\"signal\":%d", signum);
+        pl_warn("second signal: exiting now", PL_INT("signal", signum));
         pl_log_flush();
         _exit(1);
     }
     atomic_store(&app.state, APP_DRAINING);
     tell_workers(1);
-    pl_info("shutting down", ",\"signal\":%d,\"shutdown_delay_ms\":%lld", signum,
-            app.cfg.shutdown_delay_ms);
+    pl_info("shutting down", PL_INT("signal", signum),
+            PL_INT("shutdown_delay_ms", app.cfg.shutdown_delay_ms));
     pl_log_flush();
     uv_timer_start(&delay_timer, on_delay_over, (uint64_t)app.cfg.shutdown_delay_ms, 0);
 }
@@ -354,7 +356,7 @@ static void raise_fd_limit(long long want)
     if (rl.rlim_cur < target) {
         rl.rlim_cur = target;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            pl_warn("could not raise RLIMIT_NOFILE", ",\"wanted\":%lld", want);
+            pl_warn("could not raise RLIMIT_NOFILE", PL_INT("wanted", want));
     }
 }
 
@@ -381,15 +383,11 @@ static int cmd_serve(void)
     bool csp_ok = pl_static_csp(app.cfg.public_origin, csp, sizeof csp) >= 0;
     struct pl_static_config web_cfg = {
         .root = app.cfg.web_root, .csp = csp_ok ? csp : NULL, .no_fallback = api_prefixes};
-    char root_json[600];
-    pl_log_str(root_json, sizeof root_json, app.cfg.web_root);
-    if (pl_static_load(&web_cfg, &web_ui, err, sizeof err) == 0) {
-        pl_info("web UI loaded", ",\"root\":%s,\"files\":%zu", root_json, pl_static_count(web_ui));
-    } else {
-        char err_json[600];
-        pl_warn("web UI not served", ",\"root\":%s,\"error\":%s", root_json,
-                pl_log_str(err_json, sizeof err_json, err));
-    }
+    if (pl_static_load(&web_cfg, &web_ui, err, sizeof err) == 0)
+        pl_info("web UI loaded", PL_STR("root", app.cfg.web_root),
+                PL_UINT("files", pl_static_count(web_ui)));
+    else
+        pl_warn("web UI not served", PL_STR("root", app.cfg.web_root), PL_STR("error", err));
     app.nworkers = (int)app.cfg.workers;
     if (app.nworkers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -450,10 +448,9 @@ static int cmd_serve(void)
     }
     char addr[300];
     snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-    pl_info("listening",
-            ",\"address\":\"%s\",\"port\":%d,\"workers\":%d,\"version\":\"%s\","
-            "\"instance\":\"%s\"",
-            addr, port, app.nworkers, PULSE_VERSION, app.cfg.instance);
+    pl_info("listening", PL_STR("address", addr), PL_INT("port", port),
+            PL_INT("workers", app.nworkers), PL_STR("version", PULSE_VERSION),
+            PL_STR("instance", app.cfg.instance));
     pl_log_flush();
 
     uv_run(&main_loop, UV_RUN_DEFAULT);
@@ -464,11 +461,11 @@ static int cmd_serve(void)
         live_worker_finish(&app.workers[i]);
         uv_run(&app.workers[i].loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&app.workers[i].loop) != 0)
-            pl_warn("worker loop not empty at exit", ",\"worker\":%d", i);
+            pl_warn("worker loop not empty at exit", PL_INT("worker", i));
     }
     uv_run(&main_loop, UV_RUN_DEFAULT);
     uv_loop_close(&main_loop);
-    pl_info("stopped", NULL);
+    pl_info("stopped");
     pl_log_flush();
     free(app.workers);
     app_dispose(&app);

@@ -243,11 +243,9 @@ static bool config_valid(const struct pl_pg_config *cfg)
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(cfg->conninfo, &errmsg);
     if (!opts) {
-        char line[256], buf[300];
-        snprintf(line, sizeof line, "%s", errmsg ? errmsg : "out of memory");
-        line[strcspn(line, "\n")] = '\0';
+        const char *line = errmsg ? errmsg : "out of memory";
         /* libpq's message never holds the password: it names the syntax error only. */
-        pl_error("pg conninfo invalid", ",\"error\":%s", pl_log_str(buf, sizeof buf, line));
+        pl_error("pg conninfo invalid", PL_STRN("error", line, strcspn(line, "\n")));
         PQfreemem(errmsg);
         return false;
     }

@@ -70,7 +70,7 @@ static void after_work(uv_work_t *wk, int status)
     atomic_fetch_sub(&app->pw_running, 1);
     if (status < 0) j->failed = true;
     if (j->op == OP_HASH) {
-        if (j->failed) pl_error("password hashing failed", NULL);
+        if (j->failed) pl_error("password hashing failed");
         j->hash_cb(j->failed ? NULL : j->hash, j->ctx);
     } else {
         j->verify_cb(j->ok && !j->failed && !j->dummy, j->needs_rehash, j->ctx);
