@@ -95,8 +95,6 @@ static void publish_stats(struct worker *w)
     atomic_store(&w->stats.pg_busy, ps.busy);
     atomic_store(&w->stats.pg_inflight, ps.inflight);
     atomic_store(&w->stats.pg_waiting, ps.waiting);
-    atomic_store(&w->stats.pg_wait_count, ps.wait_count);
-    atomic_store(&w->stats.pg_wait_us_sum, (uint64_t)(ps.wait_seconds_sum * 1e6));
     atomic_store(&w->stats.pg_errors, ps.errors);
     struct pl_redis_stats rs;
     pl_redis_stats(w->redis, &rs);
