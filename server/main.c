@@ -175,6 +175,7 @@ int worker_start(struct worker *w)
         .wait_timeout_ms = (int)cfg->pg_wait_ms,
         .connect_timeout_ms = 5000,
         .query_timeout_ms = 30000,
+        .wait_seconds = w->app->pg_wait,
     };
     int rc = pl_pg_pool_create(&w->loop, &pgc, &w->pg);
     if (rc == 0) rc = app_prepare_statements(w->pg);
