@@ -89,6 +89,27 @@ describe('accounts', () => {
       await login(srv, ` ${email.toUpperCase()} `);
     });
 
+    it('lower-cases non-ASCII letters too: ÉLODIE@ logs in as typed and as élodie@, and is one account', async () => {
+      // The contract: emails are trimmed, lower-cased and unique case-insensitively. The
+      // C normalisation (rate-limit keys) and SQL's lower() (storage, lookup, unique index)
+      // must agree on letters beyond ASCII.
+      const tag = randomBytes(5).toString('hex');
+      const upper = `ÉLODIE.ΣΟΦΙΑ-${tag}@Example.com`;
+      const lower = `élodie.σοφια-${tag}@example.com`;
+      const r = await register(srv, { email: ` ${upper} ` });
+      assert.equal(r.user.email, lower, 'stored and answered lower-cased');
+      assert.equal(psql(`SELECT email FROM users WHERE id = '${r.user.id}'`), lower);
+      for (const typed of [upper, lower, ` ${upper.toLowerCase()} `, `Élodie.Σοφια-${tag}@EXAMPLE.COM`]) {
+        const l = await api(srv, 'POST', '/api/v1/auth/login', { body: { email: typed, password: PASSWORD } });
+        expectStatus(l, 200);
+        assert.equal(l.json.user.id, r.user.id, `login as ${typed}`);
+      }
+      for (const again of [upper, lower, `élodie.ΣΟΦΙΑ-${tag}@example.com`]) {
+        expectProblem(await api(srv, 'POST', '/api/v1/auth/register', { body: { email: again, password: PASSWORD } }), 409, 'conflict');
+      }
+      assert.equal(psql(`SELECT count(*) FROM users WHERE lower(email) = '${lower}'`), '1');
+    });
+
     it('answers 409 when the email is taken, case-insensitively and trimmed', async () => {
       const email = uniqueEmail('dup');
       await register(srv, { email });
