@@ -16,21 +16,23 @@
 
 /* ---- shared by the routes of this folder ---- */
 
+/* Behind TLS the cookie is __Host-pulse_session: browsers accept that name only with Secure,
+ * Path=/ and no Domain, so neither a sibling subdomain nor a plain-HTTP page can plant one. */
 void set_session_cookie(struct pl_http_request *req, const char *token)
 {
     const struct pulse_config *cfg = &req_worker(req)->app->cfg;
-    pl_resp_header(
-        req, "Set-Cookie",
-        pl_req_printf(req, "pulse_session=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%lld%s",
-                      token, cfg->session_absolute_s, cfg->cookie_secure ? "; Secure" : ""));
+    pl_resp_header(req, "Set-Cookie",
+                   pl_req_printf(req, "%s=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%lld%s",
+                                 session_cookie(cfg), token, cfg->session_absolute_s,
+                                 cfg->cookie_secure ? "; Secure" : ""));
 }
 
 void clear_session_cookie(struct pl_http_request *req)
 {
     const struct pulse_config *cfg = &req_worker(req)->app->cfg;
     pl_resp_header(req, "Set-Cookie",
-                   pl_req_printf(req, "pulse_session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0%s",
-                                 cfg->cookie_secure ? "; Secure" : ""));
+                   pl_req_printf(req, "%s=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0%s",
+                                 session_cookie(cfg), cfg->cookie_secure ? "; Secure" : ""));
 }
 
 static void no_store(struct pl_http_request *req)

@@ -446,6 +446,16 @@ describe('accounts', () => {
       expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: reg.token, origin: 'https://evil.example' }), 200);
     });
 
+    it('without PULSE_COOKIE_SECURE the cookie is pulse_session (no Secure); __Host-pulse_session is not read', async () => {
+      const reg = await register(srv);
+      const c = sessionCookie(reg.res);
+      assert.ok(c, `Set-Cookie: ${reg.res.headers['set-cookie']}`);
+      assert.equal(c.attrs.secure, undefined, c.raw);
+      assert.equal(sessionCookie(reg.res, '__Host-pulse_session'), null);
+      expect401(await api(srv, 'GET', '/api/v1/me', { cookie: `__Host-pulse_session=${reg.token}`, origin: null }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: `pulse_session=${reg.token}`, origin: null }), 200);
+    });
+
     it('refuses a cookie write without Origin or from a foreign origin (403)', async () => {
       const reg = await register(srv);
       for (const origin of [null, 'https://evil.example', 'null', `${PUBLIC_ORIGIN}.evil.example`, 'http://pulse.test:8080', 'https://pulse.test']) {
@@ -812,18 +822,35 @@ describe('behind a TLS proxy (PULSE_COOKIE_SECURE=1, PULSE_TRUSTED_PROXIES)', ()
   });
   after(async () => { await stopOk(srv); });
 
-  it('adds Secure to the session cookie, keeping the other attributes', async () => {
+  it('names the session cookie __Host-pulse_session, with Secure, Path=/ and no Domain; reads only that name', async () => {
     const reg = await register(srv);
-    for (const c of [reg.cookie, (await login(srv, reg.email)).cookie]) {
+    const HOST = '__Host-pulse_session';
+    for (const r of [reg.res, (await login(srv, reg.email)).res]) {
+      assert.equal(sessionCookie(r), null, 'no plain pulse_session cookie behind TLS');
+      const c = sessionCookie(r, HOST);
+      assert.ok(c, `Set-Cookie: ${r.headers['set-cookie']}`);
+      assert.equal(c.value, r.json.token);
       assert.equal(c.attrs.secure, true, c.raw);
       assert.equal(c.attrs.httponly, true, c.raw);
       assert.equal(String(c.attrs.samesite).toLowerCase(), 'lax', c.raw);
       assert.equal(c.attrs.path, '/', c.raw);
+      assert.equal(c.attrs.domain, undefined, c.raw);
     }
-    const out = expectStatus(await api(srv, 'POST', '/api/v1/auth/logout', { token: reg.token }), 204);
-    const c = sessionCookie(out);
+    // the browser sends back the __Host- cookie: it authenticates (with the Origin check)
+    expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: `${HOST}=${reg.token}`, origin: null }), 200);
+    expectStatus(await api(srv, 'PATCH', '/api/v1/me', { cookie: `${HOST}=${reg.token}`, body: { display_name: 'tls' } }), 200);
+    expect403(await api(srv, 'PATCH', '/api/v1/me', { cookie: `${HOST}=${reg.token}`, origin: null, body: { display_name: 'x' } }));
+    // a plain pulse_session cookie (which a sibling subdomain or a plain-HTTP page could have
+    // planted) is not read
+    expect401(await api(srv, 'GET', '/api/v1/me', { cookie: `pulse_session=${reg.token}`, origin: null }));
+    const out = expectStatus(await api(srv, 'POST', '/api/v1/auth/logout', { cookie: `${HOST}=${reg.token}` }), 204);
+    const c = sessionCookie(out, HOST);
+    assert.ok(c, `logout clears ${HOST}: ${out.headers['set-cookie']}`);
     assert.equal(c.value, '');
     assert.equal(c.attrs['max-age'], '0');
+    assert.equal(c.attrs.secure, true);
+    assert.equal(c.attrs.path, '/');
+    expect401(await api(srv, 'GET', '/api/v1/me', { cookie: `${HOST}=${reg.token}`, origin: null }));
   });
 
   it('takes the client IP from X-Forwarded-For: the rightmost hop that is not a trusted proxy', async () => {
