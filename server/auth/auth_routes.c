@@ -123,11 +123,11 @@ static void on_user_inserted(int status, PGresult **results, int n, void *ctx)
     start_session(r->req, 201, user_json(results[0], 0));
 }
 
-static void on_register_hashed(const char *hash, void *ctx)
+static void on_register_hashed(int status, const char *hash, void *ctx)
 {
     struct reg *r = ctx;
-    if (!hash) {
-        reply_failure(r->req, PL_E_INVALID, "password hash");
+    if (status) {
+        passwords_reply_failure(r->req, status);
         return;
     }
     const char *v[] = {r->email, hash, r->display_name, r->timezone};
@@ -176,7 +176,7 @@ static void do_register(struct pl_http_request *req)
     }
     r->display_name = json_string_value(json_object_get(body, "display_name"));
     r->timezone = json_string_value(json_object_get(body, "timezone"));
-    passwords_hash(req_worker(req), json_string_value(json_object_get(body, "password")),
+    passwords_hash(req_worker(req), req, json_string_value(json_object_get(body, "password")),
                    on_register_hashed, r);
 }
 
@@ -204,10 +204,14 @@ static void on_login_user_row(int status, PGresult **results, int n, void *ctx)
     start_session(l->req, 200, user_json(results[0], 0));
 }
 
-static void on_login_verified(bool ok, bool needs_rehash, void *ctx)
+static void on_login_verified(int status, bool ok, bool needs_rehash, void *ctx)
 {
     struct login *l = ctx;
     struct pl_http_request *req = l->req;
+    if (status) {
+        passwords_reply_failure(req, status);
+        return;
+    }
     if (!ok || !l->found) {
         pl_respond_problem(req, 401, "invalid email or password", NULL);
         return;
@@ -235,8 +239,9 @@ static void on_login_user(int status, PGresult **results, int n, void *ctx)
         hash = pl_req_strdup(req, PQgetvalue(results[0], 0, 1));
     }
     /* An unknown email is verified against the dummy hash: the same work, the same answer. */
-    passwords_verify(req_worker(req), json_string_value(json_object_get(req_json(req), "password")),
-                     hash, on_login_verified, l);
+    passwords_verify(req_worker(req), req,
+                     json_string_value(json_object_get(req_json(req), "password")), hash,
+                     on_login_verified, l);
 }
 
 static void do_login(struct pl_http_request *req)
@@ -387,11 +392,11 @@ static void on_password_stored(int status, PGresult **results, int n, void *ctx)
                     req);
 }
 
-static void on_new_hash(const char *hash, void *ctx)
+static void on_new_hash(int status, const char *hash, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (!hash) {
-        reply_failure(req, PL_E_INVALID, "password hash");
+    if (status) {
+        passwords_reply_failure(req, status);
         return;
     }
     const char *v[] = {req_principal(req)->user_id, hash};
@@ -399,14 +404,18 @@ static void on_new_hash(const char *hash, void *ctx)
         reply_failure(req, PL_E_UNAVAILABLE, "password update");
 }
 
-static void on_current_verified(bool ok, bool needs_rehash, void *ctx)
+static void on_current_verified(int status, bool ok, bool needs_rehash, void *ctx)
 {
     struct pl_http_request *req = ctx;
+    if (status) {
+        passwords_reply_failure(req, status);
+        return;
+    }
     if (!ok) {
         pl_respond_problem(req, 403, "the current password is wrong", NULL);
         return;
     }
-    passwords_hash(req_worker(req),
+    passwords_hash(req_worker(req), req,
                    json_string_value(json_object_get(req_json(req), "new_password")), on_new_hash,
                    req);
 }
@@ -442,7 +451,7 @@ static void on_own_hash(int status, PGresult **results, int n, void *ctx)
         return;
     }
     const char *hash = PQntuples(results[0]) == 1 ? PQgetvalue(results[0], 0, 0) : NULL;
-    passwords_verify(req_worker(o->req), o->password, hash, o->cb, o->req);
+    passwords_verify(req_worker(o->req), o->req, o->password, hash, o->cb, o->req);
 }
 
 void auth_verify_own_password(struct pl_http_request *req, const char *password,
@@ -469,11 +478,11 @@ static void on_rehash_stored(int status, PGresult **results, int n, void *ctx)
     free(ctx);
 }
 
-static void on_rehashed(const char *hash, void *ctx)
+static void on_rehashed(int status, const char *hash, void *ctx)
 {
     struct rehash *r = ctx;
     const char *v[] = {r->user_id, hash};
-    if (!hash || pl_pg_exec1(r->w->pg, "auth_user_set_hash", 2, v, on_rehash_stored, r)) free(r);
+    if (status || pl_pg_exec1(r->w->pg, "auth_user_set_hash", 2, v, on_rehash_stored, r)) free(r);
 }
 
 void login_rehash(struct worker *w, const char *user_id, const char *password)
@@ -482,7 +491,7 @@ void login_rehash(struct worker *w, const char *user_id, const char *password)
     if (!r) abort();
     r->w = w;
     snprintf(r->user_id, sizeof r->user_id, "%s", user_id);
-    passwords_hash(w, password, on_rehashed, r);
+    passwords_hash(w, NULL, password, on_rehashed, r); /* nobody waits for it */
 }
 
 struct pl_route auth_routes[] = {

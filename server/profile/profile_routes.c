@@ -134,9 +134,13 @@ static void on_deleted(int status, PGresult **results, int n, void *ctx)
                     req);
 }
 
-static void on_delete_verified(bool ok, bool needs_rehash, void *ctx)
+static void on_delete_verified(int status, bool ok, bool needs_rehash, void *ctx)
 {
     struct pl_http_request *req = ctx;
+    if (status) {
+        passwords_reply_failure(req, status);
+        return;
+    }
     if (!ok) {
         pl_respond_problem(req, 403, "the password is wrong", NULL);
         return;

@@ -13,7 +13,7 @@ import {
   api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, flushRedisDb, login, median,
   psql, redisDump, redisUrlWithDb, register, sessionCookie, sleep, uniqueEmail,
 } from './api.mjs';
-import { raw, startServer, waitReady } from './helpers.mjs';
+import { raw, startServer, waitFor, waitReady } from './helpers.mjs';
 
 const near = (iso, expectedMs, slackMs, msg) => {
   const d = Math.abs(Date.parse(iso) - expectedMs);
@@ -982,6 +982,129 @@ describe('Redis unavailable', () => {
     r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, body: { display_name: 'no redis' } }), 200);
     assert.equal(r.json.display_name, 'no redis');
     expectStatus(await api(srv, 'GET', '/api/v1/me/export', { token: pat.token }), 200);
+  });
+});
+
+// /metrics as { 'name{labels}': value }.
+async function metrics(srv) {
+  const r = expectStatus(await api(srv, 'GET', '/metrics', { origin: null }), 200);
+  const out = {};
+  for (const l of r.text.split('\n')) {
+    if (!l || l.startsWith('#')) continue;
+    const i = l.lastIndexOf(' ');
+    out[l.slice(0, i)] = Number(l.slice(i + 1));
+  }
+  return out;
+}
+const jobs = (m, outcome) => m[`pulse_argon2_jobs_total{outcome="${outcome}"}`];
+
+// An Argon2id cost that takes a couple of seconds here (about 40 ms per pass over 64 MiB),
+// so that a hash is still running while a test acts; nothing asserts its duration.
+const SLOW_ARGON2 = { PULSE_ARGON2_OPSLIMIT: '48', PULSE_ARGON2_MEMLIMIT: String(64 << 20), PULSE_ARGON2_CONCURRENCY: '1' };
+
+describe('password hashing queue (PULSE_ARGON2_QUEUE, PULSE_ARGON2_WAIT_MS)', () => {
+  // One hash at a time, two waiting, for a second at most; a hash takes a couple of seconds.
+  // `cheap` shares Postgres and Redis and hashes at the test cost, to make accounts.
+  let srv;
+  let cheap;
+  before(async () => {
+    [srv, cheap] = await Promise.all([
+      startServer({ ...API_ENV, ...SLOW_ARGON2, PULSE_ARGON2_QUEUE: '2', PULSE_ARGON2_WAIT_MS: '1000' }),
+      startServer({ ...API_ENV }),
+    ]);
+    await Promise.all([waitReady(srv), waitReady(cheap)]);
+  });
+  after(async () => { await stopOk(srv); await stopOk(cheap); });
+
+  const idle = () => waitFor(async () => { const m = await metrics(srv); return m.pulse_argon2_running === 0 && m.pulse_argon2_queued === 0; }, { timeout: 30000 });
+  const loginBody = () => ({ email: uniqueEmail('burst'), password: 'not the password!' });
+  const expect503 = (r) => {
+    expectProblem(r, 503, 'unavailable');
+    assert.match(String(r.headers['retry-after']), /^[1-9]\d*$/, 'Retry-After');
+    assert.ok(Number(r.headers['retry-after']) >= 1);
+  };
+
+  it('a burst of logins beyond the queue gets 503 with Retry-After, and /health/live answers throughout', async () => {
+    await idle();
+    const m0 = await metrics(srv);
+    let done = false;
+    const burst = Promise.all(Array.from({ length: 10 }, () => api(srv, 'POST', '/api/v1/auth/login', { body: loginBody() })))
+      .finally(() => { done = true; });
+    const probes = [];
+    while (!done) {
+      const t0 = Date.now();
+      const r = await api(srv, 'GET', '/health/live', { origin: null });
+      probes.push({ status: r.status, ms: Date.now() - t0 });
+      await sleep(50);
+    }
+    const rs = await burst;
+    const m1 = await metrics(srv);
+    const by = (st) => rs.filter((r) => r.status === st);
+    assert.deepEqual(rs.filter((r) => r.status !== 401 && r.status !== 503).map((r) => r.status), [], 'only 401 or 503');
+    by(503).forEach(expect503);
+    // 1 hashing + 2 waiting at most: the other 7 are refused at once, and the waiting ones
+    // give up after PULSE_ARGON2_WAIT_MS (a hash lasts longer here)
+    assert.ok(by(503).length >= 7, `503s: ${by(503).length}`);
+    assert.ok(by(401).length >= 1, 'the request holding the slot is answered');
+    const full = jobs(m1, 'queue_full') - jobs(m0, 'queue_full');
+    const timedOut = jobs(m1, 'timed_out') - jobs(m0, 'timed_out');
+    assert.ok(full >= 7 && timedOut <= 2, `refused as the queue was full: ${full}, after waiting: ${timedOut}`);
+    assert.equal(full + timedOut, by(503).length);
+    assert.equal(jobs(m1, 'hashed') - jobs(m0, 'hashed'), by(401).length, 'only the 401s were hashed');
+    // the loop never hashes: liveness probes answered all along (a generous bound, not a speed)
+    assert.ok(probes.length >= 5, `${probes.length} probes during the burst`);
+    assert.deepEqual(probes.filter((p) => p.status !== 200), []);
+    assert.ok(Math.max(...probes.map((p) => p.ms)) < 2000, `slowest probe ${Math.max(...probes.map((p) => p.ms))} ms`);
+    console.log(`# argon2 burst: ${by(401).length} x 401, ${by(503).length} x 503; ${probes.length} /health/live probes, slowest ${Math.max(...probes.map((p) => p.ms))} ms`);
+  });
+
+  it('a login that waited longer than PULSE_ARGON2_WAIT_MS is 503 (without hashing)', async () => {
+    await idle();
+    const m0 = await metrics(srv);
+    const first = api(srv, 'POST', '/api/v1/auth/login', { body: loginBody() });
+    await waitFor(async () => (await metrics(srv)).pulse_argon2_running === 1, { interval: 20 });
+    const second = await api(srv, 'POST', '/api/v1/auth/login', { body: loginBody() });
+    expect503(second);
+    expect401(await first);
+    const m1 = await metrics(srv);
+    assert.equal(jobs(m1, 'timed_out') - jobs(m0, 'timed_out'), 1);
+    assert.equal(jobs(m1, 'hashed') - jobs(m0, 'hashed'), 1, 'the second login was never hashed');
+  });
+
+  it('a waiting job whose client has gone is dropped without hashing', async () => {
+    await idle();
+    const m0 = await metrics(srv);
+    const first = api(srv, 'POST', '/api/v1/auth/login', { body: loginBody() });
+    await waitFor(async () => (await metrics(srv)).pulse_argon2_running === 1, { interval: 20 });
+    // a second login, queued behind it; its client hangs up while it waits
+    const body = JSON.stringify(loginBody());
+    const sock = net.connect(srv.port, '127.0.0.1');
+    await new Promise((resolve) => sock.on('connect', resolve));
+    sock.write(`POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    await waitFor(async () => (await metrics(srv)).pulse_argon2_queued === 1, { interval: 20 });
+    sock.destroy();
+    expect401(await first);
+    await idle();
+    const m1 = await metrics(srv);
+    assert.equal(jobs(m1, 'client_gone') - jobs(m0, 'client_gone'), 1, 'the departed client\'s job is counted as gone');
+    assert.equal(jobs(m1, 'hashed') - jobs(m0, 'hashed'), 1, 'and was never hashed');
+    assert.equal(jobs(m1, 'timed_out') - jobs(m0, 'timed_out'), 0);
+    expectStatus(await api(srv, 'GET', '/health/live', { origin: null }), 200);
+  });
+
+  it('password change and account deletion wait in the same queue: 503 when it is full, nothing changed', async () => {
+    const reg = await register(cheap);
+    await idle();
+    const blockers = [api(srv, 'POST', '/api/v1/auth/login', { body: loginBody() })];
+    await waitFor(async () => (await metrics(srv)).pulse_argon2_running === 1, { interval: 20 });
+    for (let i = 0; i < 2; i++) blockers.push(api(srv, 'POST', '/api/v1/auth/login', { body: loginBody() }));
+    await waitFor(async () => (await metrics(srv)).pulse_argon2_queued === 2, { interval: 20 });
+    expect503(await api(srv, 'POST', '/api/v1/auth/password', { token: reg.token, body: { current_password: PASSWORD, new_password: 'never stored passphrase' } }));
+    expect503(await api(srv, 'DELETE', '/api/v1/me', { token: reg.token, body: { password: PASSWORD } }));
+    expect503(await api(srv, 'POST', '/api/v1/auth/register', { body: { email: uniqueEmail('full'), password: PASSWORD } }));
+    await Promise.all(blockers);
+    expectStatus(await api(cheap, 'GET', '/api/v1/me', { token: reg.token }), 200);
+    await login(cheap, reg.email, PASSWORD);
   });
 });
 
