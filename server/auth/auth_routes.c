@@ -174,6 +174,12 @@ static void do_register(struct pl_http_request *req)
         reply_failure(req, PL_E_UNAVAILABLE, "time zones not loaded");
         return;
     }
+    /* The session goes to Redis last: without it, answer now rather than create an account
+     * the client is told nothing about. */
+    if (!pl_redis_connected(req_worker(req)->redis)) {
+        reply_failure(req, PL_E_UNAVAILABLE, "session store");
+        return;
+    }
     r->display_name = json_string_value(json_object_get(body, "display_name"));
     r->timezone = json_string_value(json_object_get(body, "timezone"));
     passwords_hash(req_worker(req), req, json_string_value(json_object_get(body, "password")),
@@ -191,17 +197,19 @@ static const struct pl_jschema login_schema = {login_fields, 2, NULL};
 struct login {
     struct pl_http_request *req;
     char user_id[40];
-    bool found;
+    json_t *user; /* the row read with the hash (request cleanup decrefs it) */
 };
 
-static void on_login_user_row(int status, PGresult **results, int n, void *ctx)
+/* A wrong password (or an unknown email) is 401 only when a right one would have got its
+ * session: the same Redis must answer, so that the status never tells the password. */
+static void on_login_refused_ping(int status, redisReply *reply, void *ctx)
 {
     struct login *l = ctx;
-    if (status || PQntuples(results[0]) != 1) {
-        reply_failure(l->req, status ? status : PL_E_DB, "user load");
+    if (status) {
+        reply_failure(l->req, status, "session store");
         return;
     }
-    start_session(l->req, 200, user_json(results[0], 0));
+    pl_respond_problem(l->req, 401, "invalid email or password", NULL);
 }
 
 static void on_login_verified(int status, bool ok, bool needs_rehash, void *ctx)
@@ -212,16 +220,16 @@ static void on_login_verified(int status, bool ok, bool needs_rehash, void *ctx)
         passwords_reply_failure(req, status);
         return;
     }
-    if (!ok || !l->found) {
-        pl_respond_problem(req, 401, "invalid email or password", NULL);
+    if (!ok || !l->user) {
+        const char *argv[] = {"PING"};
+        if (pl_redis_command(req_worker(req)->redis, 1, argv, NULL, on_login_refused_ping, l))
+            reply_failure(req, PL_E_UNAVAILABLE, "session store");
         return;
     }
     if (needs_rehash)
         login_rehash(req_worker(req), l->user_id,
                      json_string_value(json_object_get(req_json(req), "password")));
-    const char *v[] = {l->user_id};
-    if (pl_pg_exec1(req_worker(req)->pg, "auth_user_get", 1, v, on_login_user_row, l))
-        reply_failure(req, PL_E_UNAVAILABLE, "user load");
+    start_session(req, 200, json_incref(l->user));
 }
 
 static void on_login_user(int status, PGresult **results, int n, void *ctx)
@@ -234,9 +242,10 @@ static void on_login_user(int status, PGresult **results, int n, void *ctx)
     }
     const char *hash = NULL;
     if (PQntuples(results[0]) == 1) {
-        l->found = true;
+        l->user = user_json(results[0], 0);
+        pl_req_on_cleanup(req, (void (*)(void *))json_decref, l->user);
         snprintf(l->user_id, sizeof l->user_id, "%s", PQgetvalue(results[0], 0, 0));
-        hash = pl_req_strdup(req, PQgetvalue(results[0], 0, 1));
+        hash = pl_req_strdup(req, PQgetvalue(results[0], 0, USER_NCOLS));
     }
     /* An unknown email is verified against the dummy hash: the same work, the same answer. */
     passwords_verify(req_worker(req), req,
@@ -249,6 +258,12 @@ static void do_login(struct pl_http_request *req)
     json_t *errors = pl_json_validate(req_json(req), &login_schema);
     if (errors) {
         pl_respond_problem(req, 422, "the request body is invalid", errors);
+        return;
+    }
+    /* No session can be made without Redis: say so before any password work, whatever the
+     * password (a right one must not be told from a wrong one by a 503). */
+    if (!pl_redis_connected(req_worker(req)->redis)) {
+        reply_failure(req, PL_E_UNAVAILABLE, "session store");
         return;
     }
     struct login *l = pl_req_alloc(req, sizeof *l);

@@ -15,7 +15,8 @@ static const struct stmt_def statements[] = {
     /* Emails: the one equivalence is Postgres's lower(), the expression of the unique index
      * users_email_lower_key: rows are stored lower-cased by it and looked up through it (the
      * caller's normalisation is the same in practice, and used for rate-limit keys). */
-    {"auth_user_by_email", "SELECT id, password_hash FROM users WHERE lower(email) = lower($1)", 1},
+    {"auth_user_by_email",
+     "SELECT " USER_COLS ", password_hash FROM users WHERE lower(email) = lower($1)", 1},
     {"auth_user_insert",
      "INSERT INTO users (email, password_hash, display_name, timezone) "
      "VALUES (lower($1), $2, $3, COALESCE($4, 'UTC')) RETURNING " USER_COLS,

@@ -4,16 +4,17 @@
 // and X-Forwarded-For behind a trusted proxy, revocation across two replicas, what is stored
 // at rest, Redis being unavailable, and the rate limits (also across replicas).
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 
 import {
   API_ENV, CORS_ORIGIN, PASSWORD, PUBLIC_ORIGIN, SESSION_ABSOLUTE_S, SESSION_KEYS, TOKEN_KEYS, TS_RE, USER_KEYS, UUID_RE,
   api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, flushRedisDb, login, median,
   psql, redisDump, redisUrlWithDb, register, sessionCookie, sleep, uniqueEmail,
 } from './api.mjs';
-import { raw, startServer, waitFor, waitReady } from './helpers.mjs';
+import { raw, requireEnv, startServer, waitFor, waitReady } from './helpers.mjs';
 
 const near = (iso, expectedMs, slackMs, msg) => {
   const d = Math.abs(Date.parse(iso) - expectedMs);
@@ -983,7 +984,30 @@ describe('Redis unavailable', () => {
     assert.equal(r.json.display_name, 'no redis');
     expectStatus(await api(srv, 'GET', '/api/v1/me/export', { token: pat.token }), 200);
   });
+  it('login answers the same 503 for a right password, a wrong one and an unknown email; register creates nothing', async () => {
+    const reg = await register(main);
+    for (const body of [{ email: reg.email, password: PASSWORD }, { email: reg.email, password: 'not the password!' }, { email: uniqueEmail('nobody'), password: PASSWORD }]) {
+      const r = await api(srv, 'POST', '/api/v1/auth/login', { body });
+      expectProblem(r, 503, 'unavailable');
+      assert.match(String(r.headers['retry-after']), /^[1-9]\d*$/);
+      assert.equal(r.headers['set-cookie'], undefined);
+    }
+    const email = uniqueEmail('no-redis');
+    expectProblem(await api(srv, 'POST', '/api/v1/auth/register', { body: { email, password: PASSWORD } }), 503, 'unavailable');
+    assert.equal(psql(`SELECT count(*) FROM users WHERE email = '${email}'`), '0', 'no account the client was not told about');
+    await register(main, { email }); // and the address is still free
+  });
 });
+
+// Same as lifecycle.test.mjs: the test services script, asynchronous.
+function services(...args) {
+  return new Promise((resolve, reject) => {
+    execFile(requireEnv('PULSE_SERVICES'), ['test', ...args], { timeout: 120000 }, (err, _out, stderr) => {
+      if (err) reject(new Error(`services ${args.join(' ')}: ${err.message}\n${stderr}`));
+      else resolve();
+    });
+  });
+}
 
 // /metrics as { 'name{labels}': value }.
 async function metrics(srv) {
@@ -1001,6 +1025,48 @@ const jobs = (m, outcome) => m[`pulse_argon2_jobs_total{outcome="${outcome}"}`];
 // An Argon2id cost that takes a couple of seconds here (about 40 ms per pass over 64 MiB),
 // so that a hash is still running while a test acts; nothing asserts its duration.
 const SLOW_ARGON2 = { PULSE_ARGON2_OPSLIMIT: '48', PULSE_ARGON2_MEMLIMIT: String(64 << 20), PULSE_ARGON2_CONCURRENCY: '1' };
+
+describe('Redis stopped and restarted (the answer to a login never depends on the password)', () => {
+  let srv;
+  let redisDown = false;
+  const redisUp = async () => (await api(srv, 'GET', '/health/ready', { origin: null, check: false })).json?.checks?.redis?.ok;
+  const stopRedis = async () => { redisDown = true; await services('stop-redis'); await waitFor(async () => (await redisUp()) === false); };
+  const startRedis = async () => { await services('start-redis'); redisDown = false; await waitFor(async () => (await redisUp()) === true); };
+  before(async () => {
+    srv = await startServer({ ...API_ENV, ...SLOW_ARGON2 });
+    await waitReady(srv);
+  });
+  after(async () => { await stopOk(srv); });
+  // Redis runs again after each test, whatever happened in it.
+  afterEach(async () => { if (redisDown) await startRedis(); });
+
+  it('while Redis is down: 503 for a right password, a wrong one and an unknown email; register creates nothing', async () => {
+    const reg = await register(srv);
+    await stopRedis();
+    for (const body of [{ email: reg.email, password: PASSWORD }, { email: reg.email, password: 'not the password!' }, { email: uniqueEmail('nobody'), password: 'not the password!' }]) {
+      const r = await api(srv, 'POST', '/api/v1/auth/login', { body });
+      expectProblem(r, 503, 'unavailable');
+      assert.match(String(r.headers['retry-after']), /^[1-9]\d*$/);
+    }
+    const email = uniqueEmail('redis-down');
+    expectProblem(await api(srv, 'POST', '/api/v1/auth/register', { body: { email, password: PASSWORD } }), 503, 'unavailable');
+    assert.equal(psql(`SELECT count(*) FROM users WHERE email = '${email}'`), '0');
+    await startRedis();
+    expect401(await api(srv, 'POST', '/api/v1/auth/login', { body: { email: reg.email, password: 'not the password!' } }));
+    await login(srv, reg.email);
+  });
+
+  it('Redis going away while the password is being checked: a wrong password is 503 too, not 401', async () => {
+    const reg = await register(srv);
+    const pending = api(srv, 'POST', '/api/v1/auth/login', { body: { email: reg.email, password: 'not the password!' } });
+    await waitFor(async () => (await metrics(srv)).pulse_argon2_running === 1, { interval: 20 });
+    await stopRedis();
+    const r = await pending;
+    expectProblem(r, 503, 'unavailable');
+    assert.match(String(r.headers['retry-after']), /^[1-9]\d*$/);
+    await startRedis();
+  });
+});
 
 describe('password hashing queue (PULSE_ARGON2_QUEUE, PULSE_ARGON2_WAIT_MS)', () => {
   // One hash at a time, two waiting, for a second at most; a hash takes a couple of seconds.
