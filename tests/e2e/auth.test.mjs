@@ -483,7 +483,7 @@ describe('accounts', () => {
       expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: reg.token, origin: null, body: { display_name: 'b1' } }), 200);
       expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: reg.token, origin: 'https://evil.example', body: { display_name: 'b2' } }), 200);
       const pat = await createToken(srv, reg.token, { scopes: ['write'] });
-      expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, origin: null, body: { display_name: 'b3' } }), 200);
+      expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, origin: null, body: { display_name: 'b3' } }), 204);
       expectStatus(await api(srv, 'POST', '/api/v1/tokens', { token: reg.token, origin: null, body: { name: 'n', scopes: ['read'] } }), 201);
     });
 
@@ -724,8 +724,13 @@ describe('accounts', () => {
       expect403(await api(srv, 'GET', '/api/v1/me', { token: pat.token }));
       expect403(await api(srv, 'HEAD', '/api/v1/me', { token: pat.token }));
       expect403(await api(srv, 'GET', '/api/v1/me/export', { token: pat.token }));
-      const r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, origin: null, body: { daily_target_ml: 900 } }), 200);
-      assert.equal(r.json.daily_target_ml, 900);
+      // the change is made, but the answer shows nothing a write-only token may not read
+      for (const body of [{ daily_target_ml: 900 }, {}]) {
+        const r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, origin: null, body }), 204);
+        assert.equal(r.text, '', `PATCH ${JSON.stringify(body)} by a write-only token has no body`);
+        assert.equal(r.headers['content-type'], undefined);
+      }
+      assert.equal(expectStatus(await api(srv, 'GET', '/api/v1/me', { token: reg.token }), 200).json.daily_target_ml, 900);
     });
 
     it('refuses any token on /tokens*, /auth/* and DELETE /me (403)', async () => {
