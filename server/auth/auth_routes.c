@@ -380,8 +380,9 @@ static const struct pl_jfield password_fields[] = {
      .min = 0,
      .max = 1024},
     {.name = "new_password", .type = PL_J_STRING, .flags = PL_JF_REQUIRED, .min = 12, .max = 128},
+    {.name = "revoke_tokens", .type = PL_J_BOOL},
 };
-static const struct pl_jschema password_schema = {password_fields, 2, NULL};
+static const struct pl_jschema password_schema = {password_fields, 3, NULL};
 
 static void on_others_revoked(int status, int count, void *ctx)
 {
@@ -403,6 +404,10 @@ static void on_password_stored(int status, PGresult **results, int n, void *ctx)
         return;
     }
     const struct principal *p = req_principal(req);
+    /* revoke_tokens: the rows are gone; live sockets opened with them close (4401) as for
+     * DELETE /tokens/{id}. */
+    for (int i = 0; i < PQntuples(results[0]); i++)
+        auth_publish_revocation(req_worker(req), p->user_id, "token", PQgetvalue(results[0], i, 0));
     sessions_revoke(req_worker(req), p->user_id, REVOKE_OTHERS, p->session_id, on_others_revoked,
                     req);
 }
@@ -414,8 +419,10 @@ static void on_new_hash(int status, const char *hash, void *ctx)
         passwords_reply_failure(req, status);
         return;
     }
-    const char *v[] = {req_principal(req)->user_id, hash};
-    if (pl_pg_exec1(req_worker(req)->pg, "auth_user_set_hash", 2, v, on_password_stored, req))
+    bool revoke_tokens = json_is_true(json_object_get(req_json(req), "revoke_tokens"));
+    const char *v[] = {req_principal(req)->user_id, hash, revoke_tokens ? "true" : "false"};
+    if (pl_pg_exec1(req_worker(req)->pg, "auth_user_change_password", 3, v, on_password_stored,
+                    req))
         reply_failure(req, PL_E_UNAVAILABLE, "password update");
 }
 
@@ -434,9 +441,6 @@ static void on_current_verified(int status, bool ok, bool needs_rehash, void *ct
                    json_string_value(json_object_get(req_json(req), "new_password")), on_new_hash,
                    req);
 }
-
-void auth_verify_own_password(struct pl_http_request *req, const char *password,
-                              passwords_verify_cb cb);
 
 static void do_password(struct pl_http_request *req)
 {

@@ -23,6 +23,12 @@ static const struct stmt_def statements[] = {
      4},
     {"auth_user_hash", "SELECT password_hash FROM users WHERE id = $1", 1},
     {"auth_user_set_hash", "UPDATE users SET password_hash = $2 WHERE id = $1", 2},
+    /* A password change: the new hash and, when $3, every personal access token of the user
+     * go in one statement (returns the deleted tokens' ids). */
+    {"auth_user_change_password",
+     "WITH u AS (UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING id) "
+     "DELETE FROM api_tokens t USING u WHERE $3::boolean AND t.user_id = u.id RETURNING t.id",
+     3},
     {"auth_user_get", "SELECT " USER_COLS " FROM users WHERE id = $1", 1},
     {"auth_token_auth",
      "SELECT id, user_id, scopes, expires_at IS NOT NULL AND expires_at <= now() "

@@ -625,6 +625,50 @@ describe('accounts', () => {
       await login(srv, reg.email, PASSWORD);
       expectStatus(await api(srv, 'POST', '/api/v1/auth/password', { cookie: reg.token, origin: PUBLIC_ORIGIN, body: { current_password: PASSWORD, new_password: 'another good passphrase' } }), 204);
     });
+
+    it('revoke_tokens: true also deletes every access token of the user (and only theirs); false keeps them', async () => {
+      const reg = await register(srv);
+      const other = await register(srv);
+      const otherPat = await createToken(srv, other.token);
+      const second = await login(srv, reg.email);
+      const pats = [await createToken(srv, reg.token, { scopes: ['read'] }), await createToken(srv, reg.token, { scopes: ['write'] }), await createToken(srv, reg.token)];
+      const pw = (body) => api(srv, 'POST', '/api/v1/auth/password', { token: reg.token, body });
+      // false (the default) keeps them
+      expectStatus(await pw({ current_password: PASSWORD, new_password: 'first new passphrase', revoke_tokens: false }), 204);
+      assert.equal(expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200).json.items.length, 3);
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: pats[0].token }), 200);
+      expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pats[1].token, origin: null, body: { display_name: 'kept' } }), 204);
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: second.token }));
+      // a wrong current password changes nothing, tokens included
+      expect403(await pw({ current_password: PASSWORD, new_password: 'never applied passphrase', revoke_tokens: true }));
+      assert.equal(expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200).json.items.length, 3);
+      // true: every token stops working at once, the list is empty, the caller's session stays
+      const third = await login(srv, reg.email, 'first new passphrase');
+      const r = await pw({ current_password: 'first new passphrase', new_password: 'second new passphrase', revoke_tokens: true });
+      expectStatus(r, 204);
+      assert.equal(r.text, '');
+      for (const p of pats) expect401(await api(srv, 'GET', '/api/v1/me', { token: p.token, origin: null }));
+      expect401(await api(srv, 'PATCH', '/api/v1/me', { token: pats[1].token, origin: null, body: { display_name: 'x' } }));
+      assert.deepEqual(expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200).json.items, []);
+      assert.equal(psql(`SELECT count(*) FROM api_tokens WHERE user_id = '${reg.user.id}'`), '0');
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: third.token }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: reg.token }), 200);
+      await login(srv, reg.email, 'second new passphrase');
+      // another user's token is untouched
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: otherPat.token }), 200);
+      // a new token works again afterwards
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: (await createToken(srv, reg.token)).token }), 200);
+    });
+
+    it('revoke_tokens must be a boolean (422 naming it), changing nothing', async () => {
+      const reg = await register(srv);
+      const pat = await createToken(srv, reg.token);
+      for (const v of ['true', 1, null, []]) {
+        expect422(await api(srv, 'POST', '/api/v1/auth/password', { token: reg.token, body: { current_password: PASSWORD, new_password: 'another good passphrase', revoke_tokens: v } }), 'revoke_tokens');
+      }
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: pat.token }), 200);
+      await login(srv, reg.email, PASSWORD);
+    });
   });
 
   describe('personal access tokens', () => {
@@ -989,6 +1033,7 @@ describe('Redis unavailable', () => {
     assert.equal(r.json.display_name, 'no redis');
     expectStatus(await api(srv, 'GET', '/api/v1/me/export', { token: pat.token }), 200);
   });
+
   it('login answers the same 503 for a right password, a wrong one and an unknown email; register creates nothing', async () => {
     const reg = await register(main);
     for (const body of [{ email: reg.email, password: PASSWORD }, { email: reg.email, password: 'not the password!' }, { email: uniqueEmail('nobody'), password: PASSWORD }]) {
