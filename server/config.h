@@ -36,6 +36,8 @@ struct pulse_config {
     long long argon2_opslimit;
     long long argon2_memlimit;
     long long argon2_concurrency;
+    long long argon2_queue;   /* jobs waiting for a slot, all workers together */
+    long long argon2_wait_ms; /* longest wait for a slot */
     long long session_idle_s;
     long long session_absolute_s;
     struct pl_rate rate_login, rate_login_ip, rate_register, rate_read, rate_write, rate_export;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../app.h"
+#include "../auth/passwords.h"
 #include "../guards.h"
 #include "../live/live.h"
 #include "ops.h"
@@ -194,6 +195,19 @@ static void metrics(struct pl_http_request *req)
         pl_buf_printf(&b, "pulse_ratelimit_rejections_total{class=\"%s\"} %llu\n",
                       rate_class_names[c],
                       (unsigned long long)atomic_load(&app->ratelimit_rejections[c]));
+    pl_buf_printf(&b,
+                  "# HELP pulse_argon2_running Password hashes running on the thread pool.\n"
+                  "# TYPE pulse_argon2_running gauge\npulse_argon2_running %d\n"
+                  "# HELP pulse_argon2_queued Password hashes waiting for a slot.\n"
+                  "# TYPE pulse_argon2_queued gauge\npulse_argon2_queued %d\n"
+                  "# HELP pulse_argon2_jobs_total Password hash jobs by outcome: hashed, or "
+                  "refused without hashing (queue full, waited too long, client gone).\n"
+                  "# TYPE pulse_argon2_jobs_total counter\n",
+                  atomic_load(&app->pw_running), atomic_load(&app->pw_queued));
+    for (int o = 0; o < PW_OUTCOMES; o++)
+        pl_buf_printf(&b, "pulse_argon2_jobs_total{outcome=\"%s\"} %llu\n",
+                      passwords_outcome_names[o],
+                      (unsigned long long)atomic_load(&app->pw_jobs[o]));
     pl_process_metrics_render(&b);
     pl_resp_header(req, "Cache-Control", "no-store");
     pl_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data, b.len);
