@@ -9,6 +9,7 @@
 
 #include "pl/http.h"
 #include "pl/log.h"
+#include "pl/pg.h"
 #include "pl/static.h"
 
 #define OFF(f) offsetof(struct pulse_config, f)
@@ -36,6 +37,8 @@ const struct pl_setting pulse_settings[] = {
         "worker threads, each with its own loop (0 = cores)"),
     {"DATABASE_URL", PL_SET_STRING, NULL, OFF(database_url), 0, 0, false, true,
      "libpq connection URI"},
+    {"PULSE_MIGRATE_DATABASE_URL", PL_SET_STRING, "", OFF(migrate_database_url), 0, 0, false, true,
+     "libpq URI of the schema owner, for migrations (empty = DATABASE_URL)"},
     {"REDIS_URL", PL_SET_STRING, NULL, OFF(redis_url), 0, 0, false, true,
      "redis://[:password@]host:port/db"},
     INT("PULSE_PG_POOL", pg_pool, "2", 1, 64, "Postgres connections per worker"),
@@ -153,6 +156,25 @@ int pulse_config_load(struct pulse_config *cfg, const char *env_file, bool need_
                     cfg->public_origin);
     if (need_services && (!cfg->database_url || !*cfg->database_url))
         return fail(err, errlen, "missing %s: set it in the environment or .env", "DATABASE_URL");
+    /* Here rather than at the first connection: a URL libpq cannot parse would otherwise look
+     * like an unreachable server, which `serve` waits for. libpq's reason is not shown: it may
+     * quote part of the password. */
+    char user[128];
+    if (cfg->database_url && *cfg->database_url &&
+        pl_pg_conninfo_user(cfg->database_url, user, sizeof user) != 0)
+        return fail(err, errlen,
+                    "invalid %s: libpq cannot parse it (postgresql://... or key=value)",
+                    "DATABASE_URL");
+    if (*cfg->migrate_database_url &&
+        pl_pg_conninfo_user(cfg->migrate_database_url, user, sizeof user) != 0)
+        return fail(err, errlen,
+                    "invalid %s: libpq cannot parse it (postgresql://... or key=value)",
+                    "PULSE_MIGRATE_DATABASE_URL");
+    if (!*cfg->migrate_database_url && cfg->database_url) {
+        free(cfg->migrate_database_url);
+        cfg->migrate_database_url = strdup(cfg->database_url);
+        if (!cfg->migrate_database_url) abort();
+    }
     if (need_services && (!cfg->redis_url || !*cfg->redis_url))
         return fail(err, errlen, "missing %s: set it in the environment or .env", "REDIS_URL");
     if (need_services && strncmp(cfg->redis_url, "redis://", 8) != 0)

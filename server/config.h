@@ -11,6 +11,7 @@ struct pulse_config {
     char *listen;
     long long workers; /* 0 = number of cores */
     char *database_url;
+    char *migrate_database_url; /* the schema owner's; DATABASE_URL when not set */
     char *redis_url;
     long long pg_pool;
     long long pg_wait_ms;

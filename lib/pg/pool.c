@@ -243,11 +243,9 @@ static bool config_valid(const struct pl_pg_config *cfg)
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(cfg->conninfo, &errmsg);
     if (!opts) {
-        char line[256], buf[300];
-        snprintf(line, sizeof line, "%s", errmsg ? errmsg : "out of memory");
-        line[strcspn(line, "\n")] = '\0';
-        /* libpq's message never holds the password: it names the syntax error only. */
-        pl_error("pg conninfo invalid", ",\"error\":%s", pl_log_str(buf, sizeof buf, line));
+        /* Not libpq's message: it quotes the token it could not parse, which may be part of
+         * the password ("invalid percent-encoded token: ..."). */
+        pl_error("pg conninfo invalid", NULL);
         PQfreemem(errmsg);
         return false;
     }
