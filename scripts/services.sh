@@ -327,12 +327,20 @@ psql_admin() {
     PGOPTIONS="-c client_min_messages=warning" "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PGDIR" -p "$port" -U postgres -d postgres "$@"
 }
 
+# The database, then the roles of deploy/postgres/init-roles.sql as in production: the owner
+# (pulse_owner, migrations: PULSE_MIGRATE_DATABASE_URL) and the service's role (pulse_app,
+# DATABASE_URL), which owns nothing. Trust authentication on loopback: no passwords.
 pg_prepare_db() {
     if [ "$PROFILE" = test ]; then
         psql_admin -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
     elif [ -z "$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'")" ]; then
         psql_admin -c "CREATE DATABASE $DB" >/dev/null
     fi
+    local port
+    port=$(stored_port "$PG_PORT_FILE")
+    env -u POSTGRES_OWNER_PASSWORD -u POSTGRES_APP_PASSWORD PGOPTIONS="-c client_min_messages=warning" \
+        "$PGBIN/psql" -X -q -h "$PGDIR" -p "$port" -U postgres -d "$DB" \
+        -f "$ROOT/deploy/postgres/init-roles.sql" >/dev/null
 }
 
 # ---- Redis -------------------------------------------------------------------------------
@@ -483,8 +491,13 @@ print_env() {
     if ! pg_port=$(stored_port "$PG_PORT_FILE") || ! redis_port=$(stored_port "$REDIS_PORT_FILE"); then
         die "not started yet: run '$0 $PROFILE start'"
     fi
+    # DATABASE_URL: the service's role; PULSE_MIGRATE_DATABASE_URL: the owner, for migrations
+    # and for tests that change the schema; PULSE_TEST_ADMIN_URL: the superuser, for tests that
+    # create databases or take every connection slot.
     printf 'export %s=%q\n' \
-        DATABASE_URL "postgresql://postgres@127.0.0.1:$pg_port/$DB" \
+        DATABASE_URL "postgresql://pulse_app@127.0.0.1:$pg_port/$DB" \
+        PULSE_MIGRATE_DATABASE_URL "postgresql://pulse_owner@127.0.0.1:$pg_port/$DB" \
+        PULSE_TEST_ADMIN_URL "postgresql://postgres@127.0.0.1:$pg_port/$DB" \
         REDIS_URL "redis://127.0.0.1:$redis_port/0" \
         PULSE_TEST_PGDATA "$PGDATA" \
         PULSE_TEST_PG_PORT "$pg_port" \

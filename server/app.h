@@ -44,6 +44,7 @@ struct app {
     struct ops_metrics *ops_metrics; /* the families the collector sets */
     struct pl_metric *pg_wait;       /* pulse_pg_wait_seconds, observed by every pool */
     struct pl_metric *ratelimit_rejections; /* pulse_ratelimit_rejections_total{class} */
+    struct pl_metric *argon2_jobs; /* pulse_argon2_jobs_total{outcome}, by passwords_outcome */
     _Atomic int conn_count;
     _Atomic int state;
     _Atomic bool migrated; /* no migration pending */
@@ -54,6 +55,7 @@ struct app {
      * for unknown emails so that login takes the same time either way */
     char dummy_hash[128];
     _Atomic int pw_running; /* hashes running now, capped by PULSE_ARGON2_CONCURRENCY */
+    _Atomic int pw_queued;  /* jobs waiting for a slot, capped by PULSE_ARGON2_QUEUE */
     /* IANA zone names known to Postgres (sorted), loaded once at start-up */
     char **timezones;
     size_t ntimezones;
@@ -83,6 +85,8 @@ struct worker {
     struct pl_redis_script *sess_check, *sess_create, *sess_list, *sess_revoke;
     struct pw_job *pw_head, *pw_tail; /* hashes waiting for a slot */
     uv_async_t pw_wakeup;             /* another worker freed a slot */
+    uv_timer_t pw_timer;              /* the queue's head reaches PULSE_ARGON2_WAIT_MS */
+    bool pw_closed;                   /* the worker is stopping: no new job */
     uv_async_t wakeup;
     _Atomic int command; /* 0 none, 1 responses close connections, 2 stop accepting and drain */
     uv_timer_t tick;     /* log flush and stats publishing */

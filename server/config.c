@@ -9,6 +9,7 @@
 
 #include "pl/http.h"
 #include "pl/log.h"
+#include "pl/pg.h"
 #include "pl/static.h"
 
 #define OFF(f) offsetof(struct pulse_config, f)
@@ -36,6 +37,8 @@ const struct pl_setting pulse_settings[] = {
         "worker threads, each with its own loop (0 = cores)"),
     {"DATABASE_URL", PL_SET_STRING, NULL, OFF(database_url), 0, 0, false, true,
      "libpq connection URI"},
+    {"PULSE_MIGRATE_DATABASE_URL", PL_SET_STRING, "", OFF(migrate_database_url), 0, 0, false, true,
+     "libpq URI of the schema owner, for migrations (empty = DATABASE_URL)"},
     {"REDIS_URL", PL_SET_STRING, NULL, OFF(redis_url), 0, 0, false, true,
      "redis://[:password@]host:port/db"},
     INT("PULSE_PG_POOL", pg_pool, "2", 1, 64, "Postgres connections per worker"),
@@ -72,6 +75,10 @@ const struct pl_setting pulse_settings[] = {
     INT("PULSE_ARGON2_MEMLIMIT", argon2_memlimit, "67108864", 8192, 4398046510080LL,
         "Argon2id memory in bytes"),
     INT("PULSE_ARGON2_CONCURRENCY", argon2_concurrency, "1", 1, 64, "hashes at once per process"),
+    INT("PULSE_ARGON2_QUEUE", argon2_queue, "64", 0, 100000,
+        "password hashes waiting for a slot per process before 503"),
+    INT("PULSE_ARGON2_WAIT_MS", argon2_wait_ms, "10000", 10, 600000,
+        "longest a password hash waits for a slot before 503"),
     INT("PULSE_SESSION_IDLE_S", session_idle_s, "604800", 60, 31536000, "session idle timeout"),
     INT("PULSE_SESSION_ABSOLUTE_S", session_absolute_s, "2592000", 60, 315360000,
         "session absolute lifetime"),
@@ -149,6 +156,25 @@ int pulse_config_load(struct pulse_config *cfg, const char *env_file, bool need_
                     cfg->public_origin);
     if (need_services && (!cfg->database_url || !*cfg->database_url))
         return fail(err, errlen, "missing %s: set it in the environment or .env", "DATABASE_URL");
+    /* Here rather than at the first connection: a URL libpq cannot parse would otherwise look
+     * like an unreachable server, which `serve` waits for. libpq's reason is not shown: it may
+     * quote part of the password. */
+    char user[128];
+    if (cfg->database_url && *cfg->database_url &&
+        pl_pg_conninfo_user(cfg->database_url, user, sizeof user) != 0)
+        return fail(err, errlen,
+                    "invalid %s: libpq cannot parse it (postgresql://... or key=value)",
+                    "DATABASE_URL");
+    if (*cfg->migrate_database_url &&
+        pl_pg_conninfo_user(cfg->migrate_database_url, user, sizeof user) != 0)
+        return fail(err, errlen,
+                    "invalid %s: libpq cannot parse it (postgresql://... or key=value)",
+                    "PULSE_MIGRATE_DATABASE_URL");
+    if (!*cfg->migrate_database_url && cfg->database_url) {
+        free(cfg->migrate_database_url);
+        cfg->migrate_database_url = strdup(cfg->database_url);
+        if (!cfg->migrate_database_url) abort();
+    }
     if (need_services && (!cfg->redis_url || !*cfg->redis_url))
         return fail(err, errlen, "missing %s: set it in the environment or .env", "REDIS_URL");
     if (need_services && strncmp(cfg->redis_url, "redis://", 8) != 0)

@@ -11,6 +11,7 @@ struct pulse_config {
     char *listen;
     long long workers; /* 0 = number of cores */
     char *database_url;
+    char *migrate_database_url; /* the schema owner's; DATABASE_URL when not set */
     char *redis_url;
     long long pg_pool;
     long long pg_wait_ms;
@@ -36,6 +37,8 @@ struct pulse_config {
     long long argon2_opslimit;
     long long argon2_memlimit;
     long long argon2_concurrency;
+    long long argon2_queue;   /* jobs waiting for a slot, all workers together */
+    long long argon2_wait_ms; /* longest wait for a slot */
     long long session_idle_s;
     long long session_absolute_s;
     struct pl_rate rate_login, rate_login_ip, rate_register, rate_read, rate_write, rate_export;

@@ -373,7 +373,7 @@ static void step_authenticate(struct guard *g)
     } else {
         const char *cookie = pl_req_header(req, "cookie");
         const char *query_token = NULL;
-        if (cookie && cookie_value(cookie, "pulse_session", token, sizeof token) && *token) {
+        if (cookie && cookie_value(cookie, session_cookie(cfg), token, sizeof token) && *token) {
             g->p.cookie = true;
             g->origin_ok = origin_allowed(cfg, pl_req_header(req, "origin"));
         } else if ((pl_req_route(req)->flags & ROUTE_LIVE) &&

@@ -3,7 +3,13 @@
  * The main thread owns a small loop of its own: signals, the migration check that runs on
  * the thread pool until Postgres answers, and the shutdown sequence. Workers each own a loop
  * with an HTTP server, a Postgres pool and a Redis client; the main thread talks to them
- * only through atomics and uv_async. */
+ * only through atomics and uv_async.
+ *
+ * Once a worker thread exists, the process ends only by returning from main() after every
+ * thread has been joined (or by _exit on a second signal): exit() runs the libraries'
+ * destructors (libkrb5's, libpq's), which crash a thread still inside them. So every failure
+ * found after start-up (migrations found pending later, a worker that cannot start) stops the
+ * workers the way SIGTERM does, with the exit status it chose. */
 #include <errno.h>
 #include <signal.h>
 #include <sodium.h>
@@ -32,6 +38,9 @@ static uv_timer_t delay_timer, migrate_timer, stats_timer;
 static int workers_running;
 static uv_async_t worker_exited;
 static int signals_seen;
+static bool stopping;             /* the workers have been told to stop */
+static atomic_int workers_failed; /* workers whose start failed */
+static int exit_status;           /* cmd_serve's, once every thread has stopped */
 /* The static UI (PULSE_WEB_ROOT), loaded once before the workers start and read-only after;
  * NULL when the folder is missing: UI paths then answer 404 and the API works as ever. */
 static struct pl_static *web_ui;
@@ -67,19 +76,39 @@ static int load_config(bool need_services)
     return 0;
 }
 
+/* Applies pending migrations as the schema owner (PULSE_MIGRATE_DATABASE_URL), then gives the
+ * role of DATABASE_URL, when it is another one, its data rights. Blocking. Returns 0 or a
+ * negative code with the reason in err; `granted_to` receives the role given rights, or "". */
+static int migrate_and_grant(int *applied, char *granted_to, size_t granted_len, char *err,
+                             size_t errlen)
+{
+    granted_to[0] = '\0';
+    int rc =
+        pl_pg_migrate(app.cfg.migrate_database_url, app.cfg.migrations_dir, applied, err, errlen);
+    if (rc) return rc;
+    char role[128];
+    if (pl_pg_conninfo_user(app.cfg.database_url, role, sizeof role) != 0) {
+        snprintf(err, errlen, "invalid DATABASE_URL");
+        return PL_E_CONFIG;
+    }
+    rc = pl_pg_grant_service_role(app.cfg.migrate_database_url, role, err, errlen);
+    if (rc == 1) snprintf(granted_to, granted_len, "%s", role);
+    return rc < 0 ? rc : 0;
+}
+
 static int cmd_migrate(void)
 {
     int rc = load_config(true);
     if (rc) return rc;
-    char err[512] = "";
+    char err[512] = "", role[128];
     int applied = 0;
-    if (pl_pg_migrate(app.cfg.database_url, app.cfg.migrations_dir, &applied, err, sizeof err)) {
+    if (migrate_and_grant(&applied, role, sizeof role, err, sizeof err)) {
         pl_error("migrate failed", PL_STR("error", err));
         pl_log_flush();
         fprintf(stderr, "pulsed: migrate: %s\n", err);
         return 1;
     }
-    pl_info("migrated", PL_INT("applied", applied));
+    pl_info("migrated", PL_INT("applied", applied), PL_STR("granted_to", role));
     pl_log_flush();
     return 0;
 }
@@ -167,6 +196,10 @@ static void worker_close_all(struct worker *w)
 int worker_start(struct worker *w)
 {
     struct pulse_config *cfg = &w->app->cfg;
+    /* First what cannot fail, so that worker_close_all() can undo any partial start. */
+    passwords_worker_init(w);
+    uv_timer_init(&w->loop, &w->tick);
+    w->tick.data = w;
     struct pl_pg_config pgc = {
         .conninfo = cfg->database_url,
         .size = (int)cfg->pg_pool,
@@ -186,7 +219,6 @@ int worker_start(struct worker *w)
     if (rc == 0) rc = pl_ratelimit_create(&w->loop, w->redis, "pulse:rl:", &w->ratelimit);
     if (rc == 0) rc = sessions_worker_init(w);
     if (rc) return rc;
-    passwords_worker_init(w);
     rc = live_worker_init(w);
     if (rc) return rc;
     struct pl_http_config hc = {
@@ -208,8 +240,6 @@ int worker_start(struct worker *w)
     };
     rc = pl_http_server_create(&w->loop, &hc, w->listen_fd, &w->http);
     if (rc) return rc;
-    uv_timer_init(&w->loop, &w->tick);
-    w->tick.data = w;
     uv_timer_start(&w->tick, on_tick, 100, 100);
     return 0;
 }
@@ -219,13 +249,17 @@ static void worker_main(void *arg)
     struct worker *w = arg;
     int rc = worker_start(w);
     if (rc) {
+        /* Not exit(): the other threads are running. Undo what started and tell the main
+         * thread, which stops the others and exits 1. */
         pl_error("worker failed to start", PL_INT("worker", w->id),
                  PL_STR("error", pl_strerror(rc)));
-        pl_log_flush();
-        exit(1);
+        fprintf(stderr, "pulsed: worker %d failed to start: %s\n", w->id, pl_strerror(rc));
+        worker_close_all(w);
+        atomic_fetch_add(&workers_failed, 1);
+    } else if (atomic_load(&w->command)) {
+        /* A command may have arrived before the loop ran. */
+        uv_async_send(&w->wakeup);
     }
-    /* A command may have arrived before the loop ran. */
-    if (atomic_load(&w->command)) uv_async_send(&w->wakeup);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     pl_log_flush();
     atomic_store(&w->exited, true);
@@ -236,44 +270,62 @@ static void worker_main(void *arg)
 
 struct migrate_job {
     uv_work_t work;
-    int pending;
+    int pending; /* migrations not applied, or a negative code */
     int applied;
     int rc;
+    char granted_to[128];
     char err[512];
 };
 
 static bool migrate_busy;
 
+/* What the pending check reads schema_migrations as: the owner when serve migrates itself,
+ * else the service's own role (the migrations granted it SELECT on that table). */
+static const char *check_url(void)
+{
+    return app.cfg.auto_migrate ? app.cfg.migrate_database_url : app.cfg.database_url;
+}
+
+static void report_pending(int pending)
+{
+    pl_error("migrations pending: run `pulsed migrate` or set PULSE_AUTO_MIGRATE=1",
+             PL_INT("pending", pending));
+    pl_log_flush();
+    fprintf(stderr, "pulsed: %d migration(s) pending: run `pulsed migrate` first\n", pending);
+}
+
 static void migrate_work(uv_work_t *wk)
 {
     struct migrate_job *j = wk->data;
-    j->pending = pl_pg_migrations_pending(app.cfg.database_url, app.cfg.migrations_dir, j->err,
-                                          sizeof j->err);
     j->rc = 0;
-    if (j->pending > 0 && app.cfg.auto_migrate) {
-        j->rc = pl_pg_migrate(app.cfg.database_url, app.cfg.migrations_dir, &j->applied, j->err,
-                              sizeof j->err);
-        if (j->rc == 0) j->pending = 0;
+    if (app.cfg.auto_migrate) {
+        /* Also when nothing is pending: the grants are idempotent and may be missing. */
+        j->rc = migrate_and_grant(&j->applied, j->granted_to, sizeof j->granted_to, j->err,
+                                  sizeof j->err);
+        j->pending = j->rc;
+    } else {
+        j->pending = pl_pg_migrations_pending(app.cfg.database_url, app.cfg.migrations_dir, j->err,
+                                              sizeof j->err);
     }
     if (j->pending == 0 && j->rc == 0 && timezones_load(&app, j->err, sizeof j->err) != 0)
         j->rc = -1;
 }
 
+static void fail_after_start(int status);
+
 static void migrate_done(uv_work_t *wk, int status)
 {
     struct migrate_job *j = wk->data;
     migrate_busy = false;
-    if (j->pending < 0 || j->rc) {
+    if (j->pending > 0) {
+        /* Postgres was unreachable at start-up and has pending migrations now. */
+        report_pending(j->pending);
+        fail_after_start(1);
+    } else if (j->pending < 0 || j->rc) {
         pl_warn("migration check failed, retrying", PL_STR("error", j->err));
-    } else if (j->pending > 0) {
-        pl_error("migrations pending: run `pulsed migrate` or set PULSE_AUTO_MIGRATE=1",
-                 PL_INT("pending", j->pending));
-        pl_log_flush();
-        fprintf(stderr, "pulsed: %d migration(s) pending: run `pulsed migrate` first\n",
-                j->pending);
-        exit(1);
     } else {
-        if (j->applied) pl_info("migrated", PL_INT("applied", j->applied));
+        if (app.cfg.auto_migrate)
+            pl_info("migrated", PL_INT("applied", j->applied), PL_STR("granted_to", j->granted_to));
         atomic_store(&app.migrated, true);
         int expected = APP_STARTING;
         atomic_compare_exchange_strong(&app.state, &expected, APP_READY);
@@ -293,6 +345,29 @@ static void on_migrate_timer(uv_timer_t *t)
     uv_queue_work(&main_loop, &j->work, migrate_work, migrate_done);
 }
 
+/* Before any thread exists, where returning from main() is safe: a reachable database with
+ * migrations pending (and no PULSE_AUTO_MIGRATE) refuses the start. An unreachable one is
+ * waited for: the loop checks again every 2 s while /health/ready says `starting`. */
+static int check_migrations_at_start(void)
+{
+    char err[512] = "";
+    int pending = pl_pg_migrations_pending(check_url(), app.cfg.migrations_dir, err, sizeof err);
+    if (pending == 0 || (pending > 0 && app.cfg.auto_migrate)) return 0;
+    if (pending > 0) {
+        report_pending(pending);
+        return 1;
+    }
+    if (pending == PL_E_UNAVAILABLE) {
+        pl_warn("postgres unreachable: serving, not ready, checking again every 2 s",
+                PL_STR("error", err));
+        return 0;
+    }
+    pl_error("cannot check migrations", PL_STR("error", err));
+    pl_log_flush();
+    fprintf(stderr, "pulsed: cannot check migrations: %s\n", err);
+    return pending == PL_E_CONFIG ? 2 : 1;
+}
+
 static void on_stats_timer(uv_timer_t *t)
 {
     pl_log_flush();
@@ -300,14 +375,19 @@ static void on_stats_timer(uv_timer_t *t)
 
 static void tell_workers(int cmd)
 {
-    for (int i = 0; i < app.nworkers; i++) {
+    for (int i = 0; i < workers_running; i++) {
+        if (atomic_load(&app.workers[i].exited)) continue;
         atomic_store(&app.workers[i].command, cmd);
         uv_async_send(&app.workers[i].wakeup);
     }
 }
 
-static void on_delay_over(uv_timer_t *t)
+/* Closes the listeners and drains, once. */
+static void stop_workers(void)
 {
+    if (stopping) return;
+    stopping = true;
+    uv_timer_stop(&migrate_timer);
     pl_info("closing listeners and draining", PL_INT("drain_ms", app.cfg.drain_ms));
     pl_log_flush();
     /* No metrics message may be handed to a worker that is closing its handles. */
@@ -315,13 +395,44 @@ static void on_delay_over(uv_timer_t *t)
     tell_workers(2);
 }
 
+static void on_delay_over(uv_timer_t *t)
+{
+    stop_workers();
+}
+
+static void close_main_handles(void)
+{
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_close((uv_handle_t *)&delay_timer, NULL);
+    uv_close((uv_handle_t *)&migrate_timer, NULL);
+    uv_close((uv_handle_t *)&stats_timer, NULL);
+    uv_close((uv_handle_t *)&worker_exited, NULL);
+    live_sampler_stop();
+}
+
+/* A failure after the workers started: they stop at once (no shutdown delay: nothing was
+ * ready to be taken out of a load balancer's rotation), then main() returns `status`. */
+static void fail_after_start(int status)
+{
+    exit_status = status;
+    atomic_store(&app.state, APP_DRAINING);
+    uv_timer_stop(&delay_timer);
+    stop_workers();
+    if (workers_running == 0 && !uv_is_closing((uv_handle_t *)&worker_exited)) close_main_handles();
+}
+
 static void on_signal(uv_signal_t *s, int signum)
 {
     if (++signals_seen > 1) {
+        /* _exit, not exit: it runs no atexit handler and no library destructor, so the
+         * threads still running cannot trip over torn-down library state; the kernel takes
+         * back memory, sockets and Postgres connections. The log is flushed first. */
         pl_warn("second signal: exiting now", PL_INT("signal", signum));
         pl_log_flush();
         _exit(1);
     }
+    if (stopping) return; /* already stopping after a failure */
     atomic_store(&app.state, APP_DRAINING);
     tell_workers(1);
     pl_info("shutting down", PL_INT("signal", signum),
@@ -332,18 +443,14 @@ static void on_signal(uv_signal_t *s, int signum)
 
 static void on_worker_exited(uv_async_t *a)
 {
+    /* A worker that could not start stops the others. */
+    if (atomic_load(&workers_failed) > 0 && !stopping) fail_after_start(1);
     /* uv_async_send coalesces: count the threads that are really done. */
     int done = 0;
-    for (int i = 0; i < app.nworkers; i++)
+    for (int i = 0; i < workers_running; i++)
         if (atomic_load(&app.workers[i].exited)) done++;
     if (done < workers_running) return;
-    uv_close((uv_handle_t *)&sig_term, NULL);
-    uv_close((uv_handle_t *)&sig_int, NULL);
-    uv_close((uv_handle_t *)&delay_timer, NULL);
-    uv_close((uv_handle_t *)&migrate_timer, NULL);
-    uv_close((uv_handle_t *)&stats_timer, NULL);
-    uv_close((uv_handle_t *)&worker_exited, NULL);
-    live_sampler_stop();
+    close_main_handles();
 }
 
 static void raise_fd_limit(long long want)
@@ -398,6 +505,7 @@ static int cmd_serve(void)
         snprintf(n, sizeof n, "%d", (int)app.cfg.argon2_concurrency + 4);
         setenv("UV_THREADPOOL_SIZE", n, 1);
     }
+    if ((rc = check_migrations_at_start()) != 0) return rc;
     char host[256];
     int port;
     if (pl_http_parse_listen(app.cfg.listen, host, sizeof host, &port)) return 2;
@@ -439,38 +547,53 @@ static int cmd_serve(void)
         return 1;
     }
     for (int i = 0; i < app.nworkers; i++) {
-        if (uv_thread_create(&app.workers[i].thread, worker_main, &app.workers[i]) != 0) {
-            fprintf(stderr, "pulsed: cannot start worker threads\n");
-            return 1;
+        int err_thread = uv_thread_create(&app.workers[i].thread, worker_main, &app.workers[i]);
+        if (err_thread != 0) {
+            /* Those already running are stopped and joined before main() returns. */
+            pl_error("cannot start worker threads", PL_INT("started", workers_running),
+                     PL_STR("error", uv_strerror(err_thread)));
+            pl_log_flush();
+            fprintf(stderr, "pulsed: cannot start worker threads: %s\n", uv_strerror(err_thread));
+            fail_after_start(1);
+            break;
         }
         workers_running++;
     }
-    char addr[300];
-    snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-    pl_info("listening", PL_STR("address", addr), PL_INT("port", port),
-            PL_INT("workers", app.nworkers), PL_STR("version", PULSE_VERSION),
-            PL_STR("instance", app.cfg.instance));
-    pl_log_flush();
+    if (!stopping) {
+        char addr[300];
+        snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+        pl_info("listening", PL_STR("address", addr), PL_INT("port", port),
+                PL_INT("workers", app.nworkers), PL_STR("version", PULSE_VERSION),
+                PL_STR("instance", app.cfg.instance));
+        pl_log_flush();
+    }
 
     uv_run(&main_loop, UV_RUN_DEFAULT);
     for (int i = 0; i < app.nworkers; i++) {
-        uv_thread_join(&app.workers[i].thread);
+        struct worker *w = &app.workers[i];
+        if (i < workers_running) {
+            uv_thread_join(&w->thread);
+        } else { /* never started: only the handles made above */
+            uv_close((uv_handle_t *)&w->wakeup, NULL);
+            live_worker_close(w);
+        }
         /* Let close callbacks of the worker's handles run, then the loop must be empty. */
-        uv_run(&app.workers[i].loop, UV_RUN_DEFAULT);
-        live_worker_finish(&app.workers[i]);
-        uv_run(&app.workers[i].loop, UV_RUN_DEFAULT);
-        if (uv_loop_close(&app.workers[i].loop) != 0)
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        live_worker_finish(w);
+        uv_run(&w->loop, UV_RUN_DEFAULT);
+        if (uv_loop_close(&w->loop) != 0)
             pl_warn("worker loop not empty at exit", PL_INT("worker", i));
     }
     uv_run(&main_loop, UV_RUN_DEFAULT);
     uv_loop_close(&main_loop);
-    pl_info("stopped");
+    if (atomic_load(&workers_failed) > 0) exit_status = 1;
+    pl_info("stopped", PL_INT("status", exit_status));
     pl_log_flush();
     free(app.workers);
     app_dispose(&app);
     pl_static_destroy(web_ui);
     pulse_config_dispose(&app.cfg);
-    return 0;
+    return exit_status;
 }
 
 int main(int argc, char **argv)

@@ -1,5 +1,9 @@
 /* text: code-point counting and the email rules shared by register, login and profile. */
+#include <locale.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <string.h>
+#include <wctype.h>
 
 #include "pl/json.h"
 
@@ -39,14 +43,89 @@ static void trim_span(const char *s, size_t *start, size_t *end)
     *end = e;
 }
 
+/* Unicode lower case comes from the C library's C.UTF-8 locale (glibc's tables, the ones
+ * Postgres's lower() uses in a libc UTF-8 database), opened once whatever the process locale
+ * is. Without it, only ASCII letters are lowered (the database still folds the rest). */
+static locale_t utf8_ctype;
+static pthread_once_t utf8_ctype_once = PTHREAD_ONCE_INIT;
+
+static void utf8_ctype_open(void)
+{
+    utf8_ctype = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+static size_t utf8_seq(const unsigned char *s, size_t avail);
+
+/* Decodes the well-formed sequence of n bytes at s. */
+static uint32_t utf8_decode(const unsigned char *s, size_t n)
+{
+    if (n == 1) return s[0];
+    uint32_t cp = s[0] & (0x7f >> n);
+    for (size_t i = 1; i < n; i++)
+        cp = cp << 6 | (s[i] & 0x3f);
+    return cp;
+}
+
+static size_t utf8_encode(uint32_t cp, unsigned char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (unsigned char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (unsigned char)(0xc0 | cp >> 6);
+        out[1] = (unsigned char)(0x80 | (cp & 0x3f));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (unsigned char)(0xe0 | cp >> 12);
+        out[1] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+        out[2] = (unsigned char)(0x80 | (cp & 0x3f));
+        return 3;
+    }
+    out[0] = (unsigned char)(0xf0 | cp >> 18);
+    out[1] = (unsigned char)(0x80 | (cp >> 12 & 0x3f));
+    out[2] = (unsigned char)(0x80 | (cp >> 6 & 0x3f));
+    out[3] = (unsigned char)(0x80 | (cp & 0x3f));
+    return 4;
+}
+
 char *pl_email_normalize(char *s)
 {
     size_t b, e;
     trim_span(s, &b, &e);
     memmove(s, s + b, e - b);
     s[e - b] = '\0';
-    for (char *p = s; *p; p++)
-        if (*p >= 'A' && *p <= 'Z') *p = (char)(*p - 'A' + 'a');
+    pthread_once(&utf8_ctype_once, utf8_ctype_open);
+    unsigned char *r = (unsigned char *)s, *w = r;
+    size_t left = e - b;
+    while (left > 0) {
+        size_t n = utf8_seq(r, left);
+        if (n <= 1) { /* ASCII, or a byte that starts no well-formed sequence: kept */
+            *w++ = *r >= 'A' && *r <= 'Z' ? (unsigned char)(*r - 'A' + 'a') : *r;
+            r++;
+            left--;
+            continue;
+        }
+        unsigned char low[4];
+        size_t m = n;
+        if (utf8_ctype) {
+            wint_t lc = towlower_l((wint_t)utf8_decode(r, n), utf8_ctype);
+            if (lc <= 0x10ffff && (lc < 0xd800 || lc > 0xdfff)) m = utf8_encode((uint32_t)lc, low);
+        }
+        /* In place, so a letter whose lower case is longer in UTF-8 (U+023A, U+023E) stays
+         * as it is; the database folds it for lookups and the unique index. */
+        if (m > n || !utf8_ctype) {
+            memmove(w, r, n);
+            w += n;
+        } else {
+            memcpy(w, low, m);
+            w += m;
+        }
+        r += n;
+        left -= n;
+    }
+    *w = '\0';
     return s;
 }
 

@@ -193,13 +193,31 @@ static void connect_step(struct pg_conn *c)
     }
 }
 
+void pg_connect_params(const char *conninfo, const char *app_name, const char *connect_timeout,
+                       const char *keys[PG_CONNECT_PARAMS], const char *values[PG_CONNECT_PARAMS])
+{
+    int n = 0;
+    keys[n] = "fallback_application_name";
+    values[n++] = app_name;
+    if (connect_timeout) {
+        keys[n] = "connect_timeout";
+        values[n++] = connect_timeout;
+    }
+    if (!getenv("PGGSSENCMODE")) {
+        keys[n] = "gssencmode";
+        values[n++] = "disable";
+    }
+    /* expand_dbname: the conninfo (URI or key=value) is expanded in place of dbname. */
+    keys[n] = "dbname";
+    values[n++] = conninfo;
+    keys[n] = values[n] = NULL;
+}
+
 void pg_conn_connect(struct pg_conn *c)
 {
     struct pl_pg_pool *pool = c->pool;
-    /* expand_dbname: the conninfo (URI or key=value) is expanded in place of dbname, so
-     * whatever it sets wins over the fallback before it. */
-    static const char *const keys[] = {"fallback_application_name", "dbname", NULL};
-    const char *const values[] = {"pulsed", pool->conninfo, NULL};
+    const char *keys[PG_CONNECT_PARAMS], *values[PG_CONNECT_PARAMS];
+    pg_connect_params(pool->conninfo, "pulsed", NULL, keys, values);
 
     /* Host names are resolved synchronously inside libpq; deployments give an address or
      * a local name that resolves from /etc/hosts. */

@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <pwd.h>
+#include <unistd.h>
+
+#include "pg/pg_internal.h"
 #include "pl/pg.h"
 
 /* "PulseMig" as a big-endian int64: any fixed key works as long as every pulsed uses it. */
@@ -107,13 +111,11 @@ static void quiet_notices(void *arg, const char *msg)
     (void)msg;
 }
 
-static PGconn *connect_blocking(const char *conninfo, char *err, size_t errlen)
+PGconn *pl_pg_connect_blocking(const char *conninfo, const char *app_name, char *err, size_t errlen)
 {
-    /* Keywords are applied in order and the expanded conninfo comes last, so its own
-     * connect_timeout (if any) wins over our 5 s default. */
-    static const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname",
-                                       NULL};
-    const char *const values[] = {"5", "pulsed-migrate", conninfo, NULL};
+    /* A 5 s connect_timeout unless the conninfo sets its own (see pg_connect_params). */
+    const char *keys[PG_CONNECT_PARAMS], *values[PG_CONNECT_PARAMS];
+    pg_connect_params(conninfo, app_name, "5", keys, values);
     PGconn *pg = PQconnectdbParams(keys, values, 1);
     if (!pg) abort();
     if (PQstatus(pg) != CONNECTION_OK) {
@@ -245,7 +247,7 @@ int pl_pg_migrate(const char *conninfo, const char *dir, int *applied, char *err
     PGconn *pg = NULL;
     int rc = scan_dir(dir, &list, err, errlen);
     if (rc) goto out;
-    pg = connect_blocking(conninfo, err, errlen);
+    pg = pl_pg_connect_blocking(conninfo, "pulsed-migrate", err, errlen);
     if (!pg) {
         rc = PL_E_UNAVAILABLE;
         goto out;
@@ -287,7 +289,7 @@ int pl_pg_migrations_pending(const char *conninfo, const char *dir, char *err, s
     PGconn *pg = NULL;
     int rc = scan_dir(dir, &list, err, errlen);
     if (rc) goto out;
-    pg = connect_blocking(conninfo, err, errlen);
+    pg = pl_pg_connect_blocking(conninfo, "pulsed-migrate", err, errlen);
     if (!pg) {
         rc = PL_E_UNAVAILABLE;
         goto out;
@@ -299,5 +301,142 @@ int pl_pg_migrations_pending(const char *conninfo, const char *dir, char *err, s
 out:
     if (pg) PQfinish(pg);
     free(list.files);
+    return rc;
+}
+
+int pl_pg_conninfo_user(const char *conninfo, char *user, size_t userlen)
+{
+    if (!conninfo || !user || userlen == 0) return PL_E_INVALID;
+    user[0] = '\0';
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &errmsg);
+    /* The message is not passed on: it may quote part of the password. */
+    PQfreemem(errmsg);
+    if (!opts) return PL_E_CONFIG;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "user") == 0 && o->val && *o->val)
+            snprintf(user, userlen, "%s", o->val);
+    PQconninfoFree(opts);
+    /* libpq's own defaults when the conninfo names no user. */
+    if (!user[0] && getenv("PGUSER") && *getenv("PGUSER"))
+        snprintf(user, userlen, "%s", getenv("PGUSER"));
+    if (!user[0]) {
+        struct passwd pw, *found = NULL;
+        char buf[1024];
+        if (getpwuid_r(geteuid(), &pw, buf, sizeof buf, &found) == 0 && found)
+            snprintf(user, userlen, "%s", found->pw_name);
+    }
+    return 0;
+}
+
+/* Whether the service's role may be given rights at all: an ordinary role that owns nothing
+ * here and cannot create objects. Reads `same` (it is the connected role itself). */
+static int check_service_role(PGconn *pg, const char *role, bool *same, char *err, size_t errlen)
+{
+    const char *params[] = {role};
+    PGresult *res = PQexecParams(
+        pg,
+        "SELECT r.rolname = current_user, r.rolsuper, "
+        "(SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid AND c.relpersistence <> 't' "
+        "AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, "
+        "'information_schema'::regnamespace)) "
+        "+ (SELECT count(*) FROM pg_proc p WHERE p.proowner = r.oid "
+        "AND p.pronamespace <> 'pg_catalog'::regnamespace) "
+        "+ (SELECT count(*) FROM pg_namespace n WHERE n.nspowner = r.oid) "
+        "+ (SELECT count(*) FROM pg_database d WHERE d.datname = current_database() "
+        "AND d.datdba = r.oid), "
+        "has_database_privilege(r.oid, current_database(), 'CREATE') "
+        "OR has_schema_privilege(r.oid, 'public', 'CREATE') "
+        "FROM pg_roles r WHERE r.rolname = $1",
+        1, NULL, params, NULL, NULL, 0);
+    int rc = PL_E_DB;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        set_err(err, errlen, "checking role %s: %s", role, pg_message(pg, res));
+    } else if (PQntuples(res) != 1) {
+        set_err(err, errlen, "role \"%s\" does not exist: create it first", role);
+    } else if ((*same = strcmp(PQgetvalue(res, 0, 0), "t") == 0)) {
+        rc = 0;
+    } else if (strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
+        set_err(err, errlen, "role \"%s\" is a superuser: the service needs an ordinary role",
+                role);
+    } else if (strcmp(PQgetvalue(res, 0, 2), "0") != 0) {
+        set_err(err, errlen,
+                "role \"%s\" owns %s object(s) in this database: the service's role must own "
+                "nothing (ALTER ... OWNER TO the migrations' role)",
+                role, PQgetvalue(res, 0, 2));
+    } else if (strcmp(PQgetvalue(res, 0, 3), "t") == 0) {
+        set_err(err, errlen,
+                "role \"%s\" may create objects in this database or in schema public: "
+                "REVOKE CREATE ON DATABASE ... / ON SCHEMA public FROM PUBLIC and from it",
+                role);
+    } else {
+        rc = 0;
+    }
+    PQclear(res);
+    return rc;
+}
+
+int pl_pg_grant_service_role(const char *conninfo, const char *role, char *err, size_t errlen)
+{
+    if (err && errlen) err[0] = '\0';
+    if (!conninfo) {
+        set_err(err, errlen, "conninfo is required");
+        return PL_E_INVALID;
+    }
+    if (!role || !*role) return 0;
+    PGconn *pg = pl_pg_connect_blocking(conninfo, "pulsed-migrate", err, errlen);
+    if (!pg) return PL_E_UNAVAILABLE;
+    int rc = PL_E_DB;
+    char *id = NULL, *sql = NULL;
+    bool same = false;
+    /* Concurrent GRANTs on one object can fail ("tuple concurrently updated"). */
+    if (!exec_ok(pg, MIGRATE_LOCK_SQL, "taking the migration lock", err, errlen)) goto out;
+    if (check_service_role(pg, role, &same, err, errlen)) goto out;
+    if (same) {
+        rc = 0;
+        goto unlock;
+    }
+    id = PQescapeIdentifier(pg, role, strlen(role));
+    if (!id) {
+        set_err(err, errlen, "role name: %s", PQerrorMessage(pg));
+        goto out;
+    }
+    /* Data rights only, on what exists and (default privileges) on what this role creates
+     * later; schema_migrations is only read (`serve` checks it). TRUNCATE, REFERENCES and
+     * TRIGGER are taken back in case an earlier setup granted ALL. */
+    static const char fmt[] =
+        "BEGIN;"
+        "GRANT USAGE ON SCHEMA public TO %1$s;"
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO %1$s;"
+        "REVOKE TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM %1$s;"
+        "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO %1$s;"
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public "
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO %1$s;"
+        "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO %1$s;"
+        "%2$s"
+        "COMMIT";
+    char revoke[300] = "";
+    PGresult *res = PQexec(pg, "SELECT to_regclass('public.schema_migrations') IS NOT NULL");
+    bool have_table = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+                      strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (have_table)
+        snprintf(revoke, sizeof revoke,
+                 "REVOKE INSERT, UPDATE, DELETE ON public.schema_migrations FROM %s;", id);
+    size_t n = sizeof fmt + 8 * strlen(id) + strlen(revoke);
+    sql = malloc(n);
+    if (!sql) abort();
+    snprintf(sql, n, fmt, id, revoke);
+    if (!exec_ok(pg, sql, "granting the service role its rights", err, errlen)) {
+        PQclear(PQexec(pg, "ROLLBACK"));
+        goto out;
+    }
+    rc = 1;
+unlock:
+    if (!exec_ok(pg, MIGRATE_UNLOCK_SQL, "releasing the migration lock", err, errlen)) rc = PL_E_DB;
+out:
+    free(sql);
+    PQfreemem(id);
+    PQfinish(pg);
     return rc;
 }

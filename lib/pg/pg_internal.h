@@ -104,6 +104,17 @@ void pg_pool_kick(struct pl_pg_pool *pool);
 void pg_pool_handle_gone(struct pl_pg_pool *pool);
 
 /* conn.c */
+/* The keyword/value arrays (NULL-terminated, PG_CONNECT_PARAMS slots) every connection of
+ * lib/pg passes to PQconnect*Params with expand_dbname = 1. Keywords apply in order and the
+ * expanded conninfo comes last, so whatever it sets wins over these defaults:
+ * fallback_application_name = app_name, connect_timeout (seconds, when not NULL: only the
+ * blocking API honours it), and gssencmode = disable unless PGGSSENCMODE is set. libpq's
+ * default (prefer) first probes for a Kerberos credential cache on every TCP connect, which
+ * loads and initialises libkrb5 from whichever thread connects, for servers that hardly ever
+ * offer GSSAPI encryption; a conninfo that asks for gssencmode keeps its own. */
+#define PG_CONNECT_PARAMS 5
+void pg_connect_params(const char *conninfo, const char *app_name, const char *connect_timeout,
+                       const char *keys[PG_CONNECT_PARAMS], const char *values[PG_CONNECT_PARAMS]);
 void pg_conn_init(struct pl_pg_pool *pool, struct pg_conn *c, int id);
 void pg_conn_connect(struct pg_conn *c);
 /* Queues b in flight and writes it; false when the connection broke (call pg_conn_lost). */

@@ -250,9 +250,9 @@ static bool config_valid(const struct pl_pg_config *cfg)
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(cfg->conninfo, &errmsg);
     if (!opts) {
-        const char *line = errmsg ? errmsg : "out of memory";
-        /* libpq's message never holds the password: it names the syntax error only. */
-        pl_error("pg conninfo invalid", PL_STRN("error", line, strcspn(line, "\n")));
+        /* Not libpq's message: it quotes the token it could not parse, which may be part of
+         * the password ("invalid percent-encoded token: ..."). */
+        pl_error("pg conninfo invalid");
         PQfreemem(errmsg);
         return false;
     }

@@ -16,21 +16,23 @@
 
 /* ---- shared by the routes of this folder ---- */
 
+/* Behind TLS the cookie is __Host-pulse_session: browsers accept that name only with Secure,
+ * Path=/ and no Domain, so neither a sibling subdomain nor a plain-HTTP page can plant one. */
 void set_session_cookie(struct pl_http_request *req, const char *token)
 {
     const struct pulse_config *cfg = &req_worker(req)->app->cfg;
-    pl_resp_header(
-        req, "Set-Cookie",
-        pl_req_printf(req, "pulse_session=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%lld%s",
-                      token, cfg->session_absolute_s, cfg->cookie_secure ? "; Secure" : ""));
+    pl_resp_header(req, "Set-Cookie",
+                   pl_req_printf(req, "%s=%s; HttpOnly; SameSite=Lax; Path=/; Max-Age=%lld%s",
+                                 session_cookie(cfg), token, cfg->session_absolute_s,
+                                 cfg->cookie_secure ? "; Secure" : ""));
 }
 
 void clear_session_cookie(struct pl_http_request *req)
 {
     const struct pulse_config *cfg = &req_worker(req)->app->cfg;
     pl_resp_header(req, "Set-Cookie",
-                   pl_req_printf(req, "pulse_session=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0%s",
-                                 cfg->cookie_secure ? "; Secure" : ""));
+                   pl_req_printf(req, "%s=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0%s",
+                                 session_cookie(cfg), cfg->cookie_secure ? "; Secure" : ""));
 }
 
 static void no_store(struct pl_http_request *req)
@@ -121,11 +123,11 @@ static void on_user_inserted(int status, PGresult **results, int n, void *ctx)
     start_session(r->req, 201, user_json(results[0], 0));
 }
 
-static void on_register_hashed(const char *hash, void *ctx)
+static void on_register_hashed(int status, const char *hash, void *ctx)
 {
     struct reg *r = ctx;
-    if (!hash) {
-        reply_failure(r->req, PL_E_INVALID, "password hash");
+    if (status) {
+        passwords_reply_failure(r->req, status);
         return;
     }
     const char *v[] = {r->email, hash, r->display_name, r->timezone};
@@ -172,9 +174,15 @@ static void do_register(struct pl_http_request *req)
         reply_failure(req, PL_E_UNAVAILABLE, "time zones not loaded");
         return;
     }
+    /* The session goes to Redis last: without it, answer now rather than create an account
+     * the client is told nothing about. */
+    if (!pl_redis_connected(req_worker(req)->redis)) {
+        reply_failure(req, PL_E_UNAVAILABLE, "session store");
+        return;
+    }
     r->display_name = json_string_value(json_object_get(body, "display_name"));
     r->timezone = json_string_value(json_object_get(body, "timezone"));
-    passwords_hash(req_worker(req), json_string_value(json_object_get(body, "password")),
+    passwords_hash(req_worker(req), req, json_string_value(json_object_get(body, "password")),
                    on_register_hashed, r);
 }
 
@@ -189,33 +197,39 @@ static const struct pl_jschema login_schema = {login_fields, 2, NULL};
 struct login {
     struct pl_http_request *req;
     char user_id[40];
-    bool found;
+    json_t *user; /* the row read with the hash (request cleanup decrefs it) */
 };
 
-static void on_login_user_row(int status, PGresult **results, int n, void *ctx)
+/* A wrong password (or an unknown email) is 401 only when a right one would have got its
+ * session: the same Redis must answer, so that the status never tells the password. */
+static void on_login_refused_ping(int status, redisReply *reply, void *ctx)
 {
     struct login *l = ctx;
-    if (status || PQntuples(results[0]) != 1) {
-        reply_failure(l->req, status ? status : PL_E_DB, "user load");
+    if (status) {
+        reply_failure(l->req, status, "session store");
         return;
     }
-    start_session(l->req, 200, user_json(results[0], 0));
+    pl_respond_problem(l->req, 401, "invalid email or password", NULL);
 }
 
-static void on_login_verified(bool ok, bool needs_rehash, void *ctx)
+static void on_login_verified(int status, bool ok, bool needs_rehash, void *ctx)
 {
     struct login *l = ctx;
     struct pl_http_request *req = l->req;
-    if (!ok || !l->found) {
-        pl_respond_problem(req, 401, "invalid email or password", NULL);
+    if (status) {
+        passwords_reply_failure(req, status);
+        return;
+    }
+    if (!ok || !l->user) {
+        const char *argv[] = {"PING"};
+        if (pl_redis_command(req_worker(req)->redis, 1, argv, NULL, on_login_refused_ping, l))
+            reply_failure(req, PL_E_UNAVAILABLE, "session store");
         return;
     }
     if (needs_rehash)
         login_rehash(req_worker(req), l->user_id,
                      json_string_value(json_object_get(req_json(req), "password")));
-    const char *v[] = {l->user_id};
-    if (pl_pg_exec1(req_worker(req)->pg, "auth_user_get", 1, v, on_login_user_row, l))
-        reply_failure(req, PL_E_UNAVAILABLE, "user load");
+    start_session(req, 200, json_incref(l->user));
 }
 
 static void on_login_user(int status, PGresult **results, int n, void *ctx)
@@ -228,13 +242,15 @@ static void on_login_user(int status, PGresult **results, int n, void *ctx)
     }
     const char *hash = NULL;
     if (PQntuples(results[0]) == 1) {
-        l->found = true;
+        l->user = user_json(results[0], 0);
+        pl_req_on_cleanup(req, (void (*)(void *))json_decref, l->user);
         snprintf(l->user_id, sizeof l->user_id, "%s", PQgetvalue(results[0], 0, 0));
-        hash = pl_req_strdup(req, PQgetvalue(results[0], 0, 1));
+        hash = pl_req_strdup(req, PQgetvalue(results[0], 0, USER_NCOLS));
     }
     /* An unknown email is verified against the dummy hash: the same work, the same answer. */
-    passwords_verify(req_worker(req), json_string_value(json_object_get(req_json(req), "password")),
-                     hash, on_login_verified, l);
+    passwords_verify(req_worker(req), req,
+                     json_string_value(json_object_get(req_json(req), "password")), hash,
+                     on_login_verified, l);
 }
 
 static void do_login(struct pl_http_request *req)
@@ -242,6 +258,12 @@ static void do_login(struct pl_http_request *req)
     json_t *errors = pl_json_validate(req_json(req), &login_schema);
     if (errors) {
         pl_respond_problem(req, 422, "the request body is invalid", errors);
+        return;
+    }
+    /* No session can be made without Redis: say so before any password work, whatever the
+     * password (a right one must not be told from a wrong one by a 503). */
+    if (!pl_redis_connected(req_worker(req)->redis)) {
+        reply_failure(req, PL_E_UNAVAILABLE, "session store");
         return;
     }
     struct login *l = pl_req_alloc(req, sizeof *l);
@@ -358,8 +380,9 @@ static const struct pl_jfield password_fields[] = {
      .min = 0,
      .max = 1024},
     {.name = "new_password", .type = PL_J_STRING, .flags = PL_JF_REQUIRED, .min = 12, .max = 128},
+    {.name = "revoke_tokens", .type = PL_J_BOOL},
 };
-static const struct pl_jschema password_schema = {password_fields, 2, NULL};
+static const struct pl_jschema password_schema = {password_fields, 3, NULL};
 
 static void on_others_revoked(int status, int count, void *ctx)
 {
@@ -381,36 +404,43 @@ static void on_password_stored(int status, PGresult **results, int n, void *ctx)
         return;
     }
     const struct principal *p = req_principal(req);
+    /* revoke_tokens: the rows are gone; live sockets opened with them close (4401) as for
+     * DELETE /tokens/{id}. */
+    for (int i = 0; i < PQntuples(results[0]); i++)
+        auth_publish_revocation(req_worker(req), p->user_id, "token", PQgetvalue(results[0], i, 0));
     sessions_revoke(req_worker(req), p->user_id, REVOKE_OTHERS, p->session_id, on_others_revoked,
                     req);
 }
 
-static void on_new_hash(const char *hash, void *ctx)
+static void on_new_hash(int status, const char *hash, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (!hash) {
-        reply_failure(req, PL_E_INVALID, "password hash");
+    if (status) {
+        passwords_reply_failure(req, status);
         return;
     }
-    const char *v[] = {req_principal(req)->user_id, hash};
-    if (pl_pg_exec1(req_worker(req)->pg, "auth_user_set_hash", 2, v, on_password_stored, req))
+    bool revoke_tokens = json_is_true(json_object_get(req_json(req), "revoke_tokens"));
+    const char *v[] = {req_principal(req)->user_id, hash, revoke_tokens ? "true" : "false"};
+    if (pl_pg_exec1(req_worker(req)->pg, "auth_user_change_password", 3, v, on_password_stored,
+                    req))
         reply_failure(req, PL_E_UNAVAILABLE, "password update");
 }
 
-static void on_current_verified(bool ok, bool needs_rehash, void *ctx)
+static void on_current_verified(int status, bool ok, bool needs_rehash, void *ctx)
 {
     struct pl_http_request *req = ctx;
+    if (status) {
+        passwords_reply_failure(req, status);
+        return;
+    }
     if (!ok) {
         pl_respond_problem(req, 403, "the current password is wrong", NULL);
         return;
     }
-    passwords_hash(req_worker(req),
+    passwords_hash(req_worker(req), req,
                    json_string_value(json_object_get(req_json(req), "new_password")), on_new_hash,
                    req);
 }
-
-void auth_verify_own_password(struct pl_http_request *req, const char *password,
-                              passwords_verify_cb cb);
 
 static void do_password(struct pl_http_request *req)
 {
@@ -440,7 +470,7 @@ static void on_own_hash(int status, PGresult **results, int n, void *ctx)
         return;
     }
     const char *hash = PQntuples(results[0]) == 1 ? PQgetvalue(results[0], 0, 0) : NULL;
-    passwords_verify(req_worker(o->req), o->password, hash, o->cb, o->req);
+    passwords_verify(req_worker(o->req), o->req, o->password, hash, o->cb, o->req);
 }
 
 void auth_verify_own_password(struct pl_http_request *req, const char *password,
@@ -467,11 +497,11 @@ static void on_rehash_stored(int status, PGresult **results, int n, void *ctx)
     free(ctx);
 }
 
-static void on_rehashed(const char *hash, void *ctx)
+static void on_rehashed(int status, const char *hash, void *ctx)
 {
     struct rehash *r = ctx;
     const char *v[] = {r->user_id, hash};
-    if (!hash || pl_pg_exec1(r->w->pg, "auth_user_set_hash", 2, v, on_rehash_stored, r)) free(r);
+    if (status || pl_pg_exec1(r->w->pg, "auth_user_set_hash", 2, v, on_rehash_stored, r)) free(r);
 }
 
 void login_rehash(struct worker *w, const char *user_id, const char *password)
@@ -480,7 +510,7 @@ void login_rehash(struct worker *w, const char *user_id, const char *password)
     if (!r) abort();
     r->w = w;
     snprintf(r->user_id, sizeof r->user_id, "%s", user_id);
-    passwords_hash(w, password, on_rehashed, r);
+    passwords_hash(w, NULL, password, on_rehashed, r); /* nobody waits for it */
 }
 
 struct pl_route auth_routes[] = {

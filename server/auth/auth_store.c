@@ -12,13 +12,23 @@
 #include "sessions.h"
 
 static const struct stmt_def statements[] = {
-    {"auth_user_by_email", "SELECT id, password_hash FROM users WHERE lower(email) = $1", 1},
+    /* Emails: the one equivalence is Postgres's lower(), the expression of the unique index
+     * users_email_lower_key: rows are stored lower-cased by it and looked up through it (the
+     * caller's normalisation is the same in practice, and used for rate-limit keys). */
+    {"auth_user_by_email",
+     "SELECT " USER_COLS ", password_hash FROM users WHERE lower(email) = lower($1)", 1},
     {"auth_user_insert",
      "INSERT INTO users (email, password_hash, display_name, timezone) "
-     "VALUES ($1, $2, $3, COALESCE($4, 'UTC')) RETURNING " USER_COLS,
+     "VALUES (lower($1), $2, $3, COALESCE($4, 'UTC')) RETURNING " USER_COLS,
      4},
     {"auth_user_hash", "SELECT password_hash FROM users WHERE id = $1", 1},
     {"auth_user_set_hash", "UPDATE users SET password_hash = $2 WHERE id = $1", 2},
+    /* A password change: the new hash and, when $3, every personal access token of the user
+     * go in one statement (returns the deleted tokens' ids). */
+    {"auth_user_change_password",
+     "WITH u AS (UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING id) "
+     "DELETE FROM api_tokens t USING u WHERE $3::boolean AND t.user_id = u.id RETURNING t.id",
+     3},
     {"auth_user_get", "SELECT " USER_COLS " FROM users WHERE id = $1", 1},
     {"auth_token_auth",
      "SELECT id, user_id, scopes, expires_at IS NOT NULL AND expires_at <= now() "

@@ -15,6 +15,7 @@ struct worker;
 /* SELECT list of a user, in the order user_json() reads it. */
 #define USER_COLS                                                                                  \
     "id, email, display_name, timezone, daily_target_ml, " TS("created_at") ", " TS("updated_at")
+#define USER_NCOLS 7
 #define TOKEN_COLS                                                                                 \
     "id, name, scopes, " TS("created_at") ", " TS("expires_at") ", " TS("last_used_at")
 

@@ -5,14 +5,19 @@
 #include <string.h>
 
 #include "../app.h"
+#include "../guards.h"
+#include "pl/http.h"
 #include "pl/json.h"
 #include "pl/log.h"
+#include "pl/metrics.h"
 
 enum { OP_HASH, OP_VERIFY };
 
 struct pw_job {
     uv_work_t work;
     struct worker *w;
+    struct pl_http_request *req; /* NULL for background work (rehash after login) */
+    uint64_t deadline;           /* loop time after which it may not start (queued jobs) */
     int op;
     char *password;
     size_t password_len;
@@ -23,6 +28,9 @@ struct pw_job {
     void *ctx;
     struct pw_job *next;
 };
+
+const char *const passwords_outcome_names[PW_OUTCOMES] = {"hashed", "queue_full", "timed_out",
+                                                          "client_gone"};
 
 const char *passwords_check(const char *password)
 {
@@ -60,7 +68,139 @@ static void work(uv_work_t *wk)
     sodium_memzero(j->password, j->password_len);
 }
 
-static void try_start(struct worker *w);
+static void job_free(struct pw_job *j)
+{
+    sodium_memzero(j->password, j->password_len);
+    free(j->password);
+    sodium_memzero(j->hash, sizeof j->hash);
+    free(j);
+}
+
+/* Delivers status to a job that did not run (or whose result is dropped), then frees it. */
+static void job_fail(struct pw_job *j, int status)
+{
+    if (j->op == OP_HASH)
+        j->hash_cb(status, NULL, j->ctx);
+    else
+        j->verify_cb(status, false, false, j->ctx);
+    job_free(j);
+}
+
+static void count(struct app *app, enum passwords_outcome o)
+{
+    pl_metric_add(app->argon2_jobs, (size_t)o, 1);
+}
+
+static bool client_gone(const struct pw_job *j)
+{
+    return j->req && !pl_req_alive(j->req);
+}
+
+/* Takes one of PULSE_ARGON2_CONCURRENCY slots, or of PULSE_ARGON2_QUEUE places. */
+static bool reserve(_Atomic int *counter, long long cap)
+{
+    int n = atomic_load(counter);
+    while (n < cap)
+        if (atomic_compare_exchange_weak(counter, &n, n + 1)) return true;
+    return false;
+}
+
+/* The head of the queue leaves it: un-count it. */
+static struct pw_job *pop(struct worker *w)
+{
+    struct pw_job *j = w->pw_head;
+    w->pw_head = j->next;
+    if (!w->pw_head) w->pw_tail = NULL;
+    j->next = NULL;
+    atomic_fetch_sub(&w->app->pw_queued, 1);
+    return j;
+}
+
+static void on_timeout(uv_timer_t *t);
+
+/* The timer follows the head: jobs are FIFO with one wait limit, so it expires first. */
+static void arm(struct worker *w)
+{
+    if (w->pw_closed) return;
+    if (!w->pw_head) {
+        uv_timer_stop(&w->pw_timer);
+        return;
+    }
+    uint64_t now = uv_now(&w->loop);
+    uv_timer_start(&w->pw_timer, on_timeout,
+                   w->pw_head->deadline > now ? w->pw_head->deadline - now : 0, 0);
+}
+
+static void after_work(uv_work_t *wk, int status);
+
+/* Runs j on the pool; a slot is already reserved for it. */
+static void start(struct worker *w, struct pw_job *j)
+{
+    j->work.data = j;
+    if (uv_queue_work(&w->loop, &j->work, work, after_work) != 0) {
+        /* cannot happen with a live loop; fail the job rather than hang the request */
+        atomic_fetch_sub(&w->app->pw_running, 1);
+        job_fail(j, PL_E_INVALID);
+    }
+}
+
+/* Starts queued jobs while slots are free, dropping those whose client has gone (they are
+ * never hashed). Callbacks may queue more jobs: the head is read again every turn. */
+static void try_start(struct worker *w)
+{
+    struct app *app = w->app;
+    while (w->pw_head) {
+        if (client_gone(w->pw_head)) {
+            count(app, PW_CLIENT_GONE);
+            job_fail(pop(w), PL_E_CANCELLED);
+            continue;
+        }
+        if (!reserve(&app->pw_running, app->cfg.argon2_concurrency)) break;
+        start(w, pop(w));
+    }
+    arm(w);
+}
+
+/* Queued jobs past their wait limit answer 503 (those whose client has gone are counted
+ * as such). */
+static void on_timeout(uv_timer_t *t)
+{
+    struct worker *w = t->data;
+    uint64_t now = uv_now(&w->loop);
+    while (w->pw_head && w->pw_head->deadline <= now) {
+        struct pw_job *j = pop(w);
+        bool gone = client_gone(j);
+        count(w->app, gone ? PW_CLIENT_GONE : PW_TIMED_OUT);
+        job_fail(j, gone ? PL_E_CANCELLED : PL_E_BUSY);
+    }
+    arm(w);
+}
+
+/* Removes this worker's queued jobs whose client has gone, to make room. */
+static void drop_gone(struct worker *w)
+{
+    struct pw_job *gone = NULL, **p = &w->pw_head;
+    w->pw_tail = NULL;
+    while (*p) {
+        struct pw_job *j = *p;
+        if (client_gone(j)) {
+            *p = j->next;
+            atomic_fetch_sub(&w->app->pw_queued, 1);
+            j->next = gone;
+            gone = j;
+        } else {
+            w->pw_tail = j;
+            p = &j->next;
+        }
+    }
+    /* Callbacks run once the queue is consistent again (they may queue new jobs). */
+    while (gone) {
+        struct pw_job *j = gone;
+        gone = j->next;
+        count(w->app, PW_CLIENT_GONE);
+        job_fail(j, PL_E_CANCELLED);
+    }
+}
 
 static void after_work(uv_work_t *wk, int status)
 {
@@ -68,62 +208,73 @@ static void after_work(uv_work_t *wk, int status)
     struct worker *w = j->w;
     struct app *app = w->app;
     atomic_fetch_sub(&app->pw_running, 1);
+    count(app, PW_HASHED);
     if (status < 0) j->failed = true;
-    if (j->op == OP_HASH) {
+    if (w->pw_closed) {
+        /* The worker's pool and server are gone: nothing may act on the result. */
+        job_fail(j, PL_E_CANCELLED);
+    } else if (j->op == OP_HASH) {
         if (j->failed) pl_error("password hashing failed");
-        j->hash_cb(j->failed ? NULL : j->hash, j->ctx);
+        j->hash_cb(j->failed ? PL_E_INVALID : 0, j->failed ? NULL : j->hash, j->ctx);
+        job_free(j);
     } else {
-        j->verify_cb(j->ok && !j->failed && !j->dummy, j->needs_rehash, j->ctx);
+        j->verify_cb(0, j->ok && !j->failed && !j->dummy, j->needs_rehash, j->ctx);
+        job_free(j);
     }
-    free(j->password);
-    sodium_memzero(j->hash, sizeof j->hash);
-    free(j);
     /* A slot is free: this worker's queue first, then wake the others. */
-    try_start(w);
+    if (!w->pw_closed) try_start(w);
     for (int i = 0; i < app->nworkers; i++)
         if (&app->workers[i] != w && !app->workers[i].stopping)
             uv_async_send(&app->workers[i].pw_wakeup);
 }
 
-static void try_start(struct worker *w)
-{
-    struct app *app = w->app;
-    int cap = (int)app->cfg.argon2_concurrency;
-    while (w->pw_head) {
-        int running = atomic_load(&app->pw_running);
-        if (running >= cap) return;
-        if (!atomic_compare_exchange_weak(&app->pw_running, &running, running + 1)) continue;
-        struct pw_job *j = w->pw_head;
-        w->pw_head = j->next;
-        if (!w->pw_head) w->pw_tail = NULL;
-        j->work.data = j;
-        if (uv_queue_work(&w->loop, &j->work, work, after_work) != 0) {
-            /* cannot happen with a live loop; fail the job rather than hang the request */
-            j->failed = true;
-            after_work(&j->work, UV_ECANCELED);
-        }
-    }
-}
-
 static void on_wakeup(uv_async_t *a)
 {
-    try_start(a->data);
+    struct worker *w = a->data;
+    if (!w->pw_closed) try_start(w);
 }
 
 void passwords_worker_init(struct worker *w)
 {
     uv_async_init(&w->loop, &w->pw_wakeup, on_wakeup);
     w->pw_wakeup.data = w;
+    uv_timer_init(&w->loop, &w->pw_timer);
+    w->pw_timer.data = w;
+    w->pw_closed = false;
 }
 
 void passwords_worker_close(struct worker *w)
 {
+    w->pw_closed = true;
+    while (w->pw_head)
+        job_fail(pop(w), PL_E_CANCELLED);
+    uv_close((uv_handle_t *)&w->pw_timer, NULL);
     uv_close((uv_handle_t *)&w->pw_wakeup, NULL);
 }
 
 static void enqueue(struct worker *w, struct pw_job *j)
 {
+    struct app *app = w->app;
     j->w = w;
+    if (w->pw_closed) {
+        job_fail(j, PL_E_CANCELLED);
+        return;
+    }
+    /* Nobody waiting here and a slot free: no queueing at all. */
+    if (!w->pw_head && reserve(&app->pw_running, app->cfg.argon2_concurrency)) {
+        start(w, j);
+        return;
+    }
+    if (!reserve(&app->pw_queued, app->cfg.argon2_queue)) {
+        drop_gone(w);
+        if (!reserve(&app->pw_queued, app->cfg.argon2_queue)) {
+            count(app, PW_QUEUE_FULL);
+            job_fail(j, PL_E_BUSY);
+            try_start(w);
+            return;
+        }
+    }
+    j->deadline = uv_now(&w->loop) + (uint64_t)app->cfg.argon2_wait_ms;
     if (w->pw_tail)
         w->pw_tail->next = j;
     else
@@ -132,10 +283,11 @@ static void enqueue(struct worker *w, struct pw_job *j)
     try_start(w);
 }
 
-static struct pw_job *job_new(const char *password)
+static struct pw_job *job_new(struct pl_http_request *req, const char *password)
 {
     struct pw_job *j = calloc(1, sizeof *j);
     if (!j) abort();
+    j->req = req;
     j->password_len = strlen(password);
     j->password = malloc(j->password_len + 1);
     if (!j->password) abort();
@@ -143,19 +295,20 @@ static struct pw_job *job_new(const char *password)
     return j;
 }
 
-void passwords_hash(struct worker *w, const char *password, passwords_hash_cb cb, void *ctx)
+void passwords_hash(struct worker *w, struct pl_http_request *req, const char *password,
+                    passwords_hash_cb cb, void *ctx)
 {
-    struct pw_job *j = job_new(password);
+    struct pw_job *j = job_new(req, password);
     j->op = OP_HASH;
     j->hash_cb = cb;
     j->ctx = ctx;
     enqueue(w, j);
 }
 
-void passwords_verify(struct worker *w, const char *password, const char *hash,
-                      passwords_verify_cb cb, void *ctx)
+void passwords_verify(struct worker *w, struct pl_http_request *req, const char *password,
+                      const char *hash, passwords_verify_cb cb, void *ctx)
 {
-    struct pw_job *j = job_new(password);
+    struct pw_job *j = job_new(req, password);
     j->op = OP_VERIFY;
     j->verify_cb = cb;
     j->ctx = ctx;
@@ -164,4 +317,17 @@ void passwords_verify(struct worker *w, const char *password, const char *hash,
     strcpy(j->hash, h);
     j->dummy = !hash; /* spends the same work, and never matches */
     enqueue(w, j);
+}
+
+void passwords_reply_failure(struct pl_http_request *req, int status)
+{
+    if (status == PL_E_BUSY || status == PL_E_CANCELLED) {
+        /* The backlog is about one wait limit long: retrying sooner finds it as full. */
+        long long s = (req_worker(req)->app->cfg.argon2_wait_ms + 999) / 1000;
+        pl_resp_header(req, "Retry-After", pl_req_printf(req, "%lld", s < 1 ? 1 : s));
+        pl_respond_problem(req, 503, "too many passwords are being checked, try again shortly",
+                           NULL);
+        return;
+    }
+    reply_failure(req, status, "password hash");
 }

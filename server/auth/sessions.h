@@ -12,12 +12,20 @@
 
 #include <stdint.h>
 
+#include "../config.h"
 #include "pl/ratelimit.h"
 
 struct worker;
 
 #define SESSION_TOKEN_LEN 43 /* base64url of 32 random bytes */
 #define SESSION_HASH_HEX  64
+
+/* The session cookie's name: __Host-pulse_session behind TLS (PULSE_COOKIE_SECURE=1),
+ * pulse_session otherwise. */
+static inline const char *session_cookie(const struct pulse_config *cfg)
+{
+    return cfg->cookie_secure ? "__Host-pulse_session" : "pulse_session";
+}
 
 /* A new random token and its hash (hex). */
 void session_token_new(char token[SESSION_TOKEN_LEN + 1], char hash[SESSION_HASH_HEX + 1]);

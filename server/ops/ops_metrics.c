@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "../app.h"
+#include "../auth/passwords.h"
 #include "ops.h"
 #include "pl/metrics.h"
 #include "pl/process.h"
@@ -14,12 +15,14 @@ enum { POOL_SIZE, POOL_CONNECTED, POOL_BUSY, POOL_IDLE, POOL_STATES };
 /* The families whose values the collector sets. */
 struct ops_metrics {
     struct pl_metric *connections, *pool, *waiting, *pg_errors, *redis_up, *redis_errors, *workers,
-        *ws_clients, *ws_dropped;
+        *ws_clients, *ws_dropped, *argon2_running, *argon2_queued;
 };
 
 static const char *const pool_states[POOL_STATES] = {"size", "connected", "busy", "idle"};
 static const struct pl_metric_label pool_label = {"state", pool_states, POOL_STATES};
 static const struct pl_metric_label class_label = {"class", rate_class_names, RATE_CLASSES};
+static const struct pl_metric_label outcome_label = {"outcome", passwords_outcome_names,
+                                                     PW_OUTCOMES};
 static const double pg_wait_bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 2.5};
 
 static const struct pl_metric_def defs[] = {
@@ -58,6 +61,18 @@ static const struct pl_metric_def defs[] = {
      .help = "Requests refused by a rate limit.",
      .labels = &class_label,
      .nlabels = 1},
+    {.type = PL_METRIC_GAUGE,
+     .name = "argon2_running",
+     .help = "Password hashes running on the thread pool."},
+    {.type = PL_METRIC_GAUGE,
+     .name = "argon2_queued",
+     .help = "Password hashes waiting for a slot."},
+    {.type = PL_METRIC_COUNTER,
+     .name = "argon2_jobs_total",
+     .help = "Password hash jobs by outcome: hashed, or refused without hashing (queue full, "
+             "waited too long, client gone).",
+     .labels = &outcome_label,
+     .nlabels = 1},
 };
 enum {
     D_CONNECTIONS,
@@ -71,6 +86,9 @@ enum {
     D_WS_CLIENTS,
     D_WS_DROPPED,
     D_RATELIMIT,
+    D_ARGON2_RUNNING,
+    D_ARGON2_QUEUED,
+    D_ARGON2_JOBS,
     NDEFS
 };
 _Static_assert(NDEFS == sizeof defs / sizeof defs[0], "one enum entry per family");
@@ -105,6 +123,8 @@ static void collect(struct pl_metrics *reg, void *ctx)
     pl_metric_set(m->workers, 0, app->nworkers);
     pl_metric_set(m->ws_clients, 0, atomic_load(&app->ws_clients));
     pl_metric_set(m->ws_dropped, 0, (int64_t)atomic_load(&app->ws_frames_dropped));
+    pl_metric_set(m->argon2_running, 0, atomic_load(&app->pw_running));
+    pl_metric_set(m->argon2_queued, 0, atomic_load(&app->pw_queued));
     (void)reg;
 }
 
@@ -129,10 +149,13 @@ int ops_metrics_init(struct app *app)
         .workers = f[D_WORKERS],
         .ws_clients = f[D_WS_CLIENTS],
         .ws_dropped = f[D_WS_DROPPED],
+        .argon2_running = f[D_ARGON2_RUNNING],
+        .argon2_queued = f[D_ARGON2_QUEUED],
     };
     app->ops_metrics = m;
     app->pg_wait = f[D_PG_WAIT];
     app->ratelimit_rejections = f[D_RATELIMIT];
+    app->argon2_jobs = f[D_ARGON2_JOBS];
     rc = pl_process_metrics_register(app->registry);
     if (rc == 0) rc = pl_metrics_on_collect(app->registry, collect, app);
     return rc;
@@ -146,5 +169,5 @@ void ops_metrics_dispose(struct app *app)
     app->metrics = NULL;
     app->registry = NULL;
     app->ops_metrics = NULL;
-    app->pg_wait = app->ratelimit_rejections = NULL;
+    app->pg_wait = app->ratelimit_rejections = app->argon2_jobs = NULL;
 }

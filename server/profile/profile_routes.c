@@ -17,6 +17,19 @@
 
 /* ---- GET /me ---- */
 
+/* The user, or for a caller without the read scope (a write-only token's PATCH, {}
+ * included) 204 and no body. */
+static void answer_user(struct pl_http_request *req, json_t *user)
+{
+    pl_resp_header(req, "Cache-Control", "no-store");
+    if (!(req_principal(req)->scopes & SCOPE_READ)) {
+        json_decref(user);
+        pl_respond(req, 204, NULL, NULL, 0);
+        return;
+    }
+    pl_respond_json(req, 200, user);
+}
+
 static void on_user(int status, PGresult **results, int n, void *ctx)
 {
     struct pl_http_request *req = ctx;
@@ -28,8 +41,7 @@ static void on_user(int status, PGresult **results, int n, void *ctx)
         pl_respond_problem(req, 401, "the account no longer exists", NULL);
         return;
     }
-    pl_resp_header(req, "Cache-Control", "no-store");
-    pl_respond_json(req, 200, user_json(results[0], 0));
+    answer_user(req, user_json(results[0], 0));
 }
 
 static void do_get(struct pl_http_request *req)
@@ -69,8 +81,7 @@ static void on_patched(int status, PGresult **results, int n, void *ctx)
     json_t *user = user_json(results[0], 0);
     events_publish(req_worker(req), req_principal(req)->user_id, "profile.updated",
                    json_incref(user));
-    pl_resp_header(req, "Cache-Control", "no-store");
-    pl_respond_json(req, 200, user);
+    answer_user(req, user);
 }
 
 static void do_patch(struct pl_http_request *req)
@@ -134,9 +145,13 @@ static void on_deleted(int status, PGresult **results, int n, void *ctx)
                     req);
 }
 
-static void on_delete_verified(bool ok, bool needs_rehash, void *ctx)
+static void on_delete_verified(int status, bool ok, bool needs_rehash, void *ctx)
 {
     struct pl_http_request *req = ctx;
+    if (status) {
+        passwords_reply_failure(req, status);
+        return;
+    }
     if (!ok) {
         pl_respond_problem(req, 403, "the password is wrong", NULL);
         return;

@@ -59,6 +59,19 @@ static void set_etag(struct pl_http_request *req, const char *version)
     pl_resp_header(req, "ETag", pl_req_printf(req, "\"%s\"", version));
 }
 
+/* A PATCH answers the changed record only to a caller that may read it: a token without the
+ * read scope gets 204 and no body (its ETag is kept: the version is not data, and a client
+ * can learn it anyway through If-Match). Its POST still gets the created record. */
+static void answer_record(struct pl_http_request *req, const char *version, const char *json,
+                          size_t len)
+{
+    set_etag(req, version);
+    if (!(req_principal(req)->scopes & SCOPE_READ))
+        pl_respond(req, 204, NULL, NULL, 0);
+    else
+        pl_respond(req, 200, "application/json", json, len);
+}
+
 static void not_found(struct pl_http_request *req, const struct record_kind *k)
 {
     pl_respond_problem(req, 404, pl_req_printf(req, "no such %s", k->name), NULL);
@@ -262,9 +275,8 @@ static void on_changed(int status, PGresult **results, int n, void *ctx)
         return;
     }
     const char *json = PQgetvalue(r, 0, 2);
-    set_etag(req, PQgetvalue(r, 0, 1));
     record_event(req, event_name(req, c->k, "updated"), json);
-    pl_respond(req, 200, "application/json", json, (size_t)PQgetlength(r, 0, 2));
+    answer_record(req, PQgetvalue(r, 0, 1), json, (size_t)PQgetlength(r, 0, 2));
 }
 
 /* GET, and PATCH {}: nothing to change; answer the current state after the same checks. */
@@ -285,8 +297,7 @@ static void on_noop(int status, PGresult **results, int n, void *ctx)
         pl_respond_problem(req, 412, "If-Match does not match the current version", NULL);
         return;
     }
-    set_etag(req, PQgetvalue(r, 0, 1));
-    pl_respond(req, 200, "application/json", PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
+    answer_record(req, PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
 }
 
 static struct change *change_new(struct pl_http_request *req, const struct record_kind *k)

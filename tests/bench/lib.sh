@@ -7,6 +7,7 @@ CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 mkdir -p "$OUT"
 : "${DATABASE_URL:?run through make bench}" "${REDIS_URL:?run through make bench}"
+: "${PULSE_MIGRATE_DATABASE_URL:?run through make bench}" "${PULSE_TEST_ADMIN_URL:?run through make bench}"
 
 free_port() {
   node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
@@ -49,7 +50,8 @@ wrk_row() {
 
 # pgbench_select: the database's read ceiling in this run (tps of -S -M prepared -c64 -j2 -T10)
 pgbench_select() {
-  local base=${DATABASE_URL%/*}
+  # the superuser of the test Postgres (scripts/services.sh): the service's role creates nothing
+  local base=${PULSE_TEST_ADMIN_URL%/*}
   psql -q "$base/postgres" -c "DROP DATABASE IF EXISTS pulse_pgbench" -c "CREATE DATABASE pulse_pgbench" > /dev/null
   pgbench -i -q -s 10 "$base/pulse_pgbench" > "$OUT/pgbench-init.txt" 2>&1
   pgbench -S -M prepared -c 64 -j 2 -T 10 "$base/pulse_pgbench" > "$OUT/pgbench.txt" 2>&1
@@ -80,7 +82,8 @@ register_users() {
 # each user register_users made with PREFIX.
 seed_feedings() {
   local who="email LIKE '$1%-$RUN_ID@example.com'"
-  psql -q "$DATABASE_URL" -c "UPDATE users SET daily_target_ml = 800 WHERE $who" \
+  # as the owner: only it may ANALYZE the tables
+  psql -q "$PULSE_MIGRATE_DATABASE_URL" -c "UPDATE users SET daily_target_ml = 800 WHERE $who" \
     -c "INSERT INTO feedings (user_id, amount_ml, kind, given_at) SELECT u.id, 50 + g % 150, 'milk', now() - g * interval '97 minutes' FROM users u, generate_series(1, 300) g WHERE u.$who" \
     -c "ANALYZE"
 }

@@ -6,6 +6,7 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -246,7 +247,7 @@ describe('docker-compose.prod.yml', () => {
         assert.notEqual(r.status, 0, 'config must fail without the secrets');
         assert.match(r.stderr, /set [A-Z_]+ in \.env/);
         const raw = fs.readFileSync(COMPOSE_FILE, 'utf8');
-        for (const key of ['POSTGRES_PASSWORD', 'GF_SECURITY_ADMIN_PASSWORD', 'PULSE_METRICS_TOKEN', 'REDISCLI_AUTH']) {
+        for (const key of ['POSTGRES_PASSWORD', 'POSTGRES_OWNER_PASSWORD', 'POSTGRES_APP_PASSWORD', 'GF_SECURITY_ADMIN_PASSWORD', 'PULSE_METRICS_TOKEN', 'REDISCLI_AUTH']) {
             for (const m of raw.matchAll(new RegExp(`^\\s*${key}:\\s*(.*)$`, 'gm')))
                 assert.match(m[1], /^\$\{[A-Z_]+:\?/, `${key} must be a required \${...} from .env`);
         }
@@ -285,6 +286,57 @@ describe('docker-compose.prod.yml', () => {
         for (const k of Object.keys(cfg.services.migrate.environment)) assert.ok(SETTINGS.has(k), `migrate: ${k}`);
     });
 
+    // Issue 12: the service never connects as the superuser nor as the owner of its schema.
+    test('Postgres roles: replicas as the service role, migrate as the owner, neither the superuser', () => {
+        const userOf = (url) => decodeURIComponent(new URL(url).username);
+        const passwordOf = (url) => decodeURIComponent(new URL(url).password);
+        const pg = cfg.services.postgres;
+        const superuser = pg.environment.POSTGRES_USER ?? 'postgres';
+        const sql = fs.readFileSync(path.join(DEPLOY, 'postgres/init-roles.sql'), 'utf8');
+        const testEnv = Object.fromEntries(fs.readFileSync(COMPOSE_ENV, 'utf8').split('\n')
+            .filter((l) => /^[A-Z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+        const migrateEnv = cfg.services.migrate.environment;
+        const owner = userOf(migrateEnv.PULSE_MIGRATE_DATABASE_URL);
+        for (const name of [...PULSE_SERVICES, 'migrate']) {
+            const env = cfg.services[name].environment;
+            const app = userOf(env.DATABASE_URL);
+            assert.notEqual(app, superuser, `${name}: DATABASE_URL is the superuser`);
+            assert.notEqual(app, owner, `${name}: DATABASE_URL is the schema owner`);
+            assert.equal(passwordOf(env.DATABASE_URL), testEnv.POSTGRES_APP_PASSWORD, `${name}: the service role's own password`);
+            assert.match(sql, new RegExp(`CREATE ROLE ${app}\\b`), `init-roles.sql creates ${app}`);
+            if (name !== 'migrate') assert.equal(env.PULSE_MIGRATE_DATABASE_URL, undefined, `${name} must not hold the owner's URL`);
+        }
+        assert.notEqual(owner, superuser, 'migrations do not run as the superuser');
+        assert.equal(passwordOf(migrateEnv.PULSE_MIGRATE_DATABASE_URL), testEnv.POSTGRES_OWNER_PASSWORD);
+        assert.match(sql, new RegExp(`CREATE ROLE ${owner}\\b`));
+        assert.match(sql, new RegExp(`ALTER ROLE ${owner} WITH LOGIN NOSUPERUSER`));
+        assert.match(sql, new RegExp(`ALTER DATABASE :"DBNAME" OWNER TO ${owner}`));
+        // the image runs the roles script on a fresh volume, with the passwords from .env
+        const init = pg.volumes.find((v) => (v.target ?? String(v).split(':')[1]) === '/docker-entrypoint-initdb.d/10-pulse-roles.sql');
+        assert.ok(init, 'init-roles.sql mounted into /docker-entrypoint-initdb.d');
+        assert.match(init.source ?? String(init).split(':')[0], /deploy\/postgres\/init-roles\.sql$/);
+        assert.equal(pg.environment.POSTGRES_OWNER_PASSWORD, testEnv.POSTGRES_OWNER_PASSWORD);
+        assert.equal(pg.environment.POSTGRES_APP_PASSWORD, testEnv.POSTGRES_APP_PASSWORD);
+        assert.match(sql, /\\getenv owner_password POSTGRES_OWNER_PASSWORD/);
+        assert.match(sql, /\\getenv app_password POSTGRES_APP_PASSWORD/);
+    });
+
+    test('no secret on a command line (ps shows commands, entrypoints and health checks)', () => {
+        const secrets = fs.readFileSync(COMPOSE_ENV, 'utf8').split('\n').filter((l) => /^[A-Z_]*(PASSWORD|TOKEN)=/.test(l))
+            .map((l) => l.slice(l.indexOf('=') + 1));
+        assert.ok(secrets.length >= 6);
+        for (const [name, svc] of Object.entries(cfg.services)) {
+            const argv = JSON.stringify([svc.command, svc.entrypoint, svc.healthcheck?.test]);
+            for (const secret of secrets) assert.ok(!argv.includes(secret), `${name}: a secret on its command line: ${argv}`);
+        }
+        // redis: the password reaches it through a config file written from the environment
+        const redis = cfg.services.redis;
+        assert.doesNotMatch(JSON.stringify(redis.command), /--requirepass/);
+        assert.match(redis.command.join(' '), /requirepass[^>]*\$\$?REDISCLI_AUTH[^>]*> \/tmp\/redis\.conf/);
+        assert.match(redis.command.join(' '), /umask 077/);
+        assert.match(redis.command.join(' '), /exec docker-entrypoint\.sh redis-server \/tmp\/redis\.conf/);
+    });
+
     test('postgres 15 and redis 7 with persistence and health checks', () => {
         const pg = cfg.services.postgres;
         assert.match(pg.image, /^postgres:15/);
@@ -292,7 +344,7 @@ describe('docker-compose.prod.yml', () => {
         assert.match(JSON.stringify(pg.healthcheck.test), /pg_isready/);
         const redis = cfg.services.redis;
         assert.match(redis.image, /^redis:7/);
-        assert.match(JSON.stringify(redis.command), /"--appendonly","yes"/);
+        assert.match(JSON.stringify(redis.command), /--appendonly(","| )yes/);
         assert.match(JSON.stringify(redis.healthcheck.test), /redis-cli ping/);
         assert.ok(cfg.volumes.pgdata !== undefined && cfg.volumes.redisdata !== undefined);
     });
@@ -499,6 +551,11 @@ async function modelClass(apiVersion, kind) {
 describe('Kubernetes (deploy/k8s)', () => {
     const docs = k8sDocs();
     const byKind = (kind) => docs.filter((d) => d.obj.kind === kind).map((d) => d.obj);
+    const secretNamed = (name) => {
+        const s = byKind('Secret').find((x) => x.metadata.name === name);
+        assert.ok(s, `Secret ${name}`);
+        return s;
+    };
 
     test('every manifest validates against the Kubernetes schemas (kubernetes-models)', async (t) => {
         assert.ok(docs.length >= 9);
@@ -528,9 +585,11 @@ describe('Kubernetes (deploy/k8s)', () => {
     });
 
     test('the kinds asked for are all there, in one namespace, and kustomization lists them', () => {
-        for (const k of ['Namespace', 'ConfigMap', 'Secret', 'Deployment', 'Service', 'Ingress',
+        for (const k of ['Namespace', 'ConfigMap', 'Deployment', 'Service', 'Ingress',
             'HorizontalPodAutoscaler', 'PodDisruptionBudget', 'Job'])
             assert.equal(byKind(k).length, 1, `one ${k}`);
+        assert.deepEqual(byKind('Secret').map((x) => x.metadata.name).sort(), ['pulse-migrate-secrets', 'pulse-secrets']);
+        assert.ok(byKind('NetworkPolicy').length >= 1, 'NetworkPolicy');
         const ns = byKind('Namespace')[0].metadata.name;
         for (const { file, obj } of docs) if (obj.kind !== 'Namespace') assert.equal(obj.metadata.namespace, ns, `${file} namespace`);
         const kust = YAML.parse(fs.readFileSync(path.join(K8S, 'kustomization.yaml'), 'utf8'));
@@ -546,16 +605,93 @@ describe('Kubernetes (deploy/k8s)', () => {
         assert.ok(pdb.minAvailable === 2 || pdb.maxUnavailable === 1);
     });
 
-    test('ConfigMap and Secret hold pulsed settings; the Secret only placeholders', () => {
+    test('ConfigMap and Secrets hold pulsed settings; the Secrets only placeholders', () => {
         const cm = byKind('ConfigMap')[0].data;
         for (const k of Object.keys(cm)) assert.ok(SETTINGS.has(k), `ConfigMap: ${k} is not a pulsed setting`);
-        const secret = byKind('Secret')[0];
-        assert.ok(secret.stringData, 'stringData');
-        for (const [k, v] of Object.entries(secret.stringData)) {
-            assert.ok(SETTINGS.has(k), `Secret: ${k} is not a pulsed setting`);
-            assert.match(v, /CHANGE-ME/, `Secret ${k} must be a placeholder`);
+        for (const secret of byKind('Secret')) {
+            assert.ok(secret.stringData, 'stringData');
+            for (const [k, v] of Object.entries(secret.stringData)) {
+                assert.ok(SETTINGS.has(k), `Secret: ${k} is not a pulsed setting`);
+                assert.match(v, /CHANGE-ME/, `Secret ${k} must be a placeholder`);
+            }
         }
-        for (const k of ['DATABASE_URL', 'REDIS_URL', 'PULSE_METRICS_TOKEN']) assert.ok(k in secret.stringData);
+        for (const k of ['DATABASE_URL', 'REDIS_URL', 'PULSE_METRICS_TOKEN']) assert.ok(k in secretNamed('pulse-secrets').stringData);
+        assert.deepEqual(Object.keys(secretNamed('pulse-migrate-secrets').stringData), ['PULSE_MIGRATE_DATABASE_URL']);
+    });
+
+    // Issue 12: the pods connect as a role that owns nothing; only the Job has the owner's URL.
+    test('Postgres roles: the pods as the service role, the migration Job as the owner', () => {
+        const userOf = (url) => decodeURIComponent(new URL(url).username);
+        const app = userOf(secretNamed('pulse-secrets').stringData.DATABASE_URL);
+        const owner = userOf(secretNamed('pulse-migrate-secrets').stringData.PULSE_MIGRATE_DATABASE_URL);
+        assert.notEqual(app, owner);
+        for (const u of [app, owner]) assert.ok(!['postgres', 'root', 'admin'].includes(u), `${u} looks like a superuser`);
+        const sql = fs.readFileSync(path.join(DEPLOY, 'postgres/init-roles.sql'), 'utf8');
+        for (const u of [app, owner]) assert.match(sql, new RegExp(`CREATE ROLE ${u}\\b`), `init-roles.sql creates ${u}`);
+        const secretRefs = (pod) => pod.containers.flatMap((c) => [
+            ...(c.envFrom ?? []).map((e) => e.secretRef?.name),
+            ...(c.env ?? []).map((e) => e.valueFrom?.secretKeyRef?.name)]).filter(Boolean);
+        const dep = byKind('Deployment')[0].spec.template.spec;
+        assert.ok(!secretRefs(dep).includes('pulse-migrate-secrets'), 'the pods must not get the owner URL');
+        assert.ok(!JSON.stringify(dep).includes('PULSE_MIGRATE_DATABASE_URL'));
+        const job = byKind('Job')[0].spec.template.spec;
+        assert.ok(secretRefs(job).includes('pulse-migrate-secrets'), 'the Job migrates with PULSE_MIGRATE_DATABASE_URL');
+        assert.ok(secretRefs(job).includes('pulse-secrets'), 'the Job reads DATABASE_URL: the role it grants to');
+        assert.ok(!('PULSE_MIGRATE_DATABASE_URL' in byKind('ConfigMap')[0].data));
+    });
+
+    test('X-Forwarded-For is believed from the ingress controller only, not the whole pod network', () => {
+        const cidrs = byKind('ConfigMap')[0].data.PULSE_TRUSTED_PROXIES.split(',').map((c) => c.trim()).filter(Boolean);
+        assert.ok(cidrs.length > 0);
+        for (const c of cidrs) {
+            const [addr, bits] = c.split('/');
+            const v6 = addr.includes(':');
+            assert.ok(net.isIP(addr), `${c}: an address`);
+            const prefix = bits === undefined ? (v6 ? 128 : 32) : Number(bits);
+            assert.ok(prefix >= (v6 ? 48 : 16), `${c} trusts too many addresses`);
+        }
+    });
+
+    test('NetworkPolicy: default deny; pods reachable from the ingress controller and Prometheus only, out to Postgres, Redis and DNS only', () => {
+        const pols = byKind('NetworkPolicy');
+        const deny = pols.find((p) => Object.keys(p.spec.podSelector).length === 0 || Object.keys(p.spec.podSelector.matchLabels ?? {}).length === 0);
+        assert.ok(deny, 'a default-deny policy for the namespace');
+        assert.deepEqual([...deny.spec.policyTypes].sort(), ['Egress', 'Ingress']);
+        assert.equal(deny.spec.ingress, undefined);
+        assert.equal(deny.spec.egress, undefined);
+        const selects = (pol, labels) => Object.entries(pol.spec.podSelector.matchLabels ?? {}).every(([k, v]) => labels[k] === v)
+            && Object.keys(pol.spec.podSelector.matchLabels ?? {}).length > 0;
+        const dep = byKind('Deployment')[0];
+        const podLabels = dep.spec.template.metadata.labels;
+        const server = pols.filter((p) => selects(p, podLabels));
+        assert.equal(server.length, 1, 'one policy for the pods');
+        const sp = server[0].spec;
+        assert.deepEqual([...sp.policyTypes].sort(), ['Egress', 'Ingress']);
+        // in: two peers (ingress controller, Prometheus), each a namespace and pod pair, the HTTP port only
+        assert.equal(sp.ingress.length, 1);
+        const peers = sp.ingress[0].from;
+        assert.equal(peers.length, 2);
+        for (const p of peers) {
+            assert.ok(p.namespaceSelector?.matchLabels && p.podSelector?.matchLabels, 'namespace and pod selectors together');
+            assert.equal(p.ipBlock, undefined);
+        }
+        const names = peers.map((p) => `${p.namespaceSelector.matchLabels['kubernetes.io/metadata.name']}/${p.podSelector.matchLabels['app.kubernetes.io/name']}`);
+        assert.ok(names.some((n) => /ingress/.test(n)), 'the ingress controller');
+        assert.ok(names.some((n) => /prometheus/.test(n)), 'Prometheus');
+        const port = dep.spec.template.spec.containers[0].ports[0].containerPort;
+        assert.deepEqual(sp.ingress[0].ports, [{ protocol: 'TCP', port }]);
+        // out: exactly Postgres (5432), Redis (6379) and DNS (53)
+        const egressPorts = (spec) => spec.egress.flatMap((r) => {
+            assert.ok(r.to?.length > 0 && r.ports?.length > 0, 'every egress rule names its peers and ports');
+            return r.ports.map((p) => `${p.protocol}/${p.port}`);
+        }).sort();
+        assert.deepEqual(egressPorts(sp), ['TCP/53', 'TCP/5432', 'TCP/6379', 'UDP/53']);
+        // the Job: nothing in, Postgres and DNS out
+        const jobLabels = byKind('Job')[0].spec.template.metadata.labels;
+        const job = pols.filter((p) => selects(p, jobLabels));
+        assert.equal(job.length, 1, 'one policy for the migration Job');
+        assert.deepEqual(job[0].spec.ingress ?? [], []);
+        assert.deepEqual(egressPorts(job[0].spec), ['TCP/53', 'TCP/5432', 'UDP/53']);
     });
 
     test('Deployment: probes, graceful shutdown budget, hardening, resources', () => {
@@ -583,7 +719,7 @@ describe('Kubernetes (deploy/k8s)', () => {
         assert.ok(tmp && pod.volumes.find((v) => v.name === tmp.name)?.emptyDir, 'emptyDir on /tmp');
         assert.equal(c.ports[0].containerPort, Number(cm.PULSE_LISTEN.split(':')[1]));
         const refs = c.envFrom.map((e) => e.configMapRef?.name ?? e.secretRef?.name);
-        assert.deepEqual(refs.sort(), [byKind('ConfigMap')[0].metadata.name, byKind('Secret')[0].metadata.name].sort());
+        assert.deepEqual(refs.sort(), [byKind('ConfigMap')[0].metadata.name, 'pulse-secrets'].sort());
         // the Service and the PDB select these pods
         const labels = dep.spec.template.metadata.labels;
         const matches = (sel) => Object.entries(sel).every(([k, v]) => labels[k] === v);

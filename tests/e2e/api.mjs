@@ -134,10 +134,11 @@ export function expectStatus(r, status) {
   return r;
 }
 
-// Set-Cookie of pulse_session parsed: { value, attrs: {lower-case name: value|true}, raw }.
-export function sessionCookie(r) {
+// Set-Cookie of the session cookie parsed: { value, attrs: {lower-case name: value|true}, raw }.
+// `name`: pulse_session, or __Host-pulse_session with PULSE_COOKIE_SECURE=1.
+export function sessionCookie(r, name = 'pulse_session') {
   const all = [].concat(r.headers['set-cookie'] || []);
-  const raw = all.find((c) => c.startsWith('pulse_session='));
+  const raw = all.find((c) => c.startsWith(`${name}=`));
   if (!raw) return null;
   const [first, ...rest] = raw.split(';').map((s) => s.trim());
   const attrs = {};
@@ -146,7 +147,7 @@ export function sessionCookie(r) {
     if (i < 0) attrs[a.toLowerCase()] = true;
     else attrs[a.slice(0, i).toLowerCase()] = a.slice(i + 1);
   }
-  return { value: first.slice('pulse_session='.length), attrs, raw };
+  return { value: first.slice(name.length + 1), attrs, raw };
 }
 
 export async function register(srv, { email = uniqueEmail(), password = PASSWORD, headers, ...rest } = {}) {

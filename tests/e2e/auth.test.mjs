@@ -4,16 +4,17 @@
 // and X-Forwarded-For behind a trusted proxy, revocation across two replicas, what is stored
 // at rest, Redis being unavailable, and the rate limits (also across replicas).
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 
 import {
   API_ENV, CORS_ORIGIN, PASSWORD, PUBLIC_ORIGIN, SESSION_ABSOLUTE_S, SESSION_KEYS, TOKEN_KEYS, TS_RE, USER_KEYS, UUID_RE,
   api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, flushRedisDb, login, median,
   psql, redisDump, redisUrlWithDb, register, sessionCookie, sleep, uniqueEmail,
 } from './api.mjs';
-import { raw, startServer, waitReady } from './helpers.mjs';
+import { raw, requireEnv, startServer, waitFor, waitReady } from './helpers.mjs';
 
 const near = (iso, expectedMs, slackMs, msg) => {
   const d = Math.abs(Date.parse(iso) - expectedMs);
@@ -87,6 +88,27 @@ describe('accounts', () => {
       assert.equal(r.user.email, email.toLowerCase());
       await login(srv, email.toLowerCase());
       await login(srv, ` ${email.toUpperCase()} `);
+    });
+
+    it('lower-cases non-ASCII letters too: ÉLODIE@ logs in as typed and as élodie@, and is one account', async () => {
+      // The contract: emails are trimmed, lower-cased and unique case-insensitively. The
+      // C normalisation (rate-limit keys) and SQL's lower() (storage, lookup, unique index)
+      // must agree on letters beyond ASCII.
+      const tag = randomBytes(5).toString('hex');
+      const upper = `ÉLODIE.ΣΟΦΙΑ-${tag}@Example.com`;
+      const lower = `élodie.σοφια-${tag}@example.com`;
+      const r = await register(srv, { email: ` ${upper} ` });
+      assert.equal(r.user.email, lower, 'stored and answered lower-cased');
+      assert.equal(psql(`SELECT email FROM users WHERE id = '${r.user.id}'`), lower);
+      for (const typed of [upper, lower, ` ${upper.toLowerCase()} `, `Élodie.Σοφια-${tag}@EXAMPLE.COM`]) {
+        const l = await api(srv, 'POST', '/api/v1/auth/login', { body: { email: typed, password: PASSWORD } });
+        expectStatus(l, 200);
+        assert.equal(l.json.user.id, r.user.id, `login as ${typed}`);
+      }
+      for (const again of [upper, lower, `élodie.ΣΟΦΙΑ-${tag}@example.com`]) {
+        expectProblem(await api(srv, 'POST', '/api/v1/auth/register', { body: { email: again, password: PASSWORD } }), 409, 'conflict');
+      }
+      assert.equal(psql(`SELECT count(*) FROM users WHERE lower(email) = '${lower}'`), '1');
     });
 
     it('answers 409 when the email is taken, case-insensitively and trimmed', async () => {
@@ -425,6 +447,16 @@ describe('accounts', () => {
       expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: reg.token, origin: 'https://evil.example' }), 200);
     });
 
+    it('without PULSE_COOKIE_SECURE the cookie is pulse_session (no Secure); __Host-pulse_session is not read', async () => {
+      const reg = await register(srv);
+      const c = sessionCookie(reg.res);
+      assert.ok(c, `Set-Cookie: ${reg.res.headers['set-cookie']}`);
+      assert.equal(c.attrs.secure, undefined, c.raw);
+      assert.equal(sessionCookie(reg.res, '__Host-pulse_session'), null);
+      expect401(await api(srv, 'GET', '/api/v1/me', { cookie: `__Host-pulse_session=${reg.token}`, origin: null }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: `pulse_session=${reg.token}`, origin: null }), 200);
+    });
+
     it('refuses a cookie write without Origin or from a foreign origin (403)', async () => {
       const reg = await register(srv);
       for (const origin of [null, 'https://evil.example', 'null', `${PUBLIC_ORIGIN}.evil.example`, 'http://pulse.test:8080', 'https://pulse.test']) {
@@ -451,7 +483,7 @@ describe('accounts', () => {
       expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: reg.token, origin: null, body: { display_name: 'b1' } }), 200);
       expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: reg.token, origin: 'https://evil.example', body: { display_name: 'b2' } }), 200);
       const pat = await createToken(srv, reg.token, { scopes: ['write'] });
-      expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, origin: null, body: { display_name: 'b3' } }), 200);
+      expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, origin: null, body: { display_name: 'b3' } }), 204);
       expectStatus(await api(srv, 'POST', '/api/v1/tokens', { token: reg.token, origin: null, body: { name: 'n', scopes: ['read'] } }), 201);
     });
 
@@ -593,6 +625,50 @@ describe('accounts', () => {
       await login(srv, reg.email, PASSWORD);
       expectStatus(await api(srv, 'POST', '/api/v1/auth/password', { cookie: reg.token, origin: PUBLIC_ORIGIN, body: { current_password: PASSWORD, new_password: 'another good passphrase' } }), 204);
     });
+
+    it('revoke_tokens: true also deletes every access token of the user (and only theirs); false keeps them', async () => {
+      const reg = await register(srv);
+      const other = await register(srv);
+      const otherPat = await createToken(srv, other.token);
+      const second = await login(srv, reg.email);
+      const pats = [await createToken(srv, reg.token, { scopes: ['read'] }), await createToken(srv, reg.token, { scopes: ['write'] }), await createToken(srv, reg.token)];
+      const pw = (body) => api(srv, 'POST', '/api/v1/auth/password', { token: reg.token, body });
+      // false (the default) keeps them
+      expectStatus(await pw({ current_password: PASSWORD, new_password: 'first new passphrase', revoke_tokens: false }), 204);
+      assert.equal(expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200).json.items.length, 3);
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: pats[0].token }), 200);
+      expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pats[1].token, origin: null, body: { display_name: 'kept' } }), 204);
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: second.token }));
+      // a wrong current password changes nothing, tokens included
+      expect403(await pw({ current_password: PASSWORD, new_password: 'never applied passphrase', revoke_tokens: true }));
+      assert.equal(expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200).json.items.length, 3);
+      // true: every token stops working at once, the list is empty, the caller's session stays
+      const third = await login(srv, reg.email, 'first new passphrase');
+      const r = await pw({ current_password: 'first new passphrase', new_password: 'second new passphrase', revoke_tokens: true });
+      expectStatus(r, 204);
+      assert.equal(r.text, '');
+      for (const p of pats) expect401(await api(srv, 'GET', '/api/v1/me', { token: p.token, origin: null }));
+      expect401(await api(srv, 'PATCH', '/api/v1/me', { token: pats[1].token, origin: null, body: { display_name: 'x' } }));
+      assert.deepEqual(expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200).json.items, []);
+      assert.equal(psql(`SELECT count(*) FROM api_tokens WHERE user_id = '${reg.user.id}'`), '0');
+      expect401(await api(srv, 'GET', '/api/v1/me', { token: third.token }));
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: reg.token }), 200);
+      await login(srv, reg.email, 'second new passphrase');
+      // another user's token is untouched
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: otherPat.token }), 200);
+      // a new token works again afterwards
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: (await createToken(srv, reg.token)).token }), 200);
+    });
+
+    it('revoke_tokens must be a boolean (422 naming it), changing nothing', async () => {
+      const reg = await register(srv);
+      const pat = await createToken(srv, reg.token);
+      for (const v of ['true', 1, null, []]) {
+        expect422(await api(srv, 'POST', '/api/v1/auth/password', { token: reg.token, body: { current_password: PASSWORD, new_password: 'another good passphrase', revoke_tokens: v } }), 'revoke_tokens');
+      }
+      expectStatus(await api(srv, 'GET', '/api/v1/me', { token: pat.token }), 200);
+      await login(srv, reg.email, PASSWORD);
+    });
   });
 
   describe('personal access tokens', () => {
@@ -692,8 +768,13 @@ describe('accounts', () => {
       expect403(await api(srv, 'GET', '/api/v1/me', { token: pat.token }));
       expect403(await api(srv, 'HEAD', '/api/v1/me', { token: pat.token }));
       expect403(await api(srv, 'GET', '/api/v1/me/export', { token: pat.token }));
-      const r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, origin: null, body: { daily_target_ml: 900 } }), 200);
-      assert.equal(r.json.daily_target_ml, 900);
+      // the change is made, but the answer shows nothing a write-only token may not read
+      for (const body of [{ daily_target_ml: 900 }, {}]) {
+        const r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, origin: null, body }), 204);
+        assert.equal(r.text, '', `PATCH ${JSON.stringify(body)} by a write-only token has no body`);
+        assert.equal(r.headers['content-type'], undefined);
+      }
+      assert.equal(expectStatus(await api(srv, 'GET', '/api/v1/me', { token: reg.token }), 200).json.daily_target_ml, 900);
     });
 
     it('refuses any token on /tokens*, /auth/* and DELETE /me (403)', async () => {
@@ -791,18 +872,35 @@ describe('behind a TLS proxy (PULSE_COOKIE_SECURE=1, PULSE_TRUSTED_PROXIES)', ()
   });
   after(async () => { await stopOk(srv); });
 
-  it('adds Secure to the session cookie, keeping the other attributes', async () => {
+  it('names the session cookie __Host-pulse_session, with Secure, Path=/ and no Domain; reads only that name', async () => {
     const reg = await register(srv);
-    for (const c of [reg.cookie, (await login(srv, reg.email)).cookie]) {
+    const HOST = '__Host-pulse_session';
+    for (const r of [reg.res, (await login(srv, reg.email)).res]) {
+      assert.equal(sessionCookie(r), null, 'no plain pulse_session cookie behind TLS');
+      const c = sessionCookie(r, HOST);
+      assert.ok(c, `Set-Cookie: ${r.headers['set-cookie']}`);
+      assert.equal(c.value, r.json.token);
       assert.equal(c.attrs.secure, true, c.raw);
       assert.equal(c.attrs.httponly, true, c.raw);
       assert.equal(String(c.attrs.samesite).toLowerCase(), 'lax', c.raw);
       assert.equal(c.attrs.path, '/', c.raw);
+      assert.equal(c.attrs.domain, undefined, c.raw);
     }
-    const out = expectStatus(await api(srv, 'POST', '/api/v1/auth/logout', { token: reg.token }), 204);
-    const c = sessionCookie(out);
+    // the browser sends back the __Host- cookie: it authenticates (with the Origin check)
+    expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: `${HOST}=${reg.token}`, origin: null }), 200);
+    expectStatus(await api(srv, 'PATCH', '/api/v1/me', { cookie: `${HOST}=${reg.token}`, body: { display_name: 'tls' } }), 200);
+    expect403(await api(srv, 'PATCH', '/api/v1/me', { cookie: `${HOST}=${reg.token}`, origin: null, body: { display_name: 'x' } }));
+    // a plain pulse_session cookie (which a sibling subdomain or a plain-HTTP page could have
+    // planted) is not read
+    expect401(await api(srv, 'GET', '/api/v1/me', { cookie: `pulse_session=${reg.token}`, origin: null }));
+    const out = expectStatus(await api(srv, 'POST', '/api/v1/auth/logout', { cookie: `${HOST}=${reg.token}` }), 204);
+    const c = sessionCookie(out, HOST);
+    assert.ok(c, `logout clears ${HOST}: ${out.headers['set-cookie']}`);
     assert.equal(c.value, '');
     assert.equal(c.attrs['max-age'], '0');
+    assert.equal(c.attrs.secure, true);
+    assert.equal(c.attrs.path, '/');
+    expect401(await api(srv, 'GET', '/api/v1/me', { cookie: `${HOST}=${reg.token}`, origin: null }));
   });
 
   it('takes the client IP from X-Forwarded-For: the rightmost hop that is not a trusted proxy', async () => {
@@ -934,6 +1032,195 @@ describe('Redis unavailable', () => {
     r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: pat.token, body: { display_name: 'no redis' } }), 200);
     assert.equal(r.json.display_name, 'no redis');
     expectStatus(await api(srv, 'GET', '/api/v1/me/export', { token: pat.token }), 200);
+  });
+
+  it('login answers the same 503 for a right password, a wrong one and an unknown email; register creates nothing', async () => {
+    const reg = await register(main);
+    for (const body of [{ email: reg.email, password: PASSWORD }, { email: reg.email, password: 'not the password!' }, { email: uniqueEmail('nobody'), password: PASSWORD }]) {
+      const r = await api(srv, 'POST', '/api/v1/auth/login', { body });
+      expectProblem(r, 503, 'unavailable');
+      assert.match(String(r.headers['retry-after']), /^[1-9]\d*$/);
+      assert.equal(r.headers['set-cookie'], undefined);
+    }
+    const email = uniqueEmail('no-redis');
+    expectProblem(await api(srv, 'POST', '/api/v1/auth/register', { body: { email, password: PASSWORD } }), 503, 'unavailable');
+    assert.equal(psql(`SELECT count(*) FROM users WHERE email = '${email}'`), '0', 'no account the client was not told about');
+    await register(main, { email }); // and the address is still free
+  });
+});
+
+// Same as lifecycle.test.mjs: the test services script, asynchronous.
+function services(...args) {
+  return new Promise((resolve, reject) => {
+    execFile(requireEnv('PULSE_SERVICES'), ['test', ...args], { timeout: 120000 }, (err, _out, stderr) => {
+      if (err) reject(new Error(`services ${args.join(' ')}: ${err.message}\n${stderr}`));
+      else resolve();
+    });
+  });
+}
+
+// /metrics as { 'name{labels}': value }.
+async function metrics(srv) {
+  const r = expectStatus(await api(srv, 'GET', '/metrics', { origin: null }), 200);
+  const out = {};
+  for (const l of r.text.split('\n')) {
+    if (!l || l.startsWith('#')) continue;
+    const i = l.lastIndexOf(' ');
+    out[l.slice(0, i)] = Number(l.slice(i + 1));
+  }
+  return out;
+}
+const jobs = (m, outcome) => m[`pulse_argon2_jobs_total{outcome="${outcome}"}`];
+
+// An Argon2id cost that takes a couple of seconds here (about 40 ms per pass over 64 MiB),
+// so that a hash is still running while a test acts; nothing asserts its duration.
+const SLOW_ARGON2 = { PULSE_ARGON2_OPSLIMIT: '48', PULSE_ARGON2_MEMLIMIT: String(64 << 20), PULSE_ARGON2_CONCURRENCY: '1' };
+
+describe('Redis stopped and restarted (the answer to a login never depends on the password)', () => {
+  let srv;
+  let redisDown = false;
+  const redisUp = async () => (await api(srv, 'GET', '/health/ready', { origin: null, check: false })).json?.checks?.redis?.ok;
+  const stopRedis = async () => { redisDown = true; await services('stop-redis'); await waitFor(async () => (await redisUp()) === false); };
+  const startRedis = async () => { await services('start-redis'); redisDown = false; await waitFor(async () => (await redisUp()) === true); };
+  before(async () => {
+    srv = await startServer({ ...API_ENV, ...SLOW_ARGON2 });
+    await waitReady(srv);
+  });
+  after(async () => { await stopOk(srv); });
+  // Redis runs again after each test, whatever happened in it.
+  afterEach(async () => { if (redisDown) await startRedis(); });
+
+  it('while Redis is down: 503 for a right password, a wrong one and an unknown email; register creates nothing', async () => {
+    const reg = await register(srv);
+    await stopRedis();
+    for (const body of [{ email: reg.email, password: PASSWORD }, { email: reg.email, password: 'not the password!' }, { email: uniqueEmail('nobody'), password: 'not the password!' }]) {
+      const r = await api(srv, 'POST', '/api/v1/auth/login', { body });
+      expectProblem(r, 503, 'unavailable');
+      assert.match(String(r.headers['retry-after']), /^[1-9]\d*$/);
+    }
+    const email = uniqueEmail('redis-down');
+    expectProblem(await api(srv, 'POST', '/api/v1/auth/register', { body: { email, password: PASSWORD } }), 503, 'unavailable');
+    assert.equal(psql(`SELECT count(*) FROM users WHERE email = '${email}'`), '0');
+    await startRedis();
+    expect401(await api(srv, 'POST', '/api/v1/auth/login', { body: { email: reg.email, password: 'not the password!' } }));
+    await login(srv, reg.email);
+  });
+
+  it('Redis going away while the password is being checked: a wrong password is 503 too, not 401', async () => {
+    const reg = await register(srv);
+    const pending = api(srv, 'POST', '/api/v1/auth/login', { body: { email: reg.email, password: 'not the password!' } });
+    await waitFor(async () => (await metrics(srv)).pulse_argon2_running === 1, { interval: 20 });
+    await stopRedis();
+    const r = await pending;
+    expectProblem(r, 503, 'unavailable');
+    assert.match(String(r.headers['retry-after']), /^[1-9]\d*$/);
+    await startRedis();
+  });
+});
+
+describe('password hashing queue (PULSE_ARGON2_QUEUE, PULSE_ARGON2_WAIT_MS)', () => {
+  // One hash at a time, two waiting, for a second at most; a hash takes a couple of seconds.
+  // `cheap` shares Postgres and Redis and hashes at the test cost, to make accounts.
+  let srv;
+  let cheap;
+  before(async () => {
+    [srv, cheap] = await Promise.all([
+      startServer({ ...API_ENV, ...SLOW_ARGON2, PULSE_ARGON2_QUEUE: '2', PULSE_ARGON2_WAIT_MS: '1000' }),
+      startServer({ ...API_ENV }),
+    ]);
+    await Promise.all([waitReady(srv), waitReady(cheap)]);
+  });
+  after(async () => { await stopOk(srv); await stopOk(cheap); });
+
+  const idle = () => waitFor(async () => { const m = await metrics(srv); return m.pulse_argon2_running === 0 && m.pulse_argon2_queued === 0; }, { timeout: 30000 });
+  const loginBody = () => ({ email: uniqueEmail('burst'), password: 'not the password!' });
+  const expect503 = (r) => {
+    expectProblem(r, 503, 'unavailable');
+    assert.match(String(r.headers['retry-after']), /^[1-9]\d*$/, 'Retry-After');
+    assert.ok(Number(r.headers['retry-after']) >= 1);
+  };
+
+  it('a burst of logins beyond the queue gets 503 with Retry-After, and /health/live answers throughout', async () => {
+    await idle();
+    const m0 = await metrics(srv);
+    let done = false;
+    const burst = Promise.all(Array.from({ length: 10 }, () => api(srv, 'POST', '/api/v1/auth/login', { body: loginBody() })))
+      .finally(() => { done = true; });
+    const probes = [];
+    while (!done) {
+      const t0 = Date.now();
+      const r = await api(srv, 'GET', '/health/live', { origin: null });
+      probes.push({ status: r.status, ms: Date.now() - t0 });
+      await sleep(50);
+    }
+    const rs = await burst;
+    const m1 = await metrics(srv);
+    const by = (st) => rs.filter((r) => r.status === st);
+    assert.deepEqual(rs.filter((r) => r.status !== 401 && r.status !== 503).map((r) => r.status), [], 'only 401 or 503');
+    by(503).forEach(expect503);
+    // 1 hashing + 2 waiting at most: the other 7 are refused at once, and the waiting ones
+    // give up after PULSE_ARGON2_WAIT_MS (a hash lasts longer here)
+    assert.ok(by(503).length >= 7, `503s: ${by(503).length}`);
+    assert.ok(by(401).length >= 1, 'the request holding the slot is answered');
+    const full = jobs(m1, 'queue_full') - jobs(m0, 'queue_full');
+    const timedOut = jobs(m1, 'timed_out') - jobs(m0, 'timed_out');
+    assert.ok(full >= 7 && timedOut <= 2, `refused as the queue was full: ${full}, after waiting: ${timedOut}`);
+    assert.equal(full + timedOut, by(503).length);
+    assert.equal(jobs(m1, 'hashed') - jobs(m0, 'hashed'), by(401).length, 'only the 401s were hashed');
+    // the loop never hashes: liveness probes answered all along (a generous bound, not a speed)
+    assert.ok(probes.length >= 5, `${probes.length} probes during the burst`);
+    assert.deepEqual(probes.filter((p) => p.status !== 200), []);
+    assert.ok(Math.max(...probes.map((p) => p.ms)) < 2000, `slowest probe ${Math.max(...probes.map((p) => p.ms))} ms`);
+    console.log(`# argon2 burst: ${by(401).length} x 401, ${by(503).length} x 503; ${probes.length} /health/live probes, slowest ${Math.max(...probes.map((p) => p.ms))} ms`);
+  });
+
+  it('a login that waited longer than PULSE_ARGON2_WAIT_MS is 503 (without hashing)', async () => {
+    await idle();
+    const m0 = await metrics(srv);
+    const first = api(srv, 'POST', '/api/v1/auth/login', { body: loginBody() });
+    await waitFor(async () => (await metrics(srv)).pulse_argon2_running === 1, { interval: 20 });
+    const second = await api(srv, 'POST', '/api/v1/auth/login', { body: loginBody() });
+    expect503(second);
+    expect401(await first);
+    const m1 = await metrics(srv);
+    assert.equal(jobs(m1, 'timed_out') - jobs(m0, 'timed_out'), 1);
+    assert.equal(jobs(m1, 'hashed') - jobs(m0, 'hashed'), 1, 'the second login was never hashed');
+  });
+
+  it('a waiting job whose client has gone is dropped without hashing', async () => {
+    await idle();
+    const m0 = await metrics(srv);
+    const first = api(srv, 'POST', '/api/v1/auth/login', { body: loginBody() });
+    await waitFor(async () => (await metrics(srv)).pulse_argon2_running === 1, { interval: 20 });
+    // a second login, queued behind it; its client hangs up while it waits
+    const body = JSON.stringify(loginBody());
+    const sock = net.connect(srv.port, '127.0.0.1');
+    await new Promise((resolve) => sock.on('connect', resolve));
+    sock.write(`POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    await waitFor(async () => (await metrics(srv)).pulse_argon2_queued === 1, { interval: 20 });
+    sock.destroy();
+    expect401(await first);
+    await idle();
+    const m1 = await metrics(srv);
+    assert.equal(jobs(m1, 'client_gone') - jobs(m0, 'client_gone'), 1, 'the departed client\'s job is counted as gone');
+    assert.equal(jobs(m1, 'hashed') - jobs(m0, 'hashed'), 1, 'and was never hashed');
+    assert.equal(jobs(m1, 'timed_out') - jobs(m0, 'timed_out'), 0);
+    expectStatus(await api(srv, 'GET', '/health/live', { origin: null }), 200);
+  });
+
+  it('password change and account deletion wait in the same queue: 503 when it is full, nothing changed', async () => {
+    const reg = await register(cheap);
+    await idle();
+    const blockers = [api(srv, 'POST', '/api/v1/auth/login', { body: loginBody() })];
+    await waitFor(async () => (await metrics(srv)).pulse_argon2_running === 1, { interval: 20 });
+    for (let i = 0; i < 2; i++) blockers.push(api(srv, 'POST', '/api/v1/auth/login', { body: loginBody() }));
+    await waitFor(async () => (await metrics(srv)).pulse_argon2_queued === 2, { interval: 20 });
+    expect503(await api(srv, 'POST', '/api/v1/auth/password', { token: reg.token, body: { current_password: PASSWORD, new_password: 'never stored passphrase' } }));
+    expect503(await api(srv, 'DELETE', '/api/v1/me', { token: reg.token, body: { password: PASSWORD } }));
+    expect503(await api(srv, 'POST', '/api/v1/auth/register', { body: { email: uniqueEmail('full'), password: PASSWORD } }));
+    await Promise.all(blockers);
+    expectStatus(await api(cheap, 'GET', '/api/v1/me', { token: reg.token }), 200);
+    await login(cheap, reg.email, PASSWORD);
   });
 });
 

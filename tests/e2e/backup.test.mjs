@@ -8,15 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 
-import { requireEnv, startServer, waitReady } from './helpers.mjs';
-
-function dbUrl(name) {
-  const u = new URL(requireEnv('DATABASE_URL'));
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
-const psql = (url, sql) => execFileSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-tAc', sql], { encoding: 'utf8' }).trim();
+import { dropDatabase, freshDatabase, psqlAs as psql, startServer, waitReady } from './helpers.mjs';
 
 async function call(srv, method, p, token, body) {
   const res = await fetch(srv.url(p), {
@@ -32,14 +24,12 @@ describe('backup and restore', () => {
   it('pg_dump -Fc and pg_restore into a fresh database keep every row and the service works on it', async () => {
     const src = 'pulse_backup_src';
     const dst = 'pulse_backup_dst';
-    const admin = dbUrl('postgres');
-    for (const db of [src, dst]) {
-      psql(admin, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-      psql(admin, `CREATE DATABASE ${db}`);
-    }
+    // Owned by the owner role, served by the service's role (scripts/services.sh)
+    const srcEnv = freshDatabase(src);
+    const dstEnv = freshDatabase(dst);
     const dir = mkdtempSync(path.join(tmpdir(), 'pulse-backup-'));
     const dump = path.join(dir, 'pulse.dump');
-    let srv = await startServer({ DATABASE_URL: dbUrl(src) });
+    let srv = await startServer(srcEnv);
     const email = `backup-${Date.now()}@example.com`;
     let token;
     try {
@@ -55,14 +45,15 @@ describe('backup and restore', () => {
       assert.equal((await srv.stop()).code, 0);
     }
     try {
-      execFileSync('pg_dump', ['-Fc', '-f', dump, dbUrl(src)]);
-      execFileSync('pg_restore', ['--no-owner', '-d', dbUrl(dst), dump]);
+      // dump and restore as the owner: the restore brings back the service role's grants
+      execFileSync('pg_dump', ['-Fc', '-f', dump, srcEnv.PULSE_MIGRATE_DATABASE_URL]);
+      execFileSync('pg_restore', ['--no-owner', '-d', dstEnv.PULSE_MIGRATE_DATABASE_URL, dump]);
       for (const table of ['users', 'notes', 'feedings', 'api_tokens', 'schema_migrations']) {
-        assert.equal(psql(dbUrl(dst), `SELECT count(*) FROM ${table}`), psql(dbUrl(src), `SELECT count(*) FROM ${table}`), table);
+        assert.equal(psql(dstEnv.DATABASE_URL, `SELECT count(*) FROM ${table}`), psql(srcEnv.DATABASE_URL, `SELECT count(*) FROM ${table}`), table);
       }
       // The restored copy is complete enough to serve: the same password logs in (sessions
       // live in Redis and survive), the same rows come back, no migration is pending.
-      srv = await startServer({ DATABASE_URL: dbUrl(dst), PULSE_AUTO_MIGRATE: '0' });
+      srv = await startServer({ ...dstEnv, PULSE_AUTO_MIGRATE: '0' });
       try {
         await waitReady(srv);
         const login = await call(srv, 'POST', '/api/v1/auth/login', null, { email, password: 'correct horse battery' });
@@ -77,7 +68,7 @@ describe('backup and restore', () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });
-      for (const db of [src, dst]) psql(admin, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
+      for (const db of [src, dst]) dropDatabase(db);
     }
   });
 });

@@ -559,7 +559,8 @@ describe('Postgres connection limit exhausted', () => {
     const srv = await startServer({ PULSE_PG_WAIT_MS: String(WAIT_MS) });
     const hogs = [];
     let filling = false;
-    const u = new URL(requireEnv('DATABASE_URL'));
+    // the superuser: it may take the reserved slots too and end pulsed's backends
+    const u = new URL(requireEnv('PULSE_TEST_ADMIN_URL'));
     const pgOpts = { port: Number(u.port), user: decodeURIComponent(u.username || 'postgres'), database: u.pathname.slice(1), appName: 'pulse-faults-hog' };
     try {
       await waitReady(srv);

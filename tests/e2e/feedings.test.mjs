@@ -860,7 +860,10 @@ describe('feedings', () => {
       const w = await api(srv, 'POST', FEEDINGS, { token: wo.token, body: { amount_ml: 60, kind: 'formula' } });
       expectStatus(w, 201);
       checkFeeding(w.json);
-      expectStatus(await api(srv, 'PATCH', `${FEEDINGS}/${w.json.id}`, { token: wo.token, body: { amount_ml: 61 } }), 200);
+      // its PATCH answers 204 without the feeding (the contract: no body without read)
+      const p = expectStatus(await api(srv, 'PATCH', `${FEEDINGS}/${w.json.id}`, { token: wo.token, body: { amount_ml: 61 } }), 204);
+      assert.equal(p.text, '');
+      assert.equal(expectStatus(await api(srv, 'GET', `${FEEDINGS}/${w.json.id}`, { token: a.token }), 200).json.amount_ml, 61);
       expectStatus(await api(srv, 'DELETE', `${FEEDINGS}/${w.json.id}`, { token: wo.token }), 204);
       assert.equal(count(a.user.id), 1);
     });

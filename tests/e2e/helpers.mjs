@@ -1,6 +1,6 @@
 // Helpers for end-to-end tests: start the real pulsed binary on an ephemeral port against
 // the Postgres and Redis that `make test` started, and talk raw HTTP to it.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,13 +16,44 @@ export function requireEnv(name) {
   return v;
 }
 
+// The test Postgres has the roles of a deployment (scripts/services.sh): DATABASE_URL is the
+// service's role (reads and writes the tables, owns nothing), PULSE_MIGRATE_DATABASE_URL the
+// owner (migrations, schema changes), PULSE_TEST_ADMIN_URL the superuser (databases,
+// connection slots).
+export function psqlAs(url, sql) {
+  return execFileSync('psql', [url, '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-tAc', sql], { encoding: 'utf8' }).trim();
+}
+
+// The URL of setting `name` (one of the three above) with another database.
+export function dbUrl(name, database) {
+  const u = new URL(requireEnv(name));
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+// An empty database owned by the owner role, as a deployment creates it; returns the
+// environment of a server on it.
+export function freshDatabase(database) {
+  const admin = requireEnv('PULSE_TEST_ADMIN_URL');
+  const owner = decodeURIComponent(new URL(requireEnv('PULSE_MIGRATE_DATABASE_URL')).username);
+  psqlAs(admin, `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+  psqlAs(admin, `CREATE DATABASE ${database} OWNER ${owner}`);
+  return { DATABASE_URL: dbUrl('DATABASE_URL', database), PULSE_MIGRATE_DATABASE_URL: dbUrl('PULSE_MIGRATE_DATABASE_URL', database) };
+}
+
+export function dropDatabase(database) {
+  psqlAs(requireEnv('PULSE_TEST_ADMIN_URL'), `DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+}
+
 // Starts `pulsed serve` and resolves once it logged "listening". cwd is an empty temp dir
-// so no stray .env is read.
+// so no stray .env is read. A DATABASE_URL given without PULSE_MIGRATE_DATABASE_URL also
+// migrates with it (pulsed's own default), never with the test database's owner.
 export async function startServer(env = {}, { args = ['serve'] } = {}) {
   const cwd = mkdtempSync(path.join(tmpdir(), 'pulse-e2e-'));
   const fullEnv = {
     ...process.env,
     DATABASE_URL: requireEnv('DATABASE_URL'),
+    PULSE_MIGRATE_DATABASE_URL: env.DATABASE_URL ?? requireEnv('PULSE_MIGRATE_DATABASE_URL'),
     REDIS_URL: requireEnv('REDIS_URL'),
     PULSE_LISTEN: '127.0.0.1:0',
     PULSE_WORKERS: '2',
@@ -37,7 +68,8 @@ export async function startServer(env = {}, { args = ['serve'] } = {}) {
   const child = spawn(BIN, args, { env: fullEnv, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs = [];
   let stderr = '';
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  // 'close', not 'exit': once stdout and stderr are read to the end too.
+  const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   child.stderr.on('data', (d) => { stderr += d; });
   let buf = '';
   const port = await new Promise((resolve, reject) => {

@@ -2,27 +2,24 @@
 // shutdown, and Postgres and Redis going away under a running server.
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 
-import { BIN, ROOT, raw, requireEnv, startServer, waitFor, waitReady } from './helpers.mjs';
+import {
+  BIN, ROOT, dropDatabase, freshDatabase, psqlAs, raw, requireEnv, startServer, waitFor, waitReady,
+} from './helpers.mjs';
 
 const run = (args, env = {}) => spawnSync(BIN, args, {
   env: { ...process.env, ...env }, cwd: '/tmp', encoding: 'utf8', timeout: 30000,
 });
 
-function psql(sql, url = requireEnv('DATABASE_URL')) {
-  return execFileSync('psql', [url, '-v', 'ON_ERROR_STOP=1', '-tAc', sql], { encoding: 'utf8' }).trim();
-}
-
-function freshDatabase(name) {
-  psql(`DROP DATABASE IF EXISTS ${name}`);
-  psql(`CREATE DATABASE ${name}`);
-  const u = new URL(requireEnv('DATABASE_URL'));
-  u.pathname = `/${name}`;
-  return u.toString();
-}
+const MIGRATIONS = path.join(ROOT, 'migrations');
+const MIGRATION_COUNT = readdirSync(MIGRATIONS).filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f)).length;
+const PENDING_LINE = `pulsed: ${MIGRATION_COUNT} migration(s) pending: run \`pulsed migrate\` first\n`;
+// What a sanitizer, an assertion or a crash leaves on stderr.
+const CRASH = /Sanitizer|runtime error|Assertion|k5_mutex|Aborted|Segmentation/;
 
 function services(...args) {
   execFileSync(requireEnv('PULSE_SERVICES'), ['test', ...args], { stdio: 'inherit', timeout: 120000 });
@@ -43,13 +40,16 @@ describe('command line', () => {
   });
 
   for (const [name, value] of [['PULSE_MAX_HEAD_BYTES', 'lots'], ['PULSE_LISTEN', 'localhost'],
-    ['PULSE_WORKERS', '-3'], ['PULSE_RATE_LOGIN', '5 per minute'], ['PULSE_ACCESS_LOG', 'sometimes']]) {
+    ['PULSE_WORKERS', '-3'], ['PULSE_RATE_LOGIN', '5 per minute'], ['PULSE_ACCESS_LOG', 'sometimes'],
+    ['DATABASE_URL', 'postgresql://pulse_app:s3cr%zzet@127.0.0.1/pulse'],
+    ['PULSE_MIGRATE_DATABASE_URL', 'host=127.0.0.1 password']]) {
     it(`stops with one line naming an invalid ${name}`, () => {
       const r = run(['serve'], { [name]: value });
       assert.equal(r.status, 2);
       const lines = r.stderr.trim().split('\n');
       assert.equal(lines.length, 1, r.stderr);
       assert.match(lines[0], new RegExp(name));
+      assert.doesNotMatch(r.stderr + r.stdout, /s3cr|password/, 'the URL (and its password) is not quoted');
     });
   }
 
@@ -61,23 +61,121 @@ describe('command line', () => {
 });
 
 describe('migrations', () => {
-  it('applies once, re-runs as a no-op, and serve refuses to start while some are pending', async () => {
-    const url = freshDatabase('pulse_e2e_migrate');
-    const env = { DATABASE_URL: url, PULSE_MIGRATIONS_DIR: path.join(ROOT, 'migrations') };
-    // serve without auto-migrate on an empty database: refuses (exit 1) once it sees them
-    const srv = await startServer({ DATABASE_URL: url, PULSE_AUTO_MIGRATE: '0' });
-    const { code } = await srv.exited;
-    assert.equal(code, 1);
-    assert.match(srv.stderr, /pending/);
-    let r = run(['migrate'], env);
-    assert.equal(r.status, 0, r.stderr);
-    const first = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((j) => j.msg === 'migrated');
-    assert.ok(first.applied >= 1);
-    r = run(['migrate'], env);
-    assert.equal(r.status, 0);
-    const again = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((j) => j.msg === 'migrated');
-    assert.equal(again.applied, 0);
-    assert.equal(psql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'", url), '1');
+  // Issue 12, item 7: serve used to find pending migrations only after its worker threads had
+  // started, and exit() under them (SIGABRT in libkrb5 in about one run of three).
+  it('serve refuses to start while migrations are pending: exit 1 and one line, every time', () => {
+    const db = freshDatabase('pulse_e2e_pending');
+    try {
+      const env = { ...db, PULSE_AUTO_MIGRATE: '0', PULSE_LISTEN: '127.0.0.1:0', PULSE_WORKERS: '4', PULSE_MIGRATIONS_DIR: MIGRATIONS };
+      const failures = [];
+      for (let i = 0; i < 20; i++) {
+        const r = run(['serve'], env);
+        if (r.status !== 1 || r.signal !== null || r.stderr !== PENDING_LINE || /"msg":"listening"/.test(r.stdout))
+          failures.push(`run ${i}: status ${r.status}, signal ${r.signal}, stderr ${JSON.stringify(r.stderr.slice(0, 300))}`);
+      }
+      assert.deepEqual(failures, []);
+    } finally {
+      dropDatabase('pulse_e2e_pending');
+    }
+  });
+
+  it('found pending after Postgres became reachable: the workers stop, exit 1, nothing crashes', async () => {
+    // The database does not exist yet: to serve, that is Postgres unreachable (ready = starting).
+    dropDatabase('pulse_e2e_late');
+    const u = (name) => { const x = new URL(requireEnv(name)); x.pathname = '/pulse_e2e_late'; return x.toString(); };
+    const srv = await startServer({
+      DATABASE_URL: u('DATABASE_URL'), PULSE_MIGRATE_DATABASE_URL: u('PULSE_MIGRATE_DATABASE_URL'), PULSE_AUTO_MIGRATE: '0', PULSE_WORKERS: '4',
+    });
+    try {
+      const ready = await fetch(srv.url('/health/ready'));
+      assert.equal(ready.status, 503);
+      assert.equal((await ready.json()).status, 'starting');
+      freshDatabase('pulse_e2e_late'); // checked again within 2 s
+      const { code, signal } = await srv.exited;
+      assert.equal(signal, null, srv.stderr);
+      assert.equal(code, 1, srv.stderr);
+      assert.equal(srv.stderr, PENDING_LINE);
+      const stopped = srv.logs.find((l) => l.msg === 'stopped');
+      assert.ok(stopped, 'the workers were stopped and joined before the exit');
+      assert.equal(stopped.status, 1);
+    } finally {
+      await srv.stop('SIGKILL');
+      dropDatabase('pulse_e2e_late');
+    }
+  });
+
+  it('applies once as the owner, grants the service role only data rights, re-runs as a no-op', async () => {
+    const db = freshDatabase('pulse_e2e_migrate');
+    const app = db.DATABASE_URL;
+    const owner = db.PULSE_MIGRATE_DATABASE_URL;
+    const appRole = decodeURIComponent(new URL(app).username);
+    const ownerRole = decodeURIComponent(new URL(owner).username);
+    assert.notEqual(appRole, ownerRole);
+    const env = { ...db, PULSE_MIGRATIONS_DIR: MIGRATIONS };
+    const migrated = (r) => r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((j) => j.msg === 'migrated');
+    try {
+      // the service's role cannot migrate: it may not create anything
+      let r = run(['migrate'], { ...env, PULSE_MIGRATE_DATABASE_URL: app });
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /permission denied/);
+      r = run(['migrate'], env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(migrated(r).applied, MIGRATION_COUNT);
+      assert.equal(migrated(r).granted_to, appRole);
+      r = run(['migrate'], env);
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(migrated(r).applied, 0);
+      assert.equal(migrated(r).granted_to, appRole);
+      assert.equal(psqlAs(owner, "SELECT count(*) FROM information_schema.tables WHERE table_name = 'users'"), '1');
+
+      // the owner owns every table; the service's role owns nothing and may only read and write
+      assert.equal(psqlAs(owner, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner <> current_user"), '0');
+      assert.equal(psqlAs(owner, `SELECT count(*) FROM pg_class WHERE relowner = '${appRole}'::regrole`), '0');
+      assert.equal(psqlAs(app, "INSERT INTO users (email, password_hash) VALUES ('roles@example.com', 'x') RETURNING email"), 'roles@example.com');
+      assert.equal(psqlAs(app, "UPDATE users SET display_name = 'r' WHERE email = 'roles@example.com' RETURNING display_name"), 'r');
+      assert.equal(psqlAs(app, "DELETE FROM users WHERE email = 'roles@example.com' RETURNING email"), 'roles@example.com');
+      assert.match(psqlAs(app, 'SELECT count(*) FROM schema_migrations'), /^\d+$/);
+      for (const sql of ['CREATE TABLE evil (id int)', 'DROP TABLE notes', 'ALTER TABLE users ADD COLUMN evil int',
+        'TRUNCATE users', 'CREATE INDEX evil ON users (email)', 'CREATE SCHEMA evil', `ALTER TABLE users OWNER TO ${appRole}`,
+        'CREATE FUNCTION evil() RETURNS int LANGUAGE sql AS $$SELECT 1$$',
+        "INSERT INTO schema_migrations (version, name) VALUES (999, '999_evil.sql')", 'DELETE FROM schema_migrations'])
+        assert.throws(() => psqlAs(app, sql), /permission denied|must be owner/, sql);
+
+      // and the service works end to end as that role
+      const srv = await startServer({ ...db, PULSE_AUTO_MIGRATE: '0' });
+      try {
+        await waitReady(srv);
+        const reg = await fetch(srv.url('/api/v1/auth/register'), {
+          method: 'POST', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ email: 'roles-e2e@example.com', password: 'correct horse battery', timezone: 'Europe/Paris' }),
+        });
+        assert.equal(reg.status, 201);
+        const auth = { Authorization: `Bearer ${(await reg.json()).token}`, 'Content-Type': 'application/json' };
+        const note = await fetch(srv.url('/api/v1/notes'), { method: 'POST', headers: auth, body: JSON.stringify({ title: 'as pulse_app' }) });
+        assert.equal(note.status, 201);
+        const list = await (await fetch(srv.url('/api/v1/notes'), { headers: auth })).json();
+        assert.deepEqual(list.items.map((n) => n.title), ['as pulse_app']);
+      } finally {
+        assert.equal((await srv.stop()).code, 0);
+      }
+    } finally {
+      dropDatabase('pulse_e2e_migrate');
+    }
+  });
+
+  it('a worker that cannot start stops the others: exit 1, no crash, every time', () => {
+    // REDIS_URL passes the settings check (redis://...) but not the client's parser: every
+    // worker fails in its own thread while the others run.
+    const failures = [];
+    for (let i = 0; i < 8; i++) {
+      const r = run(['serve'], {
+        REDIS_URL: 'redis://127.0.0.1:99999/0', PULSE_LISTEN: '127.0.0.1:0', PULSE_WORKERS: '4', PULSE_MIGRATIONS_DIR: MIGRATIONS, PULSE_AUTO_MIGRATE: '1',
+      });
+      const stopped = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l)).find((j) => j.msg === 'stopped');
+      if (r.status !== 1 || r.signal !== null || CRASH.test(r.stderr) || !/worker \d failed to start/.test(r.stderr) || stopped?.status !== 1)
+        failures.push(`run ${i}: status ${r.status}, signal ${r.signal}, stopped ${JSON.stringify(stopped)}, stderr ${JSON.stringify(r.stderr.slice(0, 400))}`);
+    }
+    assert.deepEqual(failures, []);
   });
 });
 
@@ -115,6 +213,23 @@ describe('graceful shutdown', () => {
     assert.match(aData, /^HTTP\/1\.1 405 /);
     assert.match(aData, /Connection: close\r\n/);
     assert.ok(srv.logs.some((l) => l.msg === 'stopped'));
+  });
+});
+
+describe('second signal', () => {
+  it('exits at once with status 1 while draining, without a crash', async () => {
+    const srv = await startServer({ PULSE_SHUTDOWN_DELAY_MS: '20000', PULSE_WORKERS: '4' });
+    await waitReady(srv);
+    srv.child.kill('SIGTERM');
+    await waitFor(async () => (await fetch(srv.url('/health/ready'))).status === 503);
+    const t0 = Date.now();
+    srv.child.kill('SIGTERM');
+    const { code, signal } = await srv.exited;
+    assert.equal(signal, null, srv.stderr);
+    assert.equal(code, 1);
+    assert.ok(Date.now() - t0 < 5000, 'not after the shutdown delay');
+    assert.doesNotMatch(srv.stderr, CRASH);
+    assert.ok(srv.logs.some((l) => l.msg === 'second signal: exiting now'));
   });
 });
 

@@ -367,6 +367,26 @@ describe('live WebSocket', () => {
     console.log(`# revocation → socket closed, ms: token ${tokenMs.toFixed(1)}, logout ${logoutMs.toFixed(1)}`);
   });
 
+  test('a password change with revoke_tokens closes the sockets of every token of the user with 4401', async () => {
+    const u = await register(a);
+    const other = await register(a);
+    const pats = [await createToken(a, u.token, { scopes: ['read'] }), await createToken(a, u.token)];
+    const otherPat = await createToken(a, other.token, { scopes: ['read'] });
+    const byToken = [await connect(b, { token: pats[0].token }), await connect(a, { token: pats[1].token })];
+    const own = await connect(b, { token: u.token });
+    const others = await connect(b, { token: otherPat.token });
+    for (const c of [...byToken, own, others]) await next(c, (m) => m.type === 'hello');
+    expectStatus(await api(a, 'POST', '/api/v1/auth/password', {
+      token: u.token, body: { current_password: u.password, new_password: 'another long passphrase', revoke_tokens: true },
+    }), 204);
+    for (const c of byToken) assert.equal((await closedWith(c, 2000)).code, 4401);
+    await sleep(100);
+    assert.equal(own.closed, null, 'the caller\'s own session socket stays');
+    assert.equal(others.closed, null, 'another user\'s token socket stays');
+    own.ws.close();
+    others.ws.close();
+  });
+
   test('a session or token that expires while its socket is open closes it with 4401', async (t) => {
     const { psql, redisCommands } = await import('./api.mjs');
     const srv = await startServer({ ...ENV, PULSE_WS_RECHECK_S: '1' });

@@ -829,7 +829,10 @@ describe('notes', () => {
       expect403(await api(srv, 'GET', NOTES, { token: wo.token }));
       expect403(await api(srv, 'GET', `${NOTES}/${n.id}`, { token: wo.token }));
       expect403(await api(srv, 'GET', '/api/v1/tags', { token: wo.token }));
-      expectStatus(await api(srv, 'PATCH', `${NOTES}/${w.json.id}`, { token: wo.token, body: { pinned: true } }), 200);
+      // its PATCH answers 204 without the note (the contract: no body without read)
+      const p = expectStatus(await api(srv, 'PATCH', `${NOTES}/${w.json.id}`, { token: wo.token, body: { pinned: true } }), 204);
+      assert.equal(p.text, '');
+      assert.equal(expectStatus(await api(srv, 'GET', `${NOTES}/${w.json.id}`, { token: a.token }), 200).json.pinned, true);
       expectStatus(await api(srv, 'DELETE', `${NOTES}/${w.json.id}`, { token: wo.token }), 204);
       assert.equal(count(a.user.id), 1);
     });

@@ -388,6 +388,68 @@ describe('security', () => {
     });
   });
 
+  // ---------------------------------------------------------------- 3b. write-only answers
+  describe('3b. a token without read sees no data through its writes', () => {
+    let C;
+    let tok;
+    before(async () => {
+      C = await register(srv);
+      tok = {
+        wo: await createToken(srv, C.token, { name: 'wo', scopes: ['write'] }),
+        rw: await createToken(srv, C.token, { name: 'rw', scopes: ['read', 'write'] }),
+      };
+      C.note = expectStatus(await call(srv, 'POST', '/api/v1/notes', { token: C.token, body: { title: 'secret note', body: 'secret body', tags: ['secret'] } }), 201).json;
+      C.feeding = expectStatus(await call(srv, 'POST', '/api/v1/feedings', { token: C.token, body: { amount_ml: 77, note: 'secret feeding' } }), 201).json;
+      expectStatus(await call(srv, 'PATCH', '/api/v1/me', { token: C.token, body: { display_name: 'secret name' } }), 200);
+    });
+    const target = (r) => fill(r.path, r.path.startsWith('/api/v1/notes/') ? C.note.id : r.path.startsWith('/api/v1/feedings/') ? C.feeding.id : RANDOM_UUID);
+    const SECRETS = ['secret'];
+
+    it('every PATCH route: 204 and no body for a write-only token ({} included), the change made, ETag kept; 412 shows no data', async () => {
+      const patches = routes.filter((r) => r.method === 'PATCH' && !tokenForbidden(r));
+      assert.ok(patches.length >= 3, `PATCH routes: ${patches.map(keyOf)}`);
+      for (const r of patches) {
+        const path = target(r);
+        for (const body of [bodyFor(r), {}]) {
+          const res = await call(srv, 'PATCH', path, { token: tok.wo.token, origin: null, body });
+          assert.equal(res.status, 204, `${keyOf(r)} ${JSON.stringify(body)} by a write-only token: ${res.status} ${res.text.slice(0, 200)}`);
+          assert.equal(res.text, '', `${keyOf(r)}: no body`);
+          assert.equal(res.headers['content-type'], undefined, `${keyOf(r)}: no Content-Type`);
+          for (const x of [...SECRETS, C.email, C.user.id]) assert.ok(!JSON.stringify(res.headers).includes(x), `${keyOf(r)}: headers leak ${x}`);
+          tally('3b. write-only token x PATCH route x body (204)');
+        }
+        // the change was made (read back with the session)
+        const now = expectStatus(await call(srv, 'GET', path, { token: C.token }), 200);
+        for (const [k, v] of Object.entries(bodyFor(r))) assert.deepEqual(now.json[k], v, `${keyOf(r)}: ${k} changed`);
+        if (now.headers.etag) {
+          // records: the ETag is kept (the version is not data: If-Match would tell it anyway)
+          const res = await call(srv, 'PATCH', path, { token: tok.wo.token, origin: null, body: {} });
+          assert.equal(res.headers.etag, now.headers.etag, `${keyOf(r)}: ETag of the 204`);
+          // a stale If-Match is a plain problem, without the record
+          const stale = await call(srv, 'PATCH', path, { token: tok.wo.token, origin: null, body: bodyFor(r), headers: { 'If-Match': '"99999"' } });
+          expectProblem(stale, 412, 'precondition-failed');
+          for (const x of [now.json.id, ...Object.values(bodyFor(r)).filter((v) => typeof v === 'string')]) assert.ok(!stale.text.includes(x), `${keyOf(r)}: the 412 shows ${x}`);
+        }
+        // read and write: the record, as before
+        const rw = expectStatus(await call(srv, 'PATCH', path, { token: tok.rw.token, origin: null, body: {} }), 200);
+        assert.equal(rw.json.id, now.json.id, keyOf(r));
+      }
+    });
+
+    it('DELETE answers no body, and POST still answers the created resource, to a write-only token', async () => {
+      for (const r of routes.filter((x) => x.method === 'POST' && BODIES[keyOf(x)] && !tokenForbidden(x))) {
+        const res = expectStatus(await call(srv, 'POST', r.path, { token: tok.wo.token, origin: null, body: bodyFor(r) }), 201);
+        assert.match(res.json.id, /^[0-9a-f-]{36}$/, keyOf(r));
+        const del = routes.find((x) => x.method === 'DELETE' && x.path === `${r.path}/{id}`);
+        if (del) {
+          const d = expectStatus(await call(srv, 'DELETE', fill(del.path, res.json.id), { token: tok.wo.token, origin: null }), 204);
+          assert.equal(d.text, '', keyOf(del));
+        }
+        tally('3b. write-only token x POST/DELETE route');
+      }
+    });
+  });
+
   // ---------------------------------------------------------------- 4. injection
   describe('4. metacharacters and Unicode in every writable string', () => {
     let D;

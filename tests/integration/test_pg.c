@@ -1,5 +1,7 @@
-/* lib/pg against a real Postgres (DATABASE_URL): pipelining, errors and atomicity of
- * batches, the wait queue, reconnects, destruction, and migrations. */
+/* lib/pg against a real Postgres: pipelining, errors and atomicity of batches, the wait
+ * queue, reconnects, destruction, migrations and the service role's rights. Connects as the
+ * superuser (PULSE_TEST_ADMIN_URL: it creates databases and kills backends); the rights are
+ * tested with the owner (PULSE_MIGRATE_DATABASE_URL) and service (DATABASE_URL) roles. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdbool.h>
@@ -1076,9 +1078,153 @@ TEST(repo_migrations_apply)
     scratch_db_drop(&db);
 }
 
+/* The SQLSTATE a statement fails with on its own connection ("" when it succeeds). */
+static const char *sqlstate_of(const char *conninfo, const char *sql)
+{
+    static char state[8];
+    PGconn *pg = admin_connect(conninfo);
+    PGresult *res = PQexec(pg, sql);
+    ExecStatusType st = PQresultStatus(res);
+    snprintf(state, sizeof state, "%s",
+             st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK ? "" : pl_pg_error_sqlstate(res));
+    PQclear(res);
+    PQfinish(pg);
+    return state;
+}
+
+/* Issue 12: the migrations run as the owner; the service's role reads and writes the tables
+ * and can change nothing else. */
+TEST(grant_service_role)
+{
+    const char *owner_url = test_env("PULSE_MIGRATE_DATABASE_URL");
+    const char *app_url = test_env("DATABASE_URL");
+    char owner[128], app[128], admin[128], err[512], sql[256];
+    CHECK_EQ_INT(pl_pg_conninfo_user(owner_url, owner, sizeof owner), 0);
+    CHECK_EQ_INT(pl_pg_conninfo_user(app_url, app, sizeof app), 0);
+    CHECK_EQ_INT(pl_pg_conninfo_user(db_url, admin, sizeof admin), 0);
+    CHECK(strcmp(owner, app) != 0);
+    CHECK_EQ_INT(pl_pg_conninfo_user("postgresql://%zz", app, sizeof app), PL_E_CONFIG);
+    CHECK_EQ_INT(pl_pg_conninfo_user(app_url, app, sizeof app), 0);
+
+    struct scratch_db db;
+    scratch_db_create(&db, "grant");
+    snprintf(sql, sizeof sql, "ALTER DATABASE %s OWNER TO \"%s\"", db.name, owner);
+    CHECK(admin_query(db_url, sql) != NULL);
+    char *as_owner = conninfo_with(owner_url, "dbname", db.name);
+    char *as_app = conninfo_with(app_url, "dbname", db.name);
+    char *as_admin = db.conninfo;
+    char dir[] = "/tmp/pl_test_grant_XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    write_file(dir, "001_t.sql",
+               "CREATE TABLE t (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, x text);\n"
+               "CREATE TABLE s (id serial PRIMARY KEY);\n");
+    int applied = -1;
+    CHECK_EQ_INT(pl_pg_migrate(as_owner, dir, &applied, err, sizeof err), 0);
+    CHECK_EQ_INT(applied, 1);
+    CHECK_EQ_INT(pl_pg_grant_service_role(as_owner, app, err, sizeof err), 1);
+    CHECK_STR(err, "");
+    /* To nobody, or to the connected role itself: nothing to give. */
+    CHECK_EQ_INT(pl_pg_grant_service_role(as_owner, owner, err, sizeof err), 0);
+    CHECK_EQ_INT(pl_pg_grant_service_role(as_owner, "", err, sizeof err), 0);
+
+    /* Data: yes (a serial column needs its sequence too). */
+    CHECK_STR(admin_query(as_app, "INSERT INTO t (x) VALUES ('a') RETURNING x"), "a");
+    CHECK_STR(admin_query(as_app, "INSERT INTO s DEFAULT VALUES RETURNING id"), "1");
+    CHECK_STR(admin_query(as_app, "UPDATE t SET x = 'b' RETURNING x"), "b");
+    CHECK_STR(admin_query(as_app, "DELETE FROM t RETURNING x"), "b");
+    CHECK_STR(admin_query(as_app, "SELECT count(*) FROM schema_migrations"), "1");
+    /* Anything else: insufficient_privilege. */
+    const char *refused[] = {
+        "CREATE TABLE evil (id int)",
+        "DROP TABLE t",
+        "ALTER TABLE t ADD COLUMN y int",
+        "TRUNCATE t",
+        "CREATE INDEX evil ON t (x)",
+        "CREATE SCHEMA evil",
+        "CREATE FUNCTION evil() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+        "DELETE FROM schema_migrations",
+        "INSERT INTO schema_migrations (version, name) VALUES (9, '009_x.sql')"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        const char *state = sqlstate_of(as_app, refused[i]);
+        if (strcmp(state, "42501") != 0) fprintf(stderr, "%s: \"%s\"\n", refused[i], state);
+        CHECK_STR(state, "42501");
+    }
+
+    /* A later migration's table is the service's to use at once (default privileges). */
+    write_file(dir, "002_u.sql", "CREATE TABLE u (id int);\n");
+    CHECK_EQ_INT(pl_pg_migrate(as_owner, dir, &applied, err, sizeof err), 0);
+    CHECK_EQ_INT(applied, 1);
+    CHECK_STR(sqlstate_of(as_app, "INSERT INTO u VALUES (1)"), "");
+    CHECK_STR(sqlstate_of(as_app, "DROP TABLE u"), "42501");
+    CHECK_EQ_INT(pl_pg_grant_service_role(as_owner, app, err, sizeof err), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_class WHERE relowner = '%s'::regrole", app);
+    CHECK_STR(admin_query(as_admin, sql), "0");
+
+    /* Refused: a service role that owns something, can create, is a superuser or is missing. */
+    snprintf(sql, sizeof sql, "ALTER TABLE u OWNER TO \"%s\"", app);
+    CHECK(admin_query(as_admin, sql) != NULL);
+    CHECK_EQ_INT(pl_pg_grant_service_role(as_owner, app, err, sizeof err), PL_E_DB);
+    CHECK(strstr(err, "owns 1 object") != NULL);
+    snprintf(sql, sizeof sql, "ALTER TABLE u OWNER TO \"%s\"", owner);
+    CHECK(admin_query(as_admin, sql) != NULL);
+    snprintf(sql, sizeof sql, "GRANT CREATE ON SCHEMA public TO \"%s\"", app);
+    CHECK(admin_query(as_admin, sql) != NULL);
+    CHECK_EQ_INT(pl_pg_grant_service_role(as_owner, app, err, sizeof err), PL_E_DB);
+    CHECK(strstr(err, "may create") != NULL);
+    snprintf(sql, sizeof sql, "REVOKE CREATE ON SCHEMA public FROM \"%s\"", app);
+    CHECK(admin_query(as_admin, sql) != NULL);
+    CHECK_EQ_INT(pl_pg_grant_service_role(as_owner, admin, err, sizeof err), PL_E_DB);
+    CHECK(strstr(err, "superuser") != NULL);
+    CHECK_EQ_INT(pl_pg_grant_service_role(as_owner, "pl_no_such_role", err, sizeof err), PL_E_DB);
+    CHECK(strstr(err, "does not exist") != NULL);
+    CHECK_EQ_INT(pl_pg_grant_service_role(as_owner, app, err, sizeof err), 1);
+
+    remove_file(dir, "001_t.sql");
+    remove_file(dir, "002_u.sql");
+    CHECK_EQ_INT(rmdir(dir), 0);
+    free(as_owner);
+    free(as_app);
+    scratch_db_drop(&db);
+}
+
+static const char *conn_option(PGconn *pg, const char *key)
+{
+    static char val[64];
+    val[0] = '\0';
+    PQconninfoOption *opts = PQconninfo(pg);
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, key) == 0 && o->val) snprintf(val, sizeof val, "%s", o->val);
+    PQconninfoFree(opts);
+    return val;
+}
+
+/* Issue 12: no GSSAPI probe (libkrb5) on every connect, unless the conninfo asks for it. */
+TEST(connections_skip_gssapi_unless_asked)
+{
+    char err[256];
+    unsetenv("PGGSSENCMODE");
+    PGconn *pg = pl_pg_connect_blocking(db_url, "pl-test", err, sizeof err);
+    CHECK(pg != NULL);
+    CHECK_STR(conn_option(pg, "gssencmode"), "disable");
+    CHECK_STR(conn_option(pg, "fallback_application_name"), "pl-test");
+    PQfinish(pg);
+    char *asked = conninfo_with(db_url, "gssencmode", "prefer");
+    pg = pl_pg_connect_blocking(asked, "pl-test", err, sizeof err);
+    CHECK(pg != NULL);
+    CHECK_STR(conn_option(pg, "gssencmode"), "prefer");
+    PQfinish(pg);
+    free(asked);
+    setenv("PGGSSENCMODE", "prefer", 1);
+    pg = pl_pg_connect_blocking(db_url, "pl-test", err, sizeof err);
+    CHECK(pg != NULL);
+    CHECK_STR(conn_option(pg, "gssencmode"), "prefer");
+    PQfinish(pg);
+    unsetenv("PGGSSENCMODE");
+}
+
 int main(void)
 {
-    db_url = test_env("DATABASE_URL");
+    db_url = test_env("PULSE_TEST_ADMIN_URL");
     RUN(single_query);
     RUN(invalid_config);
     RUN(pipelined_1000_in_order);
@@ -1097,5 +1243,7 @@ int main(void)
     RUN(wait_histogram_counts_every_batch);
     RUN(migrate);
     RUN(repo_migrations_apply);
+    RUN(grant_service_role);
+    RUN(connections_skip_gssapi_unless_asked);
     return TEST_REPORT();
 }

@@ -105,8 +105,12 @@ TEST(today_is_a_range_scan)
 int main(void)
 {
     char err[256];
-    const char *url = test_env("DATABASE_URL");
-    if (pl_pg_migrate(url, PULSE_SOURCE_DIR "/migrations", NULL, err, sizeof err) != 0) {
+    /* As the owner, as `pulsed migrate` does: seeding and ANALYZE need the owner too. */
+    const char *url = test_env("PULSE_MIGRATE_DATABASE_URL");
+    char app[128];
+    if (pl_pg_migrate(url, PULSE_SOURCE_DIR "/migrations", NULL, err, sizeof err) != 0 ||
+        pl_pg_conninfo_user(test_env("DATABASE_URL"), app, sizeof app) != 0 ||
+        pl_pg_grant_service_role(url, app, err, sizeof err) < 0) {
         fprintf(stderr, "migrate: %s\n", err);
         return 1;
     }

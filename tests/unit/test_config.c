@@ -162,6 +162,33 @@ TEST(pulse_config_validation)
         {"PULSE_LOG_LEVEL", "loud"},       {"PULSE_PUBLIC_ORIGIN", "example.com"},
         {"REDIS_URL", "http://x"},         {"PULSE_WORKERS", "-1"},
         {"PULSE_SESSION_ABSOLUTE_S", "60"}};
+    /* The schema owner's URL defaults to DATABASE_URL. */
+    CHECK_EQ_INT(pulse_config_load(&cfg, NULL, true, err, sizeof err), 0);
+    CHECK_STR(cfg.migrate_database_url, "postgresql://x@127.0.0.1/db");
+    pulse_config_dispose(&cfg);
+    setenv("PULSE_MIGRATE_DATABASE_URL", "postgresql://owner@127.0.0.1/db", 1);
+    CHECK_EQ_INT(pulse_config_load(&cfg, NULL, true, err, sizeof err), 0);
+    CHECK_STR(cfg.migrate_database_url, "postgresql://owner@127.0.0.1/db");
+    CHECK_STR(cfg.database_url, "postgresql://x@127.0.0.1/db");
+    pulse_config_dispose(&cfg);
+    unsetenv("PULSE_MIGRATE_DATABASE_URL");
+    /* A URL libpq cannot parse stops start-up, without quoting it (it holds the password). */
+    const char *bad_urls[][2] = {{"DATABASE_URL", "postgresql://u:s3cr%zzet@h/db"},
+                                 {"PULSE_MIGRATE_DATABASE_URL", "postgresql://u:s3cr%zzet@h/db"},
+                                 {"PULSE_MIGRATE_DATABASE_URL", "host=h password"}};
+    for (size_t k = 0; k < sizeof bad_urls / sizeof bad_urls[0]; k++) {
+        const char *keep =
+            strcmp(bad_urls[k][0], "DATABASE_URL") == 0 ? "postgresql://x@127.0.0.1/db" : NULL;
+        setenv(bad_urls[k][0], bad_urls[k][1], 1);
+        CHECK_EQ_INT(pulse_config_load(&cfg, NULL, true, err, sizeof err), PL_E_CONFIG);
+        CHECK(strstr(err, bad_urls[k][0]) != NULL);
+        CHECK(strstr(err, "s3cr") == NULL && strstr(err, "password") == NULL);
+        pulse_config_dispose(&cfg);
+        if (keep)
+            setenv(bad_urls[k][0], keep, 1);
+        else
+            unsetenv(bad_urls[k][0]);
+    }
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         setenv(bad[k][0], bad[k][1], 1);
         CHECK_EQ_INT(pulse_config_load(&cfg, NULL, true, err, sizeof err), PL_E_CONFIG);

@@ -857,9 +857,26 @@ TEST(email_normalize)
     CHECK_STR(pl_email_normalize(c), "");
     char d[] = "";
     CHECK_STR(pl_email_normalize(d), "");
-    /* Only ASCII letters change case; other bytes are left alone. */
-    char e[] = "\xc3\x89MILE@EXAMPLE.ORG";
-    CHECK_STR(pl_email_normalize(e), "\xc3\x89mile@example.org");
+    /* Non-ASCII letters are lower-cased too, as Postgres's lower() does them: a stored
+     * address and the one typed at login must compare equal in C (rate-limit keys) and SQL. */
+    char e[] = "\xc3\x89MILE@EXAMPLE.ORG"; /* ÉMILE */
+    CHECK_STR(pl_email_normalize(e), "\xc3\xa9mile@example.org");
+    char f[] =
+        " \xc3\x89LODIE.\xce\xa3\xce\x9f\xce\xa6\xce\x99\xce\x91@example.com "; /* ÉLODIE.ΣΟΦΙΑ */
+    CHECK_STR(pl_email_normalize(f),
+              "\xc3\xa9lodie.\xcf\x83\xce\xbf\xcf\x86\xce\xb9\xce\xb1@example.com");
+    char g[] =
+        "\xd0\x90\xd0\x9d\xd0\x9d\xd0\x90\xf0\x90\x90\x80@x.io"; /* АННА, DESERET CAPITAL LONG I */
+    CHECK_STR(pl_email_normalize(g), "\xd0\xb0\xd0\xbd\xd0\xbd\xd0\xb0\xf0\x90\x90\xa8@x.io");
+    /* Shorter lower case (KELVIN SIGN -> k, U+0130 -> i) shrinks; longer (U+023A -> U+2C65)
+     * is kept, so the result never outgrows its buffer. */
+    char h[] = "\xe2\x84\xaa\xc4\xb0\xc8\xba@x.io";
+    CHECK_STR(pl_email_normalize(h), "ki\xc8\xba@x.io");
+    /* Bytes that are not UTF-8 pass through untouched. */
+    char i[] = "A\xff\xc3"
+               "B@x.io";
+    CHECK_STR(pl_email_normalize(i), "a\xff\xc3"
+                                     "b@x.io");
 }
 
 /* "l…@a….b….c….com" with the given byte counts (0 leaves a label out); kept until the

@@ -287,6 +287,35 @@ for (const vp of VIEWPORTS) {
       noErrors();
     });
 
+    it('changes the password, and revokes every access token when asked', async () => {
+      const { page } = a;
+      await nav(page, 'Profile');
+      await page.getByRole('textbox', { name: 'Name', exact: true }).last().fill('old script');
+      await page.getByRole('button', { name: 'Create token' }).click();
+      await page.locator('.item', { hasText: 'old script' }).waitFor();
+      const secret = (await page.locator('.token-shown code').textContent()).trim();
+      const tokenStatus = async () => (await fetch(`${origin}/api/v1/me`, { headers: { Authorization: `Bearer ${secret}` } })).status;
+      assert.equal(await tokenStatus(), 200);
+      const form = page.locator('form.password-form');
+      // a wrong current password: said next to the form, nothing changes
+      await form.getByLabel('Current password').fill('not my password!');
+      await form.getByLabel('New password').fill('a fresh passphrase 2');
+      await form.getByLabel('Also revoke every access token').check();
+      await form.getByRole('button', { name: 'Change password' }).click();
+      await form.getByText('The current password is wrong.').waitFor();
+      assert.equal(await tokenStatus(), 200);
+      // the right one, with the box ticked
+      await form.getByLabel('Current password').fill(PASSWORD);
+      await form.getByRole('button', { name: 'Change password' }).click();
+      await form.getByText(/Password changed\..*every access token was revoked/).waitFor();
+      await page.getByText('No access tokens.').waitFor();
+      assert.equal(await tokenStatus(), 401);
+      assert.equal(await form.getByLabel('Also revoke every access token').isChecked(), false);
+      // still signed in here
+      await nav(page, 'Feedings');
+      noErrors([/^A console: Failed to load resource: the server responded with a status of 403\b/]);
+    });
+
     it('signs out', async () => {
       const { page } = a;
       await page.getByRole('button', { name: 'Sign out' }).first().click();

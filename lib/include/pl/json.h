@@ -93,7 +93,9 @@ void pl_time_format_rfc3339(int64_t us, char out[32]);
 /* YYYY-MM-DD (a real calendar date). Returns 0 or PL_E_INVALID. */
 PL_MUST_USE int pl_date_parse(const char *s, int *year, int *month, int *day);
 
-/* Trims ASCII whitespace and lower-cases ASCII letters in place; returns s. */
+/* Trims ASCII whitespace and lower-cases letters in place (Unicode simple case mapping of
+ * the C library's C.UTF-8 locale, as Postgres's lower() in a UTF-8 database; a letter whose
+ * lower case would take more bytes is kept, so the result never grows); returns s. */
 char *pl_email_normalize(char *s);
 /* NULL when s is a plausible email (1..64 local part, a dot-separated domain of letters,
  * digits and hyphens with at least one dot, no spaces or control characters, at most 254

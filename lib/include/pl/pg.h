@@ -113,7 +113,33 @@ const char *pl_pg_error_sqlstate(const PGresult *res);
 PL_MUST_USE int pl_pg_migrate(const char *conninfo, const char *dir, int *applied, char *err,
                               size_t errlen);
 
-/* How many migration files in `dir` are not applied yet (>= 0), or a negative code. Blocking. */
+/* How many migration files in `dir` are not applied yet (>= 0), or a negative code: PL_E_CONFIG
+ * (the folder), PL_E_UNAVAILABLE (no connection), PL_E_DB (schema_migrations unreadable).
+ * Blocking. */
 int pl_pg_migrations_pending(const char *conninfo, const char *dir, char *err, size_t errlen);
+
+/* The service's role gets what it needs and nothing more, from the role of `conninfo` (the
+ * owner of the schema, which runs the migrations): SELECT, INSERT, UPDATE and DELETE on every
+ * table of schema public (schema_migrations: SELECT only), USAGE and SELECT on its sequences,
+ * and the same by default on what the owner creates later (ALTER DEFAULT PRIVILEGES). Refused
+ * (PL_E_DB, reason in err) when `role` does not exist, is a superuser, owns anything in the
+ * database, or may create objects in it or in schema public. Idempotent, under the migration
+ * lock. Returns 1 when rights were granted, 0 when `role` is empty or the connected role
+ * itself (nothing to give), or a negative code. Blocking. */
+PL_MUST_USE int pl_pg_grant_service_role(const char *conninfo, const char *role, char *err,
+                                         size_t errlen);
+
+/* The user a connection with `conninfo` logs in as: its `user`, else PGUSER, else the
+ * operating system user (libpq's defaults). Returns 0, or PL_E_CONFIG when libpq cannot parse
+ * the conninfo (the reason is not given: libpq's may quote the password). */
+PL_MUST_USE int pl_pg_conninfo_user(const char *conninfo, char *user, size_t userlen);
+
+/* A blocking connection (libpq's sync API) with the defaults of every lib/pg connection
+ * (fallback_application_name = app_name, gssencmode = disable unless the conninfo or
+ * PGGSSENCMODE says otherwise) and a 5 s connect_timeout unless the conninfo sets one. For
+ * start-up and the thread pool, never on a loop. NULL with a one-line reason in err; the
+ * caller PQfinish()es it. */
+PGconn *pl_pg_connect_blocking(const char *conninfo, const char *app_name, char *err,
+                               size_t errlen);
 
 #endif

@@ -1,5 +1,6 @@
 // Profile: name, time zone and daily target; sessions (list, revoke); personal access tokens
-// (create, shown once, revoke); export; delete the account.
+// (create, shown once, revoke); password change (optionally revoking every token); export;
+// delete the account.
 import { del, get, patch, post } from '../api.js';
 import { alertBox, busy, field, fmtDateTime, h, replace, showProblem } from '../dom.js';
 
@@ -212,6 +213,51 @@ export function profilePage(ctx) {
     }
   }
 
+  // ---- password ----
+  const currentPw = field('Current password', h('input', { type: 'password', autocomplete: 'current-password', required: true }), 'current_password');
+  const newPw = field('New password', h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 12, maxlength: 128 }), 'new_password', 'At least 12 characters. Your other devices will be signed out.');
+  const revokeTokens = h('input', { type: 'checkbox', id: 'revoke-tokens', name: 'revoke_tokens' });
+  const pwFields = [currentPw, newPw];
+  const pwAlert = alertBox();
+  const pwStatus = h('p', { class: 'notice', role: 'status', hidden: true });
+  const pwBtn = h('button', { type: 'submit', class: 'primary' }, 'Change password');
+  const passwordForm = h(
+    'form',
+    {
+      class: 'card password-form',
+      novalidate: true,
+      'aria-labelledby': 'password-h',
+      onsubmit: async (e) => {
+        e.preventDefault();
+        showProblem(pwAlert, pwFields, null);
+        pwStatus.hidden = true;
+        const body = { current_password: currentPw.input.value, new_password: newPw.input.value, revoke_tokens: revokeTokens.checked };
+        try {
+          await busy(pwBtn, () => post('/auth/password', body));
+          currentPw.input.value = '';
+          newPw.input.value = '';
+          pwStatus.hidden = false;
+          pwStatus.textContent = body.revoke_tokens
+            ? 'Password changed. Your other devices were signed out and every access token was revoked.'
+            : 'Password changed. Your other devices were signed out.';
+          revokeTokens.checked = false;
+          loadSessions();
+          if (body.revoke_tokens) loadTokens();
+        } catch (err) {
+          if (err.status === 403) err.problem.detail = 'The current password is wrong.';
+          showProblem(pwAlert, pwFields, err);
+        }
+      },
+    },
+    h('h2', { id: 'password-h' }, 'Password'),
+    pwAlert,
+    currentPw.row,
+    newPw.row,
+    h('div', { class: 'field check' }, revokeTokens, h('label', { for: 'revoke-tokens' }, 'Also revoke every access token')),
+    pwBtn,
+    pwStatus,
+  );
+
   // ---- delete account ----
   const delPassword = field('Password', h('input', { type: 'password', autocomplete: 'current-password', required: true }), 'password');
   const delConfirm = h('input', { type: 'checkbox', id: 'delete-confirm' });
@@ -273,6 +319,7 @@ export function profilePage(ctx) {
           h('p', null, 'Everything you stored, as one JSON file.'),
           h('a', { class: 'button-link', href: '/api/v1/me/export', download: 'pulse-export.json' }, 'Download my data'),
         ),
+        passwordForm,
         deleteForm,
       ),
       h(
