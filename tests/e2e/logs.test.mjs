@@ -180,8 +180,8 @@ function hostileRedisPeer() {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
 
-function hostileDatabaseUrl() {
-  const u = new URL(requireEnv('DATABASE_URL'));
+function hostileDatabaseUrl(name = 'DATABASE_URL') {
+  const u = new URL(process.env[name] || requireEnv('DATABASE_URL'));
   u.pathname = `/${[...HOSTILE].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('')}`;
   return u.toString();
 }
@@ -252,20 +252,22 @@ describe('every stdout line is JSON', () => {
   });
 
   it('libpq errors from migrations and the pool', async () => {
-    const DATABASE_URL = hostileDatabaseUrl();
+    // Both roles' URLs name a database that does not exist; libpq's error quotes its name.
+    const env = { DATABASE_URL: hostileDatabaseUrl(), PULSE_MIGRATE_DATABASE_URL: hostileDatabaseUrl('PULSE_MIGRATE_DATABASE_URL') };
     // `pulsed migrate`: the error ends the command.
-    let res = await run(['migrate'], { env: { DATABASE_URL } }).done;
+    let res = await run(['migrate'], { env }).done;
     assert.equal(res.code, 1, res.stderr);
     let lines = parseStdout(res.stdout);
     const failed = find(lines, 'migrate failed');
     assert.ok(failed?.error.includes('q"b\\c'), JSON.stringify(failed));
     // `pulsed serve`: the migration check retries and the pool reports its failures.
     const p = run(['serve'], {
-      env: { DATABASE_URL },
+      env,
       until: (ls) => find(ls, 'migration check failed, retrying') && find(ls, 'pg connect failed'),
     });
     res = await p.done;
     lines = parseStdout(res.stdout);
+    assert.ok(find(lines, 'postgres unreachable: serving, not ready, checking again every 2 s', (l) => l.error.includes('q"b\\c')));
     assert.ok(find(lines, 'migration check failed, retrying', (l) => l.error.includes('q"b\\c')));
     assert.ok(find(lines, 'pg connect failed', (l) => l.error.includes('q"b\\c')));
   });
