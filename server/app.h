@@ -107,9 +107,11 @@ static inline struct worker *req_worker(const struct pl_http_request *req)
     return pl_req_ctx(req);
 }
 
-/* The feature route tables, in router order. */
+/* The feature route tables, in router order (server/routes.c). */
 struct pl_route *const *app_route_tables(size_t *n);
-/* Builds the router and metrics from the feature route tables (server/routes.c). */
+/* Builds the router and metrics from the feature route tables, and what features need before
+ * any worker starts (server/app.c). Returns 0, or PL_E_CONFIG (a bad setting) or another code
+ * with the reason in err. app_dispose undoes it. */
 int app_init(struct app *app, char *err, size_t errlen);
 void app_dispose(struct app *app);
 /* Starts the worker's loop objects: pool, redis, HTTP server. Called on the worker thread. */
