@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "app.h"
+#include "problems.h"
 #include "auth/auth_store.h"
 #include "auth/sessions.h"
 #include "live/tickets.h"
@@ -40,25 +41,6 @@ const struct principal *req_principal(const struct pl_http_request *req)
 json_t *req_json(const struct pl_http_request *req)
 {
     return guard_of(req)->body;
-}
-
-void reply_failure(struct pl_http_request *req, int status, const char *what)
-{
-    if (status == PL_E_UNAVAILABLE || status == PL_E_TIMEOUT || status == PL_E_BUSY ||
-        status == PL_E_CANCELLED) {
-        pl_resp_header(req, "Retry-After", "1");
-        pl_respond_problem(req, 503, "a dependency is unavailable, try again shortly", NULL);
-        return;
-    }
-    pl_error("request failed", PL_STR("request_id", pl_req_id(req)), PL_STR("what", what),
-             PL_STR("error", pl_strerror(status)));
-    pl_respond_problem(req, 500, "internal error", NULL);
-}
-
-void reply_invalid(struct pl_http_request *req, const char *field, const char *message)
-{
-    json_t *errors = json_pack("[{s:s, s:s}]", "field", field, "message", message);
-    pl_respond_problem(req, 422, "the request body is invalid", errors);
 }
 
 /* ---- small checks ---- */
@@ -310,10 +292,7 @@ static void on_session(int status, const char *user_id, const struct pl_rate_res
 static void on_token(int status, const struct token_auth *t, void *ctx)
 {
     struct guard *g = ctx;
-    if (status) {
-        reply_failure(g->req, status, "token check");
-        return;
-    }
+    if (reply_failed(g->req, status, "token check")) return;
     if (!t || t->expired) {
         unauthorized(g->req, "the token is invalid, revoked or expired");
         return;

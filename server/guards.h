@@ -45,12 +45,6 @@ const char *req_client_ip(struct pl_http_request *req);
 /* The client as a rate-limit key (request arena): client_ip_rate_key of req_client_ip. */
 const char *req_client_rate_key(struct pl_http_request *req);
 
-/* Answers a dependency or internal failure: PL_E_UNAVAILABLE/TIMEOUT/BUSY → 503 with
- * Retry-After; anything else → 500 (logged with the request id). */
-void reply_failure(struct pl_http_request *req, int status, const char *what);
-/* 422 with one field error. */
-void reply_invalid(struct pl_http_request *req, const char *field, const char *message);
-
 /* Parses PULSE_TRUSTED_PROXIES ("10.0.0.0/8, 127.0.0.1") once at start-up. Returns 0 or
  * PL_E_CONFIG with the bad entry in err. */
 int trusted_proxies_init(const char *list, char *err, size_t errlen);

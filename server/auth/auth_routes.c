@@ -7,6 +7,7 @@
 
 #include "../app.h"
 #include "../guards.h"
+#include "../problems.h"
 #include "auth.h"
 #include "auth_store.h"
 #include "passwords.h"
@@ -112,14 +113,11 @@ struct reg {
 static void on_user_inserted(int status, PGresult **results, int n, void *ctx)
 {
     struct reg *r = ctx;
-    if (status == PL_E_DB && strcmp(pl_pg_error_sqlstate(results[0]), "23505") == 0) {
+    if (db_fault(status, results, n) == DB_FAULT_UNIQUE) {
         pl_respond_problem(r->req, 409, "an account with this email already exists", NULL);
         return;
     }
-    if (status) {
-        reply_failure(r->req, status, "user insert");
-        return;
-    }
+    if (reply_failed(r->req, status, "user insert")) return;
     start_session(r->req, 201, user_json(results[0], 0));
 }
 
@@ -166,7 +164,7 @@ static void do_register(struct pl_http_request *req)
         if (why) add_error(&errors, "email", why);
     }
     if (errors) {
-        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        reply_errors(req, errors);
         return;
     }
     if (!atomic_load(&req_worker(req)->app->timezones_loaded) &&
@@ -205,10 +203,7 @@ struct login {
 static void on_login_refused_ping(int status, redisReply *reply, void *ctx)
 {
     struct login *l = ctx;
-    if (status) {
-        reply_failure(l->req, status, "session store");
-        return;
-    }
+    if (reply_failed(l->req, status, "session store")) return;
     pl_respond_problem(l->req, 401, "invalid email or password", NULL);
 }
 
@@ -236,10 +231,7 @@ static void on_login_user(int status, PGresult **results, int n, void *ctx)
 {
     struct login *l = ctx;
     struct pl_http_request *req = l->req;
-    if (status) {
-        reply_failure(req, status, "login lookup");
-        return;
-    }
+    if (reply_failed(req, status, "login lookup")) return;
     const char *hash = NULL;
     if (PQntuples(results[0]) == 1) {
         l->user = user_json(results[0], 0);
@@ -257,7 +249,7 @@ static void do_login(struct pl_http_request *req)
 {
     json_t *errors = pl_json_validate(req_json(req), &login_schema);
     if (errors) {
-        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        reply_errors(req, errors);
         return;
     }
     /* No session can be made without Redis: say so before any password work, whatever the
@@ -281,10 +273,7 @@ static void do_login(struct pl_http_request *req)
 static void on_logged_out(int status, int count, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        reply_failure(req, status, "logout");
-        return;
-    }
+    if (reply_failed(req, status, "logout")) return;
     auth_publish_revocation(req_worker(req), req_principal(req)->user_id, "session",
                             req_principal(req)->session_id);
     clear_session_cookie(req);
@@ -314,10 +303,7 @@ static int by_created_desc(const void *a, const void *b)
 static void on_sessions(int status, const struct session_info *items, int n, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        reply_failure(req, status, "sessions list");
-        return;
-    }
+    if (reply_failed(req, status, "sessions list")) return;
     struct session_info *sorted = pl_req_alloc(req, sizeof *sorted * (size_t)(n ? n : 1));
     memcpy(sorted, items, sizeof *sorted * (size_t)n);
     qsort(sorted, (size_t)n, sizeof *sorted, by_created_desc);
@@ -344,10 +330,7 @@ static void do_sessions(struct pl_http_request *req)
 static void on_session_revoked(int status, int count, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        reply_failure(req, status, "session revoke");
-        return;
-    }
+    if (reply_failed(req, status, "session revoke")) return;
     if (count == 0) {
         pl_respond_problem(req, 404, "no such session", NULL);
         return;
@@ -387,10 +370,7 @@ static const struct pl_jschema password_schema = {password_fields, 3, NULL};
 static void on_others_revoked(int status, int count, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        reply_failure(req, status, "revoke other sessions");
-        return;
-    }
+    if (reply_failed(req, status, "revoke other sessions")) return;
     auth_publish_revocation(req_worker(req), req_principal(req)->user_id, "others",
                             req_principal(req)->session_id);
     pl_respond(req, 204, NULL, NULL, 0);
@@ -399,10 +379,7 @@ static void on_others_revoked(int status, int count, void *ctx)
 static void on_password_stored(int status, PGresult **results, int n, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        reply_failure(req, status, "password update");
-        return;
-    }
+    if (reply_failed(req, status, "password update")) return;
     const struct principal *p = req_principal(req);
     /* revoke_tokens: the rows are gone; live sockets opened with them close (4401) as for
      * DELETE /tokens/{id}. */
@@ -446,7 +423,7 @@ static void do_password(struct pl_http_request *req)
 {
     json_t *errors = pl_json_validate(req_json(req), &password_schema);
     if (errors) {
-        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        reply_errors(req, errors);
         return;
     }
     auth_verify_own_password(req,
@@ -465,10 +442,7 @@ struct own_pw {
 static void on_own_hash(int status, PGresult **results, int n, void *ctx)
 {
     struct own_pw *o = ctx;
-    if (status) {
-        reply_failure(o->req, status, "password load");
-        return;
-    }
+    if (reply_failed(o->req, status, "password load")) return;
     const char *hash = PQntuples(results[0]) == 1 ? PQgetvalue(results[0], 0, 0) : NULL;
     passwords_verify(req_worker(o->req), o->req, o->password, hash, o->cb, o->req);
 }

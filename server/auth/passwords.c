@@ -6,6 +6,7 @@
 
 #include "../app.h"
 #include "../guards.h"
+#include "../problems.h"
 #include "pl/http.h"
 #include "pl/json.h"
 #include "pl/log.h"

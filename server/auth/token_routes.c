@@ -5,6 +5,7 @@
 
 #include "../app.h"
 #include "../guards.h"
+#include "../problems.h"
 #include "auth.h"
 #include "auth_store.h"
 #include "pl/json.h"
@@ -34,10 +35,7 @@ struct create {
 static void on_token_inserted(int status, PGresult **results, int n, void *ctx)
 {
     struct create *c = ctx;
-    if (status) {
-        reply_failure(c->req, status, "token insert");
-        return;
-    }
+    if (reply_failed(c->req, status, "token insert")) return;
     json_t *t = token_json(results[0], 0);
     json_object_set_new(t, "token", json_string(c->token));
     pl_resp_header(c->req, "Cache-Control", "no-store");
@@ -62,7 +60,7 @@ static void do_create(struct pl_http_request *req)
         }
     }
     if (errors) {
-        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        reply_errors(req, errors);
         return;
     }
     unsigned scopes = 0;
@@ -89,10 +87,7 @@ static void do_create(struct pl_http_request *req)
 static void on_tokens(int status, PGresult **results, int n, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        reply_failure(req, status, "token list");
-        return;
-    }
+    if (reply_failed(req, status, "token list")) return;
     json_t *items = json_array();
     for (int r = 0; r < PQntuples(results[0]); r++)
         json_array_append_new(items, token_json(results[0], r));
@@ -110,10 +105,7 @@ static void do_list(struct pl_http_request *req)
 static void on_deleted(int status, PGresult **results, int n, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        reply_failure(req, status, "token delete");
-        return;
-    }
+    if (reply_failed(req, status, "token delete")) return;
     if (PQntuples(results[0]) != 1) {
         pl_respond_problem(req, 404, "no such token", NULL);
         return;

@@ -7,6 +7,7 @@
 #include "../app.h"
 #include "../auth/auth_store.h"
 #include "../guards.h"
+#include "../problems.h"
 #include "../records/records.h"
 #include "feedings.h"
 #include "pl/cursor.h"
@@ -157,12 +158,9 @@ static void do_list(struct pl_http_request *req)
 static void on_json_row(int status, PGresult **results, int n, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        reply_failure(req, status, "feedings summary");
-        return;
-    }
+    if (reply_failed(req, status, "feedings summary")) return;
     if (PQntuples(results[0]) != 1) {
-        pl_respond_problem(req, 401, "the account no longer exists", NULL);
+        reply_account_gone(req);
         return;
     }
     pl_resp_header(req, "Cache-Control", "no-store");

@@ -8,6 +8,7 @@
 
 #include "app.h"
 #include "guards.h"
+#include "problems.h"
 #include "live.h"
 #include "pl/json.h"
 

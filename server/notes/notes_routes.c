@@ -6,6 +6,7 @@
 #include "../app.h"
 #include "../auth/auth_store.h"
 #include "../guards.h"
+#include "../problems.h"
 #include "../records/records.h"
 #include "notes.h"
 #include "pl/buf.h"
@@ -183,10 +184,7 @@ static void do_list(struct pl_http_request *req)
 static void on_tags(int status, PGresult **results, int n, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        reply_failure(req, status, "tags");
-        return;
-    }
+    if (reply_failed(req, status, "tags")) return;
     struct pl_buf b;
     pl_buf_init(&b);
     pl_buf_puts(&b, "{\"items\":[");

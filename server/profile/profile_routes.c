@@ -10,6 +10,7 @@
 #include "../auth/sessions.h"
 #include "../events.h"
 #include "../guards.h"
+#include "../problems.h"
 #include "pl/buf.h"
 #include "pl/json.h"
 #include "pl/log.h"
@@ -33,12 +34,9 @@ static void answer_user(struct pl_http_request *req, json_t *user)
 static void on_user(int status, PGresult **results, int n, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        reply_failure(req, status, "user load");
-        return;
-    }
+    if (reply_failed(req, status, "user load")) return;
     if (PQntuples(results[0]) != 1) { /* deleted while the credential was checked */
-        pl_respond_problem(req, 401, "the account no longer exists", NULL);
+        reply_account_gone(req);
         return;
     }
     answer_user(req, user_json(results[0], 0));
@@ -70,12 +68,9 @@ static const struct pl_jschema patch_schema = {patch_fields, 3, me_read_only};
 static void on_patched(int status, PGresult **results, int n, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        reply_failure(req, status, "user update");
-        return;
-    }
+    if (reply_failed(req, status, "user update")) return;
     if (PQntuples(results[0]) != 1) {
-        pl_respond_problem(req, 401, "the account no longer exists", NULL);
+        reply_account_gone(req);
         return;
     }
     json_t *user = user_json(results[0], 0);
@@ -94,7 +89,7 @@ static void do_patch(struct pl_http_request *req)
     }
     json_t *errors = pl_json_validate(body, &patch_schema);
     if (errors) {
-        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        reply_errors(req, errors);
         return;
     }
     if (json_object_size(body) == 0) { /* PATCH {}: a no-op that leaves updated_at alone */
@@ -137,10 +132,7 @@ static void on_all_revoked(int status, int count, void *ctx)
 static void on_deleted(int status, PGresult **results, int n, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        reply_failure(req, status, "account delete");
-        return;
-    }
+    if (reply_failed(req, status, "account delete")) return;
     sessions_revoke(req_worker(req), req_principal(req)->user_id, REVOKE_ALL, NULL, on_all_revoked,
                     req);
 }
@@ -166,7 +158,7 @@ static void do_delete(struct pl_http_request *req)
 {
     json_t *errors = pl_json_validate(req_json(req), &delete_schema);
     if (errors) {
-        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        reply_errors(req, errors);
         return;
     }
     auth_verify_own_password(req, json_string_value(json_object_get(req_json(req), "password")),
@@ -269,12 +261,9 @@ static void on_export_head(int status, PGresult **results, int n, void *ctx)
 {
     struct export *ex = ctx;
     struct pl_http_request *req = ex->req;
-    if (status) {
-        reply_failure(req, status, "export");
-        return;
-    }
+    if (reply_failed(req, status, "export")) return;
     if (PQntuples(results[0]) != 1) {
-        pl_respond_problem(req, 401, "the account no longer exists", NULL);
+        reply_account_gone(req);
         return;
     }
     struct timeval tv;

@@ -10,6 +10,7 @@
 #include "../auth/auth_store.h"
 #include "../events.h"
 #include "../guards.h"
+#include "../problems.h"
 #include "pl/buf.h"
 #include "pl/cursor.h"
 #include "pl/log.h"
@@ -50,7 +51,7 @@ static bool validate(struct pl_http_request *req, const struct pl_jschema *schem
 {
     json_t *errors = pl_json_validate(req_json(req), schema);
     if (!errors) return true;
-    pl_respond_problem(req, 422, "the request body is invalid", errors);
+    reply_errors(req, errors);
     return false;
 }
 
@@ -114,10 +115,7 @@ static void replay(struct create *c, const PGresult *r)
 static void on_idem_lookup(int status, PGresult **results, int n, void *ctx)
 {
     struct create *c = ctx;
-    if (status) {
-        reply_failure(c->req, status, "idempotency lookup");
-        return;
-    }
+    if (reply_failed(c->req, status, "idempotency lookup")) return;
     if (PQntuples(results[1]) == 1) {
         replay(c, results[1]);
         return;
@@ -146,16 +144,13 @@ static void on_created(int status, PGresult **results, int n, void *ctx)
 {
     struct create *c = ctx;
     struct pl_http_request *req = c->req;
-    if (status == PL_E_DB && c->key && strcmp(pl_pg_error_sqlstate(results[0]), "23505") == 0) {
+    if (c->key && db_fault(status, results, n) == DB_FAULT_UNIQUE) {
         /* A concurrent request with the same key committed first (our row was rolled back
          * with the failed statement): answer with what it stored. */
         idem_lookup(c);
         return;
     }
-    if (status) {
-        reply_failure(req, status, "create");
-        return;
-    }
+    if (reply_failed(req, status, "create")) return;
     const PGresult *r = results[0];
     if (PQntuples(r) != 1) { /* the key is taken: replay or refuse */
         idem_lookup(c);
@@ -205,7 +200,7 @@ void record_create(struct pl_http_request *req, const struct record_kind *k)
     c->values[0] = req_principal(req)->user_id;
     json_t *errors = k->create_params(req, req_json(req), c->values + 1);
     if (errors) {
-        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        reply_errors(req, errors);
         return;
     }
     c->nvalues = 1 + k->ncreate;
@@ -284,10 +279,7 @@ static void on_noop(int status, PGresult **results, int n, void *ctx)
 {
     struct change *c = ctx;
     struct pl_http_request *req = c->req;
-    if (status) {
-        reply_failure(req, status, "read");
-        return;
-    }
+    if (reply_failed(req, status, "read")) return;
     const PGresult *r = results[0];
     if (PQntuples(r) != 1) {
         not_found(req, c->k);
@@ -342,7 +334,7 @@ void record_patch(struct pl_http_request *req, const struct record_kind *k)
     const char *v[3 + RECORD_MAX_FIELDS] = {c->id, uid, c->expect};
     json_t *errors = k->update_params(req, req_json(req), v + 3);
     if (errors) {
-        pl_respond_problem(req, 422, "the request body is invalid", errors);
+        reply_errors(req, errors);
         return;
     }
     struct pl_pg_stmt stmts[] = {{k->stmt_update, 3 + k->nupdate, v, NULL},
@@ -410,20 +402,14 @@ static void list_reply(struct pl_http_request *req, const PGresult *res, int lim
 static void on_list(int status, PGresult **results, int n, void *ctx)
 {
     struct list *l = ctx;
-    if (status == PL_E_DB) {
-        /* Every value of a list query is validated first except the text of a search,
-         * which Postgres may still refuse (too many operators: "tsquery stack too small",
-         * XX000; or a data exception, class 22). That is the client's input: 400. */
-        const char *st = pl_pg_error_sqlstate(results[0]);
-        if (strncmp(st, "22", 2) == 0 || strcmp(st, "XX000") == 0) {
-            pl_respond_problem(l->req, 400, "the search query cannot be used", NULL);
-            return;
-        }
-    }
-    if (status) {
-        reply_failure(l->req, status, "list");
+    /* Every value of a list query is validated first except the text of a search, which
+     * Postgres may still refuse (too many operators, or a data exception). That is the
+     * client's input: 400. */
+    if (db_fault(status, results, n) == DB_FAULT_INPUT) {
+        pl_respond_problem(l->req, 400, "the search query cannot be used", NULL);
         return;
     }
+    if (reply_failed(l->req, status, "list")) return;
     list_reply(l->req, results[0], l->limit, l->ncursor);
 }
 
