@@ -7,6 +7,7 @@
 
 #include "../app.h"
 #include "../guards.h"
+#include "../ids.h"
 #include "../problems.h"
 #include "auth.h"
 #include "auth_store.h"
@@ -343,10 +344,7 @@ static void on_session_revoked(int status, int count, void *ctx)
 static void do_session_delete(struct pl_http_request *req)
 {
     const char *id = pl_req_param(req, "id");
-    bool hex = strlen(id) == SESSION_HASH_HEX;
-    for (size_t i = 0; hex && id[i]; i++)
-        hex = (id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f');
-    if (!hex) {
+    if (strlen(id) != SESSION_HASH_HEX || !ids_is_hex(id, SESSION_HASH_HEX)) {
         pl_respond_problem(req, 404, "no such session", NULL);
         return;
     }

@@ -138,19 +138,3 @@ int token_hash_of(const char *token, char hash_hex[65])
     /* The same shape check and hash as session tokens, on the part after the prefix. */
     return session_hash(token + 4, hash_hex);
 }
-
-bool is_uuid(const char *s)
-{
-    static const int dash[] = {8, 13, 18, 23};
-    if (strlen(s) != 36) return false;
-    for (int i = 0; i < 36; i++) {
-        bool want_dash = i == dash[0] || i == dash[1] || i == dash[2] || i == dash[3];
-        char c = s[i];
-        if (want_dash) {
-            if (c != '-') return false;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
-            return false;
-        }
-    }
-    return true;
-}

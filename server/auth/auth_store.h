@@ -43,7 +43,4 @@ void token_new(char token[PAT_LEN + 1], char hash_hex[65]);
 /* Returns -1 for a string that cannot be a token. */
 int token_hash_of(const char *token, char hash_hex[65]);
 
-/* true when s is a canonical UUID (8-4-4-4-12 hex). */
-bool is_uuid(const char *s);
-
 #endif

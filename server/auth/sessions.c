@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../app.h"
+#include "../ids.h"
 #include "pl/json.h"
 
 #define SESS_PREFIX  "pulse:sess:"
@@ -82,13 +83,7 @@ void session_token_new(char token[SESSION_TOKEN_LEN + 1], char hash[SESSION_HASH
 int session_hash(const char *token, char hash[SESSION_HASH_HEX + 1])
 {
     size_t n = strlen(token);
-    if (n != SESSION_TOKEN_LEN) return -1;
-    for (size_t i = 0; i < n; i++) {
-        char c = token[i];
-        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-              c == '-' || c == '_'))
-            return -1;
-    }
+    if (n != SESSION_TOKEN_LEN || !ids_is_base64url(token, n)) return -1;
     unsigned char h[32];
     crypto_generichash(h, sizeof h, (const unsigned char *)token, n, NULL, 0);
     sodium_bin2hex(hash, SESSION_HASH_HEX + 1, h, sizeof h);

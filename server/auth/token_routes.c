@@ -5,6 +5,7 @@
 
 #include "../app.h"
 #include "../guards.h"
+#include "../ids.h"
 #include "../problems.h"
 #include "auth.h"
 #include "auth_store.h"
@@ -118,7 +119,7 @@ static void on_deleted(int status, PGresult **results, int n, void *ctx)
 static void do_delete(struct pl_http_request *req)
 {
     const char *id = pl_req_param(req, "id");
-    if (!is_uuid(id)) {
+    if (!ids_is_uuid(id)) {
         pl_respond_problem(req, 404, "no such token", NULL);
         return;
     }

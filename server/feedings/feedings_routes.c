@@ -5,8 +5,8 @@
 #include <sys/time.h>
 
 #include "../app.h"
-#include "../auth/auth_store.h"
 #include "../guards.h"
+#include "../ids.h"
 #include "../problems.h"
 #include "../records/records.h"
 #include "feedings.h"
@@ -135,7 +135,7 @@ static void do_list(struct pl_http_request *req)
     char buf[PL_CURSOR_MAX + 1];
     if (cursor) {
         if (pl_cursor_decode(cursor, f, 2, buf, sizeof buf) != 0 || !record_cursor_us_ok(f[0]) ||
-            !is_uuid(f[1])) {
+            !ids_is_uuid(f[1])) {
             pl_respond_problem(req, 400, "cursor is not valid", NULL);
             return;
         }

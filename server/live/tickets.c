@@ -8,37 +8,24 @@
 
 #include "app.h"
 #include "guards.h"
+#include "ids.h"
 #include "problems.h"
 #include "live.h"
 #include "pl/json.h"
 
 #define TICKET_KEY_PREFIX "pulse:ticket:"
 
-static bool base64url_char(char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '_';
-}
-
 int ticket_hash(const char *ticket, char hash[SESSION_HASH_HEX + 1])
 {
     size_t n = strlen(ticket);
     size_t p = strlen(TICKET_PREFIX);
-    if (n != TICKET_LEN || strncmp(ticket, TICKET_PREFIX, p) != 0) return -1;
-    for (size_t i = p; i < n; i++)
-        if (!base64url_char(ticket[i])) return -1;
+    if (n != TICKET_LEN || strncmp(ticket, TICKET_PREFIX, p) != 0 ||
+        !ids_is_base64url(ticket + p, n - p))
+        return -1;
     unsigned char h[32];
     crypto_generichash(h, sizeof h, (const unsigned char *)ticket, n, NULL, 0);
     sodium_bin2hex(hash, SESSION_HASH_HEX + 1, h, sizeof h);
     return 0;
-}
-
-static bool hex_hash(const char *s, size_t len)
-{
-    if (len != SESSION_HASH_HEX) return false;
-    for (size_t i = 0; i < len; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return false;
-    return true;
 }
 
 /* ---- redeem ---- */
@@ -53,7 +40,8 @@ static void on_getdel(int status, redisReply *r, void *arg)
     struct redeem *d = arg;
     if (status || !r || r->type == REDIS_REPLY_ERROR) {
         d->cb(PL_E_UNAVAILABLE, NULL, d->ctx);
-    } else if (r->type == REDIS_REPLY_STRING && hex_hash(r->str, r->len)) {
+    } else if (r->type == REDIS_REPLY_STRING && r->len == SESSION_HASH_HEX &&
+               ids_is_hex(r->str, r->len)) {
         char session[SESSION_HASH_HEX + 1];
         memcpy(session, r->str, SESSION_HASH_HEX);
         session[SESSION_HASH_HEX] = 0;

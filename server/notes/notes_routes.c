@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include "../app.h"
-#include "../auth/auth_store.h"
 #include "../guards.h"
+#include "../ids.h"
 #include "../problems.h"
 #include "../records/records.h"
 #include "notes.h"
@@ -154,7 +154,7 @@ static void do_list(struct pl_http_request *req)
     if (cursor) {
         if (pl_cursor_decode(cursor, f, 3, buf, sizeof buf) != 0 ||
             (strcmp(f[0], "0") != 0 && strcmp(f[0], "1") != 0) || !record_cursor_us_ok(f[1]) ||
-            !is_uuid(f[2])) {
+            !ids_is_uuid(f[2])) {
             bad_query(req, "cursor is not valid");
             return;
         }

@@ -7,9 +7,9 @@
 #include <string.h>
 
 #include "../app.h"
-#include "../auth/auth_store.h"
 #include "../events.h"
 #include "../guards.h"
+#include "../ids.h"
 #include "../problems.h"
 #include "pl/buf.h"
 #include "pl/cursor.h"
@@ -295,7 +295,7 @@ static void on_noop(int status, PGresult **results, int n, void *ctx)
 static struct change *change_new(struct pl_http_request *req, const struct record_kind *k)
 {
     const char *id = pl_req_param(req, "id");
-    if (!is_uuid(id)) {
+    if (!ids_is_uuid(id)) {
         not_found(req, k);
         return NULL;
     }
