@@ -14,6 +14,7 @@
 #include "ops/ops.h"
 #include "profile/profile.h"
 #include "records/records.h"
+#include "users/user.h"
 
 int app_init(struct app *app, char *err, size_t errlen)
 {
@@ -22,8 +23,6 @@ int app_init(struct app *app, char *err, size_t errlen)
         snprintf(err, errlen, "Argon2id hashing failed: check PULSE_ARGON2_MEMLIMIT");
         return PL_E_CONFIG;
     }
-    auth_routes_init(app);
-    profile_routes_init(app);
     size_t ntables;
     struct pl_route *const *tables = app_route_tables(&ntables);
     int rc = pl_router_create(tables, ntables, &app->router, err, errlen);

@@ -116,11 +116,6 @@ int app_init(struct app *app, char *err, size_t errlen);
 void app_dispose(struct app *app);
 /* Starts the worker's loop objects: pool, redis, HTTP server. Called on the worker thread. */
 int worker_start(struct worker *w);
-/* Loads the IANA zone names from Postgres (blocking: thread pool or start-up only). */
-int timezones_load(struct app *app, char *err, size_t errlen);
-void timezones_free(struct app *app);
-/* true when `name` is an IANA time zone Postgres knows (false until the list is loaded). */
-bool app_timezone_valid(const struct app *app, const char *name);
 /* Registers every feature's prepared statements on a new pool. */
 int app_prepare_statements(struct pl_pg_pool *pool);
 /* The dispatch hook of the HTTP server: guards, then the route's handler. */

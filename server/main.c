@@ -28,6 +28,7 @@
 #include "pl/ws.h"
 #include "pl/static.h"
 #include "records/records.h"
+#include "users/user.h"
 
 #define ENV_FILE ".env"
 

@@ -30,6 +30,11 @@ int store_prepare(struct pl_pg_pool *pool, const struct stmt_def *defs, size_t n
     return 0;
 }
 
+json_t *store_json_text(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
+}
+
 const struct stmt_def *store_lookup(const char *name)
 {
     const struct stmt_def *d = NULL;

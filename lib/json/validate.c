@@ -84,7 +84,7 @@ static bool charset_ok(const char *s, size_t bytes, const char *set)
 /* Length, charset, one_of and the custom check, shared by strings and array items; `prefix`
  * is "" or "items ". Returns true when the value passed. */
 static bool check_text(const struct pl_jfield *f, json_t *v, long long min, long long max,
-                       const char *prefix, struct pl_buf *msg)
+                       const char *prefix, const void *ctx, struct pl_buf *msg)
 {
     const char *s = json_string_value(v);
     size_t bytes = json_string_length(v);
@@ -132,8 +132,9 @@ static bool check_text(const struct pl_jfield *f, json_t *v, long long min, long
             return false;
         }
     }
-    if (f->check) {
-        const char *problem = f->check(s);
+    if (f->check || f->check_ctx) {
+        const char *problem = f->check ? f->check(s) : NULL;
+        if (!problem && f->check_ctx) problem = f->check_ctx(s, ctx);
         if (problem) {
             pl_buf_puts(msg, prefix);
             pl_buf_puts(msg, problem);
@@ -192,7 +193,8 @@ static bool has_duplicates(json_t *arr)
     return dup;
 }
 
-static void check_string_array(const struct pl_jfield *f, json_t *v, struct pl_buf *msg)
+static void check_string_array(const struct pl_jfield *f, json_t *v, const void *ctx,
+                               struct pl_buf *msg)
 {
     size_t i;
     json_t *item;
@@ -221,13 +223,13 @@ static void check_string_array(const struct pl_jfield *f, json_t *v, struct pl_b
     }
     json_array_foreach(v, i, item)
     {
-        if (!check_text(f, item, f->item_min, f->item_max, "items ", msg)) return;
+        if (!check_text(f, item, f->item_min, f->item_max, "items ", ctx, msg)) return;
     }
     if (has_duplicates(v)) pl_buf_puts(msg, "must not repeat");
 }
 
 /* Leaves the field's first problem in msg, or nothing. */
-static void check_field(const struct pl_jfield *f, json_t *v, struct pl_buf *msg)
+static void check_field(const struct pl_jfield *f, json_t *v, const void *ctx, struct pl_buf *msg)
 {
     if (!v) {
         if (f->flags & PL_JF_REQUIRED) pl_buf_puts(msg, "is required");
@@ -242,7 +244,7 @@ static void check_field(const struct pl_jfield *f, json_t *v, struct pl_buf *msg
         if (!json_is_string(v))
             pl_buf_puts(msg, "must be a string");
         else
-            check_text(f, v, f->min, f->max, "", msg);
+            check_text(f, v, f->min, f->max, "", ctx, msg);
         return;
     case PL_J_INT:
         check_int(f, v, msg);
@@ -251,7 +253,7 @@ static void check_field(const struct pl_jfield *f, json_t *v, struct pl_buf *msg
         if (!json_is_boolean(v)) pl_buf_puts(msg, "must be true or false");
         return;
     case PL_J_STRING_ARRAY:
-        check_string_array(f, v, msg);
+        check_string_array(f, v, ctx, msg);
         return;
     case PL_J_TIMESTAMP: {
         int64_t us;
@@ -265,6 +267,11 @@ static void check_field(const struct pl_jfield *f, json_t *v, struct pl_buf *msg
 }
 
 json_t *pl_json_validate(json_t *obj, const struct pl_jschema *schema)
+{
+    return pl_json_validate_ctx(obj, schema, NULL);
+}
+
+json_t *pl_json_validate_ctx(json_t *obj, const struct pl_jschema *schema, const void *ctx)
 {
     json_t *errors = NULL;
     const char *key;
@@ -286,7 +293,7 @@ json_t *pl_json_validate(json_t *obj, const struct pl_jschema *schema)
         const struct pl_jfield *f = &schema->fields[i];
         assert(!in_list(schema->read_only, f->name));
         msg.len = 0;
-        check_field(f, json_object_get(obj, f->name), &msg);
+        check_field(f, json_object_get(obj, f->name), ctx, &msg);
         if (msg.len > 0) add_error(&errors, f->name, msg.data, msg.len);
     }
     pl_buf_dispose(&msg);

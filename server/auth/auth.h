@@ -11,7 +11,6 @@ struct worker;
 extern struct pl_route auth_routes[];
 extern struct pl_route token_routes[];
 
-void auth_routes_init(struct app *app);
 void set_session_cookie(struct pl_http_request *req, const char *token);
 void clear_session_cookie(struct pl_http_request *req);
 /* Verifies the caller's own password (Postgres hash, Argon2 on the pool); cb gets req. */

@@ -9,6 +9,7 @@
 #include "../guards.h"
 #include "../ids.h"
 #include "../problems.h"
+#include "../users/user.h"
 #include "auth.h"
 #include "auth_store.h"
 #include "passwords.h"
@@ -83,27 +84,15 @@ static void start_session(struct pl_http_request *req, int http_status, json_t *
 
 /* ---- register ---- */
 
-static const char *tz_check(const char *v);
-
 static const char *const user_read_only[] = {"id", "created_at", "updated_at", "daily_target_ml",
                                              NULL};
 static const struct pl_jfield register_fields[] = {
     {.name = "email", .type = PL_J_STRING, .flags = PL_JF_REQUIRED, .min = 1, .max = 254},
     {.name = "password", .type = PL_J_STRING, .flags = PL_JF_REQUIRED, .min = 12, .max = 128},
-    {.name = "display_name", .type = PL_J_STRING, .flags = PL_JF_NULLABLE, .min = 1, .max = 100},
-    {.name = "timezone", .type = PL_J_STRING, .min = 1, .max = 64, .check = tz_check},
+    USER_FIELD_DISPLAY_NAME,
+    USER_FIELD_TIMEZONE,
 };
 static const struct pl_jschema register_schema = {register_fields, 4, user_read_only};
-
-static struct app *the_app;
-static const char *tz_check(const char *v)
-{
-    return app_timezone_valid(the_app, v) ? NULL : "must be an IANA time zone such as Europe/Paris";
-}
-void auth_routes_init(struct app *app)
-{
-    the_app = app;
-}
 
 struct reg {
     struct pl_http_request *req;
@@ -153,7 +142,7 @@ static bool has_error_for(json_t *errors, const char *field)
 static void do_register(struct pl_http_request *req)
 {
     json_t *body = req_json(req);
-    json_t *errors = pl_json_validate(body, &register_schema);
+    json_t *errors = pl_json_validate_ctx(body, &register_schema, req_worker(req)->app);
     struct reg *r = pl_req_alloc(req, sizeof *r);
     memset(r, 0, sizeof *r);
     r->req = req;

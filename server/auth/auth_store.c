@@ -10,6 +10,7 @@
 #include "../app.h"
 #include "../guards.h"
 #include "sessions.h"
+#include "../users/user.h"
 
 static const struct stmt_def statements[] = {
     /* Emails: the one equivalence is Postgres's lower(), the expression of the unique index
@@ -29,7 +30,6 @@ static const struct stmt_def statements[] = {
      "WITH u AS (UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING id) "
      "DELETE FROM api_tokens t USING u WHERE $3::boolean AND t.user_id = u.id RETURNING t.id",
      3},
-    {"auth_user_get", "SELECT " USER_COLS " FROM users WHERE id = $1", 1},
     {"auth_token_auth",
      "SELECT id, user_id, scopes, expires_at IS NOT NULL AND expires_at <= now() "
      "FROM api_tokens WHERE token_hash = decode($1, 'hex')",
@@ -57,20 +57,6 @@ int auth_store_prepare(struct pl_pg_pool *pool)
     return STORE_PREPARE(pool, statements);
 }
 
-static json_t *str_or_null(const PGresult *res, int row, int col)
-{
-    return PQgetisnull(res, row, col) ? json_null() : json_string(PQgetvalue(res, row, col));
-}
-
-json_t *user_json(const PGresult *res, int row)
-{
-    return json_pack("{s:s, s:s, s:o, s:s, s:I, s:s, s:s}", "id", PQgetvalue(res, row, 0), "email",
-                     PQgetvalue(res, row, 1), "display_name", str_or_null(res, row, 2), "timezone",
-                     PQgetvalue(res, row, 3), "daily_target_ml",
-                     (json_int_t)atoll(PQgetvalue(res, row, 4)), "created_at",
-                     PQgetvalue(res, row, 5), "updated_at", PQgetvalue(res, row, 6));
-}
-
 json_t *token_json(const PGresult *res, int row)
 {
     int scopes = atoi(PQgetvalue(res, row, 2));
@@ -79,8 +65,8 @@ json_t *token_json(const PGresult *res, int row)
     if (scopes & SCOPE_WRITE) json_array_append_new(s, json_string("write"));
     return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o}", "id", PQgetvalue(res, row, 0), "name",
                      PQgetvalue(res, row, 1), "scopes", s, "created_at", PQgetvalue(res, row, 3),
-                     "expires_at", str_or_null(res, row, 4), "last_used_at",
-                     str_or_null(res, row, 5));
+                     "expires_at", store_json_text(res, row, 4), "last_used_at",
+                     store_json_text(res, row, 5));
 }
 
 struct auth_ctx {

@@ -12,17 +12,11 @@
 
 struct worker;
 
-/* SELECT list of a user, in the order user_json() reads it. */
-#define USER_COLS                                                                                  \
-    "id, email, display_name, timezone, daily_target_ml, " TS("created_at") ", " TS("updated_at")
-#define USER_NCOLS 7
 #define TOKEN_COLS                                                                                 \
     "id, name, scopes, " TS("created_at") ", " TS("expires_at") ", " TS("last_used_at")
 
 int auth_store_prepare(struct pl_pg_pool *pool);
 
-/* The user object of the contract from row `row` of a USER_COLS result. */
-json_t *user_json(const PGresult *res, int row);
 /* A token's metadata from a TOKEN_COLS result (no secret). */
 json_t *token_json(const PGresult *res, int row);
 

@@ -9,7 +9,5 @@
 
 extern struct pl_route profile_routes[];
 int profile_store_prepare(struct pl_pg_pool *pool);
-struct app;
-void profile_routes_init(struct app *app);
 
 #endif

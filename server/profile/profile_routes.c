@@ -11,6 +11,7 @@
 #include "../events.h"
 #include "../guards.h"
 #include "../problems.h"
+#include "../users/user.h"
 #include "pl/buf.h"
 #include "pl/json.h"
 #include "pl/log.h"
@@ -45,22 +46,16 @@ static void on_user(int status, PGresult **results, int n, void *ctx)
 static void do_get(struct pl_http_request *req)
 {
     const char *v[] = {req_principal(req)->user_id};
-    if (pl_pg_exec1(req_worker(req)->pg, "auth_user_get", 1, v, on_user, req))
+    if (pl_pg_exec1(req_worker(req)->pg, "profile_get", 1, v, on_user, req))
         reply_failure(req, PL_E_UNAVAILABLE, "user load");
 }
 
 /* ---- PATCH /me ---- */
 
-static struct app *the_app;
-static const char *tz_check(const char *v)
-{
-    return app_timezone_valid(the_app, v) ? NULL : "must be an IANA time zone such as Europe/Paris";
-}
-
 static const char *const me_read_only[] = {"id", "email", "created_at", "updated_at", NULL};
 static const struct pl_jfield patch_fields[] = {
-    {.name = "display_name", .type = PL_J_STRING, .flags = PL_JF_NULLABLE, .min = 1, .max = 100},
-    {.name = "timezone", .type = PL_J_STRING, .min = 1, .max = 64, .check = tz_check},
+    USER_FIELD_DISPLAY_NAME,
+    USER_FIELD_TIMEZONE,
     {.name = "daily_target_ml", .type = PL_J_INT, .min = 0, .max = 10000},
 };
 static const struct pl_jschema patch_schema = {patch_fields, 3, me_read_only};
@@ -82,12 +77,12 @@ static void on_patched(int status, PGresult **results, int n, void *ctx)
 static void do_patch(struct pl_http_request *req)
 {
     json_t *body = req_json(req);
-    if (!atomic_load(&req_worker(req)->app->timezones_loaded) &&
-        json_object_get(body, "timezone")) {
+    const struct app *app = req_worker(req)->app;
+    if (!user_zones_ready(body, app)) {
         reply_failure(req, PL_E_UNAVAILABLE, "time zones not loaded");
         return;
     }
-    json_t *errors = pl_json_validate(body, &patch_schema);
+    json_t *errors = pl_json_validate_ctx(body, &patch_schema, app);
     if (errors) {
         reply_errors(req, errors);
         return;
@@ -303,14 +298,9 @@ static void do_export(struct pl_http_request *req)
     memset(ex, 0, sizeof *ex);
     ex->req = req;
     const char *v[] = {req_principal(req)->user_id};
-    struct pl_pg_stmt stmts[] = {{"auth_user_get", 1, v, NULL}, {"auth_token_list", 1, v, NULL}};
+    struct pl_pg_stmt stmts[] = {{"profile_get", 1, v, NULL}, {"auth_token_list", 1, v, NULL}};
     if (pl_pg_exec(req_worker(req)->pg, stmts, 2, on_export_head, ex))
         reply_failure(req, PL_E_UNAVAILABLE, "export");
-}
-
-void profile_routes_init(struct app *app)
-{
-    the_app = app;
 }
 
 struct pl_route profile_routes[] = {

@@ -2,10 +2,11 @@
 #include "../store.h"
 #include "profile.h"
 
-#include "../auth/auth_store.h"
+#include "../users/user.h"
 #include "../records/records.h"
 
 static const struct stmt_def statements[] = {
+    {"profile_get", "SELECT " USER_COLS " FROM users WHERE id = $1", 1},
     /* $2/$4/$6: whether the field was sent; null display_name clears it */
     {"profile_patch",
      "UPDATE users SET display_name = CASE WHEN $2::bool THEN $3 ELSE display_name END, "

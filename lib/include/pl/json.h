@@ -41,6 +41,9 @@ struct pl_jfield {
     const char *const *one_of;
     /* extra check for strings; returns NULL when fine, else a message (static string) */
     const char *(*check)(const char *value);
+    /* the same for a check that needs more than the value (a list loaded at start-up): gets
+     * the ctx given to pl_json_validate_ctx (NULL through pl_json_validate) */
+    const char *(*check_ctx)(const char *value, const void *ctx);
 };
 
 struct pl_jschema {
@@ -64,6 +67,8 @@ PL_MUST_USE int pl_json_parse_object(const char *body, size_t len, json_t **out,
  * characters", "is required", "must be an integer", "is read-only", "is not a known field",
  * "must not be null", "must be one of: a, b"). */
 json_t *pl_json_validate(json_t *obj, const struct pl_jschema *schema);
+/* The same, passing ctx (borrowed for the call) to the fields' check_ctx. */
+json_t *pl_json_validate_ctx(json_t *obj, const struct pl_jschema *schema, const void *ctx);
 
 /* true when s[0..bytes) is well-formed UTF-8 (no overlongs, surrogates or values past
  * U+10FFFF). */

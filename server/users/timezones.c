@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
+#include "../app.h"
+#include "user.h"
 
 static int cmp(const void *a, const void *b)
 {
