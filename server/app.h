@@ -66,7 +66,7 @@ struct app {
     struct live_caps *live_caps; /* open sockets per user and IP (server/live/caps.c) */
 };
 
-struct pw_job;
+struct auth_worker;
 struct live_caps;
 struct live_worker;
 struct pl_ws_server;
@@ -82,11 +82,7 @@ struct worker {
     struct pl_pg_pool *pg;
     struct pl_redis *redis;
     struct pl_ratelimit *ratelimit;
-    struct pl_redis_script *sess_check, *sess_create, *sess_list, *sess_revoke;
-    struct pw_job *pw_head, *pw_tail; /* hashes waiting for a slot */
-    uv_async_t pw_wakeup;             /* another worker freed a slot */
-    uv_timer_t pw_timer;              /* the queue's head reaches PULSE_ARGON2_WAIT_MS */
-    bool pw_closed;                   /* the worker is stopping: no new job */
+    struct auth_worker *auth; /* sessions and password hashing (server/auth) */
     uv_async_t wakeup;
     _Atomic int command; /* 0 none, 1 responses close connections, 2 stop accepting and drain */
     uv_timer_t tick;     /* log flush and stats publishing */

@@ -20,8 +20,7 @@
 #include <unistd.h>
 
 #include "app.h"
-#include "auth/passwords.h"
-#include "auth/sessions.h"
+#include "auth/auth.h"
 #include "live/live.h"
 #include "pl/log.h"
 #include "pl/ratelimit.h"
@@ -189,7 +188,7 @@ static void worker_close_all(struct worker *w)
     w->ratelimit = NULL;
     pl_redis_destroy(w->redis);
     w->redis = NULL;
-    passwords_worker_close(w);
+    auth_worker_close(w);
     uv_close((uv_handle_t *)&w->tick, NULL);
     uv_close((uv_handle_t *)&w->wakeup, NULL);
 }
@@ -198,7 +197,6 @@ int worker_start(struct worker *w)
 {
     struct pulse_config *cfg = &w->app->cfg;
     /* First what cannot fail, so that worker_close_all() can undo any partial start. */
-    passwords_worker_init(w);
     uv_timer_init(&w->loop, &w->tick);
     w->tick.data = w;
     struct pl_pg_config pgc = {
@@ -218,7 +216,7 @@ int worker_start(struct worker *w)
         .url = cfg->redis_url, .connect_timeout_ms = 2000, .command_timeout_ms = 2000};
     rc = pl_redis_create(&w->loop, &rcfg, &w->redis);
     if (rc == 0) rc = pl_ratelimit_create(&w->loop, w->redis, "pulse:rl:", &w->ratelimit);
-    if (rc == 0) rc = sessions_worker_init(w);
+    if (rc == 0) rc = auth_worker_start(w);
     if (rc) return rc;
     rc = live_worker_init(w);
     if (rc) return rc;
@@ -542,6 +540,7 @@ static int cmd_serve(void)
         uv_async_init(&w->loop, &w->wakeup, on_wakeup);
         w->wakeup.data = w;
         live_worker_async_init(w);
+        auth_worker_create(w);
     }
     if (live_sampler_start(&app, &main_loop) != 0) {
         fprintf(stderr, "pulsed: cannot start the metrics sampler\n");
@@ -577,11 +576,13 @@ static int cmd_serve(void)
         } else { /* never started: only the handles made above */
             uv_close((uv_handle_t *)&w->wakeup, NULL);
             live_worker_close(w);
+            auth_worker_close(w);
         }
         /* Let close callbacks of the worker's handles run, then the loop must be empty. */
         uv_run(&w->loop, UV_RUN_DEFAULT);
         live_worker_finish(w);
         uv_run(&w->loop, UV_RUN_DEFAULT);
+        auth_worker_destroy(w);
         if (uv_loop_close(&w->loop) != 0)
             pl_warn("worker loop not empty at exit", PL_INT("worker", i));
     }

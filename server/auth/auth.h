@@ -11,6 +11,17 @@ struct worker;
 extern struct pl_route auth_routes[];
 extern struct pl_route token_routes[];
 
+/* A worker's auth state (w->auth, opaque): session scripts and the password queue.
+ * create: main thread, after the worker's loop is initialised and before its thread starts
+ * (other workers signal its queue); start: worker thread, once its Redis client exists (0 or
+ * a code); close: on the loop that ran it (fails queued password jobs, closes the handles;
+ * twice is harmless); destroy: main thread, after the worker's thread has been joined and
+ * its loop has run dry. */
+void auth_worker_create(struct worker *w);
+int auth_worker_start(struct worker *w);
+void auth_worker_close(struct worker *w);
+void auth_worker_destroy(struct worker *w);
+
 void set_session_cookie(struct pl_http_request *req, const char *token);
 void clear_session_cookie(struct pl_http_request *req);
 /* Verifies the caller's own password (Postgres hash, Argon2 on the pool); cb gets req. */

@@ -7,6 +7,7 @@
 #include "../app.h"
 #include "../guards.h"
 #include "../problems.h"
+#include "auth_internal.h"
 #include "pl/http.h"
 #include "pl/json.h"
 #include "pl/log.h"
@@ -109,9 +110,10 @@ static bool reserve(_Atomic int *counter, long long cap)
 /* The head of the queue leaves it: un-count it. */
 static struct pw_job *pop(struct worker *w)
 {
-    struct pw_job *j = w->pw_head;
-    w->pw_head = j->next;
-    if (!w->pw_head) w->pw_tail = NULL;
+    struct pw_queue *q = &w->auth->pw;
+    struct pw_job *j = q->head;
+    q->head = j->next;
+    if (!q->head) q->tail = NULL;
     j->next = NULL;
     atomic_fetch_sub(&w->app->pw_queued, 1);
     return j;
@@ -122,14 +124,14 @@ static void on_timeout(uv_timer_t *t);
 /* The timer follows the head: jobs are FIFO with one wait limit, so it expires first. */
 static void arm(struct worker *w)
 {
-    if (w->pw_closed) return;
-    if (!w->pw_head) {
-        uv_timer_stop(&w->pw_timer);
+    struct pw_queue *q = &w->auth->pw;
+    if (q->closed) return;
+    if (!q->head) {
+        uv_timer_stop(&q->timer);
         return;
     }
     uint64_t now = uv_now(&w->loop);
-    uv_timer_start(&w->pw_timer, on_timeout,
-                   w->pw_head->deadline > now ? w->pw_head->deadline - now : 0, 0);
+    uv_timer_start(&q->timer, on_timeout, q->head->deadline > now ? q->head->deadline - now : 0, 0);
 }
 
 static void after_work(uv_work_t *wk, int status);
@@ -149,9 +151,10 @@ static void start(struct worker *w, struct pw_job *j)
  * never hashed). Callbacks may queue more jobs: the head is read again every turn. */
 static void try_start(struct worker *w)
 {
+    struct pw_queue *q = &w->auth->pw;
     struct app *app = w->app;
-    while (w->pw_head) {
-        if (client_gone(w->pw_head)) {
+    while (q->head) {
+        if (client_gone(q->head)) {
             count(app, PW_CLIENT_GONE);
             job_fail(pop(w), PL_E_CANCELLED);
             continue;
@@ -167,8 +170,9 @@ static void try_start(struct worker *w)
 static void on_timeout(uv_timer_t *t)
 {
     struct worker *w = t->data;
+    struct pw_queue *q = &w->auth->pw;
     uint64_t now = uv_now(&w->loop);
-    while (w->pw_head && w->pw_head->deadline <= now) {
+    while (q->head && q->head->deadline <= now) {
         struct pw_job *j = pop(w);
         bool gone = client_gone(j);
         count(w->app, gone ? PW_CLIENT_GONE : PW_TIMED_OUT);
@@ -180,8 +184,9 @@ static void on_timeout(uv_timer_t *t)
 /* Removes this worker's queued jobs whose client has gone, to make room. */
 static void drop_gone(struct worker *w)
 {
-    struct pw_job *gone = NULL, **p = &w->pw_head;
-    w->pw_tail = NULL;
+    struct pw_queue *q = &w->auth->pw;
+    struct pw_job *gone = NULL, **p = &q->head;
+    q->tail = NULL;
     while (*p) {
         struct pw_job *j = *p;
         if (client_gone(j)) {
@@ -190,7 +195,7 @@ static void drop_gone(struct worker *w)
             j->next = gone;
             gone = j;
         } else {
-            w->pw_tail = j;
+            q->tail = j;
             p = &j->next;
         }
     }
@@ -207,11 +212,12 @@ static void after_work(uv_work_t *wk, int status)
 {
     struct pw_job *j = wk->data;
     struct worker *w = j->w;
+    struct pw_queue *q = &w->auth->pw;
     struct app *app = w->app;
     atomic_fetch_sub(&app->pw_running, 1);
     count(app, PW_HASHED);
     if (status < 0) j->failed = true;
-    if (w->pw_closed) {
+    if (q->closed) {
         /* The worker's pool and server are gone: nothing may act on the result. */
         job_fail(j, PL_E_CANCELLED);
     } else if (j->op == OP_HASH) {
@@ -223,46 +229,50 @@ static void after_work(uv_work_t *wk, int status)
         job_free(j);
     }
     /* A slot is free: this worker's queue first, then wake the others. */
-    if (!w->pw_closed) try_start(w);
+    if (!q->closed) try_start(w);
     for (int i = 0; i < app->nworkers; i++)
         if (&app->workers[i] != w && !app->workers[i].stopping)
-            uv_async_send(&app->workers[i].pw_wakeup);
+            uv_async_send(&app->workers[i].auth->pw.wakeup);
 }
 
 static void on_wakeup(uv_async_t *a)
 {
     struct worker *w = a->data;
-    if (!w->pw_closed) try_start(w);
+    struct pw_queue *q = &w->auth->pw;
+    if (!q->closed) try_start(w);
 }
 
 void passwords_worker_init(struct worker *w)
 {
-    uv_async_init(&w->loop, &w->pw_wakeup, on_wakeup);
-    w->pw_wakeup.data = w;
-    uv_timer_init(&w->loop, &w->pw_timer);
-    w->pw_timer.data = w;
-    w->pw_closed = false;
+    struct pw_queue *q = &w->auth->pw;
+    uv_async_init(&w->loop, &q->wakeup, on_wakeup);
+    q->wakeup.data = w;
+    uv_timer_init(&w->loop, &q->timer);
+    q->timer.data = w;
+    q->closed = false;
 }
 
 void passwords_worker_close(struct worker *w)
 {
-    w->pw_closed = true;
-    while (w->pw_head)
+    struct pw_queue *q = &w->auth->pw;
+    q->closed = true;
+    while (q->head)
         job_fail(pop(w), PL_E_CANCELLED);
-    uv_close((uv_handle_t *)&w->pw_timer, NULL);
-    uv_close((uv_handle_t *)&w->pw_wakeup, NULL);
+    uv_close((uv_handle_t *)&q->timer, NULL);
+    uv_close((uv_handle_t *)&q->wakeup, NULL);
 }
 
 static void enqueue(struct worker *w, struct pw_job *j)
 {
+    struct pw_queue *q = &w->auth->pw;
     struct app *app = w->app;
     j->w = w;
-    if (w->pw_closed) {
+    if (q->closed) {
         job_fail(j, PL_E_CANCELLED);
         return;
     }
     /* Nobody waiting here and a slot free: no queueing at all. */
-    if (!w->pw_head && reserve(&app->pw_running, app->cfg.argon2_concurrency)) {
+    if (!q->head && reserve(&app->pw_running, app->cfg.argon2_concurrency)) {
         start(w, j);
         return;
     }
@@ -276,11 +286,11 @@ static void enqueue(struct worker *w, struct pw_job *j)
         }
     }
     j->deadline = uv_now(&w->loop) + (uint64_t)app->cfg.argon2_wait_ms;
-    if (w->pw_tail)
-        w->pw_tail->next = j;
+    if (q->tail)
+        q->tail->next = j;
     else
-        w->pw_head = j;
-    w->pw_tail = j;
+        q->head = j;
+    q->tail = j;
     try_start(w);
 }
 

@@ -41,11 +41,6 @@ void passwords_reply_failure(struct pl_http_request *req, int status);
 
 /* Start-up (main thread, before workers): computes the dummy hash. Returns 0 or -1. */
 int passwords_init(struct app *app);
-/* Worker start/stop: the wake-up and queue-timeout handles. Close fails the jobs still
- * waiting with PL_E_CANCELLED, and the results of jobs still running are dropped. */
-void passwords_worker_init(struct worker *w);
-void passwords_worker_close(struct worker *w);
-
 /* What became of password jobs, for /metrics (pulse_argon2_jobs_total{outcome}). */
 enum passwords_outcome { PW_HASHED, PW_QUEUE_FULL, PW_TIMED_OUT, PW_CLIENT_GONE, PW_OUTCOMES };
 extern const char *const passwords_outcome_names[PW_OUTCOMES];

@@ -7,6 +7,7 @@
 
 #include "../app.h"
 #include "../ids.h"
+#include "auth_internal.h"
 #include "pl/json.h"
 
 #define SESS_PREFIX  "pulse:sess:"
@@ -96,11 +97,11 @@ int sessions_worker_init(struct worker *w)
     char *check = malloc(n);
     if (!check) abort();
     snprintf(check, n, "%s\n%s", pl_ratelimit_lua, check_lua_main);
-    int rc = pl_redis_script_create(w->redis, check, &w->sess_check);
+    int rc = pl_redis_script_create(w->redis, check, &w->auth->sess_check);
     free(check);
-    if (rc == 0) rc = pl_redis_script_create(w->redis, create_lua, &w->sess_create);
-    if (rc == 0) rc = pl_redis_script_create(w->redis, list_lua, &w->sess_list);
-    if (rc == 0) rc = pl_redis_script_create(w->redis, revoke_lua, &w->sess_revoke);
+    if (rc == 0) rc = pl_redis_script_create(w->redis, create_lua, &w->auth->sess_create);
+    if (rc == 0) rc = pl_redis_script_create(w->redis, list_lua, &w->auth->sess_list);
+    if (rc == 0) rc = pl_redis_script_create(w->redis, revoke_lua, &w->auth->sess_revoke);
     return rc;
 }
 
@@ -212,7 +213,7 @@ void sessions_create(struct worker *w, const char *hash, const char *user_id, co
     pl_utf8_sanitize(ua ? ua : "", ua_cut, sizeof ua_cut);
     const char *keys[] = {skey, ukey};
     const char *args[] = {user_id, idle, abs, ua_cut, ip, hash};
-    eval_script(w, w->sess_create, 2, keys, 6, args, c);
+    eval_script(w, w->auth->sess_create, 2, keys, 6, args, c);
 }
 
 /* ---- check ---- */
@@ -252,7 +253,7 @@ void sessions_check(struct worker *w, const char *hash, const char *rate_class,
     snprintf(period, sizeof period, "%d", rule ? rule->period_s : 0);
     const char *keys[] = {skey};
     const char *args[] = {idle, rule ? rate_class : "", count, period, RATE_PREFIX};
-    eval_script(w, w->sess_check, 1, keys, 5, args, c);
+    eval_script(w, w->auth->sess_check, 1, keys, 5, args, c);
 }
 
 /* ---- list ---- */
@@ -289,7 +290,7 @@ void sessions_list(struct worker *w, const char *user_id, session_list_cb cb, vo
     snprintf(ukey, sizeof ukey, USESS_PREFIX "%s", user_id);
     const char *keys[] = {ukey};
     const char *args[] = {SESS_PREFIX};
-    eval_script(w, w->sess_list, 1, keys, 1, args, c);
+    eval_script(w, w->auth->sess_list, 1, keys, 1, args, c);
 }
 
 /* ---- revoke ---- */
@@ -310,5 +311,5 @@ void sessions_revoke(struct worker *w, const char *user_id, enum revoke_mode mod
     const char *keys[] = {ukey};
     const char *modes[] = {"one", "others", "all"};
     const char *args[] = {modes[mode], hash ? hash : "", SESS_PREFIX};
-    eval_script(w, w->sess_revoke, 1, keys, 3, args, c);
+    eval_script(w, w->auth->sess_revoke, 1, keys, 3, args, c);
 }

@@ -32,8 +32,6 @@ void session_token_new(char token[SESSION_TOKEN_LEN + 1], char hash[SESSION_HASH
 /* The hash of a token (hex). Returns -1 for a token of the wrong shape. */
 int session_hash(const char *token, char hash[SESSION_HASH_HEX + 1]);
 
-int sessions_worker_init(struct worker *w);
-
 typedef void (*session_create_cb)(int status, int64_t created_ms, int64_t expires_ms, void *ctx);
 void sessions_create(struct worker *w, const char *hash, const char *user_id, const char *ua,
                      const char *ip, session_create_cb cb, void *ctx);
