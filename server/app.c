@@ -54,6 +54,5 @@ int app_prepare_statements(struct pl_pg_pool *pool)
     if (rc == 0) rc = records_prepare(pool);
     if (rc == 0) rc = notes_prepare(pool);
     if (rc == 0) rc = feedings_prepare(pool);
-    if (rc == 0) rc = live_prepare(pool);
     return rc;
 }

@@ -5,14 +5,29 @@
 #include <string.h>
 
 #include "app.h"
-#include "auth/auth.h"
 
 static void on_published(int status, redisReply *reply, void *ctx)
 {
     free(ctx);
 }
 
-static void publish(struct worker *w, const char *channel, char *payload)
+#define USER_CHANNEL "pulse:user:"
+
+void events_user_channel(const char *user_id, char *out, size_t cap)
+{
+    snprintf(out, cap, USER_CHANNEL "%s", user_id);
+}
+
+bool events_channel_user(const char *channel, size_t len, char *out, size_t cap)
+{
+    size_t n = strlen(USER_CHANNEL);
+    if (len <= n || len - n >= cap || memcmp(channel, USER_CHANNEL, n) != 0) return false;
+    memcpy(out, channel + n, len - n);
+    out[len - n] = 0;
+    return true;
+}
+
+void events_publish_text(struct worker *w, const char *channel, char *payload)
 {
     const char *argv[] = {"PUBLISH", channel, payload};
     if (pl_redis_command(w->redis, 3, argv, NULL, on_published, payload) != 0) free(payload);
@@ -25,8 +40,8 @@ void events_publish(struct worker *w, const char *user_id, const char *event, js
     json_decref(msg);
     if (!text) return;
     char channel[80];
-    snprintf(channel, sizeof channel, "pulse:user:%s", user_id);
-    publish(w, channel, text);
+    events_user_channel(user_id, channel, sizeof channel);
+    events_publish_text(w, channel, text);
 }
 
 void events_publish_raw(struct worker *w, const char *user_id, const char *event,
@@ -37,16 +52,6 @@ void events_publish_raw(struct worker *w, const char *user_id, const char *event
     if (!text) abort();
     snprintf(text, n, "{\"type\":\"event\",\"event\":\"%s\",\"data\":%s}", event, data_json);
     char channel[80];
-    snprintf(channel, sizeof channel, "pulse:user:%s", user_id);
-    publish(w, channel, text);
-}
-
-void auth_publish_revocation(struct worker *w, const char *user_id, const char *kind,
-                             const char *id)
-{
-    json_t *msg =
-        json_pack("{s:s, s:s, s:s}", "user_id", user_id, "kind", kind, "id", id ? id : "");
-    char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    if (text) publish(w, "pulse:revoke", text);
+    events_user_channel(user_id, channel, sizeof channel);
+    events_publish_text(w, channel, text);
 }

@@ -1,17 +1,26 @@
-/* events: change events and revocations published on Redis after a commit, so every
- * replica can deliver them to the user's live sockets (see "Live" in the contract).
+/* events: change events published on Redis after a commit, so every replica can deliver
+ * them to the user's live sockets (see "Live" in the contract). Revocations go out the same
+ * way, on auth's channel (server/auth/credentials.c).
  *
  *   pulse:user:<user_id>   {"type":"event","event":"note.created","data":{...}}
- *   pulse:revoke           {"user_id":..., "kind":"session"|"others"|"all"|"token", "id":...}
  *
  * Fire and forget: a lost event costs a live update, never data (the rows are in Postgres). */
 #ifndef PULSE_EVENTS_H
 #define PULSE_EVENTS_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 
 struct worker;
 
+/* The channel of a user's events ("pulse:user:<id>") into out (80 bytes are enough). */
+void events_user_channel(const char *user_id, char *out, size_t cap);
+/* The reverse: true with the user id in out (NUL-terminated) when channel[0..len) is a user's
+ * events channel whose id fits in cap. */
+bool events_channel_user(const char *channel, size_t len, char *out, size_t cap);
+/* Publishes `text` (taken: malloc'd, freed once sent) on `channel` as it is. */
+void events_publish_text(struct worker *w, const char *channel, char *text);
 /* `data_json` is the resource's JSON text (copied). */
 void events_publish_raw(struct worker *w, const char *user_id, const char *event,
                         const char *data_json);

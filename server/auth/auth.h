@@ -2,8 +2,12 @@
 #ifndef PULSE_AUTH_H
 #define PULSE_AUTH_H
 
-#include "pl/http.h"
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "../guards.h"
 #include "passwords.h"
+#include "pl/http.h"
 
 struct app;
 struct worker;
@@ -29,10 +33,40 @@ void auth_verify_own_password(struct pl_http_request *req, const char *password,
                               passwords_verify_cb cb);
 /* Rehashes a password whose stored hash uses outdated parameters (fire and forget). */
 void login_rehash(struct worker *w, const char *user_id, const char *password);
-/* Tells every replica that credentials were revoked ("session" id=hash, "others" id=the
- * kept session's hash, "all", "token" id=token id), so that live sockets opened with them
- * close. Fire and forget on the pulse:revoke channel. */
-void auth_publish_revocation(struct worker *w, const char *user_id, const char *kind,
-                             const char *id);
+/* ---- credentials after issue (credentials.c) ---- */
+
+/* Revocations go to every replica on this channel, so that the live sockets opened with the
+ * revoked credentials close (server/live subscribes). */
+#define AUTH_REVOKE_CHANNEL "pulse:revoke"
+enum auth_revoke {
+    AUTH_REVOKE_SESSION, /* id: the session's hash */
+    AUTH_REVOKE_OTHERS,  /* every session but id (the kept session's hash) */
+    AUTH_REVOKE_ALL,     /* every credential of the user (id unused) */
+    AUTH_REVOKE_TOKEN,   /* id: the personal access token's id */
+    AUTH_REVOKE_KINDS
+};
+/* Tells every replica that credentials of the request's user were revoked. Fire and forget
+ * (after the change is stored: a lost message leaves a socket open until its recheck). */
+void auth_publish_revocation(struct pl_http_request *req, enum auth_revoke kind, const char *id);
+
+struct auth_revocation {
+    char user_id[40];
+    enum auth_revoke kind;
+    char id[72];
+};
+/* Reads a message of AUTH_REVOKE_CHANNEL into out: 0, or -1 for one that names no known
+ * kind or user. */
+int auth_revocation_parse(const char *payload, size_t len, struct auth_revocation *out);
+/* true when r revokes the credential of that kind (sessions: the hash; tokens: the id). */
+bool auth_revocation_covers(const struct auth_revocation *r, enum principal_kind kind,
+                            const char *credential);
+
+/* Whether a credential a live socket holds still stands: a session (its hash; the check
+ * slides its idle expiry as any use does) or a personal access token (its id, of user_id,
+ * not expired). cb gets status 0 and the answer, or a non-zero status when it could not be
+ * told (keep the socket then); it fires exactly once, possibly before this returns. */
+typedef void (*auth_alive_cb)(int status, bool alive, void *ctx);
+void auth_credential_alive(struct worker *w, enum principal_kind kind, const char *user_id,
+                           const char *credential, auth_alive_cb cb, void *ctx);
 
 #endif

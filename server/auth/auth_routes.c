@@ -264,8 +264,7 @@ static void on_logged_out(int status, int count, void *ctx)
 {
     struct pl_http_request *req = ctx;
     if (reply_failed(req, status, "logout")) return;
-    auth_publish_revocation(req_worker(req), req_principal(req)->user_id, "session",
-                            req_principal(req)->session_id);
+    auth_publish_revocation(req, AUTH_REVOKE_SESSION, req_principal(req)->session_id);
     clear_session_cookie(req);
     pl_respond(req, 204, NULL, NULL, 0);
 }
@@ -325,8 +324,7 @@ static void on_session_revoked(int status, int count, void *ctx)
         pl_respond_problem(req, 404, "no such session", NULL);
         return;
     }
-    auth_publish_revocation(req_worker(req), req_principal(req)->user_id, "session",
-                            pl_req_param(req, "id"));
+    auth_publish_revocation(req, AUTH_REVOKE_SESSION, pl_req_param(req, "id"));
     pl_respond(req, 204, NULL, NULL, 0);
 }
 
@@ -358,8 +356,7 @@ static void on_others_revoked(int status, int count, void *ctx)
 {
     struct pl_http_request *req = ctx;
     if (reply_failed(req, status, "revoke other sessions")) return;
-    auth_publish_revocation(req_worker(req), req_principal(req)->user_id, "others",
-                            req_principal(req)->session_id);
+    auth_publish_revocation(req, AUTH_REVOKE_OTHERS, req_principal(req)->session_id);
     pl_respond(req, 204, NULL, NULL, 0);
 }
 
@@ -371,7 +368,7 @@ static void on_password_stored(int status, PGresult **results, int n, void *ctx)
     /* revoke_tokens: the rows are gone; live sockets opened with them close (4401) as for
      * DELETE /tokens/{id}. */
     for (int i = 0; i < PQntuples(results[0]); i++)
-        auth_publish_revocation(req_worker(req), p->user_id, "token", PQgetvalue(results[0], i, 0));
+        auth_publish_revocation(req, AUTH_REVOKE_TOKEN, PQgetvalue(results[0], i, 0));
     sessions_revoke(req_worker(req), p->user_id, REVOKE_OTHERS, p->session_id, on_others_revoked,
                     req);
 }

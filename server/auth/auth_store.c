@@ -39,6 +39,11 @@ static const struct stmt_def statements[] = {
      "AND (last_used_at IS NULL OR last_used_at < now() - interval '60 seconds') "
      "AND (expires_at IS NULL OR expires_at > now())",
      1},
+    /* a live socket's token, still there and not expired (credentials.c) */
+    {"auth_token_alive",
+     "SELECT 1 FROM api_tokens WHERE id = $1 AND user_id = $2"
+     " AND (expires_at IS NULL OR expires_at > now())",
+     2},
     {"auth_token_insert",
      "INSERT INTO api_tokens (user_id, name, token_hash, scopes, expires_at) "
      "VALUES ($1, $2, decode($3, 'hex'), $4, "

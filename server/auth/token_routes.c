@@ -111,8 +111,7 @@ static void on_deleted(int status, PGresult **results, int n, void *ctx)
         pl_respond_problem(req, 404, "no such token", NULL);
         return;
     }
-    auth_publish_revocation(req_worker(req), req_principal(req)->user_id, "token",
-                            pl_req_param(req, "id"));
+    auth_publish_revocation(req, AUTH_REVOKE_TOKEN, pl_req_param(req, "id"));
     pl_respond(req, 204, NULL, NULL, 0);
 }
 

@@ -10,8 +10,8 @@
 #include "pl/json.h"
 #include "pl/log.h"
 #include "pl/ws.h"
-#include "store.h"
-#include "auth/sessions.h"
+#include "auth/auth.h"
+#include "events.h"
 #include "tickets.h"
 
 #define USER_BUCKETS  1024
@@ -81,11 +81,6 @@ static struct live_user *user_find(struct live_worker *lw, const char *id)
     return NULL;
 }
 
-static void user_channel(const char *id, char *out, size_t cap)
-{
-    snprintf(out, cap, "pulse:user:%s", id);
-}
-
 static struct live_user *user_get(struct live_worker *lw, const char *id)
 {
     struct live_user *u = user_find(lw, id);
@@ -97,7 +92,7 @@ static struct live_user *user_get(struct live_worker *lw, const char *id)
     u->next = lw->users[b];
     lw->users[b] = u;
     char channel[80];
-    user_channel(id, channel, sizeof channel);
+    events_user_channel(id, channel, sizeof channel);
     if (pl_redis_subscribe(lw->sub, channel) != 0)
         pl_warn("live: subscribe failed", PL_STR("user_id", u->id));
     return u;
@@ -107,7 +102,7 @@ static void user_release(struct live_worker *lw, struct live_user *u)
 {
     if (u->clients) return;
     char channel[80];
-    user_channel(u->id, channel, sizeof channel);
+    events_user_channel(u->id, channel, sizeof channel);
     pl_redis_unsubscribe(lw->sub, channel);
     for (struct live_user **p = &lw->users[user_bucket(u->id)]; *p; p = &(*p)->next) {
         if (*p == u) {
@@ -294,44 +289,25 @@ static void deliver_event(struct live_worker *lw, const char *user_id, const cha
     pl_ws_frame_unref(f);
 }
 
-static bool revoked(const struct live_client *c, const char *kind, const char *id)
-{
-    if (strcmp(kind, "all") == 0) return true;
-    if (strcmp(kind, "token") == 0)
-        return c->kind == PRINCIPAL_TOKEN && strcmp(c->credential, id) == 0;
-    if (c->kind != PRINCIPAL_SESSION) return false;
-    if (strcmp(kind, "session") == 0) return strcmp(c->credential, id) == 0;
-    if (strcmp(kind, "others") == 0) return strcmp(c->credential, id) != 0;
-    return false;
-}
-
 static void apply_revocation(struct live_worker *lw, const char *payload, size_t len)
 {
-    json_t *msg = json_loadb(payload, len, 0, NULL);
-    const char *user_id = json_string_value(json_object_get(msg, "user_id"));
-    const char *kind = json_string_value(json_object_get(msg, "kind"));
-    const char *id = json_string_value(json_object_get(msg, "id"));
-    struct live_user *u = user_id ? user_find(lw, user_id) : NULL;
-    if (u && kind) {
-        for (struct live_client *c = u->clients; c; c = c->unext)
-            if (revoked(c, kind, id ? id : ""))
-                pl_ws_close(c->ws, CLOSE_REVOKED, "credential revoked");
-    }
-    json_decref(msg);
+    struct auth_revocation r;
+    if (auth_revocation_parse(payload, len, &r) != 0) return;
+    struct live_user *u = user_find(lw, r.user_id);
+    for (struct live_client *c = u ? u->clients : NULL; c; c = c->unext)
+        if (auth_revocation_covers(&r, c->kind, c->credential))
+            pl_ws_close(c->ws, CLOSE_REVOKED, "credential revoked");
 }
 
 static void on_sub_message(const char *channel, size_t channel_len, const char *payload,
                            size_t payload_len, void *ctx)
 {
     struct live_worker *lw = ctx;
-    static const char user_prefix[] = "pulse:user:";
-    size_t n = sizeof user_prefix - 1;
-    if (channel_len > n && channel_len - n < 40 && memcmp(channel, user_prefix, n) == 0) {
-        char id[40];
-        memcpy(id, channel + n, channel_len - n);
-        id[channel_len - n] = 0;
+    char id[40];
+    if (events_channel_user(channel, channel_len, id, sizeof id)) {
         deliver_event(lw, id, payload, payload_len);
-    } else if (channel_len == 12 && memcmp(channel, "pulse:revoke", 12) == 0) {
+    } else if (channel_len == strlen(AUTH_REVOKE_CHANNEL) &&
+               memcmp(channel, AUTH_REVOKE_CHANNEL, channel_len) == 0) {
         apply_revocation(lw, payload, payload_len);
     }
 }
@@ -385,22 +361,9 @@ static void live_worker_maybe_free(struct live_worker *lw)
     if (lw->open_handles == 0 && lw->pending_checks == 0) free(lw);
 }
 
-/* Revocations arrive on pulse:revoke; expiry does not, so every PULSE_WS_RECHECK_S each
- * distinct credential of the worker's sockets is checked once (sessions in Redis, which
- * also slides their idle timeout: an open dashboard is activity; tokens in Postgres) and
+/* Revocations arrive on auth's channel; expiry does not, so every PULSE_WS_RECHECK_S each
+ * distinct credential of the worker's sockets is checked once (auth_credential_alive) and
  * the sockets of one that is gone are closed with 4401. */
-
-static const struct stmt_def statements[] = {
-    {"live_token_alive",
-     "SELECT 1 FROM api_tokens WHERE id = $1 AND user_id = $2"
-     " AND (expires_at IS NULL OR expires_at > now())",
-     2},
-};
-
-int live_prepare(struct pl_pg_pool *pool)
-{
-    return STORE_PREPARE(pool, statements);
-}
 
 struct recheck {
     struct live_worker *lw;
@@ -426,15 +389,9 @@ static void recheck_done(struct recheck *r, bool gone)
     if (lw->closing) live_worker_maybe_free(lw);
 }
 
-static void on_session_rechecked(int status, const char *user_id, const struct pl_rate_result *rate,
-                                 void *ctx)
+static void on_rechecked(int status, bool alive, void *ctx)
 {
-    recheck_done(ctx, status == PL_E_NOTFOUND);
-}
-
-static void on_token_rechecked(int status, PGresult **results, int n, void *ctx)
-{
-    recheck_done(ctx, status == 0 && n == 1 && PQntuples(results[0]) == 0);
+    recheck_done(ctx, status == 0 && !alive);
 }
 
 static void on_recheck(uv_timer_t *t)
@@ -454,13 +411,7 @@ static void on_recheck(uv_timer_t *t)
                 snprintf(r->user_id, sizeof r->user_id, "%s", u->id);
                 snprintf(r->credential, sizeof r->credential, "%s", c->credential);
                 lw->pending_checks++;
-                if (c->kind == PRINCIPAL_SESSION) {
-                    sessions_check(w, r->credential, "read", NULL, on_session_rechecked, r);
-                } else {
-                    const char *params[] = {r->credential, r->user_id};
-                    if (pl_pg_exec1(w->pg, "live_token_alive", 2, params, on_token_rechecked, r))
-                        recheck_done(r, false);
-                }
+                auth_credential_alive(w, c->kind, r->user_id, r->credential, on_rechecked, r);
             }
         }
     }
@@ -502,7 +453,7 @@ int live_worker_init(struct worker *w)
         .ctx = lw,
     };
     rc = pl_redis_sub_create(&w->loop, &sc, &lw->sub);
-    if (rc == 0) rc = pl_redis_subscribe(lw->sub, "pulse:revoke");
+    if (rc == 0) rc = pl_redis_subscribe(lw->sub, AUTH_REVOKE_CHANNEL);
     if (rc) {
         pl_ws_server_destroy(lw->ws);
         pl_redis_sub_destroy(lw->sub);

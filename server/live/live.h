@@ -1,10 +1,12 @@
 /* live: the WebSocket /api/v1/live and the figures it pushes.
  *
  * Per worker (live.c): the lws bridge on the worker's loop, the sockets by user, and a Redis
- * subscriber connection. A worker subscribes to `pulse:user:<id>` for each user it holds
- * sockets of (not to a pattern: with many replicas a pattern would deliver every user's
- * events to every replica, and per-user channels cost one SUBSCRIBE per user and worker), and
- * to `pulse:revoke`, which closes the sockets of revoked credentials with 4401.
+ * subscriber connection. A worker subscribes to `pulse:user:<id>` (server/events.c) for each
+ * user it holds sockets of (not to a pattern: with many replicas a pattern would deliver
+ * every user's events to every replica, and per-user channels cost one SUBSCRIBE per user
+ * and worker), and to `pulse:revoke` (server/auth/credentials.c), which closes the sockets
+ * of revoked credentials with 4401; the expiry of their credentials is checked now and then
+ * through auth_credential_alive.
  *
  * Per process (sampler.c): a timer on the main loop samples the host (lib/sysmetrics) and the
  * server's own figures every PULSE_METRICS_INTERVAL_MS, serialises the metrics message once
@@ -52,10 +54,6 @@ static inline int64_t live_now_us(void)
     uv_gettimeofday(&tv);
     return tv.tv_sec * 1000000 + tv.tv_usec;
 }
-
-struct pl_pg_pool;
-/* The statements of live.c (credential rechecks). */
-int live_prepare(struct pl_pg_pool *pool);
 
 /* Worker side. live_worker_init runs on the worker's thread after its Redis client exists;
  * live_worker_async_init on the main thread before the worker starts (it owns the async

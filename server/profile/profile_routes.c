@@ -119,7 +119,7 @@ static void on_all_revoked(int status, int count, void *ctx)
     struct pl_http_request *req = ctx;
     /* The rows are gone already: a Redis failure here leaves sessions that point at no
      * user, which fail on their next use (the user lookup finds nothing). */
-    auth_publish_revocation(req_worker(req), req_principal(req)->user_id, "all", NULL);
+    auth_publish_revocation(req, AUTH_REVOKE_ALL, NULL);
     clear_session_cookie(req);
     pl_respond(req, 204, NULL, NULL, 0);
 }
