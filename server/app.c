@@ -13,7 +13,7 @@
 #include "notes/notes.h"
 #include "ops/ops.h"
 #include "profile/profile.h"
-#include "records/records.h"
+#include "records/records_store.h"
 #include "users/user.h"
 
 int app_init(struct app *app, char *err, size_t errlen)

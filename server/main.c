@@ -26,7 +26,7 @@
 #include "pl/ratelimit.h"
 #include "pl/ws.h"
 #include "pl/static.h"
-#include "records/records.h"
+#include "records/records_store.h"
 #include "users/user.h"
 
 #define ENV_FILE ".env"

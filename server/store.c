@@ -3,6 +3,9 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "app.h"
+#include "problems.h"
+
 /* Every statement prepared so far, by name, for tests that EXPLAIN the exact SQL. Workers
  * prepare the same tables concurrently at start-up, hence the lock. */
 #define MAX_DEFS 256
@@ -28,6 +31,20 @@ int store_prepare(struct pl_pg_pool *pool, const struct stmt_def *defs, size_t n
         remember(&defs[i]);
     }
     return 0;
+}
+
+void store_query(struct pl_http_request *req, const char *name, int n, const char *const *values,
+                 pl_pg_cb cb, void *ctx)
+{
+    if (pl_pg_exec1(req_worker(req)->pg, name, n, values, cb, ctx) != 0)
+        reply_failure(req, PL_E_UNAVAILABLE, name);
+}
+
+void store_batch(struct pl_http_request *req, const struct pl_pg_stmt *stmts, int n, pl_pg_cb cb,
+                 void *ctx)
+{
+    if (pl_pg_exec(req_worker(req)->pg, stmts, n, cb, ctx) != 0)
+        reply_failure(req, PL_E_UNAVAILABLE, stmts[0].name);
 }
 
 json_t *store_json_text(const PGresult *res, int row, int col)

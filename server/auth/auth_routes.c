@@ -119,8 +119,7 @@ static void on_register_hashed(int status, const char *hash, void *ctx)
         return;
     }
     const char *v[] = {r->email, hash, r->display_name, r->timezone};
-    if (pl_pg_exec1(req_worker(r->req)->pg, "auth_user_insert", 4, v, on_user_inserted, r))
-        reply_failure(r->req, PL_E_UNAVAILABLE, "user insert");
+    store_query(r->req, "auth_user_insert", 4, v, on_user_inserted, r);
 }
 
 /* Appends {field, message} to *errors (creating the array). */
@@ -254,8 +253,7 @@ static void do_login(struct pl_http_request *req)
     char *email = pl_req_strdup(req, json_string_value(json_object_get(req_json(req), "email")));
     pl_email_normalize(email);
     const char *v[] = {email};
-    if (pl_pg_exec1(req_worker(req)->pg, "auth_user_by_email", 1, v, on_login_user, l))
-        reply_failure(req, PL_E_UNAVAILABLE, "login lookup");
+    store_query(req, "auth_user_by_email", 1, v, on_login_user, l);
 }
 
 /* ---- logout, sessions ---- */
@@ -382,9 +380,7 @@ static void on_new_hash(int status, const char *hash, void *ctx)
     }
     bool revoke_tokens = json_is_true(json_object_get(req_json(req), "revoke_tokens"));
     const char *v[] = {req_principal(req)->user_id, hash, revoke_tokens ? "true" : "false"};
-    if (pl_pg_exec1(req_worker(req)->pg, "auth_user_change_password", 3, v, on_password_stored,
-                    req))
-        reply_failure(req, PL_E_UNAVAILABLE, "password update");
+    store_query(req, "auth_user_change_password", 3, v, on_password_stored, req);
 }
 
 static void on_current_verified(int status, bool ok, bool needs_rehash, void *ctx)
@@ -439,8 +435,7 @@ void auth_verify_own_password(struct pl_http_request *req, const char *password,
     o->password = password;
     o->cb = cb;
     const char *v[] = {req_principal(req)->user_id};
-    if (pl_pg_exec1(req_worker(req)->pg, "auth_user_hash", 1, v, on_own_hash, o))
-        reply_failure(req, PL_E_UNAVAILABLE, "password load");
+    store_query(req, "auth_user_hash", 1, v, on_own_hash, o);
 }
 
 /* ---- rehash after login (parameters changed since the hash was made) ---- */

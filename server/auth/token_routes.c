@@ -81,8 +81,7 @@ static void do_create(struct pl_http_request *req)
         pl_req_printf(req, "%u", scopes),
         json_is_integer(days) ? pl_req_printf(req, "%lld", (long long)json_integer_value(days))
                               : NULL};
-    if (pl_pg_exec1(req_worker(req)->pg, "auth_token_insert", 5, v, on_token_inserted, c))
-        reply_failure(req, PL_E_UNAVAILABLE, "token insert");
+    store_query(req, "auth_token_insert", 5, v, on_token_inserted, c);
 }
 
 static void on_tokens(int status, PGresult **results, int n, void *ctx)
@@ -99,8 +98,7 @@ static void on_tokens(int status, PGresult **results, int n, void *ctx)
 static void do_list(struct pl_http_request *req)
 {
     const char *v[] = {req_principal(req)->user_id};
-    if (pl_pg_exec1(req_worker(req)->pg, "auth_token_list", 1, v, on_tokens, req))
-        reply_failure(req, PL_E_UNAVAILABLE, "token list");
+    store_query(req, "auth_token_list", 1, v, on_tokens, req);
 }
 
 static void on_deleted(int status, PGresult **results, int n, void *ctx)
@@ -123,8 +121,7 @@ static void do_delete(struct pl_http_request *req)
         return;
     }
     const char *v[] = {id, req_principal(req)->user_id};
-    if (pl_pg_exec1(req_worker(req)->pg, "auth_token_delete", 2, v, on_deleted, req))
-        reply_failure(req, PL_E_UNAVAILABLE, "token delete");
+    store_query(req, "auth_token_delete", 2, v, on_deleted, req);
 }
 
 struct pl_route token_routes[] = {

@@ -9,6 +9,7 @@
 #include "../ids.h"
 #include "../problems.h"
 #include "../records/records.h"
+#include "../records/records_store.h"
 #include "feedings.h"
 #include "pl/cursor.h"
 
@@ -78,12 +79,7 @@ static json_t *update_params(struct pl_http_request *req, json_t *body, const ch
 static const struct record_kind feeding_kind = {
     .name = "feeding",
     .path = "/api/v1/feedings",
-    .stmt_create = "feedings_create",
-    .stmt_create_idem = "feedings_create_idem",
-    .stmt_get = "feedings_get",
-    .stmt_update = "feedings_update",
-    .stmt_delete = "feedings_delete",
-    .stmt_version = "feedings_version",
+    RECORD_STATEMENTS("feedings"),
     .create_schema = &create_schema,
     .patch_schema = &patch_schema,
     .ncreate = 4,
@@ -171,8 +167,7 @@ static void on_json_row(int status, PGresult **results, int n, void *ctx)
 static void do_today(struct pl_http_request *req)
 {
     const char *v[] = {req_principal(req)->user_id};
-    if (pl_pg_exec1(req_worker(req)->pg, "feedings_today", 1, v, on_json_row, req))
-        reply_failure(req, PL_E_UNAVAILABLE, "feedings today");
+    store_query(req, "feedings_today", 1, v, on_json_row, req);
 }
 
 static void do_stats(struct pl_http_request *req)
@@ -180,8 +175,7 @@ static void do_stats(struct pl_http_request *req)
     long days;
     if (!pl_req_query_int(req, "days", 1, 365, 30, &days)) return;
     const char *v[] = {req_principal(req)->user_id, pl_req_printf(req, "%ld", days)};
-    if (pl_pg_exec1(req_worker(req)->pg, "feedings_stats", 2, v, on_json_row, req))
-        reply_failure(req, PL_E_UNAVAILABLE, "feedings stats");
+    store_query(req, "feedings_stats", 2, v, on_json_row, req);
 }
 
 struct pl_route feedings_routes[] = {

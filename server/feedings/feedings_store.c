@@ -1,13 +1,13 @@
 /* The SQL of feedings: every statement is scoped by the caller's user id. Day boundaries
  * are the user's local midnights converted to instants by Postgres (23- and 25-hour days
  * around DST changes come out right). */
-#include "../store.h"
-#include "../records/records.h"
+#include "../records/records_store.h"
 #include "feedings.h"
 
 /* given_at arrives as microseconds since the epoch, parsed by pl_time_parse_rfc3339: the
  * text would meet Postgres's own parser, which refuses offsets of 16 hours and more that
  * RFC 3339 allows (a 500), and rounds digits past the microsecond that we truncate. */
+#define FEEDING_INSERT "INSERT INTO feedings (user_id, amount_ml, kind, given_at, note)"
 #define FEEDING_VALUES                                                                             \
     "$1, $2::int, COALESCE($3, 'food'), COALESCE(" FROM_EPOCH_US("$4") ", now()), $5"
 /* The time range is always an index condition (open ends are -infinity/infinity); the kind
@@ -23,36 +23,22 @@
 
 static const struct stmt_def statements[] = {
     {"feedings_create",
-     "INSERT INTO feedings (user_id, amount_ml, kind, given_at, note) VALUES (" FEEDING_VALUES ") "
-     "RETURNING id, version, " FEEDING_JSON,
-     5},
+     FEEDING_INSERT " VALUES (" FEEDING_VALUES ") RETURNING id, version, " FEEDING_JSON, 5},
     {"feedings_create_idem",
-     "WITH feeding AS (INSERT INTO feedings (user_id, amount_ml, kind, given_at, note) "
-     "SELECT " FEEDING_VALUES " WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE "
-     "user_id = $1 AND method = 'POST' AND path = '/api/v1/feedings' AND key = $6 "
-     "AND created_at > now() - interval '24 hours') RETURNING *), "
-     "j AS (SELECT id, version, " FEEDING_JSON " AS json FROM feeding), "
-     "claim AS (INSERT INTO idempotency_keys (user_id, method, path, key, request_hash, status, "
-     "location, body) SELECT $1, 'POST', '/api/v1/feedings', $6, decode($7, 'hex'), 201, "
-     "'/api/v1/feedings/' || j.id, j.json FROM j RETURNING 1) "
-     "SELECT j.id, j.version, j.json FROM j",
+     RECORD_CREATE_IDEM_SQL(FEEDING_INSERT " SELECT " FEEDING_VALUES, "/api/v1/feedings",
+                            FEEDING_JSON, "$6", "$7"),
      7},
-    {"feedings_get",
-     "SELECT id, version, " FEEDING_JSON " FROM feedings WHERE id = $1 AND user_id = $2", 2},
+    {"feedings_get", RECORD_GET_SQL("feedings", FEEDING_JSON), 2},
     {"feedings_update",
      "UPDATE feedings SET amount_ml = COALESCE($4::int, amount_ml), kind = COALESCE($5, kind), "
      "given_at = COALESCE(" FROM_EPOCH_US(
          "$6") ", given_at), "
                "note = CASE WHEN $7::bool THEN $8 ELSE note END, "
-               "version = version + 1, updated_at = now() "
-               "WHERE id = $1 AND user_id = $2 AND ($3::int IS NULL OR version = $3::int) "
+               "version = version + 1, updated_at = now() " RECORD_MATCH
                "RETURNING id, version, " FEEDING_JSON,
      8},
-    {"feedings_delete",
-     "DELETE FROM feedings WHERE id = $1 AND user_id = $2 "
-     "AND ($3::int IS NULL OR version = $3::int) RETURNING id",
-     3},
-    {"feedings_version", "SELECT version FROM feedings WHERE id = $1 AND user_id = $2", 2},
+    {"feedings_delete", RECORD_DELETE_SQL("feedings"), 3},
+    {"feedings_version", RECORD_VERSION_SQL("feedings"), 2},
     {"feedings_list", FEEDING_LIST FEEDING_ORDER "LIMIT $4", 4},
     {"feedings_list_after", FEEDING_LIST FEEDING_AFTER("$5", "$6") FEEDING_ORDER "LIMIT $4", 6},
     {"feedings_kind", FEEDING_LIST "AND kind = $5 " FEEDING_ORDER "LIMIT $4", 5},

@@ -2,8 +2,15 @@
 #ifndef PULSE_NOTES_H
 #define PULSE_NOTES_H
 
+#include "../store.h"
 #include "pl/http.h"
 #include "pl/pg.h"
+
+/* SQL of a note's JSON shape (text), formatted by Postgres (timestamps RFC 3339 UTC, ms). */
+#define NOTE_JSON                                                                                  \
+    "json_build_object('id', id, 'title', title, 'body', body, 'tags', tags, "                     \
+    "'pinned', pinned, 'version', version, "                                                       \
+    "'created_at', " TS("created_at") ", 'updated_at', " TS("updated_at") ")::text"
 
 extern struct pl_route notes_routes[];
 int notes_prepare(struct pl_pg_pool *pool);

@@ -8,6 +8,7 @@
 #include "../ids.h"
 #include "../problems.h"
 #include "../records/records.h"
+#include "../records/records_store.h"
 #include "notes.h"
 #include "pl/buf.h"
 #include "pl/cursor.h"
@@ -86,12 +87,7 @@ static json_t *note_params(struct pl_http_request *req, json_t *body, const char
 static const struct record_kind note_kind = {
     .name = "note",
     .path = "/api/v1/notes",
-    .stmt_create = "notes_create",
-    .stmt_create_idem = "notes_create_idem",
-    .stmt_get = "notes_get",
-    .stmt_update = "notes_update",
-    .stmt_delete = "notes_delete",
-    .stmt_version = "notes_version",
+    RECORD_STATEMENTS("notes"),
     .create_schema = &create_schema,
     .patch_schema = &patch_schema,
     .ncreate = 4,
@@ -200,8 +196,7 @@ static void on_tags(int status, PGresult **results, int n, void *ctx)
 static void do_tags(struct pl_http_request *req)
 {
     const char *v[] = {req_principal(req)->user_id};
-    if (pl_pg_exec1(req_worker(req)->pg, "notes_tags", 1, v, on_tags, req))
-        reply_failure(req, PL_E_UNAVAILABLE, "tags");
+    store_query(req, "notes_tags", 1, v, on_tags, req);
 }
 
 struct pl_route notes_routes[] = {

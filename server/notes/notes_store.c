@@ -1,8 +1,8 @@
 /* The SQL of notes: every statement is scoped by the caller's user id. */
-#include "../store.h"
-#include "../records/records.h"
+#include "../records/records_store.h"
 #include "notes.h"
 
+#define NOTE_INSERT "INSERT INTO notes (user_id, title, body, tags, pinned)"
 #define NOTE_VALUES                                                                                \
     "$1, $2, COALESCE($3, ''), COALESCE($4::text[], '{}'), COALESCE($5::bool, false)"
 #define NOTE_LIST_COLS                                                                             \
@@ -17,36 +17,19 @@
     "AND (pinned, updated_at, id) < (" a "::bool, " FROM_EPOCH_US(b) ", " c "::uuid) "
 
 static const struct stmt_def statements[] = {
-    {"notes_create",
-     "INSERT INTO notes (user_id, title, body, tags, pinned) VALUES (" NOTE_VALUES ") "
-     "RETURNING id, version, " NOTE_JSON,
-     5},
-    /* The row and its idempotency record in one statement: nothing when the key is live;
-     * a concurrent twin fails on the key's primary key and rolls its row back. */
+    {"notes_create", NOTE_INSERT " VALUES (" NOTE_VALUES ") RETURNING id, version, " NOTE_JSON, 5},
     {"notes_create_idem",
-     "WITH note AS (INSERT INTO notes (user_id, title, body, tags, pinned) SELECT " NOTE_VALUES
-     " WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE user_id = $1 AND method = 'POST' "
-     "AND path = '/api/v1/notes' AND key = $6 AND created_at > now() - interval '24 hours') "
-     "RETURNING *), "
-     "j AS (SELECT id, version, " NOTE_JSON " AS json FROM note), "
-     "claim AS (INSERT INTO idempotency_keys (user_id, method, path, key, request_hash, status, "
-     "location, body) SELECT $1, 'POST', '/api/v1/notes', $6, decode($7, 'hex'), 201, "
-     "'/api/v1/notes/' || j.id, j.json FROM j RETURNING 1) "
-     "SELECT j.id, j.version, j.json FROM j",
+     RECORD_CREATE_IDEM_SQL(NOTE_INSERT " SELECT " NOTE_VALUES, "/api/v1/notes", NOTE_JSON, "$6",
+                            "$7"),
      7},
-    {"notes_get", "SELECT id, version, " NOTE_JSON " FROM notes WHERE id = $1 AND user_id = $2", 2},
+    {"notes_get", RECORD_GET_SQL("notes", NOTE_JSON), 2},
     {"notes_update",
      "UPDATE notes SET title = COALESCE($4, title), body = COALESCE($5, body), "
      "tags = COALESCE($6::text[], tags), pinned = COALESCE($7::bool, pinned), "
-     "version = version + 1, updated_at = now() "
-     "WHERE id = $1 AND user_id = $2 AND ($3::int IS NULL OR version = $3::int) "
-     "RETURNING id, version, " NOTE_JSON,
+     "version = version + 1, updated_at = now() " RECORD_MATCH "RETURNING id, version, " NOTE_JSON,
      7},
-    {"notes_delete",
-     "DELETE FROM notes WHERE id = $1 AND user_id = $2 AND ($3::int IS NULL OR version = $3::int) "
-     "RETURNING id",
-     3},
-    {"notes_version", "SELECT version FROM notes WHERE id = $1 AND user_id = $2", 2},
+    {"notes_delete", RECORD_DELETE_SQL("notes"), 3},
+    {"notes_version", RECORD_VERSION_SQL("notes"), 2},
     /* Lists: pinned first, then newest updated_at; the cursor is (pinned, updated_at, id).
      * The plain list (the hot path) has statements of its own so that its generic plan walks
      * notes_user_order_idx in order; optional filters would blur the planner's estimates. */

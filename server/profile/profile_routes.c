@@ -46,8 +46,7 @@ static void on_user(int status, PGresult **results, int n, void *ctx)
 static void do_get(struct pl_http_request *req)
 {
     const char *v[] = {req_principal(req)->user_id};
-    if (pl_pg_exec1(req_worker(req)->pg, "profile_get", 1, v, on_user, req))
-        reply_failure(req, PL_E_UNAVAILABLE, "user load");
+    store_query(req, "profile_get", 1, v, on_user, req);
 }
 
 /* ---- PATCH /me ---- */
@@ -103,8 +102,7 @@ static void do_patch(struct pl_http_request *req)
         target ? "true" : "false",
         target ? pl_req_printf(req, "%lld", (long long)json_integer_value(target)) : NULL,
     };
-    if (pl_pg_exec1(req_worker(req)->pg, "profile_patch", 7, v, on_patched, req))
-        reply_failure(req, PL_E_UNAVAILABLE, "user update");
+    store_query(req, "profile_patch", 7, v, on_patched, req);
 }
 
 /* ---- DELETE /me ---- */
@@ -145,8 +143,7 @@ static void on_delete_verified(int status, bool ok, bool needs_rehash, void *ctx
     }
     /* One statement: the user and, by ON DELETE CASCADE, everything they own. */
     const char *v[] = {req_principal(req)->user_id};
-    if (pl_pg_exec1(req_worker(req)->pg, "profile_delete", 1, v, on_deleted, req))
-        reply_failure(req, PL_E_UNAVAILABLE, "account delete");
+    store_query(req, "profile_delete", 1, v, on_deleted, req);
 }
 
 static void do_delete(struct pl_http_request *req)
@@ -299,8 +296,7 @@ static void do_export(struct pl_http_request *req)
     ex->req = req;
     const char *v[] = {req_principal(req)->user_id};
     struct pl_pg_stmt stmts[] = {{"profile_get", 1, v, NULL}, {"auth_token_list", 1, v, NULL}};
-    if (pl_pg_exec(req_worker(req)->pg, stmts, 2, on_export_head, ex))
-        reply_failure(req, PL_E_UNAVAILABLE, "export");
+    store_batch(req, stmts, 2, on_export_head, ex);
 }
 
 struct pl_route profile_routes[] = {

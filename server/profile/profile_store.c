@@ -3,7 +3,8 @@
 #include "profile.h"
 
 #include "../users/user.h"
-#include "../records/records.h"
+#include "../feedings/feedings.h"
+#include "../notes/notes.h"
 
 static const struct stmt_def statements[] = {
     {"profile_get", "SELECT " USER_COLS " FROM users WHERE id = $1", 1},

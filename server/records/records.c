@@ -1,4 +1,4 @@
-#include "../store.h"
+/* records: see records.h. */
 #include "records.h"
 
 #include <sodium.h>
@@ -11,36 +11,10 @@
 #include "../guards.h"
 #include "../ids.h"
 #include "../problems.h"
+#include "../store.h"
 #include "pl/buf.h"
 #include "pl/cursor.h"
 #include "pl/log.h"
-
-static const struct stmt_def statements[] = {
-    {"records_idem_get",
-     "SELECT status, location, body, request_hash = decode($4, 'hex') FROM idempotency_keys "
-     "WHERE user_id = $1 AND method = 'POST' AND path = $2 AND key = $3 "
-     "AND created_at > now() - interval '24 hours'",
-     4},
-    {"records_idem_expire",
-     "DELETE FROM idempotency_keys WHERE user_id = $1 AND method = 'POST' AND path = $2 "
-     "AND key = $3 AND created_at <= now() - interval '24 hours'",
-     3},
-    {"records_idem_cleanup",
-     "DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'", 0},
-};
-
-int records_prepare(struct pl_pg_pool *pool)
-{
-    return STORE_PREPARE(pool, statements);
-}
-
-static void on_cleanup(int status, PGresult **results, int n, void *ctx) {}
-
-void records_cleanup(struct pl_pg_pool *pool)
-{
-    /* Best effort: a pool that cannot take it now gets another chance next time. */
-    if (pl_pg_exec1(pool, "records_idem_cleanup", 0, NULL, on_cleanup, NULL) != 0) return;
-}
 
 void record_event(struct pl_http_request *req, const char *event, const char *data_json)
 {
@@ -136,8 +110,7 @@ static void idem_lookup(struct create *c)
     const char *v[] = {uid, c->k->path, c->key, c->hash};
     struct pl_pg_stmt stmts[] = {{"records_idem_expire", 3, v, NULL},
                                  {"records_idem_get", 4, v, NULL}};
-    if (pl_pg_exec(req_worker(c->req)->pg, stmts, 2, on_idem_lookup, c))
-        reply_failure(c->req, PL_E_UNAVAILABLE, "idempotency lookup");
+    store_batch(c->req, stmts, 2, on_idem_lookup, c);
 }
 
 static void on_created(int status, PGresult **results, int n, void *ctx)
@@ -165,14 +138,10 @@ static void on_created(int status, PGresult **results, int n, void *ctx)
 
 static void create_send(struct create *c)
 {
-    int rc;
     if (c->key)
-        rc = pl_pg_exec1(req_worker(c->req)->pg, c->k->stmt_create_idem, c->nvalues + 2, c->values,
-                         on_created, c);
+        store_query(c->req, c->k->stmt_create_idem, c->nvalues + 2, c->values, on_created, c);
     else
-        rc = pl_pg_exec1(req_worker(c->req)->pg, c->k->stmt_create, c->nvalues, c->values,
-                         on_created, c);
-    if (rc) reply_failure(c->req, PL_E_UNAVAILABLE, "create");
+        store_query(c->req, c->k->stmt_create, c->nvalues, c->values, on_created, c);
 }
 
 static bool key_ok(const char *key)
@@ -314,8 +283,7 @@ void record_get(struct pl_http_request *req, const struct record_kind *k)
     if (!c) return;
     c->expect = NULL; /* If-Match is for changes */
     const char *v[] = {c->id, req_principal(req)->user_id};
-    if (pl_pg_exec1(req_worker(req)->pg, k->stmt_get, 2, v, on_noop, c))
-        reply_failure(req, PL_E_UNAVAILABLE, "read");
+    store_query(req, k->stmt_get, 2, v, on_noop, c);
 }
 
 void record_patch(struct pl_http_request *req, const struct record_kind *k)
@@ -324,11 +292,9 @@ void record_patch(struct pl_http_request *req, const struct record_kind *k)
     struct change *c = change_new(req, k);
     if (!c) return;
     const char *uid = req_principal(req)->user_id;
-    struct worker *w = req_worker(req);
     if (json_object_size(req_json(req)) == 0) {
         const char *v[] = {c->id, uid};
-        if (pl_pg_exec1(w->pg, k->stmt_get, 2, v, on_noop, c))
-            reply_failure(req, PL_E_UNAVAILABLE, "read");
+        store_query(req, k->stmt_get, 2, v, on_noop, c);
         return;
     }
     const char *v[3 + RECORD_MAX_FIELDS] = {c->id, uid, c->expect};
@@ -339,7 +305,7 @@ void record_patch(struct pl_http_request *req, const struct record_kind *k)
     }
     struct pl_pg_stmt stmts[] = {{k->stmt_update, 3 + k->nupdate, v, NULL},
                                  {k->stmt_version, 2, v, NULL}};
-    if (pl_pg_exec(w->pg, stmts, 2, on_changed, c)) reply_failure(req, PL_E_UNAVAILABLE, "update");
+    store_batch(req, stmts, 2, on_changed, c);
 }
 
 void record_delete(struct pl_http_request *req, const struct record_kind *k)
@@ -349,8 +315,7 @@ void record_delete(struct pl_http_request *req, const struct record_kind *k)
     c->deleting = true;
     const char *v[] = {c->id, req_principal(req)->user_id, c->expect};
     struct pl_pg_stmt stmts[] = {{k->stmt_delete, 3, v, NULL}, {k->stmt_version, 2, v, NULL}};
-    if (pl_pg_exec(req_worker(req)->pg, stmts, 2, on_changed, c))
-        reply_failure(req, PL_E_UNAVAILABLE, "delete");
+    store_batch(req, stmts, 2, on_changed, c);
 }
 
 /* ---- lists ---- */
@@ -420,6 +385,5 @@ void record_list_exec(struct pl_http_request *req, int limit, int ncursor, const
     l->req = req;
     l->limit = limit;
     l->ncursor = ncursor;
-    if (pl_pg_exec1(req_worker(req)->pg, stmt, nparams, values, on_list, l))
-        reply_failure(req, PL_E_UNAVAILABLE, "list");
+    store_query(req, stmt, nparams, values, on_list, l);
 }

@@ -10,7 +10,8 @@
  *   get          $1 id, $2 user_id
  *   update       $1 id, $2 user_id, $3 expected version or NULL, $4.. fields
  *   delete       $1 id, $2 user_id, $3 expected version or NULL (returns id)
- *   version      $1 id, $2 user_id (returns version): tells 404 from 412 after a miss */
+ *   version      $1 id, $2 user_id (returns version): tells 404 from 412 after a miss
+ * records_store.h has the SQL shapes of these statements, and the idempotency records. */
 #ifndef PULSE_RECORDS_H
 #define PULSE_RECORDS_H
 
@@ -18,29 +19,9 @@
 
 #include "pl/http.h"
 #include "pl/json.h"
-#include "../store.h"
 #include "pl/pg.h"
 
 #define RECORD_MAX_FIELDS 8
-
-/* SQL of a row's JSON shape, formatted by Postgres (timestamps RFC 3339 UTC with ms). */
-#define NOTE_JSON                                                                                  \
-    "json_build_object('id', id, 'title', title, 'body', body, 'tags', tags, "                     \
-    "'pinned', pinned, 'version', version, "                                                       \
-    "'created_at', " TS("created_at") ", 'updated_at', " TS("updated_at") ")::text"
-#define FEEDING_JSON                                                                               \
-    "json_build_object('id', id, 'amount_ml', amount_ml, 'kind', kind, "                           \
-    "'given_at', " TS("given_at") ", 'note', note, 'version', version, "                           \
-                                  "'created_at', " TS("created_at") ", 'updated_at', " TS(         \
-                                      "updated_at") ")::text"
-/* microseconds since the epoch, exact both ways (cursors, ?from=/?to=, given_at). An
- * interval times a number is computed in float8: whole seconds (|s| < 2^38, which covers
- * years 0001..9999) times 1 s, and the microseconds left over, are exact; microseconds times
- * 1 µs are not past 2^53 µs (before 1685 or after 2255) and could even cross a year. */
-#define EPOCH_US(col) "(extract(epoch FROM " col ")::numeric * 1000000)::bigint"
-#define FROM_EPOCH_US(p)                                                                           \
-    "('epoch'::timestamptz + (" p "::bigint / 1000000) * interval '1 second' + (" p                \
-    "::bigint % 1000000) * interval '1 microsecond')"
 
 struct record_kind {
     const char *name; /* "note": events are note.created, ... */
@@ -91,9 +72,5 @@ void record_list_exec(struct pl_http_request *req, int limit, int ncursor, const
 
 /* Publishes "<event>" with `data_json` (text) on the user's channel. */
 void record_event(struct pl_http_request *req, const char *event, const char *data_json);
-
-/* Deletes idempotency records older than 24 h (call from a timer now and then). */
-void records_cleanup(struct pl_pg_pool *pool);
-int records_prepare(struct pl_pg_pool *pool);
 
 #endif
