@@ -16,6 +16,21 @@
 #include "records/records_store.h"
 #include "users/user.h"
 
+/* Every route that takes a JSON body has the rules the guard checks it against (a missing
+ * one is a programming error, caught at start-up and by tests/unit/test_routes.c). */
+static int check_body_rules(const struct pl_router *router, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < pl_router_count(router); i++) {
+        const struct pl_route *r = pl_router_at(router, i);
+        const struct body_rules *rules = (const struct body_rules *)r->data;
+        if ((r->flags & ROUTE_JSON) && (!rules || !rules->schema)) {
+            snprintf(err, errlen, "route %s has no body rules", r->pattern);
+            return PL_E_INVALID;
+        }
+    }
+    return 0;
+}
+
 int app_init(struct app *app, char *err, size_t errlen)
 {
     if (trusted_proxies_init(app->cfg.trusted_proxies, err, errlen)) return PL_E_CONFIG;
@@ -26,6 +41,7 @@ int app_init(struct app *app, char *err, size_t errlen)
     size_t ntables;
     struct pl_route *const *tables = app_route_tables(&ntables);
     int rc = pl_router_create(tables, ntables, &app->router, err, errlen);
+    if (rc == 0) rc = check_body_rules(app->router, err, errlen);
     if (rc) return rc;
     rc = ops_metrics_init(app);
     if (rc) {

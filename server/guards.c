@@ -196,28 +196,72 @@ static void step_rate_separate(struct guard *g)
     }
 }
 
+const struct pl_jschema empty_body_schema = {NULL, 0, NULL};
+
+bool idempotency_key_ok(const char *key)
+{
+    size_t n = strlen(key);
+    if (n < 1 || n > 255) return false;
+    for (size_t i = 0; i < n; i++)
+        if (key[i] < 0x20 || key[i] > 0x7e) return false;
+    return true;
+}
+
+/* 415, then 400: the body as a JSON object in g->body. false when answered. */
+static bool parse_body(struct guard *g)
+{
+    struct pl_http_request *req = g->req;
+    size_t len;
+    const char *body = pl_req_body(req, &len);
+    if (len > 0) {
+        const char *ct = pl_req_header(req, "content-type");
+        size_t n = strlen("application/json");
+        if (!ct || strncasecmp(ct, "application/json", n) != 0 ||
+            (ct[n] && ct[n] != ';' && ct[n] != ' ')) {
+            pl_respond_problem(req, 415, "send the body as application/json", NULL);
+            return false;
+        }
+    }
+    char detail[160];
+    if (pl_json_parse_object(body, len, &g->body, detail, sizeof detail) != 0) {
+        pl_respond_problem(req, 400, detail, NULL);
+        return false;
+    }
+    pl_req_on_cleanup(req, (void (*)(void *))json_decref, g->body);
+    return true;
+}
+
+/* The route's body rules: 503 while they cannot be checked, else 422 with every error at
+ * once. false when answered. */
+static bool check_body(struct guard *g)
+{
+    const struct body_rules *rules = (const struct body_rules *)pl_req_route(g->req)->data;
+    const struct app *app = g->w->app;
+    if (rules->ready && !rules->ready(g->body, app)) {
+        reply_failure(g->req, PL_E_UNAVAILABLE, "body rules not ready");
+        return false;
+    }
+    json_t *errors = pl_json_validate_ctx(g->body, rules->schema, app);
+    if (rules->check) rules->check(g->body, &errors);
+    if (!errors) return true;
+    pl_respond_problem(g->req, 422, rules->detail ? rules->detail : "the request body is invalid",
+                       errors);
+    return false;
+}
+
 static void step_body(struct guard *g)
 {
     struct pl_http_request *req = g->req;
     const struct pl_route *route = pl_req_route(req);
     if (route->flags & ROUTE_JSON) {
-        size_t len;
-        const char *body = pl_req_body(req, &len);
-        if (len > 0) {
-            const char *ct = pl_req_header(req, "content-type");
-            size_t n = strlen("application/json");
-            if (!ct || strncasecmp(ct, "application/json", n) != 0 ||
-                (ct[n] && ct[n] != ';' && ct[n] != ' ')) {
-                pl_respond_problem(req, 415, "send the body as application/json", NULL);
-                return;
-            }
-        }
-        char detail[160];
-        if (pl_json_parse_object(body, len, &g->body, detail, sizeof detail) != 0) {
-            pl_respond_problem(req, 400, detail, NULL);
+        if (!parse_body(g)) return;
+        const char *key = pl_req_header(req, "idempotency-key");
+        if ((route->flags & ROUTE_IDEMPOTENT) && key && !idempotency_key_ok(key)) {
+            pl_respond_problem(req, 400,
+                               "Idempotency-Key must be 1 to 255 printable ASCII characters", NULL);
             return;
         }
-        pl_req_on_cleanup(req, (void (*)(void *))json_decref, g->body);
+        if (!check_body(g)) return;
     }
     route->handler(req);
 }

@@ -1,11 +1,14 @@
-/* guards: what runs between the router and a handler, chosen by the route's flags, in the
- * contract's order: authentication (401) → Origin and scope (403) → rate limit (429) →
- * Content-Type (415) → JSON parse (400). Handlers then validate (422) and act. */
+/* guards: what runs between the router and a handler, chosen by the route's flags and data,
+ * in the contract's order: authentication (401) → Origin and scope (403) → rate limit (429)
+ * → Content-Type (415) → JSON parse (400) → Idempotency-Key form (400) → the body's rules
+ * (503 while they cannot be checked, then 422). Handlers then check what needs a lookup
+ * (404, 412, 409) and act. */
 #ifndef PULSE_GUARDS_H
 #define PULSE_GUARDS_H
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "pl/http.h"
 
@@ -13,12 +16,36 @@ enum route_flag {
     ROUTE_METRICS_TOKEN = 1u << 0, /* Bearer PULSE_METRICS_TOKEN when configured */
     ROUTE_AUTH = 1u << 1,          /* a session or a personal access token */
     ROUTE_SESSION_ONLY = 1u << 2,  /* personal access tokens get 403 */
-    ROUTE_JSON = 1u << 3,          /* a JSON object body (empty = {}), parsed for the handler */
-    ROUTE_RATE_LOGIN = 1u << 4,    /* IP+email and IP limits (email read from the body) */
+    ROUTE_JSON = 1u << 3,       /* a JSON object body (empty = {}), parsed and checked against the
+                                 * route's body rules (ROUTE_BODY) for the handler */
+    ROUTE_RATE_LOGIN = 1u << 4, /* IP+email and IP limits (email read from the body) */
     ROUTE_RATE_REGISTER = 1u << 5, /* IP limit */
     ROUTE_RATE_EXPORT = 1u << 6,   /* the export limit instead of the read limit */
     ROUTE_LIVE = 1u << 7, /* the WebSocket: ?access_token= accepted, Origin checked on GET too */
+    ROUTE_IDEMPOTENT = 1u << 8, /* an Idempotency-Key, when sent, is 1..255 printable ASCII */
 };
+
+struct app;
+
+/* What a ROUTE_JSON route accepts as its body, checked by the guard after the parse:
+ * `.data = ROUTE_BODY(&rules)` in the route entry. Every ROUTE_JSON route has rules. */
+struct body_rules {
+    const struct pl_jschema *schema; /* validated with the app as the checks' context */
+    /* the 422's detail; NULL: "the request body is invalid" */
+    const char *detail;
+    /* checks a schema cannot express whose errors belong in the same 422: appends
+     * {field, message} to *errors (NULL when the schema found none). May be NULL. */
+    void (*check)(json_t *body, json_t **errors);
+    /* false while something the checks need is not loaded yet: the request answers 503
+     * before any check. May be NULL. */
+    bool (*ready)(json_t *body, const struct app *app);
+};
+#define ROUTE_BODY(rules) ((intptr_t)(const struct body_rules *)(rules))
+/* The schema of a body that must be empty or {}. */
+extern const struct pl_jschema empty_body_schema;
+
+/* The form of an Idempotency-Key value: 1..255 printable ASCII characters. */
+bool idempotency_key_ok(const char *key);
 
 enum scope { SCOPE_READ = 1, SCOPE_WRITE = 2 };
 

@@ -30,6 +30,23 @@ void reply_errors(struct pl_http_request *req, json_t *errors)
     pl_respond_problem(req, 422, "the request body is invalid", errors);
 }
 
+void problems_add(json_t **errors, const char *field, const char *message)
+{
+    if (!*errors) *errors = json_array();
+    json_array_append_new(*errors, json_pack("{s:s, s:s}", "field", field, "message", message));
+}
+
+bool problems_has(json_t *errors, const char *field)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(errors, i, e)
+    {
+        if (strcmp(json_string_value(json_object_get(e, "field")), field) == 0) return true;
+    }
+    return false;
+}
+
 void reply_invalid(struct pl_http_request *req, const char *field, const char *message)
 {
     reply_errors(req, json_pack("[{s:s, s:s}]", "field", field, "message", message));

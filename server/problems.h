@@ -20,6 +20,10 @@ void reply_failure(struct pl_http_request *req, int status, const char *what);
 bool reply_failed(struct pl_http_request *req, int status, const char *what);
 /* 422 /problems/validation with the errors array of {field, message} (taken). */
 void reply_errors(struct pl_http_request *req, json_t *errors);
+/* Appends {field, message} to *errors, creating the array when it is NULL. */
+void problems_add(json_t **errors, const char *field, const char *message);
+/* true when errors (NULL: none) has an entry for field. */
+bool problems_has(json_t *errors, const char *field);
 /* 422 with one field error. */
 void reply_invalid(struct pl_http_request *req, const char *field, const char *message);
 /* 401: the authenticated user's row is gone (the account was deleted while the credential

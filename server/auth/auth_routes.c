@@ -94,6 +94,20 @@ static const struct pl_jfield register_fields[] = {
 };
 static const struct pl_jschema register_schema = {register_fields, 4, user_read_only};
 
+/* The email's form, after the normalisation it is stored with (listed after the schema's
+ * errors, and only when the schema found nothing wrong with the field). */
+static void check_email(json_t *body, json_t **errors)
+{
+    const char *email = json_string_value(json_object_get(body, "email"));
+    if (!email || problems_has(*errors, "email")) return;
+    char normal[256];
+    snprintf(normal, sizeof normal, "%s", email);
+    const char *why = pl_email_check(pl_email_normalize(normal));
+    if (why) problems_add(errors, "email", why);
+}
+static const struct body_rules register_rules = {
+    .schema = &register_schema, .check = check_email, .ready = user_zones_ready};
+
 struct reg {
     struct pl_http_request *req;
     char email[256];
@@ -122,51 +136,20 @@ static void on_register_hashed(int status, const char *hash, void *ctx)
     store_query(r->req, "auth_user_insert", 4, v, on_user_inserted, r);
 }
 
-/* Appends {field, message} to *errors (creating the array). */
-static void add_error(json_t **errors, const char *field, const char *message)
-{
-    if (!*errors) *errors = json_array();
-    json_array_append_new(*errors, json_pack("{s:s, s:s}", "field", field, "message", message));
-}
-
-static bool has_error_for(json_t *errors, const char *field)
-{
-    size_t i;
-    json_t *e;
-    json_array_foreach(errors, i, e) if (strcmp(json_string_value(json_object_get(e, "field")),
-                                                field) == 0) return true;
-    return false;
-}
-
 static void do_register(struct pl_http_request *req)
 {
     json_t *body = req_json(req);
-    json_t *errors = pl_json_validate_ctx(body, &register_schema, req_worker(req)->app);
-    struct reg *r = pl_req_alloc(req, sizeof *r);
-    memset(r, 0, sizeof *r);
-    r->req = req;
-    const char *email = json_string_value(json_object_get(body, "email"));
-    if (email && !has_error_for(errors, "email")) {
-        snprintf(r->email, sizeof r->email, "%s", email);
-        pl_email_normalize(r->email);
-        const char *why = pl_email_check(r->email);
-        if (why) add_error(&errors, "email", why);
-    }
-    if (errors) {
-        reply_errors(req, errors);
-        return;
-    }
-    if (!atomic_load(&req_worker(req)->app->timezones_loaded) &&
-        json_is_string(json_object_get(body, "timezone"))) {
-        reply_failure(req, PL_E_UNAVAILABLE, "time zones not loaded");
-        return;
-    }
     /* The session goes to Redis last: without it, answer now rather than create an account
      * the client is told nothing about. */
     if (!pl_redis_connected(req_worker(req)->redis)) {
         reply_failure(req, PL_E_UNAVAILABLE, "session store");
         return;
     }
+    struct reg *r = pl_req_alloc(req, sizeof *r);
+    memset(r, 0, sizeof *r);
+    r->req = req;
+    snprintf(r->email, sizeof r->email, "%s", json_string_value(json_object_get(body, "email")));
+    pl_email_normalize(r->email);
     r->display_name = json_string_value(json_object_get(body, "display_name"));
     r->timezone = json_string_value(json_object_get(body, "timezone"));
     passwords_hash(req_worker(req), req, json_string_value(json_object_get(body, "password")),
@@ -180,6 +163,7 @@ static const struct pl_jfield login_fields[] = {
     {.name = "password", .type = PL_J_STRING, .flags = PL_JF_REQUIRED, .min = 0, .max = 1024},
 };
 static const struct pl_jschema login_schema = {login_fields, 2, NULL};
+static const struct body_rules login_rules = {.schema = &login_schema};
 
 struct login {
     struct pl_http_request *req;
@@ -236,11 +220,6 @@ static void on_login_user(int status, PGresult **results, int n, void *ctx)
 
 static void do_login(struct pl_http_request *req)
 {
-    json_t *errors = pl_json_validate(req_json(req), &login_schema);
-    if (errors) {
-        reply_errors(req, errors);
-        return;
-    }
     /* No session can be made without Redis: say so before any password work, whatever the
      * password (a right one must not be told from a wrong one by a 503). */
     if (!pl_redis_connected(req_worker(req)->redis)) {
@@ -267,15 +246,11 @@ static void on_logged_out(int status, int count, void *ctx)
     pl_respond(req, 204, NULL, NULL, 0);
 }
 
-static const struct pl_jschema empty_schema = {NULL, 0, NULL};
+static const struct body_rules logout_rules = {.schema = &empty_body_schema,
+                                               .detail = "logout takes no body"};
 
 static void do_logout(struct pl_http_request *req)
 {
-    json_t *errors = pl_json_validate(req_json(req), &empty_schema);
-    if (errors) {
-        pl_respond_problem(req, 422, "logout takes no body", errors);
-        return;
-    }
     const struct principal *p = req_principal(req);
     sessions_revoke(req_worker(req), p->user_id, REVOKE_ONE, p->session_id, on_logged_out, req);
 }
@@ -349,6 +324,7 @@ static const struct pl_jfield password_fields[] = {
     {.name = "revoke_tokens", .type = PL_J_BOOL},
 };
 static const struct pl_jschema password_schema = {password_fields, 3, NULL};
+static const struct body_rules password_rules = {.schema = &password_schema};
 
 static void on_others_revoked(int status, int count, void *ctx)
 {
@@ -401,11 +377,6 @@ static void on_current_verified(int status, bool ok, bool needs_rehash, void *ct
 
 static void do_password(struct pl_http_request *req)
 {
-    json_t *errors = pl_json_validate(req_json(req), &password_schema);
-    if (errors) {
-        reply_errors(req, errors);
-        return;
-    }
     auth_verify_own_password(req,
                              json_string_value(json_object_get(req_json(req), "current_password")),
                              on_current_verified);
@@ -470,15 +441,18 @@ struct pl_route auth_routes[] = {
     {.method = PL_M_POST,
      .pattern = "/api/v1/auth/register",
      .handler = do_register,
-     .flags = ROUTE_JSON | ROUTE_RATE_REGISTER},
+     .flags = ROUTE_JSON | ROUTE_RATE_REGISTER,
+     .data = ROUTE_BODY(&register_rules)},
     {.method = PL_M_POST,
      .pattern = "/api/v1/auth/login",
      .handler = do_login,
-     .flags = ROUTE_JSON | ROUTE_RATE_LOGIN},
+     .flags = ROUTE_JSON | ROUTE_RATE_LOGIN,
+     .data = ROUTE_BODY(&login_rules)},
     {.method = PL_M_POST,
      .pattern = "/api/v1/auth/logout",
      .handler = do_logout,
-     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON},
+     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON,
+     .data = ROUTE_BODY(&logout_rules)},
     {.method = PL_M_GET,
      .pattern = "/api/v1/auth/sessions",
      .handler = do_sessions,
@@ -490,6 +464,7 @@ struct pl_route auth_routes[] = {
     {.method = PL_M_POST,
      .pattern = "/api/v1/auth/password",
      .handler = do_password,
-     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON},
+     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON,
+     .data = ROUTE_BODY(&password_rules)},
     {0},
 };

@@ -27,6 +27,7 @@ static const struct pl_jfield token_fields[] = {
     {.name = "expires_in_days", .type = PL_J_INT, .min = 1, .max = 365},
 };
 static const struct pl_jschema token_schema = {token_fields, 3, token_read_only};
+static const struct body_rules token_rules = {.schema = &token_schema};
 
 struct create {
     struct pl_http_request *req;
@@ -46,24 +47,6 @@ static void on_token_inserted(int status, PGresult **results, int n, void *ctx)
 static void do_create(struct pl_http_request *req)
 {
     json_t *body = req_json(req);
-    json_t *errors = pl_json_validate(body, &token_schema);
-    size_t k;
-    json_t *item;
-    if (!errors) {
-        json_array_foreach(json_object_get(body, "scopes"), k, item)
-        {
-            const char *v = json_string_value(item);
-            if (strcmp(v, "read") != 0 && strcmp(v, "write") != 0) {
-                errors = json_pack("[{s:s, s:s}]", "field", "scopes", "message",
-                                   "must contain only read and write");
-                break;
-            }
-        }
-    }
-    if (errors) {
-        reply_errors(req, errors);
-        return;
-    }
     unsigned scopes = 0;
     size_t i;
     json_t *s;
@@ -128,7 +111,8 @@ struct pl_route token_routes[] = {
     {.method = PL_M_POST,
      .pattern = "/api/v1/tokens",
      .handler = do_create,
-     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON},
+     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON,
+     .data = ROUTE_BODY(&token_rules)},
     {.method = PL_M_GET,
      .pattern = "/api/v1/tokens",
      .handler = do_list,

@@ -31,6 +31,8 @@ static const struct pl_jfield create_fields[] = {FEEDING_FIELDS(PL_JF_REQUIRED)}
 static const struct pl_jfield patch_fields[] = {FEEDING_FIELDS(0)};
 static const struct pl_jschema create_schema = {create_fields, 4, feeding_read_only};
 static const struct pl_jschema patch_schema = {patch_fields, 4, feeding_read_only};
+static const struct body_rules create_rules = {.schema = &create_schema};
+static const struct body_rules patch_rules = {.schema = &patch_schema};
 
 static int64_t now_us(void)
 {
@@ -80,8 +82,6 @@ static const struct record_kind feeding_kind = {
     .name = "feeding",
     .path = "/api/v1/feedings",
     RECORD_STATEMENTS("feedings"),
-    .create_schema = &create_schema,
-    .patch_schema = &patch_schema,
     .ncreate = 4,
     .nupdate = 5,
     .create_params = create_params,
@@ -180,26 +180,12 @@ static void do_stats(struct pl_http_request *req)
 
 struct pl_route feedings_routes[] = {
     {.method = PL_M_GET, .pattern = "/api/v1/feedings", .handler = do_list, .flags = ROUTE_AUTH},
-    {.method = PL_M_POST,
-     .pattern = "/api/v1/feedings",
-     .handler = do_create,
-     .flags = ROUTE_AUTH | ROUTE_JSON},
+    RECORD_CREATE_ROUTE("/api/v1/feedings", &create_rules),
     {.method = PL_M_GET,
      .pattern = "/api/v1/feedings/today",
      .handler = do_today,
      .flags = ROUTE_AUTH},
-    {.method = PL_M_GET,
-     .pattern = "/api/v1/feedings/{id}",
-     .handler = do_get,
-     .flags = ROUTE_AUTH},
-    {.method = PL_M_PATCH,
-     .pattern = "/api/v1/feedings/{id}",
-     .handler = do_patch,
-     .flags = ROUTE_AUTH | ROUTE_JSON},
-    {.method = PL_M_DELETE,
-     .pattern = "/api/v1/feedings/{id}",
-     .handler = do_delete,
-     .flags = ROUTE_AUTH},
+    RECORD_ID_ROUTES("/api/v1/feedings", &patch_rules),
     {.method = PL_M_GET,
      .pattern = "/api/v1/stats/feedings",
      .handler = do_stats,

@@ -266,9 +266,15 @@ static void live_handler(struct pl_http_request *req)
 }
 
 struct pl_route live_routes[] = {
-    {PL_M_GET, "/api/v1/live", live_handler, ROUTE_AUTH | ROUTE_LIVE, 0, 0},
-    {PL_M_POST, "/api/v1/live/ticket", live_ticket_create,
-     ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON, 0, 0},
+    {.method = PL_M_GET,
+     .pattern = "/api/v1/live",
+     .handler = live_handler,
+     .flags = ROUTE_AUTH | ROUTE_LIVE},
+    {.method = PL_M_POST,
+     .pattern = "/api/v1/live/ticket",
+     .handler = live_ticket_create,
+     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON,
+     .data = ROUTE_BODY(&live_ticket_rules)},
     {0},
 };
 

@@ -90,15 +90,11 @@ static void on_stored(int status, redisReply *r, void *arg)
     pl_respond_json(t->req, 201, json_pack("{s:s, s:s}", "ticket", t->ticket, "expires_at", exp));
 }
 
-static const struct pl_jschema empty_schema = {NULL, 0, NULL};
+const struct body_rules live_ticket_rules = {.schema = &empty_body_schema,
+                                             .detail = "a ticket request takes no body"};
 
 void live_ticket_create(struct pl_http_request *req)
 {
-    json_t *errors = pl_json_validate(req_json(req), &empty_schema);
-    if (errors) {
-        pl_respond_problem(req, 422, "a ticket request takes no body", errors);
-        return;
-    }
     const struct principal *p = req_principal(req);
     struct issue *t = pl_req_alloc(req, sizeof *t);
     t->req = req;

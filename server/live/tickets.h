@@ -35,8 +35,9 @@ typedef void (*ticket_redeem_cb)(int status, const char *session_hash, void *ctx
 int tickets_redeem(struct worker *w, const char *hash, ticket_redeem_cb cb, void *ctx);
 
 struct pl_http_request;
-/* POST /api/v1/live/ticket (ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON): 201
- * {ticket, expires_at}, bound to the caller's session. */
+/* POST /api/v1/live/ticket (ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON, with
+ * live_ticket_rules: no body): 201 {ticket, expires_at}, bound to the caller's session. */
 void live_ticket_create(struct pl_http_request *req);
+extern const struct body_rules live_ticket_rules;
 
 #endif

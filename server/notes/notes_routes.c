@@ -35,6 +35,8 @@ static const struct pl_jfield create_fields[] = {NOTE_FIELDS(PL_JF_REQUIRED)};
 static const struct pl_jfield patch_fields[] = {NOTE_FIELDS(0)};
 static const struct pl_jschema create_schema = {create_fields, 4, note_read_only};
 static const struct pl_jschema patch_schema = {patch_fields, 4, note_read_only};
+static const struct body_rules create_rules = {.schema = &create_schema};
+static const struct body_rules patch_rules = {.schema = &patch_schema};
 
 /* A Postgres text[] literal of n strings. Every element is quoted (and '"' and '\\'
  * escaped): an unquoted element spelled NULL, in any case, would be an SQL NULL, and one
@@ -88,8 +90,6 @@ static const struct record_kind note_kind = {
     .name = "note",
     .path = "/api/v1/notes",
     RECORD_STATEMENTS("notes"),
-    .create_schema = &create_schema,
-    .patch_schema = &patch_schema,
     .ncreate = 4,
     .nupdate = 4,
     .create_params = note_params,
@@ -201,19 +201,8 @@ static void do_tags(struct pl_http_request *req)
 
 struct pl_route notes_routes[] = {
     {.method = PL_M_GET, .pattern = "/api/v1/notes", .handler = do_list, .flags = ROUTE_AUTH},
-    {.method = PL_M_POST,
-     .pattern = "/api/v1/notes",
-     .handler = do_create,
-     .flags = ROUTE_AUTH | ROUTE_JSON},
-    {.method = PL_M_GET, .pattern = "/api/v1/notes/{id}", .handler = do_get, .flags = ROUTE_AUTH},
-    {.method = PL_M_PATCH,
-     .pattern = "/api/v1/notes/{id}",
-     .handler = do_patch,
-     .flags = ROUTE_AUTH | ROUTE_JSON},
-    {.method = PL_M_DELETE,
-     .pattern = "/api/v1/notes/{id}",
-     .handler = do_delete,
-     .flags = ROUTE_AUTH},
+    RECORD_CREATE_ROUTE("/api/v1/notes", &create_rules),
+    RECORD_ID_ROUTES("/api/v1/notes", &patch_rules),
     {.method = PL_M_GET, .pattern = "/api/v1/tags", .handler = do_tags, .flags = ROUTE_AUTH},
     {0},
 };

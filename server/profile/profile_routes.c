@@ -58,6 +58,7 @@ static const struct pl_jfield patch_fields[] = {
     {.name = "daily_target_ml", .type = PL_J_INT, .min = 0, .max = 10000},
 };
 static const struct pl_jschema patch_schema = {patch_fields, 3, me_read_only};
+static const struct body_rules patch_rules = {.schema = &patch_schema, .ready = user_zones_ready};
 
 static void on_patched(int status, PGresult **results, int n, void *ctx)
 {
@@ -76,16 +77,6 @@ static void on_patched(int status, PGresult **results, int n, void *ctx)
 static void do_patch(struct pl_http_request *req)
 {
     json_t *body = req_json(req);
-    const struct app *app = req_worker(req)->app;
-    if (!user_zones_ready(body, app)) {
-        reply_failure(req, PL_E_UNAVAILABLE, "time zones not loaded");
-        return;
-    }
-    json_t *errors = pl_json_validate_ctx(body, &patch_schema, app);
-    if (errors) {
-        reply_errors(req, errors);
-        return;
-    }
     if (json_object_size(body) == 0) { /* PATCH {}: a no-op that leaves updated_at alone */
         do_get(req);
         return;
@@ -111,6 +102,7 @@ static const struct pl_jfield delete_fields[] = {
     {.name = "password", .type = PL_J_STRING, .flags = PL_JF_REQUIRED, .min = 0, .max = 1024},
 };
 static const struct pl_jschema delete_schema = {delete_fields, 1, NULL};
+static const struct body_rules delete_rules = {.schema = &delete_schema};
 
 static void on_all_revoked(int status, int count, void *ctx)
 {
@@ -148,11 +140,6 @@ static void on_delete_verified(int status, bool ok, bool needs_rehash, void *ctx
 
 static void do_delete(struct pl_http_request *req)
 {
-    json_t *errors = pl_json_validate(req_json(req), &delete_schema);
-    if (errors) {
-        reply_errors(req, errors);
-        return;
-    }
     auth_verify_own_password(req, json_string_value(json_object_get(req_json(req), "password")),
                              on_delete_verified);
 }
@@ -304,11 +291,13 @@ struct pl_route profile_routes[] = {
     {.method = PL_M_PATCH,
      .pattern = "/api/v1/me",
      .handler = do_patch,
-     .flags = ROUTE_AUTH | ROUTE_JSON},
+     .flags = ROUTE_AUTH | ROUTE_JSON,
+     .data = ROUTE_BODY(&patch_rules)},
     {.method = PL_M_DELETE,
      .pattern = "/api/v1/me",
      .handler = do_delete,
-     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON},
+     .flags = ROUTE_AUTH | ROUTE_SESSION_ONLY | ROUTE_JSON,
+     .data = ROUTE_BODY(&delete_rules)},
     {.method = PL_M_GET,
      .pattern = "/api/v1/me/export",
      .handler = do_export,

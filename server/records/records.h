@@ -28,7 +28,6 @@ struct record_kind {
     const char *path; /* "/api/v1/notes" */
     const char *stmt_create, *stmt_create_idem, *stmt_get, *stmt_update, *stmt_delete,
         *stmt_version;
-    const struct pl_jschema *create_schema, *patch_schema;
     int ncreate, nupdate; /* field parameters after the fixed ones */
     /* Fill the field parameters from a valid body (values are arena strings or NULL).
      * Return NULL, or an errors array (taken) for checks a schema cannot express. */
@@ -68,6 +67,25 @@ void record_list_exec(struct pl_http_request *req, int limit, int ncursor, const
     static void do_delete(struct pl_http_request *req)                                             \
     {                                                                                              \
         record_delete(req, &(kind));                                                               \
+    }
+
+/* The route entries of those handlers for a kind at `path` (a string literal): its create,
+ * whose body follows `create_rules` (struct body_rules *), and its id routes, whose PATCH
+ * body follows `patch_rules`. */
+#define RECORD_CREATE_ROUTE(path, create_rules)                                                    \
+    {                                                                                              \
+        .method = PL_M_POST, .pattern = path, .handler = do_create,                                \
+        .flags = ROUTE_AUTH | ROUTE_JSON | ROUTE_IDEMPOTENT, .data = ROUTE_BODY(create_rules)      \
+    }
+#define RECORD_ID_ROUTES(path, patch_rules)                                                        \
+    {.method = PL_M_GET, .pattern = path "/{id}", .handler = do_get, .flags = ROUTE_AUTH},         \
+        {.method = PL_M_PATCH,                                                                     \
+         .pattern = path "/{id}",                                                                  \
+         .handler = do_patch,                                                                      \
+         .flags = ROUTE_AUTH | ROUTE_JSON,                                                         \
+         .data = ROUTE_BODY(patch_rules)},                                                         \
+    {                                                                                              \
+        .method = PL_M_DELETE, .pattern = path "/{id}", .handler = do_delete, .flags = ROUTE_AUTH  \
     }
 
 /* Publishes "<event>" with `data_json` (text) on the user's channel. */

@@ -852,6 +852,19 @@ describe('notes', () => {
       expect404(await api(srv, 'PATCH', `${NOTES}/not-a-uuid`, { token: a.token, body: { pinned: true } }));
     });
 
+    it('a malformed Idempotency-Key is 400 after the JSON parse (400) and before validation (422)', async () => {
+      const a = await register(srv);
+      const headers = { 'Idempotency-Key': 'a\tb' };
+      const parse = await api(srv, 'POST', NOTES, { token: a.token, body: '{"title":', headers });
+      expectProblem(parse, 400, 'malformed');
+      assert.doesNotMatch(parse.json.detail, /Idempotency-Key/);
+      const key = await api(srv, 'POST', NOTES, { token: a.token, body: { title: '' }, headers });
+      expectProblem(key, 400, 'malformed');
+      assert.match(key.json.detail, /Idempotency-Key/);
+      expect422(await api(srv, 'POST', NOTES, { token: a.token, body: { title: '' }, headers: { 'Idempotency-Key': 'fine' } }), 'title');
+      assert.equal(count(a.user.id), 0);
+    });
+
     it('cookie-authenticated writes need the public Origin; bearer writes do not', async () => {
       const a = await register(srv);
       const n = await createNote(srv, a.token);
