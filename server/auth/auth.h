@@ -28,9 +28,11 @@ void auth_worker_destroy(struct worker *w);
 
 void set_session_cookie(struct pl_http_request *req, const char *token);
 void clear_session_cookie(struct pl_http_request *req);
-/* Verifies the caller's own password (Postgres hash, Argon2 on the pool); cb gets req. */
-void auth_verify_own_password(struct pl_http_request *req, const char *password,
-                              passwords_verify_cb cb);
+/* Verifies the caller's own password (its hash from Postgres, Argon2 on the pool) and calls
+ * then(req) when it matches. Otherwise the request is answered: 403 with the detail `wrong`
+ * (static) for a wrong password, 503 or 500 when it could not be checked. */
+void auth_verify_own_password(struct pl_http_request *req, const char *password, const char *wrong,
+                              void (*then)(struct pl_http_request *req));
 /* Rehashes a password whose stored hash uses outdated parameters (fire and forget). */
 void login_rehash(struct worker *w, const char *user_id, const char *password);
 /* ---- credentials after issue (credentials.c) ---- */

@@ -70,6 +70,14 @@ static void on_session_created(int status, int64_t created_ms, int64_t expires_m
         json_pack("{s:o, s:s, s:s}", "user", ns->user, "token", ns->token, "expires_at", exp));
 }
 
+/* false after answering 503 when Redis, where sessions live, is not connected. */
+static bool session_store_up(struct pl_http_request *req)
+{
+    if (pl_redis_connected(req_worker(req)->redis)) return true;
+    reply_failure(req, PL_E_UNAVAILABLE, "session store");
+    return false;
+}
+
 static void start_session(struct pl_http_request *req, int http_status, json_t *user)
 {
     struct new_session *ns = pl_req_alloc(req, sizeof *ns);
@@ -128,10 +136,7 @@ static void on_user_inserted(int status, PGresult **results, int n, void *ctx)
 static void on_register_hashed(int status, const char *hash, void *ctx)
 {
     struct reg *r = ctx;
-    if (status) {
-        passwords_reply_failure(r->req, status);
-        return;
-    }
+    if (passwords_failed(r->req, status)) return;
     const char *v[] = {r->email, hash, r->display_name, r->timezone};
     store_query(r->req, "auth_user_insert", 4, v, on_user_inserted, r);
 }
@@ -141,10 +146,7 @@ static void do_register(struct pl_http_request *req)
     json_t *body = req_json(req);
     /* The session goes to Redis last: without it, answer now rather than create an account
      * the client is told nothing about. */
-    if (!pl_redis_connected(req_worker(req)->redis)) {
-        reply_failure(req, PL_E_UNAVAILABLE, "session store");
-        return;
-    }
+    if (!session_store_up(req)) return;
     struct reg *r = pl_req_alloc(req, sizeof *r);
     memset(r, 0, sizeof *r);
     r->req = req;
@@ -184,10 +186,7 @@ static void on_login_verified(int status, bool ok, bool needs_rehash, void *ctx)
 {
     struct login *l = ctx;
     struct pl_http_request *req = l->req;
-    if (status) {
-        passwords_reply_failure(req, status);
-        return;
-    }
+    if (passwords_failed(req, status)) return;
     if (!ok || !l->user) {
         const char *argv[] = {"PING"};
         if (pl_redis_command(req_worker(req)->redis, 1, argv, NULL, on_login_refused_ping, l))
@@ -222,10 +221,7 @@ static void do_login(struct pl_http_request *req)
 {
     /* No session can be made without Redis: say so before any password work, whatever the
      * password (a right one must not be told from a wrong one by a 503). */
-    if (!pl_redis_connected(req_worker(req)->redis)) {
-        reply_failure(req, PL_E_UNAVAILABLE, "session store");
-        return;
-    }
+    if (!session_store_up(req)) return;
     struct login *l = pl_req_alloc(req, sizeof *l);
     memset(l, 0, sizeof *l);
     l->req = req;
@@ -350,26 +346,14 @@ static void on_password_stored(int status, PGresult **results, int n, void *ctx)
 static void on_new_hash(int status, const char *hash, void *ctx)
 {
     struct pl_http_request *req = ctx;
-    if (status) {
-        passwords_reply_failure(req, status);
-        return;
-    }
+    if (passwords_failed(req, status)) return;
     bool revoke_tokens = json_is_true(json_object_get(req_json(req), "revoke_tokens"));
     const char *v[] = {req_principal(req)->user_id, hash, revoke_tokens ? "true" : "false"};
     store_query(req, "auth_user_change_password", 3, v, on_password_stored, req);
 }
 
-static void on_current_verified(int status, bool ok, bool needs_rehash, void *ctx)
+static void change_password(struct pl_http_request *req)
 {
-    struct pl_http_request *req = ctx;
-    if (status) {
-        passwords_reply_failure(req, status);
-        return;
-    }
-    if (!ok) {
-        pl_respond_problem(req, 403, "the current password is wrong", NULL);
-        return;
-    }
     passwords_hash(req_worker(req), req,
                    json_string_value(json_object_get(req_json(req), "new_password")), on_new_hash,
                    req);
@@ -379,32 +363,44 @@ static void do_password(struct pl_http_request *req)
 {
     auth_verify_own_password(req,
                              json_string_value(json_object_get(req_json(req), "current_password")),
-                             on_current_verified);
+                             "the current password is wrong", change_password);
 }
 
 /* ---- verifying the caller's own password (password change, account deletion) ---- */
 
 struct own_pw {
     struct pl_http_request *req;
-    const char *password;
-    passwords_verify_cb cb;
+    const char *password, *wrong;
+    void (*then)(struct pl_http_request *req);
 };
+
+static void on_own_verified(int status, bool ok, bool needs_rehash, void *ctx)
+{
+    struct own_pw *o = ctx;
+    if (passwords_failed(o->req, status)) return;
+    if (!ok) {
+        pl_respond_problem(o->req, 403, o->wrong, NULL);
+        return;
+    }
+    o->then(o->req);
+}
 
 static void on_own_hash(int status, PGresult **results, int n, void *ctx)
 {
     struct own_pw *o = ctx;
     if (reply_failed(o->req, status, "password load")) return;
     const char *hash = PQntuples(results[0]) == 1 ? PQgetvalue(results[0], 0, 0) : NULL;
-    passwords_verify(req_worker(o->req), o->req, o->password, hash, o->cb, o->req);
+    passwords_verify(req_worker(o->req), o->req, o->password, hash, on_own_verified, o);
 }
 
-void auth_verify_own_password(struct pl_http_request *req, const char *password,
-                              passwords_verify_cb cb)
+void auth_verify_own_password(struct pl_http_request *req, const char *password, const char *wrong,
+                              void (*then)(struct pl_http_request *req))
 {
     struct own_pw *o = pl_req_alloc(req, sizeof *o);
     o->req = req;
     o->password = password;
-    o->cb = cb;
+    o->wrong = wrong;
+    o->then = then;
     const char *v[] = {req_principal(req)->user_id};
     store_query(req, "auth_user_hash", 1, v, on_own_hash, o);
 }

@@ -330,15 +330,17 @@ void passwords_verify(struct worker *w, struct pl_http_request *req, const char 
     enqueue(w, j);
 }
 
-void passwords_reply_failure(struct pl_http_request *req, int status)
+bool passwords_failed(struct pl_http_request *req, int status)
 {
+    if (status == 0) return false;
     if (status == PL_E_BUSY || status == PL_E_CANCELLED) {
         /* The backlog is about one wait limit long: retrying sooner finds it as full. */
         long long s = (req_worker(req)->app->cfg.argon2_wait_ms + 999) / 1000;
         pl_resp_header(req, "Retry-After", pl_req_printf(req, "%lld", s < 1 ? 1 : s));
         pl_respond_problem(req, 503, "too many passwords are being checked, try again shortly",
                            NULL);
-        return;
+        return true;
     }
     reply_failure(req, status, "password hash");
+    return true;
 }

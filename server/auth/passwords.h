@@ -19,7 +19,7 @@ struct pl_http_request;
  *                      password matched, `needs_rehash` whether the stored hash uses other
  *                      parameters than the configured ones;
  *   PL_E_BUSY          the queue was full, or the job waited longer than PULSE_ARGON2_WAIT_MS:
- *                      nothing was hashed (answer 503 with passwords_reply_failure);
+ *                      nothing was hashed (passwords_failed answers 503);
  *   PL_E_CANCELLED     the client went away before a slot was free, or the worker is
  *                      stopping: nothing was hashed (or the result is dropped);
  *   PL_E_INVALID       libsodium failed (out of memory). */
@@ -35,9 +35,10 @@ void passwords_hash(struct worker *w, struct pl_http_request *req, const char *p
 void passwords_verify(struct worker *w, struct pl_http_request *req, const char *password,
                       const char *hash, passwords_verify_cb cb, void *ctx);
 
-/* Answers a callback's non-zero status: PL_E_BUSY and PL_E_CANCELLED are 503
- * /problems/unavailable with Retry-After; anything else 500. */
-void passwords_reply_failure(struct pl_http_request *req, int status);
+/* The callbacks' first step: false when status is 0; otherwise answers it (PL_E_BUSY and
+ * PL_E_CANCELLED: 503 /problems/unavailable with a Retry-After of about one wait limit;
+ * anything else 500) and returns true (then return at once). */
+bool passwords_failed(struct pl_http_request *req, int status);
 
 /* Start-up (main thread, before workers): computes the dummy hash. Returns 0 or -1. */
 int passwords_init(struct app *app);

@@ -122,17 +122,8 @@ static void on_deleted(int status, PGresult **results, int n, void *ctx)
                     req);
 }
 
-static void on_delete_verified(int status, bool ok, bool needs_rehash, void *ctx)
+static void delete_account(struct pl_http_request *req)
 {
-    struct pl_http_request *req = ctx;
-    if (status) {
-        passwords_reply_failure(req, status);
-        return;
-    }
-    if (!ok) {
-        pl_respond_problem(req, 403, "the password is wrong", NULL);
-        return;
-    }
     /* One statement: the user and, by ON DELETE CASCADE, everything they own. */
     const char *v[] = {req_principal(req)->user_id};
     store_query(req, "profile_delete", 1, v, on_deleted, req);
@@ -141,7 +132,7 @@ static void on_delete_verified(int status, bool ok, bool needs_rehash, void *ctx
 static void do_delete(struct pl_http_request *req)
 {
     auth_verify_own_password(req, json_string_value(json_object_get(req_json(req), "password")),
-                             on_delete_verified);
+                             "the password is wrong", delete_account);
 }
 
 /* ---- GET /me/export: streamed page by page, never the whole document in memory ---- */
