@@ -111,6 +111,30 @@ static void bad_query(struct pl_http_request *req, const char *detail)
     pl_respond_problem(req, 400, detail, NULL);
 }
 
+/* The repeated ?tag= as a text[] literal (NULL when none) into *out; false after a 400. */
+static bool tags_param(struct pl_http_request *req, const char **out)
+{
+    const char *tags[21];
+    int ntags = pl_req_query_all(req, "tag", tags, 21);
+    *out = NULL;
+    if (ntags < 0) {
+        bad_query(req, "tag is malformed: bad percent-encoding or %00");
+        return false;
+    }
+    if (ntags > 20) {
+        bad_query(req, "at most 20 tag parameters");
+        return false;
+    }
+    for (int i = 0; i < ntags; i++) {
+        if (!tag_ok(tags[i])) {
+            bad_query(req, "tag must be 1 to 32 of a-z, 0-9, _ and -");
+            return false;
+        }
+    }
+    if (ntags > 0) *out = text_array(req, tags, (size_t)ntags);
+    return true;
+}
+
 static void do_list(struct pl_http_request *req)
 {
     int limit = record_limit(req); /* answered (and freed) the request when < 0 */
@@ -123,23 +147,8 @@ static void do_list(struct pl_http_request *req)
         bad_query(req, "pinned must be true or false");
         return;
     }
-    const char *tags[21];
-    int ntags = pl_req_query_all(req, "tag", tags, 21);
-    if (ntags < 0) {
-        bad_query(req, "tag is malformed: bad percent-encoding or %00");
-        return;
-    }
-    if (ntags > 20) {
-        bad_query(req, "at most 20 tag parameters");
-        return;
-    }
-    for (int i = 0; i < ntags; i++) {
-        if (!tag_ok(tags[i])) {
-            bad_query(req, "tag must be 1 to 32 of a-z, 0-9, _ and -");
-            return;
-        }
-    }
-    const char *tag_lit = ntags > 0 ? text_array(req, tags, (size_t)ntags) : NULL;
+    const char *tag_lit;
+    if (!tags_param(req, &tag_lit)) return;
     if (q && !*q) q = NULL;
     if (q && (!pl_utf8_valid(q, strlen(q)) || strlen(q) > 1000)) {
         bad_query(req, "q must be valid UTF-8 of at most 1000 bytes");
