@@ -54,6 +54,7 @@ int app_init(struct app *app, char *err, size_t errlen)
 
 void app_dispose(struct app *app)
 {
+    live_sampler_destroy(app);
     live_caps_destroy(app->live_caps);
     app->live_caps = NULL;
     ops_metrics_dispose(app);

@@ -63,11 +63,13 @@ struct app {
     /* live */
     _Atomic int ws_clients;
     _Atomic uint64_t ws_frames_dropped;
-    struct live_caps *live_caps; /* open sockets per user and IP (server/live/caps.c) */
+    struct live_caps *live_caps;  /* open sockets per user and IP (server/live/caps.c) */
+    struct live_sampler *sampler; /* the metrics sampler (server/live/sampler.c) */
 };
 
 struct auth_worker;
 struct live_caps;
+struct live_sampler;
 struct live_worker;
 struct pl_ws_server;
 struct live_blob;

@@ -390,7 +390,7 @@ static void stop_workers(void)
     pl_info("closing listeners and draining", PL_INT("drain_ms", app.cfg.drain_ms));
     pl_log_flush();
     /* No metrics message may be handed to a worker that is closing its handles. */
-    live_sampler_stop();
+    live_sampler_stop(&app);
     tell_workers(2);
 }
 
@@ -407,7 +407,7 @@ static void close_main_handles(void)
     uv_close((uv_handle_t *)&migrate_timer, NULL);
     uv_close((uv_handle_t *)&stats_timer, NULL);
     uv_close((uv_handle_t *)&worker_exited, NULL);
-    live_sampler_stop();
+    live_sampler_stop(&app);
 }
 
 /* A failure after the workers started: they stop at once (no shutdown delay: nothing was
@@ -465,7 +465,25 @@ static void raise_fd_limit(long long want)
     }
 }
 
-static int cmd_serve(void)
+/* The static UI, when PULSE_WEB_ROOT holds one (web_ui stays NULL otherwise). */
+static void load_web_ui(void)
+{
+    static const char *const api_prefixes[] = {"/api", "/health", NULL};
+    /* WebSockets to the public origin only (the config check made sure it fits a policy). */
+    char csp[512], err[256] = "";
+    bool csp_ok = pl_static_csp(app.cfg.public_origin, csp, sizeof csp) >= 0;
+    struct pl_static_config web_cfg = {
+        .root = app.cfg.web_root, .csp = csp_ok ? csp : NULL, .no_fallback = api_prefixes};
+    if (pl_static_load(&web_cfg, &web_ui, err, sizeof err) == 0)
+        pl_info("web UI loaded", PL_STR("root", app.cfg.web_root),
+                PL_UINT("files", pl_static_count(web_ui)));
+    else
+        pl_warn("web UI not served", PL_STR("root", app.cfg.web_root), PL_STR("error", err));
+}
+
+/* Everything before the listeners: config, libraries, the app, the UI, thread counts and the
+ * migration check. Returns 0 or cmd_serve's exit status. */
+static int serve_prepare(void)
 {
     int rc = load_config(true);
     if (rc) return rc;
@@ -482,17 +500,7 @@ static int cmd_serve(void)
         fprintf(stderr, "pulsed: %s\n", err);
         return rc == PL_E_CONFIG ? 2 : 1;
     }
-    static const char *const api_prefixes[] = {"/api", "/health", NULL};
-    /* WebSockets to the public origin only (the config check made sure it fits a policy). */
-    char csp[512];
-    bool csp_ok = pl_static_csp(app.cfg.public_origin, csp, sizeof csp) >= 0;
-    struct pl_static_config web_cfg = {
-        .root = app.cfg.web_root, .csp = csp_ok ? csp : NULL, .no_fallback = api_prefixes};
-    if (pl_static_load(&web_cfg, &web_ui, err, sizeof err) == 0)
-        pl_info("web UI loaded", PL_STR("root", app.cfg.web_root),
-                PL_UINT("files", pl_static_count(web_ui)));
-    else
-        pl_warn("web UI not served", PL_STR("root", app.cfg.web_root), PL_STR("error", err));
+    load_web_ui();
     app.nworkers = (int)app.cfg.workers;
     if (app.nworkers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -504,22 +512,30 @@ static int cmd_serve(void)
         snprintf(n, sizeof n, "%d", (int)app.cfg.argon2_concurrency + 4);
         setenv("UV_THREADPOOL_SIZE", n, 1);
     }
-    if ((rc = check_migrations_at_start()) != 0) return rc;
-    char host[256];
-    int port;
-    if (pl_http_parse_listen(app.cfg.listen, host, sizeof host, &port)) return 2;
+    return check_migrations_at_start();
+}
+
+/* One listening socket per worker (SO_REUSEPORT) on PULSE_LISTEN; `host` and `port` get the
+ * address (the port chosen when it was 0). Returns 0 or an exit status. */
+static int open_listeners(char *host, size_t hostlen, int *port)
+{
+    if (pl_http_parse_listen(app.cfg.listen, host, hostlen, port)) return 2;
     app.workers = calloc((size_t)app.nworkers, sizeof *app.workers);
     if (!app.workers) abort();
     for (int i = 0; i < app.nworkers; i++) {
-        int fd = pl_http_listen_socket(host, &port, 4096);
+        int fd = pl_http_listen_socket(host, port, 4096);
         if (fd < 0) {
             fprintf(stderr, "pulsed: cannot listen on %s: %s\n", app.cfg.listen, pl_strerror(fd));
             return 1;
         }
         app.workers[i].listen_fd = fd;
     }
-    app.port = port;
+    app.port = *port;
+    return 0;
+}
 
+static void main_loop_init(void)
+{
     uv_loop_init(&main_loop);
     uv_signal_init(&main_loop, &sig_term);
     uv_signal_init(&main_loop, &sig_int);
@@ -531,7 +547,11 @@ static int cmd_serve(void)
     uv_async_init(&main_loop, &worker_exited, on_worker_exited);
     uv_timer_start(&migrate_timer, on_migrate_timer, 0, 2000);
     uv_timer_start(&stats_timer, on_stats_timer, 200, 200);
+}
 
+/* The workers' loops and the handles other threads signal, before any thread starts. */
+static void workers_init(void)
+{
     for (int i = 0; i < app.nworkers; i++) {
         struct worker *w = &app.workers[i];
         w->app = &app;
@@ -542,10 +562,11 @@ static int cmd_serve(void)
         live_worker_async_init(w);
         auth_worker_create(w);
     }
-    if (live_sampler_start(&app, &main_loop) != 0) {
-        fprintf(stderr, "pulsed: cannot start the metrics sampler\n");
-        return 1;
-    }
+}
+
+/* Starts the worker threads; a thread that cannot be created stops those already running. */
+static void workers_launch(const char *host, int port)
+{
     for (int i = 0; i < app.nworkers; i++) {
         int err_thread = uv_thread_create(&app.workers[i].thread, worker_main, &app.workers[i]);
         if (err_thread != 0) {
@@ -559,21 +580,23 @@ static int cmd_serve(void)
         }
         workers_running++;
     }
-    if (!stopping) {
-        char addr[300];
-        snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-        pl_info("listening", PL_STR("address", addr), PL_INT("port", port),
-                PL_INT("workers", app.nworkers), PL_STR("version", PULSE_VERSION),
-                PL_STR("instance", app.cfg.instance));
-        pl_log_flush();
-    }
+    if (stopping) return;
+    char addr[300];
+    snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+    pl_info("listening", PL_STR("address", addr), PL_INT("port", port),
+            PL_INT("workers", app.nworkers), PL_STR("version", PULSE_VERSION),
+            PL_STR("instance", app.cfg.instance));
+    pl_log_flush();
+}
 
-    uv_run(&main_loop, UV_RUN_DEFAULT);
+/* After the main loop has returned: joins the threads and empties every worker's loop. */
+static void workers_join(void)
+{
     for (int i = 0; i < app.nworkers; i++) {
         struct worker *w = &app.workers[i];
         if (i < workers_running) {
             uv_thread_join(&w->thread);
-        } else { /* never started: only the handles made above */
+        } else { /* never started: only the handles made by workers_init */
             uv_close((uv_handle_t *)&w->wakeup, NULL);
             live_worker_close(w);
             auth_worker_close(w);
@@ -586,6 +609,24 @@ static int cmd_serve(void)
         if (uv_loop_close(&w->loop) != 0)
             pl_warn("worker loop not empty at exit", PL_INT("worker", i));
     }
+}
+
+static int cmd_serve(void)
+{
+    int rc = serve_prepare();
+    if (rc) return rc;
+    char host[256];
+    int port;
+    if ((rc = open_listeners(host, sizeof host, &port)) != 0) return rc;
+    main_loop_init();
+    workers_init();
+    if (live_sampler_start(&app, &main_loop) != 0) {
+        fprintf(stderr, "pulsed: cannot start the metrics sampler\n");
+        return 1;
+    }
+    workers_launch(host, port);
+    uv_run(&main_loop, UV_RUN_DEFAULT);
+    workers_join();
     uv_run(&main_loop, UV_RUN_DEFAULT);
     uv_loop_close(&main_loop);
     if (atomic_load(&workers_failed) > 0) exit_status = 1;

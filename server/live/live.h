@@ -85,9 +85,12 @@ enum live_cap live_caps_take(struct live_caps *c, const char *user_id, const cha
                              long long per_user, long long per_ip, struct live_cap_slot *out);
 void live_caps_release(struct live_caps *c, struct live_cap_slot *slot);
 
-/* Process side, on the main loop. */
+/* Process side, on the main loop: app->sampler. start: before the workers start (0 or a
+ * code); stop: closes its timer (run the loop on; twice is harmless); destroy: once no
+ * thread can ask for the scaling report any more (app_dispose). */
 int live_sampler_start(struct app *app, uv_loop_t *loop);
-void live_sampler_stop(void);
+void live_sampler_stop(struct app *app);
+void live_sampler_destroy(struct app *app);
 
 /* The scaling advisor's answer (the JSON of /api/v1/health/scaling), built from the
  * sampler's history. Thread-safe. */

@@ -25,7 +25,9 @@ struct sample {
     uint64_t rss_bytes;
 };
 
-static struct {
+/* The process's sampler (app->sampler): written by the main loop, its history read by any
+ * worker answering /api/v1/health/scaling. */
+struct live_sampler {
     struct app *app;
     struct pl_sysmetrics *sys;
     uv_timer_t timer;
@@ -35,22 +37,22 @@ static struct {
     pthread_mutex_t lock; /* guards the history for live_scaling_report */
     struct sample history[HISTORY_MAX];
     size_t head, count; /* ring: oldest at head */
-} S = {.lock = PTHREAD_MUTEX_INITIALIZER};
+};
 
-static void history_push(const struct sample *s)
+static void history_push(struct live_sampler *S, const struct sample *s)
 {
-    pthread_mutex_lock(&S.lock);
-    size_t i = (S.head + S.count) % HISTORY_MAX;
-    S.history[i] = *s;
-    if (S.count < HISTORY_MAX)
-        S.count++;
+    pthread_mutex_lock(&S->lock);
+    size_t i = (S->head + S->count) % HISTORY_MAX;
+    S->history[i] = *s;
+    if (S->count < HISTORY_MAX)
+        S->count++;
     else
-        S.head = (S.head + 1) % HISTORY_MAX;
-    while (S.count > 1 && s->at_ms - S.history[S.head].at_ms > HISTORY_MS) {
-        S.head = (S.head + 1) % HISTORY_MAX;
-        S.count--;
+        S->head = (S->head + 1) % HISTORY_MAX;
+    while (S->count > 1 && s->at_ms - S->history[S->head].at_ms > HISTORY_MS) {
+        S->head = (S->head + 1) % HISTORY_MAX;
+        S->count--;
     }
-    pthread_mutex_unlock(&S.lock);
+    pthread_mutex_unlock(&S->lock);
 }
 
 static double round2(double v)
@@ -58,9 +60,8 @@ static double round2(double v)
     return round(v * 100.0) / 100.0;
 }
 
-static void publish(struct live_blob *b)
+static void publish(struct app *app, struct live_blob *b)
 {
-    struct app *app = S.app;
     for (int i = 0; i < app->nworkers; i++) {
         struct worker *w = &app->workers[i];
         if (atomic_load(&w->exited)) continue;
@@ -73,16 +74,17 @@ static void publish(struct live_blob *b)
 
 static void on_sample(uv_timer_t *t)
 {
-    struct app *app = S.app;
+    struct live_sampler *S = t->data;
+    struct app *app = S->app;
     uint64_t now_ns = uv_hrtime();
     struct pl_sys_sample sys;
-    if (pl_sysmetrics_sample(S.sys, (int64_t)(now_ns / 1000), &sys) != 0)
+    if (pl_sysmetrics_sample(S->sys, (int64_t)(now_ns / 1000), &sys) != 0)
         pl_debug("sysmetrics: no source readable");
     struct pl_http_snapshot snap;
     pl_http_metrics_snapshot(app->metrics, &snap);
-    double secs = S.prev_ns ? (double)(now_ns - S.prev_ns) / 1e9 : 0;
-    double rps = secs > 0 ? (double)(snap.requests - S.prev.requests) / secs : 0;
-    double eps = secs > 0 ? (double)(snap.errors - S.prev.errors) / secs : 0;
+    double secs = S->prev_ns ? (double)(now_ns - S->prev_ns) / 1e9 : 0;
+    double rps = secs > 0 ? (double)(snap.requests - S->prev.requests) / secs : 0;
+    double eps = secs > 0 ? (double)(snap.errors - S->prev.errors) / secs : 0;
     int busy = 0, size = 0, peak = 0;
     for (int i = 0; i < app->nworkers; i++) {
         busy += atomic_load(&app->workers[i].stats.pg_busy);
@@ -94,55 +96,76 @@ static void on_sample(uv_timer_t *t)
     char now[32];
     pl_time_format_rfc3339(live_now_us(), now);
     char text[1024];
-    int n = snprintf(text, sizeof text,
-                     "{\"type\":\"metrics\",\"ts\":\"%s\","
-                     "\"system\":%s,\"server\":{\"requests_per_s\":%.2f,\"p50_ms\":%.3f,"
-                     "\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"connections\":%d,\"ws_clients\":%d,"
-                     "\"db_pool_busy\":%d,\"db_pool_size\":%d,\"errors_per_s\":%.2f}}",
-                     now, system, round2(rps), pl_http_snapshot_quantile(&S.prev, &snap, 0.50),
-                     pl_http_snapshot_quantile(&S.prev, &snap, 0.95),
-                     pl_http_snapshot_quantile(&S.prev, &snap, 0.99), atomic_load(&app->conn_count),
-                     atomic_load(&app->ws_clients), busy, size, round2(eps));
-    S.prev = snap;
-    S.prev_ns = now_ns;
+    int n =
+        snprintf(text, sizeof text,
+                 "{\"type\":\"metrics\",\"ts\":\"%s\","
+                 "\"system\":%s,\"server\":{\"requests_per_s\":%.2f,\"p50_ms\":%.3f,"
+                 "\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"connections\":%d,\"ws_clients\":%d,"
+                 "\"db_pool_busy\":%d,\"db_pool_size\":%d,\"errors_per_s\":%.2f}}",
+                 now, system, round2(rps), pl_http_snapshot_quantile(&S->prev, &snap, 0.50),
+                 pl_http_snapshot_quantile(&S->prev, &snap, 0.95),
+                 pl_http_snapshot_quantile(&S->prev, &snap, 0.99), atomic_load(&app->conn_count),
+                 atomic_load(&app->ws_clients), busy, size, round2(eps));
+    S->prev = snap;
+    S->prev_ns = now_ns;
     if (n > 0 && (size_t)n < sizeof text) {
         struct live_blob *b = malloc(sizeof *b + (size_t)n + 1);
         if (!b) abort();
         atomic_init(&b->refs, 1);
         b->len = (size_t)n;
         memcpy(b->text, text, (size_t)n + 1);
-        publish(b);
+        publish(app, b);
     }
     struct pl_process_stats ps;
     pl_process_stats(&ps);
     struct sample s = {
         .at_ms = now_ns / 1000000, .http = snap, .inflight_peak = peak, .rss_bytes = ps.rss_bytes};
-    history_push(&s);
+    history_push(S, &s);
 }
 
 int live_sampler_start(struct app *app, uv_loop_t *loop)
 {
-    S.app = app;
-    int rc = pl_sysmetrics_create("/proc", "/", &S.sys);
-    if (rc) return rc;
-    uv_timer_init(loop, &S.timer);
+    struct live_sampler *S = calloc(1, sizeof *S);
+    if (!S) abort();
+    S->app = app;
+    pthread_mutex_init(&S->lock, NULL);
+    int rc = pl_sysmetrics_create("/proc", "/", &S->sys);
+    if (rc) {
+        pthread_mutex_destroy(&S->lock);
+        free(S);
+        return rc;
+    }
+    uv_timer_init(loop, &S->timer);
+    S->timer.data = S;
     uint64_t every = (uint64_t)app->cfg.metrics_interval_ms;
-    uv_timer_start(&S.timer, on_sample, every, every);
-    S.running = true;
+    uv_timer_start(&S->timer, on_sample, every, every);
+    S->running = true;
+    app->sampler = S;
     return 0;
 }
 
 static void on_timer_closed(uv_handle_t *h)
 {
-    pl_sysmetrics_destroy(S.sys);
-    S.sys = NULL;
+    struct live_sampler *S = h->data;
+    pl_sysmetrics_destroy(S->sys);
+    S->sys = NULL;
 }
 
-void live_sampler_stop(void)
+void live_sampler_stop(struct app *app)
 {
-    if (!S.running) return;
-    S.running = false;
-    uv_close((uv_handle_t *)&S.timer, on_timer_closed);
+    struct live_sampler *S = app->sampler;
+    if (!S || !S->running) return;
+    S->running = false;
+    uv_close((uv_handle_t *)&S->timer, on_timer_closed);
+}
+
+void live_sampler_destroy(struct app *app)
+{
+    struct live_sampler *S = app->sampler;
+    if (!S) return;
+    pthread_mutex_destroy(&S->lock);
+    free(S);
+    app->sampler = NULL;
 }
 
 /* ---- the scaling advisor ---- */
@@ -155,65 +178,95 @@ static void trigger(json_t *triggers, const char *name, const char *level, doubl
                                               "message", message));
 }
 
-json_t *live_scaling_report(struct app *app)
-{
-    const struct pulse_config *cfg = &app->cfg;
-    pthread_mutex_lock(&S.lock);
-    size_t count = S.count;
-    struct sample first = {0}, last = {0};
-    int peak = 0;
-    size_t busy_samples = 0;
-    double rss_sum = 0;
-    for (size_t k = 0; k < count; k++) {
-        const struct sample *s = &S.history[(S.head + k) % HISTORY_MAX];
-        if (k == 0) first = *s;
-        last = *s;
-        if (s->inflight_peak > peak) peak = s->inflight_peak;
-        if (s->inflight_peak > cfg->scale_concurrency) busy_samples++;
-        rss_sum += (double)s->rss_bytes;
-    }
-    pthread_mutex_unlock(&S.lock);
+/* What the last minute of samples says. */
+struct window {
+    size_t count;              /* samples */
+    struct sample first, last; /* the oldest and the newest */
+    int peak;                  /* most requests in flight at once */
+    size_t busy_samples;       /* samples whose peak passed PULSE_SCALE_CONCURRENCY */
+    double rss_sum;
+};
 
-    uint64_t requests = last.http.requests - first.http.requests;
-    uint64_t errors = last.http.errors - first.http.errors;
-    double avg_ms =
-        requests ? (double)(last.http.duration_ns - first.http.duration_ns) / 1e6 / (double)requests
-                 : 0;
-    double p95 = count > 1 ? pl_http_snapshot_quantile(&first.http, &last.http, 0.95) : 0;
-    double error_rate = requests ? (double)errors / (double)requests : 0;
-    double rss_mb = count ? rss_sum / (double)count / 1048576.0 : 0;
-    if (!count) {
+static void window_read(struct live_sampler *S, long long concurrency, struct window *w)
+{
+    memset(w, 0, sizeof *w);
+    if (!S) return;
+    pthread_mutex_lock(&S->lock);
+    w->count = S->count;
+    for (size_t k = 0; k < w->count; k++) {
+        const struct sample *s = &S->history[(S->head + k) % HISTORY_MAX];
+        if (k == 0) w->first = *s;
+        w->last = *s;
+        if (s->inflight_peak > w->peak) w->peak = s->inflight_peak;
+        if (s->inflight_peak > concurrency) w->busy_samples++;
+        w->rss_sum += (double)s->rss_bytes;
+    }
+    pthread_mutex_unlock(&S->lock);
+}
+
+struct figures {
+    uint64_t requests;
+    double avg_ms, p95, error_rate, rss_mb;
+};
+
+static void figures_of(const struct window *w, struct figures *f)
+{
+    f->requests = w->last.http.requests - w->first.http.requests;
+    uint64_t errors = w->last.http.errors - w->first.http.errors;
+    f->avg_ms = f->requests ? (double)(w->last.http.duration_ns - w->first.http.duration_ns) / 1e6 /
+                                  (double)f->requests
+                            : 0;
+    f->p95 = w->count > 1 ? pl_http_snapshot_quantile(&w->first.http, &w->last.http, 0.95) : 0;
+    f->error_rate = f->requests ? (double)errors / (double)f->requests : 0;
+    f->rss_mb = w->count ? w->rss_sum / (double)w->count / 1048576.0 : 0;
+    if (!w->count) {
         struct pl_process_stats ps;
         pl_process_stats(&ps);
-        rss_mb = (double)ps.rss_bytes / 1048576.0;
+        f->rss_mb = (double)ps.rss_bytes / 1048576.0;
     }
+}
 
-    json_t *triggers = json_array();
+/* Appends the thresholds crossed to triggers; true when one asks for more capacity. */
+static bool add_triggers(json_t *triggers, const struct pulse_config *cfg, const struct window *w,
+                         const struct figures *f)
+{
     bool scale = false;
-    if (p95 > (double)cfg->scale_p95_ms) {
+    if (f->p95 > (double)cfg->scale_p95_ms) {
         scale = true;
-        trigger(triggers, "p95_latency", "scale", p95, (double)cfg->scale_p95_ms,
+        trigger(triggers, "p95_latency", "scale", f->p95, (double)cfg->scale_p95_ms,
                 "p95 response time is over the scaling threshold");
-    } else if (p95 > (double)cfg->scale_p95_warn_ms) {
-        trigger(triggers, "p95_latency", "warn", p95, (double)cfg->scale_p95_warn_ms,
+    } else if (f->p95 > (double)cfg->scale_p95_warn_ms) {
+        trigger(triggers, "p95_latency", "warn", f->p95, (double)cfg->scale_p95_warn_ms,
                 "p95 response time is over the warning threshold");
     }
     /* Sustained: over the threshold in at least half of the last minute's samples. */
-    if (count && busy_samples * 2 >= count) {
+    if (w->count && w->busy_samples * 2 >= w->count) {
         scale = true;
-        trigger(triggers, "concurrency", "scale", peak, (double)cfg->scale_concurrency,
+        trigger(triggers, "concurrency", "scale", w->peak, (double)cfg->scale_concurrency,
                 "requests in flight stayed over the threshold");
     }
-    if (rss_mb > (double)cfg->scale_rss_mb) {
+    if (f->rss_mb > (double)cfg->scale_rss_mb) {
         scale = true;
-        trigger(triggers, "memory", "scale", rss_mb, (double)cfg->scale_rss_mb,
+        trigger(triggers, "memory", "scale", f->rss_mb, (double)cfg->scale_rss_mb,
                 "resident memory is over the threshold");
     }
-    if (requests >= 20 && error_rate * 100.0 > (double)cfg->scale_error_percent) {
+    if (f->requests >= 20 && f->error_rate * 100.0 > (double)cfg->scale_error_percent) {
         scale = true;
-        trigger(triggers, "error_rate", "scale", error_rate, cfg->scale_error_percent / 100.0,
+        trigger(triggers, "error_rate", "scale", f->error_rate, cfg->scale_error_percent / 100.0,
                 "the share of 5xx answers is over the threshold");
     }
+    return scale;
+}
+
+json_t *live_scaling_report(struct app *app)
+{
+    const struct pulse_config *cfg = &app->cfg;
+    struct window w;
+    window_read(app->sampler, cfg->scale_concurrency, &w);
+    struct figures f;
+    figures_of(&w, &f);
+    json_t *triggers = json_array();
+    bool scale = add_triggers(triggers, cfg, &w, &f);
     char profile[160];
     if (cfg->scale_profile[0]) {
         snprintf(profile, sizeof profile, "%s", cfg->scale_profile);
@@ -225,11 +278,11 @@ json_t *live_scaling_report(struct app *app)
                                  : json_array_size(triggers)
                                      ? "watch: a warning threshold is crossed"
                                      : "no change";
-    double window_s = count > 1 ? (double)(last.at_ms - first.at_ms) / 1000.0 : 0;
+    double window_s = w.count > 1 ? (double)(w.last.at_ms - w.first.at_ms) / 1000.0 : 0;
     return json_pack("{s:s, s:b, s:o, s:s, s:f, s:{s:f, s:f, s:i, s:f, s:f, s:I}}", "profile",
                      profile, "should_scale", scale, "triggers", triggers, "recommendation",
                      recommendation, "window_s", round2(window_s), "metrics", "avg_response_ms",
-                     round2(avg_ms), "p95_ms", round2(p95), "peak_concurrent", peak, "rss_mb",
-                     round2(rss_mb), "error_rate", round(error_rate * 10000.0) / 10000.0,
-                     "requests", (json_int_t)requests);
+                     round2(f.avg_ms), "p95_ms", round2(f.p95), "peak_concurrent", w.peak, "rss_mb",
+                     round2(f.rss_mb), "error_rate", round(f.error_rate * 10000.0) / 10000.0,
+                     "requests", (json_int_t)f.requests);
 }
