@@ -313,18 +313,23 @@ static void unauthorized(struct pl_http_request *req, const char *detail)
     pl_respond_problem(req, 401, detail, NULL);
 }
 
+/* A lookup in Redis (session, ticket) that did not succeed: NOTFOUND is the client's 401
+ * with `detail`, anything else 503. false when status is 0. */
+static bool lookup_failed(struct guard *g, int status, const char *detail, const char *what)
+{
+    if (status == 0) return false;
+    if (status == PL_E_NOTFOUND)
+        unauthorized(g->req, detail);
+    else
+        reply_failure(g->req, PL_E_UNAVAILABLE, what);
+    return true;
+}
+
 static void on_session(int status, const char *user_id, const struct pl_rate_result *rate,
                        void *ctx)
 {
     struct guard *g = ctx;
-    if (status == PL_E_NOTFOUND) {
-        unauthorized(g->req, "the session is invalid or has expired");
-        return;
-    }
-    if (status) {
-        reply_failure(g->req, PL_E_UNAVAILABLE, "session check");
-        return;
-    }
+    if (lookup_failed(g, status, "the session is invalid or has expired", "session check")) return;
     g->p.kind = PRINCIPAL_SESSION;
     g->p.scopes = SCOPE_READ | SCOPE_WRITE;
     snprintf(g->p.user_id, sizeof g->p.user_id, "%s", user_id);
@@ -356,14 +361,7 @@ static void on_token(int status, const struct token_auth *t, void *ctx)
 static void on_ticket(int status, const char *session_hash, void *ctx)
 {
     struct guard *g = ctx;
-    if (status == PL_E_NOTFOUND) {
-        unauthorized(g->req, "the ticket is invalid, used or expired");
-        return;
-    }
-    if (status) {
-        reply_failure(g->req, PL_E_UNAVAILABLE, "ticket check");
-        return;
-    }
+    if (lookup_failed(g, status, "the ticket is invalid, used or expired", "ticket check")) return;
     struct pulse_config *cfg = &g->w->app->cfg;
     snprintf(g->token_hash, sizeof g->token_hash, "%s", session_hash);
     const char *cls = rate_class(g->req);
@@ -381,46 +379,58 @@ static void step_ticket(struct guard *g, const char *ticket)
         reply_failure(g->req, PL_E_UNAVAILABLE, "ticket check");
 }
 
-static void step_authenticate(struct guard *g)
+/* The request's credential into token (cap bytes): the Bearer header, else the session
+ * cookie, else on the live route ?access_token=. false when the request has been answered
+ * or handed to the ticket check. */
+static bool read_credential(struct guard *g, char *token, size_t cap)
 {
     struct pl_http_request *req = g->req;
     struct pulse_config *cfg = &g->w->app->cfg;
     const char *auth = pl_req_header(req, "authorization");
-    char token[160] = "";
     if (auth) {
-        if (strncasecmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) >= sizeof token) {
+        if (strncasecmp(auth, "Bearer ", 7) != 0 || strlen(auth + 7) >= cap) {
             unauthorized(req, "use Authorization: Bearer <token>");
-            return;
+            return false;
         }
-        snprintf(token, sizeof token, "%s", auth + 7);
-    } else {
-        const char *cookie = pl_req_header(req, "cookie");
-        const char *query_token = NULL;
-        if (cookie && cookie_value(cookie, session_cookie(cfg), token, sizeof token) && *token) {
-            g->p.cookie = true;
-            g->origin_ok = origin_allowed(cfg, pl_req_header(req, "origin"));
-        } else if ((pl_req_route(req)->flags & ROUTE_LIVE) &&
-                   !pl_req_query_param(req, "access_token", &query_token)) {
-            return; /* malformed or repeated: answered 400 */
-        } else if (query_token && *query_token && strlen(query_token) < sizeof token) {
-            /* For clients that cannot set headers on a WebSocket: a personal access token or
-             * a single-use ticket, never a session token (URLs end up in proxy logs and
-             * browser history; our own access log writes the path only). */
-            if (strncmp(query_token, TICKET_PREFIX, strlen(TICKET_PREFIX)) == 0) {
-                step_ticket(g, query_token);
-                return;
-            }
-            if (strncmp(query_token, "pat_", 4) != 0) {
-                unauthorized(req, "?access_token= takes a personal access token or a ticket from "
-                                  "POST /api/v1/live/ticket, never a session token");
-                return;
-            }
-            snprintf(token, sizeof token, "%s", query_token);
-        } else {
-            unauthorized(req, "authentication required");
-            return;
-        }
+        snprintf(token, cap, "%s", auth + 7);
+        return true;
     }
+    const char *cookie = pl_req_header(req, "cookie");
+    const char *query_token = NULL;
+    if (cookie && cookie_value(cookie, session_cookie(cfg), token, cap) && *token) {
+        g->p.cookie = true;
+        g->origin_ok = origin_allowed(cfg, pl_req_header(req, "origin"));
+        return true;
+    }
+    if ((pl_req_route(req)->flags & ROUTE_LIVE) &&
+        !pl_req_query_param(req, "access_token", &query_token))
+        return false; /* malformed or repeated: answered 400 */
+    if (!query_token || !*query_token || strlen(query_token) >= cap) {
+        unauthorized(req, "authentication required");
+        return false;
+    }
+    /* For clients that cannot set headers on a WebSocket: a personal access token or a
+     * single-use ticket, never a session token (URLs end up in proxy logs and browser
+     * history; our own access log writes the path only). */
+    if (strncmp(query_token, TICKET_PREFIX, strlen(TICKET_PREFIX)) == 0) {
+        step_ticket(g, query_token);
+        return false;
+    }
+    if (strncmp(query_token, "pat_", 4) != 0) {
+        unauthorized(req, "?access_token= takes a personal access token or a ticket from "
+                          "POST /api/v1/live/ticket, never a session token");
+        return false;
+    }
+    snprintf(token, cap, "%s", query_token);
+    return true;
+}
+
+static void step_authenticate(struct guard *g)
+{
+    struct pl_http_request *req = g->req;
+    struct pulse_config *cfg = &g->w->app->cfg;
+    char token[160] = "";
+    if (!read_credential(g, token, sizeof token)) return;
     if (strncmp(token, "pat_", 4) == 0) {
         if (g->p.cookie || token_hash_of(token, g->token_hash) != 0) {
             unauthorized(req, "the token is invalid, revoked or expired");

@@ -1,6 +1,8 @@
 /* ids: see ids.h. */
 #include "ids.h"
 
+#include <assert.h>
+#include <sodium.h>
 #include <string.h>
 
 static bool hex_digit(char c, bool upper_too)
@@ -34,4 +36,22 @@ bool ids_is_base64url(const char *s, size_t len)
             return false;
     }
     return true;
+}
+
+void ids_new_secret(const char *prefix, char *out, size_t cap)
+{
+    size_t p = strlen(prefix);
+    assert(cap >= p + IDS_SECRET_LEN + 1);
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    memcpy(out, prefix, p);
+    sodium_bin2base64(out + p, cap - p, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+}
+
+void ids_hash_hex(const void *data, size_t len, char out[IDS_HASH_HEX + 1])
+{
+    unsigned char h[32];
+    crypto_generichash(h, sizeof h, data, len, NULL, 0);
+    sodium_bin2hex(out, IDS_HASH_HEX + 1, h, sizeof h);
 }

@@ -2,13 +2,13 @@
 #include "auth_store.h"
 
 #include <jansson.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../app.h"
 #include "../guards.h"
+#include "../ids.h"
 #include "sessions.h"
 #include "../users/user.h"
 
@@ -114,12 +114,7 @@ void auth_store_token_auth(struct worker *w, const char *hash_hex, token_auth_cb
 
 void token_new(char token[PAT_LEN + 1], char hash_hex[65])
 {
-    unsigned char raw[32];
-    randombytes_buf(raw, sizeof raw);
-    memcpy(token, "pat_", 4);
-    sodium_bin2base64(token + 4, PAT_LEN - 4 + 1, raw, sizeof raw,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero(raw, sizeof raw);
+    ids_new_secret("pat_", token, PAT_LEN + 1);
     token_hash_of(token, hash_hex);
 }
 

@@ -1,6 +1,5 @@
 #include "sessions.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,11 +72,7 @@ static const char revoke_lua[] = "local mode, target, prefix = ARGV[1], ARGV[2],
 
 void session_token_new(char token[SESSION_TOKEN_LEN + 1], char hash[SESSION_HASH_HEX + 1])
 {
-    unsigned char raw[32];
-    randombytes_buf(raw, sizeof raw);
-    sodium_bin2base64(token, SESSION_TOKEN_LEN + 1, raw, sizeof raw,
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero(raw, sizeof raw);
+    ids_new_secret("", token, SESSION_TOKEN_LEN + 1);
     session_hash(token, hash);
 }
 
@@ -85,9 +80,7 @@ int session_hash(const char *token, char hash[SESSION_HASH_HEX + 1])
 {
     size_t n = strlen(token);
     if (n != SESSION_TOKEN_LEN || !ids_is_base64url(token, n)) return -1;
-    unsigned char h[32];
-    crypto_generichash(h, sizeof h, (const unsigned char *)token, n, NULL, 0);
-    sodium_bin2hex(hash, SESSION_HASH_HEX + 1, h, sizeof h);
+    ids_hash_hex(token, n, hash);
     return 0;
 }
 

@@ -17,8 +17,10 @@
 
 struct worker;
 
-#define SESSION_TOKEN_LEN 43 /* base64url of 32 random bytes */
-#define SESSION_HASH_HEX  64
+#include "../ids.h"
+
+#define SESSION_TOKEN_LEN IDS_SECRET_LEN /* base64url of 32 random bytes */
+#define SESSION_HASH_HEX  IDS_HASH_HEX
 
 /* The session cookie's name: __Host-pulse_session behind TLS (PULSE_COOKIE_SECURE=1),
  * pulse_session otherwise. */

@@ -44,10 +44,7 @@ void live_caps_destroy(struct live_caps *c)
 
 static unsigned bucket_of(const char *key)
 {
-    unsigned h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % CAP_BUCKETS;
+    return live_hash(key) % CAP_BUCKETS;
 }
 
 /* The entry of `key`, created with count 0 when `create` (else NULL when absent). */

@@ -68,10 +68,7 @@ void live_blob_unref(struct live_blob *b)
 
 static unsigned user_bucket(const char *id)
 {
-    unsigned h = 2166136261u;
-    for (const unsigned char *p = (const unsigned char *)id; *p; p++)
-        h = (h ^ *p) * 16777619u;
-    return h % USER_BUCKETS;
+    return live_hash(id) % USER_BUCKETS;
 }
 
 static struct live_user *user_find(struct live_worker *lw, const char *id)
@@ -204,6 +201,35 @@ static void on_ws_close(struct pl_ws_conn *ws, int code)
 
 /* ---- the route ---- */
 
+/* A place under the per-user and per-IP caps into *slot; false after answering 429. */
+static bool take_cap(struct pl_http_request *req, struct live_cap_slot *slot)
+{
+    struct app *app = req_worker(req)->app;
+    enum live_cap cap =
+        live_caps_take(app->live_caps, req_principal(req)->user_id, req_client_ip(req),
+                       app->cfg.ws_per_user, app->cfg.ws_per_ip, slot);
+    if (cap == LIVE_CAP_OK) return true;
+    pl_resp_header(req, "Retry-After", "5");
+    pl_respond_problem(req, 429,
+                       cap == LIVE_CAP_USER
+                           ? "too many live sockets open for this user: close one first"
+                           : "too many live sockets open from this address: close one first",
+                       NULL);
+    return false;
+}
+
+/* An adopted socket joins its user's list and the worker's. */
+static void client_link(struct live_worker *lw, struct live_client *c)
+{
+    struct live_user *u = c->user;
+    c->unext = u->clients;
+    if (u->clients) u->clients->uprev = c;
+    u->clients = c;
+    c->next = lw->clients;
+    if (lw->clients) lw->clients->prev = c;
+    lw->clients = c;
+}
+
 static void live_handler(struct pl_http_request *req)
 {
     struct worker *w = req_worker(req);
@@ -221,19 +247,8 @@ static void live_handler(struct pl_http_request *req)
         return;
     }
     const struct principal *p = req_principal(req);
-    struct pulse_config *cfg = &w->app->cfg;
     struct live_cap_slot slot;
-    enum live_cap cap = live_caps_take(w->app->live_caps, p->user_id, req_client_ip(req),
-                                       cfg->ws_per_user, cfg->ws_per_ip, &slot);
-    if (cap != LIVE_CAP_OK) {
-        pl_resp_header(req, "Retry-After", "5");
-        pl_respond_problem(req, 429,
-                           cap == LIVE_CAP_USER
-                               ? "too many live sockets open for this user: close one first"
-                               : "too many live sockets open from this address: close one first",
-                           NULL);
-        return;
-    }
+    if (!take_cap(req, &slot)) return;
     struct live_client *c = calloc(1, sizeof *c);
     if (!c) abort();
     c->lw = lw;
@@ -254,12 +269,7 @@ static void live_handler(struct pl_http_request *req)
         return;
     }
     c->ws = ws;
-    c->unext = u->clients;
-    if (u->clients) u->clients->uprev = c;
-    u->clients = c;
-    c->next = lw->clients;
-    if (lw->clients) lw->clients->prev = c;
-    lw->clients = c;
+    client_link(lw, c);
     atomic_fetch_add(&w->app->ws_clients, 1);
     send_hello(c, ws);
     if (lw->metrics) pl_ws_send_latest(ws, lw->metrics);

@@ -47,6 +47,15 @@ struct live_blob {
 };
 void live_blob_unref(struct live_blob *b);
 
+/* FNV-1a of a NUL-terminated key: the bucket of the hash tables of live.c and caps.c. */
+static inline unsigned live_hash(const char *key)
+{
+    unsigned h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    return h;
+}
+
 /* Wall-clock time in microseconds since the epoch (for the messages' timestamps). */
 static inline int64_t live_now_us(void)
 {

@@ -1,7 +1,6 @@
 /* tickets: see tickets.h. */
 #include "tickets.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +21,7 @@ int ticket_hash(const char *ticket, char hash[SESSION_HASH_HEX + 1])
     if (n != TICKET_LEN || strncmp(ticket, TICKET_PREFIX, p) != 0 ||
         !ids_is_base64url(ticket + p, n - p))
         return -1;
-    unsigned char h[32];
-    crypto_generichash(h, sizeof h, (const unsigned char *)ticket, n, NULL, 0);
-    sodium_bin2hex(hash, SESSION_HASH_HEX + 1, h, sizeof h);
+    ids_hash_hex(ticket, n, hash);
     return 0;
 }
 
@@ -98,12 +95,7 @@ void live_ticket_create(struct pl_http_request *req)
     const struct principal *p = req_principal(req);
     struct issue *t = pl_req_alloc(req, sizeof *t);
     t->req = req;
-    unsigned char raw[32];
-    randombytes_buf(raw, sizeof raw);
-    memcpy(t->ticket, TICKET_PREFIX, strlen(TICKET_PREFIX));
-    sodium_bin2base64(t->ticket + strlen(TICKET_PREFIX), sizeof t->ticket - strlen(TICKET_PREFIX),
-                      raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero(raw, sizeof raw);
+    ids_new_secret(TICKET_PREFIX, t->ticket, sizeof t->ticket);
     char hash[SESSION_HASH_HEX + 1], key[96], ttl[16];
     if (ticket_hash(t->ticket, hash) != 0) abort(); /* our own ticket has the right shape */
     snprintf(key, sizeof key, TICKET_KEY_PREFIX "%s", hash);

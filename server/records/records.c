@@ -1,7 +1,6 @@
 /* records: see records.h. */
 #include "records.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +57,7 @@ struct create {
     const char *values[RECORD_MAX_FIELDS + 4];
     int nvalues;
     const char *key;
-    char hash[65];
+    char hash[IDS_HASH_HEX + 1];
     bool retried;
 };
 
@@ -153,9 +152,7 @@ void record_create(struct pl_http_request *req, const struct record_kind *k)
     if (key) {
         size_t len;
         const char *body = pl_req_body(req, &len);
-        unsigned char h[32];
-        crypto_generichash(h, sizeof h, (const unsigned char *)body, len, NULL, 0);
-        sodium_bin2hex(c->hash, sizeof c->hash, h, sizeof h);
+        ids_hash_hex(body, len, c->hash);
         c->key = key;
         c->values[c->nvalues] = key;
         c->values[c->nvalues + 1] = c->hash;

@@ -58,9 +58,31 @@ TEST(hex_and_base64url)
     CHECK(!ids_is_hex("ab\0c", 3));
 }
 
+TEST(secrets_and_hashes)
+{
+    char a[3 + IDS_SECRET_LEN + 1], b[3 + IDS_SECRET_LEN + 1];
+    ids_new_secret("lt_", a, sizeof a);
+    ids_new_secret("lt_", b, sizeof b);
+    CHECK_EQ_INT(strlen(a), 3 + IDS_SECRET_LEN);
+    CHECK(strncmp(a, "lt_", 3) == 0);
+    CHECK(ids_is_base64url(a + 3, IDS_SECRET_LEN));
+    CHECK(strcmp(a, b) != 0); /* 256 random bits */
+    char plain[IDS_SECRET_LEN + 1];
+    ids_new_secret("", plain, sizeof plain);
+    CHECK_EQ_INT(strlen(plain), IDS_SECRET_LEN);
+    /* BLAKE2b-256 test vectors (RFC 7693's function with a 32-byte digest) */
+    char hex[IDS_HASH_HEX + 1];
+    ids_hash_hex("", 0, hex);
+    CHECK_STR(hex, "0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8");
+    ids_hash_hex("abc", 3, hex);
+    CHECK_STR(hex, "bddd813c634239723171ef3fee98579b94964e3bb1cb3e427262c8c068d52319");
+    CHECK(ids_is_hex(hex, IDS_HASH_HEX));
+}
+
 int main(void)
 {
     RUN(uuid);
     RUN(hex_and_base64url);
+    RUN(secrets_and_hashes);
     return TEST_REPORT();
 }
