@@ -56,7 +56,7 @@ struct app {
     char dummy_hash[128];
     _Atomic int pw_running; /* hashes running now, capped by PULSE_ARGON2_CONCURRENCY */
     _Atomic int pw_queued;  /* jobs waiting for a slot, capped by PULSE_ARGON2_QUEUE */
-    /* IANA zone names known to Postgres (sorted), loaded once at start-up */
+    /* IANA zone names known to Postgres (sorted), loaded once (server/users/timezones.c) */
     char **timezones;
     size_t ntimezones;
     _Atomic bool timezones_loaded;
