@@ -17,12 +17,12 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "http_internal.h"
 #include "pl/buf.h"
 #include "pl/log.h"
+#include "pl/time.h"
 #include "request_internal.h"
 
 #define MAX_HEADERS      100
@@ -105,17 +105,15 @@ struct pl_http_server {
 /* ---- per-thread helpers: Date header, request ids ---- */
 
 static _Thread_local struct {
-    time_t sec;
-    char text[40];
+    int64_t sec;
+    char text[32];
 } date_cache;
 
 static const char *http_date(void)
 {
-    time_t now = time(NULL);
+    int64_t now = pl_time_now_us() / 1000000;
     if (now != date_cache.sec) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        strftime(date_cache.text, sizeof date_cache.text, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        pl_time_format_http(now, date_cache.text);
         date_cache.sec = now;
     }
     return date_cache.text;

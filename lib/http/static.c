@@ -17,6 +17,7 @@
 #include "http_internal.h"
 #include "pl/log.h"
 #include "pl/static.h"
+#include "pl/time.h"
 
 #define DEFAULT_MAX_FILE  (32u << 20)
 #define DEFAULT_MAX_TOTAL (256u << 20)
@@ -36,7 +37,7 @@ struct entry {
     const char *mime;
     struct variant plain, gz;
     time_t mtime;
-    char last_modified[40];
+    char last_modified[32];
     bool immutable, html;
 };
 
@@ -479,9 +480,7 @@ int pl_static_load(const struct pl_static_config *cfg, struct pl_static **out, c
         e->mime = mime_of(e->path);
         e->html = strncmp(e->mime, "text/html", 9) == 0;
         set_etag(&e->plain);
-        struct tm tm;
-        gmtime_r(&e->mtime, &tm);
-        strftime(e->last_modified, sizeof e->last_modified, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        pl_time_format_http(e->mtime, e->last_modified);
         st->n++;
     }
     for (size_t i = 0; i < w->n; i++) {
@@ -582,15 +581,6 @@ static bool etag_matches(const char *list, const char *etag)
     return false;
 }
 
-static bool parse_http_date(const char *s, time_t *out)
-{
-    struct tm tm = {0};
-    const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (!end || *end) return false;
-    *out = timegm(&tm);
-    return *out != (time_t)-1;
-}
-
 static bool under_prefix(const char *path, const char *prefix)
 {
     size_t n = strlen(prefix);
@@ -619,9 +609,9 @@ static void serve_entry(const struct pl_static *st, struct pl_http_request *req,
     /* If-None-Match wins; If-Modified-Since counts only without it (RFC 9110 13.2.2). */
     const char *inm = pl_req_header(req, "if-none-match");
     const char *ims = pl_req_header(req, "if-modified-since");
-    time_t since;
-    bool not_modified =
-        inm ? etag_matches(inm, v->etag) : ims && parse_http_date(ims, &since) && e->mtime <= since;
+    int64_t since;
+    bool not_modified = inm ? etag_matches(inm, v->etag)
+                            : ims && pl_time_parse_http(ims, &since) == 0 && e->mtime <= since;
     if (not_modified) {
         pl_respond(req, 304, NULL, NULL, 0);
         return;

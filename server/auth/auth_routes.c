@@ -12,6 +12,7 @@
 #include "passwords.h"
 #include "pl/json.h"
 #include "pl/log.h"
+#include "pl/time.h"
 #include "sessions.h"
 
 /* ---- shared by the routes of this folder ---- */

@@ -45,14 +45,6 @@ struct live_blob {
 };
 void live_blob_unref(struct live_blob *b);
 
-/* Wall-clock time in microseconds since the epoch (for the messages' timestamps). */
-static inline int64_t live_now_us(void)
-{
-    uv_timeval64_t tv;
-    uv_gettimeofday(&tv);
-    return tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
 struct pl_pg_pool;
 /* The statements of live.c (credential rechecks). */
 int live_prepare(struct pl_pg_pool *pool);

@@ -13,6 +13,7 @@
 #include "pl/buf.h"
 #include "pl/cursor.h"
 #include "pl/log.h"
+#include "pl/time.h"
 
 static const struct stmt_def statements[] = {
     {"records_idem_get",

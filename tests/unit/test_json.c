@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "pl/json.h"
+#include "pl/time.h"
 #include "test.h"
 
 /* ---- decoding --------------------------------------------------------------------------- */
