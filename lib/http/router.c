@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pl/http.h"
+#include "pl/router.h"
 
 #define MAX_SEGS 16
 

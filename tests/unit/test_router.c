@@ -1,6 +1,6 @@
 #include <string.h>
 
-#include "pl/http.h"
+#include "pl/router.h"
 #include "test.h"
 
 static void h(struct pl_http_request *req)
