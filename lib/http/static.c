@@ -53,14 +53,6 @@ struct pl_static {
 
 /* ---- paths ---- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 long pl_static_normalize(const char *raw, size_t len, char *out, size_t cap)
 {
     if (len == 0 || raw[0] != '/' || cap < 2) return -1;
@@ -80,7 +72,8 @@ long pl_static_normalize(const char *raw, size_t len, char *out, size_t cap)
         while (i < len && raw[i] != '/') {
             unsigned char c = (unsigned char)raw[i++];
             if (c == '%') {
-                int h = i + 1 < len ? hexval(raw[i]) : -1, l = h >= 0 ? hexval(raw[i + 1]) : -1;
+                int h = i + 1 < len ? pl_http_hexval(raw[i]) : -1,
+                    l = h >= 0 ? pl_http_hexval(raw[i + 1]) : -1;
                 if (l < 0) return -1;
                 c = (unsigned char)(h * 16 + l);
                 i += 2;
