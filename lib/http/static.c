@@ -390,84 +390,98 @@ static char *xstrdup(const char *s)
     return d;
 }
 
-int pl_static_load(const struct pl_static_config *cfg, struct pl_static **out, char *err,
-                   size_t errlen)
+/* Walks the root: w->v gets every file it may serve, sorted by URL path. Returns 0, or an
+ * error with w->err set. */
+static int walk_root(const char *root, struct walk *w)
 {
-    *out = NULL;
-    if (errlen) err[0] = 0;
-    if (sodium_init() < 0) {
-        snprintf(err, errlen, "libsodium failed to initialise");
-        return PL_E_INVALID;
-    }
-    size_t max_file = cfg->max_file_bytes ? cfg->max_file_bytes : DEFAULT_MAX_FILE;
-    size_t max_total = cfg->max_total_bytes ? cfg->max_total_bytes : DEFAULT_MAX_TOTAL;
-    struct walk *w = calloc(1, sizeof *w);
-    if (!w) abort();
-    w->err = err;
-    w->errlen = errlen;
-    int rc = 0;
     struct stat rst;
-    if (!cfg->root || !*cfg->root || stat(cfg->root, &rst) != 0 || !S_ISDIR(rst.st_mode)) {
-        snprintf(err, errlen, "%s is not a folder", cfg->root ? cfg->root : "(null)");
-        free(w);
+    if (!root || !*root || stat(root, &rst) != 0 || !S_ISDIR(rst.st_mode)) {
+        snprintf(w->err, w->errlen, "%s is not a folder", root ? root : "(null)");
         return PL_E_NOTFOUND;
     }
-    if (!realpath(cfg->root, w->root_real)) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: %s", cfg->root, strerror(errno));
-        free(w);
+    if (!realpath(root, w->root_real)) {
+        int rc = -errno;
+        snprintf(w->err, w->errlen, "%s: %s", root, strerror(errno));
         return rc;
     }
     w->root_len = strlen(w->root_real);
     if (w->root_len == 1) w->root_len = 0; /* "/" as the root: inside_root tests "/..." */
     walk_dir(w, w->root_real, "", 0);
-    rc = w->rc;
     qsort(w->v, w->n, sizeof *w->v, cmp_found);
+    return w->rc;
+}
 
-    struct pl_static *st = calloc(1, sizeof *st);
-    if (!st) abort();
-    st->v = calloc(w->n ? w->n : 1, sizeof *st->v);
-    if (!st->v) abort();
+static void walk_free(struct walk *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        free(w->v[i].url);
+        free(w->v[i].file);
+    }
+    free(w->v);
+    free(w);
+}
+
+/* "x.gz" next to "x" is x's precompressed variant, not a file of its own. */
+static bool is_variant(const struct walk *w, const struct found *f)
+{
+    if (!ends_with(f->url, ".gz")) return false;
+    char stem[PATH_MAX];
+    snprintf(stem, sizeof stem, "%.*s", (int)(strlen(f->url) - 3), f->url);
+    return find_found(w, stem) != NULL;
+}
+
+/* Reads the .gz variant of f into e->gz when there is one worth keeping. Returns its size
+ * (0 for none). */
+static size_t load_gz(const struct walk *w, const struct found *f, size_t max_file, struct entry *e)
+{
+    if (ends_with(f->url, ".gz")) return 0;
+    char gzurl[PATH_MAX];
+    snprintf(gzurl, sizeof gzurl, "%s.gz", f->url);
+    const struct found *g = find_found(w, gzurl);
+    time_t gz_mtime = 0;
+    if (!g || read_file(g->file, max_file, &e->gz.data, &e->gz.len, &gz_mtime) != 0) return 0;
+    /* A stale or useless variant is worse than none. */
+    if (gz_mtime < e->mtime || e->gz.len >= e->plain.len) {
+        if (gz_mtime < e->mtime)
+            pl_warn("static: .gz older than its file, ignored", PL_STR("path", f->url));
+        free(e->gz.data);
+        e->gz.data = NULL;
+        e->gz.len = 0;
+        return 0;
+    }
+    set_etag(&e->gz);
+    return e->gz.len;
+}
+
+/* Reads f and its variant into e (untouched when f is skipped); *bytes gets their size. */
+static int load_file(const struct walk *w, const struct found *f, size_t max_file, struct entry *e,
+                     size_t *bytes)
+{
+    int r = read_file(f->file, max_file, &e->plain.data, &e->plain.len, &e->mtime);
+    if (r) {
+        pl_warn("static: file skipped", PL_STR("path", f->url), PL_STR("error", pl_strerror(r)));
+        return r;
+    }
+    *bytes = e->plain.len + load_gz(w, f, max_file, e);
+    return 0;
+}
+
+/* Fills the table from the walk, in its sorted order. Returns 0 or PL_E_TOOBIG (err set). */
+static int load_entries(struct pl_static *st, const struct walk *w, size_t max_file,
+                        size_t max_total, char *err, size_t errlen)
+{
     size_t total = 0;
-    for (size_t i = 0; rc == 0 && i < w->n; i++) {
+    for (size_t i = 0; i < w->n; i++) {
         const struct found *f = &w->v[i];
-        /* "x.gz" next to "x" is x's precompressed variant, not a file of its own. */
-        if (ends_with(f->url, ".gz")) {
-            char stem[PATH_MAX];
-            snprintf(stem, sizeof stem, "%.*s", (int)(strlen(f->url) - 3), f->url);
-            if (find_found(w, stem)) continue;
-        }
         struct entry *e = &st->v[st->n];
-        int r = read_file(f->file, max_file, &e->plain.data, &e->plain.len, &e->mtime);
-        if (r) {
-            pl_warn("static: file skipped", PL_STR("path", f->url),
-                    PL_STR("error", pl_strerror(r)));
-            continue;
-        }
-        total += e->plain.len;
-        char gzurl[PATH_MAX];
-        snprintf(gzurl, sizeof gzurl, "%s.gz", f->url);
-        const struct found *g = ends_with(f->url, ".gz") ? NULL : find_found(w, gzurl);
-        time_t gz_mtime = 0;
-        if (g && read_file(g->file, max_file, &e->gz.data, &e->gz.len, &gz_mtime) == 0) {
-            /* A stale or useless variant is worse than none. */
-            if (gz_mtime < e->mtime || e->gz.len >= e->plain.len) {
-                if (gz_mtime < e->mtime)
-                    pl_warn("static: .gz older than its file, ignored", PL_STR("path", f->url));
-                free(e->gz.data);
-                e->gz.data = NULL;
-                e->gz.len = 0;
-            } else {
-                total += e->gz.len;
-                set_etag(&e->gz);
-            }
-        }
+        size_t bytes;
+        if (is_variant(w, f) || load_file(w, f, max_file, e, &bytes) != 0) continue;
+        total += bytes;
         if (total > max_total) {
             snprintf(err, errlen, "the web root holds more than %zu bytes", max_total);
             free(e->plain.data);
             free(e->gz.data);
-            rc = PL_E_TOOBIG;
-            break;
+            return PL_E_TOOBIG;
         }
         e->path = xstrdup(f->url);
         e->mime = mime_of(e->path);
@@ -476,17 +490,12 @@ int pl_static_load(const struct pl_static_config *cfg, struct pl_static **out, c
         pl_time_format_http(e->mtime, e->last_modified);
         st->n++;
     }
-    for (size_t i = 0; i < w->n; i++) {
-        free(w->v[i].url);
-        free(w->v[i].file);
-    }
-    free(w->v);
-    free(w);
-    if (rc) {
-        pl_static_destroy(st);
-        return rc;
-    }
-    /* Already sorted: entries were taken in the walk's sorted order. */
+    return 0;
+}
+
+/* The settings of a loaded table: CSP, immutable names, the prefixes without fallback. */
+static void apply_config(struct pl_static *st, const struct pl_static_config *cfg)
+{
     st->csp = xstrdup(cfg->csp ? cfg->csp : PL_STATIC_DEFAULT_CSP);
     st->immutable_prefix = xstrdup(cfg->immutable_prefix ? cfg->immutable_prefix : "/assets/");
     for (size_t i = 0; i < st->n; i++)
@@ -500,6 +509,38 @@ int pl_static_load(const struct pl_static_config *cfg, struct pl_static **out, c
             st->no_fallback[i] = xstrdup(cfg->no_fallback[i]);
     }
     st->index = find_entry(st, "/index.html");
+}
+
+int pl_static_load(const struct pl_static_config *cfg, struct pl_static **out, char *err,
+                   size_t errlen)
+{
+    *out = NULL;
+    if (errlen) err[0] = 0;
+    if (sodium_init() < 0) {
+        snprintf(err, errlen, "libsodium failed to initialise");
+        return PL_E_INVALID;
+    }
+    struct walk *w = calloc(1, sizeof *w);
+    if (!w) abort();
+    w->err = err;
+    w->errlen = errlen;
+    struct pl_static *st = NULL;
+    int rc = walk_root(cfg->root, w);
+    if (rc == 0) {
+        st = calloc(1, sizeof *st);
+        if (!st) abort();
+        st->v = calloc(w->n ? w->n : 1, sizeof *st->v);
+        if (!st->v) abort();
+        rc = load_entries(st, w, cfg->max_file_bytes ? cfg->max_file_bytes : DEFAULT_MAX_FILE,
+                          cfg->max_total_bytes ? cfg->max_total_bytes : DEFAULT_MAX_TOTAL, err,
+                          errlen);
+    }
+    walk_free(w);
+    if (rc) {
+        pl_static_destroy(st);
+        return rc;
+    }
+    apply_config(st, cfg); /* entries are already sorted: taken in the walk's order */
     *out = st;
     return 0;
 }
