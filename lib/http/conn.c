@@ -29,9 +29,7 @@ struct conn *http_conn_new(struct pl_http_server *s)
     c->tcp.data = c;
     c->timer.data = c;
     c->open_handles = 2;
-    c->next = s->conns;
-    if (s->conns) s->conns->prev = c;
-    s->conns = c;
+    LIST_INSERT_HEAD(&s->conns, c, link);
     s->nconns++;
     return c;
 }
@@ -80,11 +78,7 @@ static void conn_free_if_done(struct conn *c)
 {
     if (c->open_handles > 0 || c->req) return;
     struct pl_http_server *s = c->srv;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    LIST_REMOVE(c, link);
     s->nconns--;
     atomic_fetch_sub(s->cfg.conn_count, 1);
     pl_buf_dispose(&c->head);

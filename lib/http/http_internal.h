@@ -23,6 +23,7 @@
 #include <llhttp.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <uv.h>
 
 #include "pl/buf.h"
@@ -128,7 +129,7 @@ struct conn {
     uv_timer_t timer; /* head, idle or linger timeout */
     llhttp_t parser;
     struct pl_http_server *srv;
-    struct conn *prev, *next;
+    LIST_ENTRY(conn) link; /* in the server's list */
     enum conn_state state;
     struct scanner scan;
     /* head under construction */
@@ -196,7 +197,7 @@ struct pl_http_server {
     char *public_origin;
     char *cors_origins;
     llhttp_settings_t settings;
-    struct conn *conns; /* intrusive list */
+    LIST_HEAD(, conn) conns;
     int nconns;
     int inflight;
     bool draining;

@@ -223,7 +223,8 @@ void pl_http_server_stop_accepting(struct pl_http_server *s)
 static void on_drain_timeout(uv_timer_t *t)
 {
     struct pl_http_server *s = t->data;
-    for (struct conn *c = s->conns; c; c = c->next)
+    struct conn *c;
+    LIST_FOREACH(c, &s->conns, link)
         http_conn_close(c);
 }
 
@@ -242,8 +243,8 @@ void pl_http_server_drain(struct pl_http_server *s, uint64_t drain_ms,
     s->drain_done = done;
     s->drain_arg = arg;
     struct conn *next;
-    for (struct conn *c = s->conns; c; c = next) {
-        next = c->next;
+    for (struct conn *c = LIST_FIRST(&s->conns); c; c = next) {
+        next = LIST_NEXT(c, link);
         /* Idle keep-alive connections go now. A connection that has not yet sent its first
          * request (just accepted), or has bytes waiting in the socket, or has a request
          * under way, is served, with Connection: close; the drain timer bounds it all. */
@@ -264,7 +265,8 @@ void pl_http_server_destroy(struct pl_http_server *s)
     if (!s) return;
     s->drain_done = NULL;
     pl_http_server_stop_accepting(s);
-    for (struct conn *c = s->conns; c; c = c->next)
+    struct conn *c;
+    LIST_FOREACH(c, &s->conns, link)
         http_conn_close(c);
     s->destroying = true;
     uv_close((uv_handle_t *)&s->drain_timer, on_server_handle_closed);
