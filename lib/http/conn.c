@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "http_internal.h"
+#include "pl/mem.h"
 
 #define LINGER_MS       2000
 #define MAX_WRITE_QUEUE (256 * 1024) /* stop parsing pipelined requests above this */
@@ -21,8 +22,7 @@ static void conn_process(struct conn *c);
 
 struct conn *http_conn_new(struct pl_http_server *s)
 {
-    struct conn *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    struct conn *c = pl_xcalloc(1, sizeof *c);
     c->srv = s;
     uv_tcp_init(s->loop, &c->tcp);
     uv_timer_init(s->loop, &c->timer);
@@ -134,8 +134,7 @@ void http_conn_linger(struct conn *c)
 {
     if (c->closing || c->lingering) return;
     c->lingering = true;
-    uv_shutdown_t *sr = malloc(sizeof *sr);
-    if (!sr) abort();
+    uv_shutdown_t *sr = pl_xmalloc(sizeof *sr);
     sr->data = c;
     if (uv_shutdown(sr, (uv_stream_t *)&c->tcp, on_shutdown) < 0) {
         free(sr);
@@ -204,8 +203,7 @@ void http_conn_write(struct conn *c, char *data, size_t len)
         free(data);
         return;
     }
-    struct write_req *wr = malloc(sizeof *wr);
-    if (!wr) abort();
+    struct write_req *wr = pl_xmalloc(sizeof *wr);
     wr->c = c;
     wr->data = data;
     uv_buf_t b = uv_buf_init(data + off, (unsigned)(len - off));

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "http_internal.h"
+#include "pl/mem.h"
 
 /* Chunked framing (size lines, extensions, trailers) between two pieces of body may not
  * exceed this: llhttp accepts any number of leading zeros or extensions. */
@@ -222,8 +223,7 @@ static int on_headers_complete(llhttp_t *p)
         return fail(c, 413, "request body too large");
     const char *expect = pl_req_header(req, "expect");
     if (expect && strcasecmp(expect, "100-continue") == 0 && req->http_minor == 1) {
-        char *cont = strdup("HTTP/1.1 100 Continue\r\n\r\n");
-        if (!cont) abort();
+        char *cont = pl_xstrdup("HTTP/1.1 100 Continue\r\n\r\n");
         http_conn_write(c, cont, strlen(cont));
     }
     return 0;

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "http_internal.h"
+#include "pl/mem.h"
 
 /* ---- construction and request ids ---- */
 
@@ -42,8 +43,7 @@ static bool sane_request_id(const char *s)
 
 struct pl_http_request *http_request_new(struct conn *c)
 {
-    struct pl_http_request *req = calloc(1, sizeof *req);
-    if (!req) abort();
+    struct pl_http_request *req = pl_xcalloc(1, sizeof *req);
     req->conn = c;
     req->srv = c->srv;
     req->route_index = PL_ROUTE_UNMATCHED;
@@ -100,8 +100,7 @@ void *pl_req_alloc(struct pl_http_request *req, size_t size)
     struct arena_block *b = req->arena;
     if (!b || b->cap - b->used < size) {
         size_t cap = size > 3072 ? size : 3072;
-        b = malloc(sizeof *b + cap);
-        if (!b) abort();
+        b = pl_xmalloc(sizeof *b + cap);
         b->cap = cap;
         b->used = 0;
         b->next = req->arena;

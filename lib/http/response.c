@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "http_internal.h"
+#include "pl/mem.h"
 #include "pl/log.h"
 #include "pl/time.h"
 
@@ -312,8 +313,7 @@ void pl_respond_stream_write(struct pl_http_request *req, const void *data, size
     if (!req->streaming || req->responded || len == 0 || req->method == PL_M_HEAD) return;
     req->stream_bytes += len;
     if (!stream_open(req)) return;
-    char *chunk = malloc(len + 32);
-    if (!chunk) abort();
+    char *chunk = pl_xmalloc(len + 32);
     int h = snprintf(chunk, 32, "%zx\r\n", len);
     memcpy(chunk + h, data, len);
     memcpy(chunk + h + len, "\r\n", 2);
@@ -389,8 +389,7 @@ void pl_respond_stream_end(struct pl_http_request *req)
     req->responded = true;
     if (stream_open(req)) {
         if (req->method != PL_M_HEAD) {
-            char *last = strdup("0\r\n\r\n");
-            if (!last) abort();
+            char *last = pl_xstrdup("0\r\n\r\n");
             http_conn_write(req->conn, last, 5);
         }
         if (response_closes(req)) http_conn_linger(req->conn);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "http_internal.h"
+#include "pl/mem.h"
 
 /* ---- routing ---- */
 
@@ -107,8 +108,7 @@ static void on_connection(uv_stream_t *ls, int status)
     struct pl_http_server *s = ls->data;
     if (status < 0) return;
     if (over_cap(s)) {
-        uv_tcp_t *t = malloc(sizeof *t);
-        if (!t) abort();
+        uv_tcp_t *t = pl_xmalloc(sizeof *t);
         uv_tcp_init(s->loop, t);
         if (uv_accept(ls, (uv_stream_t *)t) == 0)
             refuse(s, t);
@@ -178,13 +178,11 @@ int pl_http_server_create(uv_loop_t *loop, const struct pl_http_config *cfg, int
                           struct pl_http_server **out)
 {
     if (!cfg->router || !cfg->conn_count) return PL_E_INVALID;
-    struct pl_http_server *s = calloc(1, sizeof *s);
-    if (!s) abort();
+    struct pl_http_server *s = pl_xcalloc(1, sizeof *s);
     s->loop = loop;
     s->cfg = *cfg;
-    s->public_origin = strdup(cfg->public_origin ? cfg->public_origin : "");
-    s->cors_origins = strdup(cfg->cors_origins ? cfg->cors_origins : "");
-    if (!s->public_origin || !s->cors_origins) abort();
+    s->public_origin = pl_xstrdup(cfg->public_origin ? cfg->public_origin : "");
+    s->cors_origins = pl_xstrdup(cfg->cors_origins ? cfg->cors_origins : "");
     http_parser_settings(&s->settings);
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;

@@ -16,6 +16,7 @@
 
 #include "http_internal.h"
 #include "pl/log.h"
+#include "pl/mem.h"
 #include "pl/static.h"
 #include "pl/time.h"
 
@@ -250,12 +251,10 @@ static void walk_add(struct walk *w, const char *url, const char *file)
 {
     if (w->n == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 64;
-        w->v = realloc(w->v, w->cap * sizeof *w->v);
-        if (!w->v) abort();
+        w->v = pl_xrealloc(w->v, w->cap * sizeof *w->v);
     }
-    w->v[w->n].url = strdup(url);
-    w->v[w->n].file = strdup(file);
-    if (!w->v[w->n].url || !w->v[w->n].file) abort();
+    w->v[w->n].url = pl_xstrdup(url);
+    w->v[w->n].file = pl_xstrdup(file);
     w->n++;
 }
 
@@ -337,8 +336,7 @@ static int read_file(const char *file, size_t max, char **data, size_t *len, tim
         return PL_E_TOOBIG;
     }
     size_t n = (size_t)st.st_size;
-    char *buf = malloc(n ? n : 1);
-    if (!buf) abort();
+    char *buf = pl_xmalloc(n);
     size_t got = 0;
     while (got < n) {
         ssize_t r = read(fd, buf + got, n - got);
@@ -381,13 +379,6 @@ static const struct entry *find_entry(const struct pl_static *st, const char *pa
 {
     struct entry key = {.path = (char *)path};
     return bsearch(&key, st->v, st->n, sizeof *st->v, cmp_entry);
-}
-
-static char *xstrdup(const char *s)
-{
-    char *d = strdup(s);
-    if (!d) abort();
-    return d;
 }
 
 /* Walks the root: w->v gets every file it may serve, sorted by URL path. Returns 0, or an
@@ -483,7 +474,7 @@ static int load_entries(struct pl_static *st, const struct walk *w, size_t max_f
             free(e->gz.data);
             return PL_E_TOOBIG;
         }
-        e->path = xstrdup(f->url);
+        e->path = pl_xstrdup(f->url);
         e->mime = mime_of(e->path);
         e->html = strncmp(e->mime, "text/html", 9) == 0;
         set_etag(&e->plain);
@@ -496,17 +487,16 @@ static int load_entries(struct pl_static *st, const struct walk *w, size_t max_f
 /* The settings of a loaded table: CSP, immutable names, the prefixes without fallback. */
 static void apply_config(struct pl_static *st, const struct pl_static_config *cfg)
 {
-    st->csp = xstrdup(cfg->csp ? cfg->csp : PL_STATIC_DEFAULT_CSP);
-    st->immutable_prefix = xstrdup(cfg->immutable_prefix ? cfg->immutable_prefix : "/assets/");
+    st->csp = pl_xstrdup(cfg->csp ? cfg->csp : PL_STATIC_DEFAULT_CSP);
+    st->immutable_prefix = pl_xstrdup(cfg->immutable_prefix ? cfg->immutable_prefix : "/assets/");
     for (size_t i = 0; i < st->n; i++)
         st->v[i].immutable = is_hashed(st->v[i].path, st->immutable_prefix);
     if (cfg->no_fallback) {
         while (cfg->no_fallback[st->nno_fallback])
             st->nno_fallback++;
-        st->no_fallback = calloc(st->nno_fallback + 1, sizeof *st->no_fallback);
-        if (!st->no_fallback) abort();
+        st->no_fallback = pl_xcalloc(st->nno_fallback + 1, sizeof *st->no_fallback);
         for (size_t i = 0; i < st->nno_fallback; i++)
-            st->no_fallback[i] = xstrdup(cfg->no_fallback[i]);
+            st->no_fallback[i] = pl_xstrdup(cfg->no_fallback[i]);
     }
     st->index = find_entry(st, "/index.html");
 }
@@ -520,17 +510,14 @@ int pl_static_load(const struct pl_static_config *cfg, struct pl_static **out, c
         snprintf(err, errlen, "libsodium failed to initialise");
         return PL_E_INVALID;
     }
-    struct walk *w = calloc(1, sizeof *w);
-    if (!w) abort();
+    struct walk *w = pl_xcalloc(1, sizeof *w);
     w->err = err;
     w->errlen = errlen;
     struct pl_static *st = NULL;
     int rc = walk_root(cfg->root, w);
     if (rc == 0) {
-        st = calloc(1, sizeof *st);
-        if (!st) abort();
-        st->v = calloc(w->n ? w->n : 1, sizeof *st->v);
-        if (!st->v) abort();
+        st = pl_xcalloc(1, sizeof *st);
+        st->v = pl_xcalloc(w->n, sizeof *st->v);
         rc = load_entries(st, w, cfg->max_file_bytes ? cfg->max_file_bytes : DEFAULT_MAX_FILE,
                           cfg->max_total_bytes ? cfg->max_total_bytes : DEFAULT_MAX_TOTAL, err,
                           errlen);
