@@ -2,8 +2,8 @@
 # `make test`: installs what is missing, builds with ASan/UBSan, starts the private test
 # Postgres and Redis (stopped again on exit, whatever happens), then runs every stage:
 # ctest (unit + integration), the libFuzzer harnesses for a few seconds each (tests/fuzz), the
-# deployment files (tests/deploy, offline), the web front end's build and tests, the e2e tests
-# with node.
+# deployment files (tests/deploy, offline), the documentation (tests/docs: docs/api.md up to
+# date, Markdown links), the web front end's lint, build and tests, the e2e tests with node.
 # Every stage runs even if an earlier one failed; a summary line per stage closes the run,
 # then one total line. Exits non-zero if anything failed.
 set -uo pipefail
@@ -75,6 +75,9 @@ have_web=0
 [ -f web/package.json ] && have_web=1
 have_deploy=0
 [ -f tests/deploy/validate.sh ] && have_deploy=1
+shopt -s nullglob
+docs_tests=(tests/docs/*.test.mjs)
+shopt -u nullglob
 
 npm_install() { # DIR: npm ci with a lock file, npm install without
     local flags=(--no-audit --no-fund --loglevel=error)
@@ -88,7 +91,7 @@ npm_install() { # DIR: npm ci with a lock file, npm install without
 # ---- deps --------------------------------------------------------------------------------
 banner deps
 groups=(build services test format)
-if [ ${#e2e_tests[@]} -gt 0 ] || [ $have_web -eq 1 ] || [ $have_deploy -eq 1 ]; then
+if [ ${#e2e_tests[@]} -gt 0 ] || [ ${#docs_tests[@]} -gt 0 ] || [ $have_web -eq 1 ] || [ $have_deploy -eq 1 ]; then
     groups+=(node)
 fi
 [ $have_deploy -eq 1 ] && groups+=(deploy)
@@ -199,6 +202,18 @@ if [ $have_deploy -eq 1 ]; then
     record_node deploy "$LOGDIR/deploy.log" "$rc"
 else
     record deploy skipped "no tests/deploy/validate.sh"
+fi
+
+# ---- docs --------------------------------------------------------------------------------
+# docs/api.md is what scripts/api-docs.mjs renders from the OpenAPI document, .env.example and
+# docs/api.template.md; every relative link of the Markdown files resolves. No services.
+if [ ${#docs_tests[@]} -gt 0 ]; then
+    banner "docs (node --test tests/docs)"
+    timeout --kill-after=10 120 node --test "${docs_tests[@]}" 2>&1 | tee "$LOGDIR/docs.log"
+    rc=${PIPESTATUS[0]}
+    record_node docs "$LOGDIR/docs.log" "$rc"
+else
+    record docs skipped "no tests/docs/*.test.mjs"
 fi
 
 # ---- web ---------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-// Accounts against the contract (/work/shared/api.md, "Authentication", "Tokens", "Rate
+// Accounts against the contract (docs/api.md, "Authentication", the token routes, "Rate
 // limits"): register, login, logout, cookies and the Origin check, sessions, password
 // change, personal access tokens and their scopes, login timing, robustness, Secure cookies
 // and X-Forwarded-For behind a trusted proxy, revocation across two replicas, what is stored

@@ -1,6 +1,6 @@
 // Fault injection against the real binary: Redis and Postgres going away under load, the
 // Postgres connection limit exhausted, SIGTERM and SIGKILL under load. What must hold
-// (/work/shared/api.md, "Redis unavailable", "Details": HTTP shutdown and readiness,
+// (docs/api.md, "Rate limits" with Redis unavailable, "HTTP details": shutdown and readiness,
 // "Idempotency"): dependency failures are 503 with Retry-After, never 500 and never a
 // dropped connection; the process recovers without a restart; no write acknowledged with a
 // 201 is ever lost, and a retry with the same Idempotency-Key never writes a second row.

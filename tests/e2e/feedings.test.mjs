@@ -1,5 +1,5 @@
-// Feeding logs against the contract (docs/api.md: "Feeding logs", "Idempotency",
-// "Details": values, today and stats, lists, tokens, live events): CRUD, every validation
+// Feeding logs against the contract (docs/api.md: "Notes and feeding logs", "Idempotency",
+// "Today and stats", "Lists", tokens, live events): CRUD, every validation
 // bound, given_at in any offset and in the future, ETag / If-Match, ordering, from/to/kind
 // filters, keyset pagination, /feedings/today and /stats/feedings in several time zones
 // (UTC+14, UTC-11, Paris, New York, and the DST changes of the last year in four zones),

@@ -1,8 +1,8 @@
-// Notes against the contract (docs/api.md: "Notes", "Idempotency", "Conventions",
-// "Details": order of checks, values, lists, tokens, live events): CRUD, every validation
-// bound, ETag / If-Match, ordering and filters, full-text search, tags, keyset pagination
-// (also with ties and concurrent inserts), Idempotency-Key (also raced across two
-// replicas), tenant isolation, token scopes and the change events published on Redis.
+// Notes against the contract (docs/api.md: "Notes and feeding logs", "Idempotency",
+// "Conventions", "Errors" (order of checks), "Lists", tokens, live events): CRUD, every
+// validation bound, ETag / If-Match, ordering and filters, full-text search, tags, keyset
+// pagination (also with ties and concurrent inserts), Idempotency-Key (also raced across
+// two replicas), tenant isolation, token scopes and the change events published on Redis.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 

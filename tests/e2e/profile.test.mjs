@@ -1,5 +1,5 @@
-// Profile and privacy against the contract (/work/shared/api.md, "Profile and privacy",
-// "Values", "Users"): GET/PATCH /me, DELETE /me (everything of the user gone, every
+// Profile and privacy against the contract (docs/api.md: the profile routes,
+// "Conventions"): GET/PATCH /me, DELETE /me (everything of the user gone, every
 // credential revoked, nobody else touched) and the streamed export.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
