@@ -217,13 +217,30 @@ else
 fi
 
 # ---- web ---------------------------------------------------------------------------------
-# npm ci, the Vite build (web/dist with .gz siblings), then web/tests with node's test runner:
-# the first-load budget, and Playwright in Debian's Chromium against build-asan/pulsed.
+# npm ci, ESLint and Prettier on web/src (a stage line of their own: web-lint), the Vite build
+# (web/dist with .gz siblings), then web/tests with node's test runner: the first-load
+# budget, and Playwright in Debian's Chromium against build-asan/pulsed.
 if [ $have_web -eq 1 ]; then
-    banner "web (npm ci, vite build, node --test with Playwright)"
+    banner "web (npm ci, eslint, prettier --check, vite build, node --test with Playwright)"
+    web_installed=0
     if ! npm_install web; then
         record web FAILED "npm install failed in web/"
         n_failed=$((n_failed + 1))
+    else
+        web_installed=1
+        lint_failed=()
+        (cd web && npm run lint) || lint_failed+=("eslint")
+        (cd web && npm run format:check) || lint_failed+=("prettier --check: run npm run format in web/")
+        if [ ${#lint_failed[@]} -eq 0 ]; then
+            n_passed=$((n_passed + 2))
+            record web-lint ok "eslint and prettier --check on web/src"
+        else
+            n_failed=$((n_failed + ${#lint_failed[@]}))
+            record web-lint FAILED "$(IFS=';'; echo "${lint_failed[*]}")"
+        fi
+    fi
+    if [ $web_installed -eq 0 ]; then
+        : # recorded above
     elif ! (cd web && npm run build); then
         record web FAILED "the build failed"
         n_failed=$((n_failed + 1))

@@ -66,7 +66,7 @@ export function showProblem(alertEl, fields, err) {
     return;
   }
   const problem = err.problem || {};
-  let unplaced = [];
+  const unplaced = [];
   for (const e of problem.errors || []) {
     const f = fields.find((x) => x.name === e.field);
     if (f) {

@@ -12,14 +12,26 @@ function browserZone() {
 }
 
 function authForm(ctx, { register }) {
-  const email = field('Email', h('input', { type: 'email', autocomplete: 'email', required: true, inputmode: 'email' }), 'email');
+  const email = field(
+    'Email',
+    h('input', { type: 'email', autocomplete: 'email', required: true, inputmode: 'email' }),
+    'email',
+  );
   const password = field(
     'Password',
-    h('input', { type: 'password', autocomplete: register ? 'new-password' : 'current-password', required: true, minlength: register ? 12 : null, maxlength: 128 }),
+    h('input', {
+      type: 'password',
+      autocomplete: register ? 'new-password' : 'current-password',
+      required: true,
+      minlength: register ? 12 : null,
+      maxlength: 128,
+    }),
     'password',
     register ? '12 to 128 characters.' : null,
   );
-  const name = register ? field('Name (optional)', h('input', { type: 'text', autocomplete: 'name', maxlength: 100 }), 'display_name') : null;
+  const name = register
+    ? field('Name (optional)', h('input', { type: 'text', autocomplete: 'name', maxlength: 100 }), 'display_name')
+    : null;
   const fields = [email, password, name].filter(Boolean);
   const alert = alertBox();
   const flash = ctx.takeFlash();
@@ -38,7 +50,9 @@ function authForm(ctx, { register }) {
           body.timezone = browserZone();
         }
         try {
-          const res = await busy(submit, () => post(register ? '/auth/register' : '/auth/login', body, { auth: false }));
+          const res = await busy(submit, () =>
+            post(register ? '/auth/register' : '/auth/login', body, { auth: false }),
+          );
           ctx.signedIn(res.data.user);
         } catch (err) {
           if (err.status === 401) err.problem.detail = 'Wrong email or password.';

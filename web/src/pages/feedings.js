@@ -18,21 +18,44 @@ export function feedingsPage(ctx) {
   const today = todayCard(ctx);
 
   // ---- quick log ----
-  const amount = field('Amount (ml)', h('input', { type: 'number', inputmode: 'numeric', min: 1, max: 2000, step: 1, required: true, value: '120', class: 'amount-input' }), 'amount_ml');
+  const amount = field(
+    'Amount (ml)',
+    h('input', {
+      type: 'number',
+      inputmode: 'numeric',
+      min: 1,
+      max: 2000,
+      step: 1,
+      required: true,
+      value: '120',
+      class: 'amount-input',
+    }),
+    'amount_ml',
+  );
   const presetButtons = PRESETS.map((ml) =>
-    h('button', { type: 'button', class: 'preset', 'aria-pressed': ml === 120 ? 'true' : 'false', onclick: () => setAmount(ml) }, `${ml}`),
+    h(
+      'button',
+      { type: 'button', class: 'preset', 'aria-pressed': ml === 120 ? 'true' : 'false', onclick: () => setAmount(ml) },
+      `${ml}`,
+    ),
   );
   const setAmount = (ml) => {
     amount.input.value = String(ml);
     syncPresets();
   };
-  const syncPresets = () => presetButtons.forEach((b, i) => b.setAttribute('aria-pressed', String(Number(amount.input.value) === PRESETS[i])));
+  const syncPresets = () =>
+    presetButtons.forEach((b, i) => b.setAttribute('aria-pressed', String(Number(amount.input.value) === PRESETS[i])));
   amount.input.addEventListener('input', syncPresets);
   let kind = localStorage.getItem(LAST_KIND) || 'milk';
   if (!KINDS.includes(kind)) kind = 'milk';
   const kindName = `kind-${Math.random().toString(36).slice(2, 7)}`;
   const kindRadios = KINDS.map((k) =>
-    h('label', { class: 'chip' }, h('input', { type: 'radio', name: kindName, value: k, checked: k === kind, onchange: () => (kind = k) }), h('span', null, k)),
+    h(
+      'label',
+      { class: 'chip' },
+      h('input', { type: 'radio', name: kindName, value: k, checked: k === kind, onchange: () => (kind = k) }),
+      h('span', null, k),
+    ),
   );
   const note = field('Note (optional)', h('input', { type: 'text', maxlength: 1000, autocomplete: 'off' }), 'note');
   const logAlert = alertBox();
@@ -52,7 +75,9 @@ export function feedingsPage(ctx) {
         if (!Number.isInteger(body.amount_ml)) body.amount_ml = amount.input.value; // let the API explain
         if (note.input.value.trim()) body.note = note.input.value.trim();
         try {
-          const { data } = await busy(logButton, () => post('/feedings', body, { headers: { 'Idempotency-Key': idempotencyKey() } }));
+          const { data } = await busy(logButton, () =>
+            post('/feedings', body, { headers: { 'Idempotency-Key': idempotencyKey() } }),
+          );
           localStorage.setItem(LAST_KIND, kind);
           note.input.value = '';
           records.upsert(data);
@@ -97,8 +122,20 @@ export function feedingsPage(ctx) {
   });
 
   function startEdit(f) {
-    const a = field('Amount (ml)', h('input', { type: 'number', min: 1, max: 2000, value: String(f.amount_ml), inputmode: 'numeric' }), 'amount_ml');
-    const k = field('Kind', h('select', null, KINDS.map((x) => h('option', { value: x, selected: x === f.kind }, x))), 'kind');
+    const a = field(
+      'Amount (ml)',
+      h('input', { type: 'number', min: 1, max: 2000, value: String(f.amount_ml), inputmode: 'numeric' }),
+      'amount_ml',
+    );
+    const k = field(
+      'Kind',
+      h(
+        'select',
+        null,
+        KINDS.map((x) => h('option', { value: x, selected: x === f.kind }, x)),
+      ),
+      'kind',
+    );
     const at = field('Given at', h('input', { type: 'datetime-local', value: toLocalInput(f.given_at) }), 'given_at');
     const n = field('Note', h('input', { type: 'text', maxlength: 1000, value: f.note || '' }), 'note');
     const alert = alertBox();
@@ -112,7 +149,8 @@ export function feedingsPage(ctx) {
         showProblem(alert, [a, k, at, n], null);
         const current = records.get(f.id) || f;
         const body = { amount_ml: Number(a.input.value), kind: k.input.value, note: n.input.value.trim() || null };
-        if (at.input.value && at.input.value !== toLocalInput(current.given_at)) body.given_at = new Date(at.input.value).toISOString();
+        if (at.input.value && at.input.value !== toLocalInput(current.given_at))
+          body.given_at = new Date(at.input.value).toISOString();
         try {
           const { data } = await busy(save, () => patch(`/feedings/${f.id}`, body, { headers: ifMatch(current) }));
           records.saved(data);
@@ -120,7 +158,8 @@ export function feedingsPage(ctx) {
           stats.refresh();
         } catch (err) {
           if (err.status === 412) {
-            err.problem.detail = 'This feeding was changed on another device. The latest version is shown; check it and save again.';
+            err.problem.detail =
+              'This feeding was changed on another device. The latest version is shown; check it and save again.';
             await records.reloadItem(f.id);
             const fresh = records.get(f.id);
             if (fresh) {
@@ -145,7 +184,10 @@ export function feedingsPage(ctx) {
       try {
         const { data: s } = await get('/stats/feedings?days=30');
         chart.set(s.per_day.map((d) => ({ date: d.date, value: d.total_ml })));
-        replace(statsText, `${fmtNumber(s.total_ml)} ml in ${fmtNumber(s.total_count)} feeding${s.total_count === 1 ? '' : 's'} · ${fmtNumber(s.avg_daily_ml, 1)} ml a day on average`);
+        replace(
+          statsText,
+          `${fmtNumber(s.total_ml)} ml in ${fmtNumber(s.total_count)} feeding${s.total_count === 1 ? '' : 's'} · ${fmtNumber(s.avg_daily_ml, 1)} ml a day on average`,
+        );
       } catch (err) {
         replace(statsText, h('span', { role: 'alert' }, err.message));
       }

@@ -17,9 +17,23 @@ export function profilePage(ctx) {
 
   // ---- profile ----
   const name = field('Name', h('input', { type: 'text', autocomplete: 'name', maxlength: 100 }), 'display_name');
-  const zoneList = h('datalist', { id: 'tz-list' }, zones().map((z) => h('option', { value: z })));
-  const zone = field('Time zone', h('input', { type: 'text', list: 'tz-list', autocomplete: 'off', spellcheck: 'false' }), 'timezone', '“Today” and the daily totals follow this zone.');
-  const target = field('Daily target (ml)', h('input', { type: 'number', min: 0, max: 10000, step: 10, inputmode: 'numeric' }), 'daily_target_ml', '0 means no target.');
+  const zoneList = h(
+    'datalist',
+    { id: 'tz-list' },
+    zones().map((z) => h('option', { value: z })),
+  );
+  const zone = field(
+    'Time zone',
+    h('input', { type: 'text', list: 'tz-list', autocomplete: 'off', spellcheck: 'false' }),
+    'timezone',
+    '“Today” and the daily totals follow this zone.',
+  );
+  const target = field(
+    'Daily target (ml)',
+    h('input', { type: 'number', min: 0, max: 10000, step: 10, inputmode: 'numeric' }),
+    'daily_target_ml',
+    '0 means no target.',
+  );
   const profileFields = [name, zone, target];
   const profileAlert = alertBox();
   const profileStatus = h('p', { class: 'notice', role: 'status', hidden: true });
@@ -84,27 +98,40 @@ export function profilePage(ctx) {
             h(
               'div',
               { class: 'item-main' },
-              h('strong', null, s.user_agent ? shortAgent(s.user_agent) : 'Unknown device', s.current ? h('span', { class: 'badge' }, 'this device') : null),
-              h('p', { class: 'muted' }, `${s.ip || 'unknown address'} · signed in ${fmtDateTime(s.created_at, tz())} · last seen ${fmtDateTime(s.last_seen_at, tz())}`),
+              h(
+                'strong',
+                null,
+                s.user_agent ? shortAgent(s.user_agent) : 'Unknown device',
+                s.current ? h('span', { class: 'badge' }, 'this device') : null,
+              ),
+              h(
+                'p',
+                { class: 'muted' },
+                `${s.ip || 'unknown address'} · signed in ${fmtDateTime(s.created_at, tz())} · last seen ${fmtDateTime(s.last_seen_at, tz())}`,
+              ),
             ),
             h(
               'div',
               { class: 'item-actions' },
-              h('button', {
-                type: 'button',
-                class: 'secondary',
-                'aria-label': s.current ? 'Sign out this device' : `Revoke session from ${s.ip || 'unknown address'}`,
-                onclick: (e) =>
-                  busy(e.currentTarget, async () => {
-                    try {
-                      await del(`/auth/sessions/${s.id}`);
-                      if (s.current) ctx.signedOut('You are signed out.');
-                      else loadSessions();
-                    } catch (err) {
-                      showProblem(sessionAlert, [], err);
-                    }
-                  }),
-              }, s.current ? 'Sign out' : 'Revoke'),
+              h(
+                'button',
+                {
+                  type: 'button',
+                  class: 'secondary',
+                  'aria-label': s.current ? 'Sign out this device' : `Revoke session from ${s.ip || 'unknown address'}`,
+                  onclick: (e) =>
+                    busy(e.currentTarget, async () => {
+                      try {
+                        await del(`/auth/sessions/${s.id}`);
+                        if (s.current) ctx.signedOut('You are signed out.');
+                        else loadSessions();
+                      } catch (err) {
+                        showProblem(sessionAlert, [], err);
+                      }
+                    }),
+                },
+                s.current ? 'Sign out' : 'Revoke',
+              ),
             ),
           ),
         ),
@@ -115,10 +142,18 @@ export function profilePage(ctx) {
   }
 
   // ---- tokens ----
-  const tokenName = field('Name', h('input', { type: 'text', maxlength: 100, required: true, placeholder: 'e.g. kitchen tablet' }), 'name');
+  const tokenName = field(
+    'Name',
+    h('input', { type: 'text', maxlength: 100, required: true, placeholder: 'e.g. kitchen tablet' }),
+    'name',
+  );
   const scopeRead = h('input', { type: 'checkbox', id: 'scope-read', checked: true });
   const scopeWrite = h('input', { type: 'checkbox', id: 'scope-write', checked: true });
-  const expires = field('Expires after (days, optional)', h('input', { type: 'number', min: 1, max: 365, inputmode: 'numeric' }), 'expires_in_days');
+  const expires = field(
+    'Expires after (days, optional)',
+    h('input', { type: 'number', min: 1, max: 365, inputmode: 'numeric' }),
+    'expires_in_days',
+  );
   const tokenFields = [tokenName, expires];
   const tokenAlert = alertBox();
   const shown = h('div', { class: 'token-shown', hidden: true, role: 'status' });
@@ -140,22 +175,35 @@ export function profilePage(ctx) {
           tokenName.input.value = '';
           expires.input.value = '';
           const code = h('code', { class: 'secret' }, data.token);
-          const copy = h('button', {
-            type: 'button',
-            class: 'secondary',
-            onclick: async () => {
-              try {
-                await navigator.clipboard.writeText(data.token);
-                copy.textContent = 'Copied';
-              } catch {
-                const r = document.createRange();
-                r.selectNodeContents(code);
-                getSelection().removeAllRanges();
-                getSelection().addRange(r);
-              }
+          const copy = h(
+            'button',
+            {
+              type: 'button',
+              class: 'secondary',
+              onclick: async () => {
+                try {
+                  await navigator.clipboard.writeText(data.token);
+                  copy.textContent = 'Copied';
+                } catch {
+                  const r = document.createRange();
+                  r.selectNodeContents(code);
+                  getSelection().removeAllRanges();
+                  getSelection().addRange(r);
+                }
+              },
             },
-          }, 'Copy');
-          replace(shown, h('p', null, h('strong', null, `Token “${data.name}” created.`), ' Copy it now: it will not be shown again.'), h('div', { class: 'row' }, code, copy));
+            'Copy',
+          );
+          replace(
+            shown,
+            h(
+              'p',
+              null,
+              h('strong', null, `Token “${data.name}” created.`),
+              ' Copy it now: it will not be shown again.',
+            ),
+            h('div', { class: 'row' }, code, copy),
+          );
           shown.hidden = false;
           loadTokens();
         } catch (err) {
@@ -165,7 +213,13 @@ export function profilePage(ctx) {
     },
     tokenAlert,
     tokenName.row,
-    h('fieldset', { class: 'scopes' }, h('legend', null, 'Scopes'), h('div', { class: 'field check' }, scopeRead, h('label', { for: 'scope-read' }, 'read')), h('div', { class: 'field check' }, scopeWrite, h('label', { for: 'scope-write' }, 'write'))),
+    h(
+      'fieldset',
+      { class: 'scopes' },
+      h('legend', null, 'Scopes'),
+      h('div', { class: 'field check' }, scopeRead, h('label', { for: 'scope-read' }, 'read')),
+      h('div', { class: 'field check' }, scopeWrite, h('label', { for: 'scope-write' }, 'write')),
+    ),
     expires.row,
     createTokenBtn,
   );
@@ -184,25 +238,33 @@ export function profilePage(ctx) {
                   { class: 'item-main' },
                   h('strong', null, t.name),
                   h('span', { class: 'badge' }, t.scopes.join(' + ')),
-                  h('p', { class: 'muted' }, `created ${fmtDateTime(t.created_at, tz())} · ${t.expires_at ? `expires ${fmtDateTime(t.expires_at, tz())}` : 'no expiry'} · ${t.last_used_at ? `last used ${fmtDateTime(t.last_used_at, tz())}` : 'never used'}`),
+                  h(
+                    'p',
+                    { class: 'muted' },
+                    `created ${fmtDateTime(t.created_at, tz())} · ${t.expires_at ? `expires ${fmtDateTime(t.expires_at, tz())}` : 'no expiry'} · ${t.last_used_at ? `last used ${fmtDateTime(t.last_used_at, tz())}` : 'never used'}`,
+                  ),
                 ),
                 h(
                   'div',
                   { class: 'item-actions' },
-                  h('button', {
-                    type: 'button',
-                    class: 'secondary',
-                    'aria-label': `Revoke token ${t.name}`,
-                    onclick: (e) =>
-                      busy(e.currentTarget, async () => {
-                        try {
-                          await del(`/tokens/${t.id}`);
-                          loadTokens();
-                        } catch (err) {
-                          showProblem(tokenAlert, [], err);
-                        }
-                      }),
-                  }, 'Revoke'),
+                  h(
+                    'button',
+                    {
+                      type: 'button',
+                      class: 'secondary',
+                      'aria-label': `Revoke token ${t.name}`,
+                      onclick: (e) =>
+                        busy(e.currentTarget, async () => {
+                          try {
+                            await del(`/tokens/${t.id}`);
+                            loadTokens();
+                          } catch (err) {
+                            showProblem(tokenAlert, [], err);
+                          }
+                        }),
+                    },
+                    'Revoke',
+                  ),
                 ),
               ),
             )
@@ -214,8 +276,17 @@ export function profilePage(ctx) {
   }
 
   // ---- password ----
-  const currentPw = field('Current password', h('input', { type: 'password', autocomplete: 'current-password', required: true }), 'current_password');
-  const newPw = field('New password', h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 12, maxlength: 128 }), 'new_password', 'At least 12 characters. Your other devices will be signed out.');
+  const currentPw = field(
+    'Current password',
+    h('input', { type: 'password', autocomplete: 'current-password', required: true }),
+    'current_password',
+  );
+  const newPw = field(
+    'New password',
+    h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 12, maxlength: 128 }),
+    'new_password',
+    'At least 12 characters. Your other devices will be signed out.',
+  );
   const revokeTokens = h('input', { type: 'checkbox', id: 'revoke-tokens', name: 'revoke_tokens' });
   const pwFields = [currentPw, newPw];
   const pwAlert = alertBox();
@@ -231,7 +302,11 @@ export function profilePage(ctx) {
         e.preventDefault();
         showProblem(pwAlert, pwFields, null);
         pwStatus.hidden = true;
-        const body = { current_password: currentPw.input.value, new_password: newPw.input.value, revoke_tokens: revokeTokens.checked };
+        const body = {
+          current_password: currentPw.input.value,
+          new_password: newPw.input.value,
+          revoke_tokens: revokeTokens.checked,
+        };
         try {
           await busy(pwBtn, () => post('/auth/password', body));
           currentPw.input.value = '';
@@ -253,13 +328,22 @@ export function profilePage(ctx) {
     pwAlert,
     currentPw.row,
     newPw.row,
-    h('div', { class: 'field check' }, revokeTokens, h('label', { for: 'revoke-tokens' }, 'Also revoke every access token')),
+    h(
+      'div',
+      { class: 'field check' },
+      revokeTokens,
+      h('label', { for: 'revoke-tokens' }, 'Also revoke every access token'),
+    ),
     pwBtn,
     pwStatus,
   );
 
   // ---- delete account ----
-  const delPassword = field('Password', h('input', { type: 'password', autocomplete: 'current-password', required: true }), 'password');
+  const delPassword = field(
+    'Password',
+    h('input', { type: 'password', autocomplete: 'current-password', required: true }),
+    'password',
+  );
   const delConfirm = h('input', { type: 'checkbox', id: 'delete-confirm' });
   const delAlert = alertBox();
   const delBtn = h('button', { type: 'submit', class: 'danger' }, 'Delete my account');
@@ -290,7 +374,12 @@ export function profilePage(ctx) {
     h('p', null, 'This deletes your profile, notes, feedings and tokens for good and signs out every device.'),
     delAlert,
     delPassword.row,
-    h('div', { class: 'field check' }, delConfirm, h('label', { for: 'delete-confirm' }, 'I understand that this cannot be undone')),
+    h(
+      'div',
+      { class: 'field check' },
+      delConfirm,
+      h('label', { for: 'delete-confirm' }, 'I understand that this cannot be undone'),
+    ),
     delBtn,
   );
 
@@ -317,7 +406,11 @@ export function profilePage(ctx) {
           { class: 'card', 'aria-labelledby': 'export-h' },
           h('h2', { id: 'export-h' }, 'Export'),
           h('p', null, 'Everything you stored, as one JSON file.'),
-          h('a', { class: 'button-link', href: '/api/v1/me/export', download: 'pulse-export.json' }, 'Download my data'),
+          h(
+            'a',
+            { class: 'button-link', href: '/api/v1/me/export', download: 'pulse-export.json' },
+            'Download my data',
+          ),
         ),
         passwordForm,
         deleteForm,
@@ -325,8 +418,22 @@ export function profilePage(ctx) {
       h(
         'div',
         null,
-        h('section', { class: 'card', 'aria-labelledby': 'sessions-h' }, h('h2', { id: 'sessions-h' }, 'Signed-in devices'), sessionAlert, sessionList),
-        h('section', { class: 'card', 'aria-labelledby': 'tokens-h' }, h('h2', { id: 'tokens-h' }, 'Access tokens'), h('p', { class: 'muted' }, 'For scripts and devices: send as “Authorization: Bearer …”.'), tokenForm, shown, tokenList),
+        h(
+          'section',
+          { class: 'card', 'aria-labelledby': 'sessions-h' },
+          h('h2', { id: 'sessions-h' }, 'Signed-in devices'),
+          sessionAlert,
+          sessionList,
+        ),
+        h(
+          'section',
+          { class: 'card', 'aria-labelledby': 'tokens-h' },
+          h('h2', { id: 'tokens-h' }, 'Access tokens'),
+          h('p', { class: 'muted' }, 'For scripts and devices: send as “Authorization: Bearer …”.'),
+          tokenForm,
+          shown,
+          tokenList,
+        ),
       ),
     ),
   );
