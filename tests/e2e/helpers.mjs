@@ -130,9 +130,10 @@ async function startReady(env, { ready = true, args } = {}) {
   return srv;
 }
 
-// One server for the enclosing describe (or the whole file, at top level): started in a
-// `before` hook registered now (so hooks registered earlier run first), stopped in `after`
-// with stopServer's checks. Returns a handle that reads through to the running server
+// One server for the enclosing describe: started in a `before` hook registered now (so
+// hooks registered earlier in the describe run first), stopped in `after` with
+// stopServer's checks. Call it inside a describe: node 20 runs root-level hooks without
+// waiting for one before starting the next. Returns a handle that reads through to the running server
 // (srv.port, srv.url(), srv.logs, srv.stderr, srv.child, srv.stop()), to use inside the
 // tests and hooks of that describe.
 //   const srv = useServer({ ...API_ENV });

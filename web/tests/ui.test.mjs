@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
-import { ROOT, freePort, middayZone, useServer, waitFor } from '../../tests/e2e/helpers.mjs';
+import { ROOT, freePort, middayZone, startServer, stopServer, waitFor, waitReadyRaw } from '../../tests/e2e/helpers.mjs';
 
 const ARTIFACTS = path.join(ROOT, 'tests/artifacts/web');
 const CHROMIUM = process.env.PULSE_CHROMIUM || '/usr/bin/chromium';
@@ -27,21 +27,20 @@ let browser;
 // end during the run, whenever it runs.
 const ZONE = middayZone();
 
-after(async () => { if (browser) await browser.close(); }); // before the server stops
-useServer(async () => {
+// One hook each way (node 20 does not wait for one root-level hook before the next).
+let srv;
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
   // Origin checks need the public origin before the server starts: pick the port first.
   const port = await freePort();
   origin = `http://127.0.0.1:${port}`;
-  return {
+  srv = await startServer({
     PULSE_LISTEN: `127.0.0.1:${port}`,
     PULSE_PUBLIC_ORIGIN: origin,
     PULSE_WEB_ROOT: path.join(ROOT, 'web/dist'),
     PULSE_ACCESS_LOG: 'off',
-  };
-});
-
-before(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
+  });
+  await waitReadyRaw(srv);
   // the live socket is part of the dashboard: unauthenticated it is 401, never 404
   assert.equal((await fetch(`${origin}/api/v1/live`)).status, 401);
   browser = await chromium.launch({
@@ -50,6 +49,11 @@ before(async () => {
     headless: true,
     args: ['--disable-background-networking', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run'],
   });
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (srv) await stopServer(srv); // exit status 0, no sanitizer report
 });
 
 // Collects console errors and page errors: any of them fails the test that saw it.
