@@ -3,7 +3,7 @@
 // and a 30-day chart. Changes from other devices arrive as live events and are applied here.
 import { get, idempotencyKey, ifMatch, patch, post } from '../api.js';
 import { barChart } from '../charts.js';
-import { alertBox, busy, field, fmtDateTime, fmtNumber, h, replace, showProblem, toLocalInput } from '../dom.js';
+import { alertBox, field, fmtDateTime, fmtNumber, h, onSubmit, replace, toLocalInput } from '../dom.js';
 import { recordList } from '../records.js';
 import { todayCard } from './today.js';
 
@@ -67,17 +67,18 @@ export function feedingsPage(ctx) {
       class: 'card quick-log',
       novalidate: true,
       'aria-labelledby': 'log-h',
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(logAlert, [amount, note], null);
-        logStatus.hidden = true;
-        const body = { amount_ml: Number(amount.input.value), kind };
-        if (!Number.isInteger(body.amount_ml)) body.amount_ml = amount.input.value; // let the API explain
-        if (note.input.value.trim()) body.note = note.input.value.trim();
-        try {
-          const { data } = await busy(logButton, () =>
-            post('/feedings', body, { headers: { 'Idempotency-Key': idempotencyKey() } }),
-          );
+      onsubmit: onSubmit({
+        alert: logAlert,
+        fields: [amount, note],
+        button: logButton,
+        status: logStatus,
+        send: () => {
+          const body = { amount_ml: Number(amount.input.value), kind };
+          if (!Number.isInteger(body.amount_ml)) body.amount_ml = amount.input.value; // let the API explain
+          if (note.input.value.trim()) body.note = note.input.value.trim();
+          return post('/feedings', body, { headers: { 'Idempotency-Key': idempotencyKey() } });
+        },
+        done: ({ data }) => {
           localStorage.setItem(LAST_KIND, kind);
           note.input.value = '';
           records.upsert(data);
@@ -85,10 +86,8 @@ export function feedingsPage(ctx) {
           stats.refresh();
           logStatus.hidden = false;
           logStatus.textContent = `Logged ${data.amount_ml} ml of ${data.kind}.`;
-        } catch (err) {
-          showProblem(logAlert, [amount, note], err);
-        }
-      },
+        },
+      }),
     },
     h('h2', { id: 'log-h' }, 'Log a feeding'),
     logAlert,
@@ -145,33 +144,37 @@ export function feedingsPage(ctx) {
       save,
       children: h('div', { class: 'edit-grid' }, a.row, k.row, at.row, n.row),
       focus: a.input,
-      submit: async () => {
-        showProblem(alert, [a, k, at, n], null);
-        const current = records.get(f.id) || f;
-        const body = { amount_ml: Number(a.input.value), kind: k.input.value, note: n.input.value.trim() || null };
-        if (at.input.value && at.input.value !== toLocalInput(current.given_at))
-          body.given_at = new Date(at.input.value).toISOString();
-        try {
-          const { data } = await busy(save, () => patch(`/feedings/${f.id}`, body, { headers: ifMatch(current) }));
+      submit: onSubmit({
+        alert,
+        fields: [a, k, at, n],
+        button: save,
+        send: () => {
+          const current = records.get(f.id) || f;
+          const body = { amount_ml: Number(a.input.value), kind: k.input.value, note: n.input.value.trim() || null };
+          if (at.input.value && at.input.value !== toLocalInput(current.given_at))
+            body.given_at = new Date(at.input.value).toISOString();
+          return patch(`/feedings/${f.id}`, body, { headers: ifMatch(current) });
+        },
+        done: ({ data }) => {
           records.saved(data);
           today.refresh();
           stats.refresh();
-        } catch (err) {
-          if (err.status === 412) {
-            err.problem.detail =
-              'This feeding was changed on another device. The latest version is shown; check it and save again.';
-            await records.reloadItem(f.id);
-            const fresh = records.get(f.id);
-            if (fresh) {
-              a.input.value = String(fresh.amount_ml);
-              k.input.value = fresh.kind;
-              at.input.value = toLocalInput(fresh.given_at);
-              n.input.value = fresh.note || '';
-            }
+        },
+        messages: {
+          412: 'This feeding was changed on another device. The latest version is shown; check it and save again.',
+        },
+        failed: async (err) => {
+          if (err.status !== 412) return;
+          await records.reloadItem(f.id);
+          const fresh = records.get(f.id);
+          if (fresh) {
+            a.input.value = String(fresh.amount_ml);
+            k.input.value = fresh.kind;
+            at.input.value = toLocalInput(fresh.given_at);
+            n.input.value = fresh.note || '';
           }
-          showProblem(alert, [a, k, at, n], err);
-        }
-      },
+        },
+      }),
     });
   }
 

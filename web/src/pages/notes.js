@@ -2,7 +2,7 @@
 // pin and unpin. Live events from other devices update the list (or, while a search or filter
 // is active, re-run it: only the server can tell whether a note matches).
 import { get, idempotencyKey, ifMatch, patch, post } from '../api.js';
-import { alertBox, busy, field, fmtDateTime, h, replace, showProblem } from '../dom.js';
+import { alertBox, busy, field, fmtDateTime, h, onSubmit, replace, showProblem } from '../dom.js';
 import { recordList } from '../records.js';
 
 const order = (a, b) =>
@@ -69,13 +69,12 @@ export function notesPage(ctx) {
       class: 'card note-form',
       novalidate: true,
       'aria-labelledby': 'new-note-h',
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(createAlert, nf.list, null);
-        try {
-          const { data } = await busy(createBtn, () =>
-            post('/notes', nf.values(), { headers: { 'Idempotency-Key': idempotencyKey() } }),
-          );
+      onsubmit: onSubmit({
+        alert: createAlert,
+        fields: nf.list,
+        button: createBtn,
+        send: () => post('/notes', nf.values(), { headers: { 'Idempotency-Key': idempotencyKey() } }),
+        done: ({ data }) => {
           nf.title.input.value = '';
           nf.body.input.value = '';
           nf.tags.input.value = '';
@@ -83,10 +82,8 @@ export function notesPage(ctx) {
           if (filtered()) reload();
           else records.upsert(data);
           tags.refresh();
-        } catch (err) {
-          showProblem(createAlert, nf.list, err);
-        }
-      },
+        },
+      }),
     },
     h('h2', { id: 'new-note-h' }, 'New note'),
     createAlert,

@@ -2,7 +2,7 @@
 // (create, shown once, revoke); password change (optionally revoking every token); export;
 // delete the account.
 import { del, get, patch, post } from '../api.js';
-import { alertBox, busy, field, fmtDateTime, h, replace, showProblem } from '../dom.js';
+import { alertBox, busy, field, fmtDateTime, h, onSubmit, replace, showProblem } from '../dom.js';
 
 function zones() {
   try {
@@ -52,25 +52,24 @@ export function profilePage(ctx) {
       class: 'card',
       novalidate: true,
       'aria-labelledby': 'profile-h',
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(profileAlert, profileFields, null);
-        profileStatus.hidden = true;
-        const body = {
-          display_name: name.input.value.trim() || null,
-          timezone: zone.input.value.trim(),
-          daily_target_ml: target.input.value === '' ? 0 : Number(target.input.value),
-        };
-        try {
-          const { data } = await busy(saveBtn, () => patch('/me', body));
+      onsubmit: onSubmit({
+        alert: profileAlert,
+        fields: profileFields,
+        button: saveBtn,
+        status: profileStatus,
+        send: () =>
+          patch('/me', {
+            display_name: name.input.value.trim() || null,
+            timezone: zone.input.value.trim(),
+            daily_target_ml: target.input.value === '' ? 0 : Number(target.input.value),
+          }),
+        done: ({ data }) => {
           ctx.setUser(data);
           fill(data);
           profileStatus.hidden = false;
           profileStatus.textContent = 'Saved.';
-        } catch (err) {
-          showProblem(profileAlert, profileFields, err);
-        }
-      },
+        },
+      }),
     },
     h('h2', { id: 'profile-h' }, 'Profile'),
     h('p', { class: 'muted' }, ctx.user.email),
@@ -164,14 +163,17 @@ export function profilePage(ctx) {
     {
       novalidate: true,
       class: 'token-form',
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(tokenAlert, tokenFields, null);
-        const scopes = [scopeRead.checked && 'read', scopeWrite.checked && 'write'].filter(Boolean);
-        const body = { name: tokenName.input.value.trim(), scopes };
-        if (expires.input.value) body.expires_in_days = Number(expires.input.value);
-        try {
-          const { data } = await busy(createTokenBtn, () => post('/tokens', body));
+      onsubmit: onSubmit({
+        alert: tokenAlert,
+        fields: tokenFields,
+        button: createTokenBtn,
+        send: () => {
+          const scopes = [scopeRead.checked && 'read', scopeWrite.checked && 'write'].filter(Boolean);
+          const body = { name: tokenName.input.value.trim(), scopes };
+          if (expires.input.value) body.expires_in_days = Number(expires.input.value);
+          return post('/tokens', body);
+        },
+        done: ({ data }) => {
           tokenName.input.value = '';
           expires.input.value = '';
           const code = h('code', { class: 'secret' }, data.token);
@@ -206,10 +208,8 @@ export function profilePage(ctx) {
           );
           shown.hidden = false;
           loadTokens();
-        } catch (err) {
-          showProblem(tokenAlert, tokenFields, err);
-        }
-      },
+        },
+      }),
     },
     tokenAlert,
     tokenName.row,
@@ -292,37 +292,39 @@ export function profilePage(ctx) {
   const pwAlert = alertBox();
   const pwStatus = h('p', { class: 'notice', role: 'status', hidden: true });
   const pwBtn = h('button', { type: 'submit', class: 'primary' }, 'Change password');
+  let revoking = false; // what the request in flight asked for
   const passwordForm = h(
     'form',
     {
       class: 'card password-form',
       novalidate: true,
       'aria-labelledby': 'password-h',
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(pwAlert, pwFields, null);
-        pwStatus.hidden = true;
-        const body = {
-          current_password: currentPw.input.value,
-          new_password: newPw.input.value,
-          revoke_tokens: revokeTokens.checked,
-        };
-        try {
-          await busy(pwBtn, () => post('/auth/password', body));
+      onsubmit: onSubmit({
+        alert: pwAlert,
+        fields: pwFields,
+        button: pwBtn,
+        status: pwStatus,
+        send: () => {
+          revoking = revokeTokens.checked;
+          return post('/auth/password', {
+            current_password: currentPw.input.value,
+            new_password: newPw.input.value,
+            revoke_tokens: revoking,
+          });
+        },
+        done: () => {
           currentPw.input.value = '';
           newPw.input.value = '';
           pwStatus.hidden = false;
-          pwStatus.textContent = body.revoke_tokens
+          pwStatus.textContent = revoking
             ? 'Password changed. Your other devices were signed out and every access token was revoked.'
             : 'Password changed. Your other devices were signed out.';
           revokeTokens.checked = false;
           loadSessions();
-          if (body.revoke_tokens) loadTokens();
-        } catch (err) {
-          if (err.status === 403) err.problem.detail = 'The current password is wrong.';
-          showProblem(pwAlert, pwFields, err);
-        }
-      },
+          if (revoking) loadTokens();
+        },
+        messages: { 403: 'The current password is wrong.' },
+      }),
     },
     h('h2', { id: 'password-h' }, 'Password'),
     pwAlert,
@@ -353,22 +355,19 @@ export function profilePage(ctx) {
       class: 'card danger-zone',
       novalidate: true,
       'aria-labelledby': 'delete-h',
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(delAlert, [delPassword], null);
-        if (!delConfirm.checked) {
-          showProblem(delAlert, [delPassword], { problem: { detail: 'Tick the box to confirm.' } });
+      onsubmit: onSubmit({
+        alert: delAlert,
+        fields: [delPassword],
+        button: delBtn,
+        check: () => {
+          if (delConfirm.checked) return null;
           delConfirm.focus();
-          return;
-        }
-        try {
-          await busy(delBtn, () => del('/me', { body: { password: delPassword.input.value } }));
-          ctx.signedOut('Your account and all its data were deleted.');
-        } catch (err) {
-          if (err.status === 403) err.problem.detail = 'Wrong password.';
-          showProblem(delAlert, [delPassword], err);
-        }
-      },
+          return { problem: { detail: 'Tick the box to confirm.' } };
+        },
+        send: () => del('/me', { body: { password: delPassword.input.value } }),
+        done: () => ctx.signedOut('Your account and all its data were deleted.'),
+        messages: { 403: 'Wrong password.' },
+      }),
     },
     h('h2', { id: 'delete-h' }, 'Delete account'),
     h('p', null, 'This deletes your profile, notes, feedings and tokens for good and signs out every device.'),
