@@ -22,13 +22,14 @@ enum rate_class { RATE_LOGIN, RATE_REGISTER, RATE_READ, RATE_WRITE, RATE_EXPORT,
 extern const char *const rate_class_names[RATE_CLASSES];
 
 struct worker;
+struct ops_metrics;
+struct pl_metrics;
+struct pl_metric;
 
 /* Statistics each worker publishes for /metrics (read by any thread). */
 struct worker_stats {
     _Atomic int pg_size, pg_connected, pg_busy, pg_inflight, pg_waiting;
-    _Atomic uint64_t pg_wait_count, pg_errors;
-    _Atomic uint64_t pg_wait_us_sum;
-    _Atomic uint64_t pg_wait_hist[8]; /* le 0.001 .. 2.5, +Inf */
+    _Atomic uint64_t pg_errors;
     _Atomic int redis_connected;
     _Atomic uint64_t redis_errors;
     _Atomic int connections;
@@ -38,20 +39,23 @@ struct worker_stats {
 struct app {
     struct pulse_config cfg;
     struct pl_router *router;
-    struct pl_http_metrics *metrics;
+    struct pl_metrics *registry;     /* every metric of /metrics (server/ops/ops_metrics.c) */
+    struct pl_http_metrics *metrics; /* lib/http's, in the registry */
+    struct ops_metrics *ops_metrics; /* the families the collector sets */
+    struct pl_metric *pg_wait;       /* pulse_pg_wait_seconds, observed by every pool */
+    struct pl_metric *ratelimit_rejections; /* pulse_ratelimit_rejections_total{class} */
+    struct pl_metric *argon2_jobs; /* pulse_argon2_jobs_total{outcome}, by passwords_outcome */
     _Atomic int conn_count;
     _Atomic int state;
-    _Atomic bool migrated;                               /* no migration pending */
-    _Atomic uint64_t ratelimit_rejections[RATE_CLASSES]; /* by enum rate_class */
+    _Atomic bool migrated; /* no migration pending */
     int nworkers;
     struct worker *workers;
     int port;
     /* passwords: a hash of a random password with the configured cost, verified against
      * for unknown emails so that login takes the same time either way */
     char dummy_hash[128];
-    _Atomic int pw_running;      /* hashes running now, capped by PULSE_ARGON2_CONCURRENCY */
-    _Atomic int pw_queued;       /* jobs waiting for a slot, capped by PULSE_ARGON2_QUEUE */
-    _Atomic uint64_t pw_jobs[4]; /* by enum passwords_outcome */
+    _Atomic int pw_running; /* hashes running now, capped by PULSE_ARGON2_CONCURRENCY */
+    _Atomic int pw_queued;  /* jobs waiting for a slot, capped by PULSE_ARGON2_QUEUE */
     /* IANA zone names known to Postgres (sorted), loaded once at start-up */
     char **timezones;
     size_t ntimezones;

@@ -14,6 +14,7 @@
 #include "auth/sessions.h"
 #include "live/tickets.h"
 #include "pl/json.h"
+#include "pl/metrics.h"
 #include "pl/log.h"
 #include "pl/ratelimit.h"
 
@@ -49,8 +50,8 @@ void reply_failure(struct pl_http_request *req, int status, const char *what)
         pl_respond_problem(req, 503, "a dependency is unavailable, try again shortly", NULL);
         return;
     }
-    pl_error("request failed", ",\"request_id\":\"%s\",\"what\":\"%s\",\"error\":\"%s\"",
-             pl_req_id(req), what, pl_strerror(status));
+    pl_error("request failed", PL_STR("request_id", pl_req_id(req)), PL_STR("what", what),
+             PL_STR("error", pl_strerror(status)));
     pl_respond_problem(req, 500, "internal error", NULL);
 }
 
@@ -152,7 +153,7 @@ static bool apply_rate(struct guard *g, bool allowed, const struct pl_rate_resul
     char v[24];
     snprintf(v, sizeof v, "%d", show->retry_after_s < 1 ? 1 : show->retry_after_s);
     pl_resp_header(g->req, "Retry-After", v);
-    atomic_fetch_add(&g->w->app->ratelimit_rejections[class_of(g->req)], 1);
+    pl_metric_add(g->w->app->ratelimit_rejections, (size_t)class_of(g->req), 1);
     pl_respond_problem(g->req, 429, "too many requests, retry later", NULL);
     return false;
 }

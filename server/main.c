@@ -67,6 +67,8 @@ static int load_config(bool need_services)
 {
     char err[512] = "";
     if (pulse_config_load(&app.cfg, ENV_FILE, need_services, err, sizeof err)) {
+        pl_error("config invalid", PL_STR("error", err));
+        pl_log_flush();
         fprintf(stderr, "pulsed: %s\n", err);
         return 2;
     }
@@ -98,16 +100,15 @@ static int cmd_migrate(void)
 {
     int rc = load_config(true);
     if (rc) return rc;
-    char err[512] = "", role[128], err_json[600], role_json[200];
+    char err[512] = "", role[128];
     int applied = 0;
     if (migrate_and_grant(&applied, role, sizeof role, err, sizeof err)) {
-        pl_error("migrate failed", ",\"error\":%s", pl_log_str(err_json, sizeof err_json, err));
+        pl_error("migrate failed", PL_STR("error", err));
         pl_log_flush();
         fprintf(stderr, "pulsed: migrate: %s\n", err);
         return 1;
     }
-    pl_info("migrated", ",\"applied\":%d,\"granted_to\":%s", applied,
-            pl_log_str(role_json, sizeof role_json, role));
+    pl_info("migrated", PL_INT("applied", applied), PL_STR("granted_to", role));
     pl_log_flush();
     return 0;
 }
@@ -123,8 +124,6 @@ static void publish_stats(struct worker *w)
     atomic_store(&w->stats.pg_busy, ps.busy);
     atomic_store(&w->stats.pg_inflight, ps.inflight);
     atomic_store(&w->stats.pg_waiting, ps.waiting);
-    atomic_store(&w->stats.pg_wait_count, ps.wait_count);
-    atomic_store(&w->stats.pg_wait_us_sum, (uint64_t)(ps.wait_seconds_sum * 1e6));
     atomic_store(&w->stats.pg_errors, ps.errors);
     struct pl_redis_stats rs;
     pl_redis_stats(w->redis, &rs);
@@ -209,6 +208,7 @@ int worker_start(struct worker *w)
         .wait_timeout_ms = (int)cfg->pg_wait_ms,
         .connect_timeout_ms = 5000,
         .query_timeout_ms = 30000,
+        .wait_seconds = w->app->pg_wait,
     };
     int rc = pl_pg_pool_create(&w->loop, &pgc, &w->pg);
     if (rc == 0) rc = app_prepare_statements(w->pg);
@@ -251,8 +251,8 @@ static void worker_main(void *arg)
     if (rc) {
         /* Not exit(): the other threads are running. Undo what started and tell the main
          * thread, which stops the others and exits 1. */
-        pl_error("worker failed to start", ",\"worker\":%d,\"error\":\"%s\"", w->id,
-                 pl_strerror(rc));
+        pl_error("worker failed to start", PL_INT("worker", w->id),
+                 PL_STR("error", pl_strerror(rc)));
         fprintf(stderr, "pulsed: worker %d failed to start: %s\n", w->id, pl_strerror(rc));
         worker_close_all(w);
         atomic_fetch_add(&workers_failed, 1);
@@ -289,7 +289,7 @@ static const char *check_url(void)
 static void report_pending(int pending)
 {
     pl_error("migrations pending: run `pulsed migrate` or set PULSE_AUTO_MIGRATE=1",
-             ",\"pending\":%d", pending);
+             PL_INT("pending", pending));
     pl_log_flush();
     fprintf(stderr, "pulsed: %d migration(s) pending: run `pulsed migrate` first\n", pending);
 }
@@ -316,19 +316,16 @@ static void fail_after_start(int status);
 static void migrate_done(uv_work_t *wk, int status)
 {
     struct migrate_job *j = wk->data;
-    char buf[600];
     migrate_busy = false;
     if (j->pending > 0) {
         /* Postgres was unreachable at start-up and has pending migrations now. */
         report_pending(j->pending);
         fail_after_start(1);
     } else if (j->pending < 0 || j->rc) {
-        pl_warn("migration check failed, retrying", ",\"error\":%s",
-                pl_log_str(buf, sizeof buf, j->err));
+        pl_warn("migration check failed, retrying", PL_STR("error", j->err));
     } else {
         if (app.cfg.auto_migrate)
-            pl_info("migrated", ",\"applied\":%d,\"granted_to\":%s", j->applied,
-                    pl_log_str(buf, sizeof buf, j->granted_to));
+            pl_info("migrated", PL_INT("applied", j->applied), PL_STR("granted_to", j->granted_to));
         atomic_store(&app.migrated, true);
         int expected = APP_STARTING;
         atomic_compare_exchange_strong(&app.state, &expected, APP_READY);
@@ -353,7 +350,7 @@ static void on_migrate_timer(uv_timer_t *t)
  * waited for: the loop checks again every 2 s while /health/ready says `starting`. */
 static int check_migrations_at_start(void)
 {
-    char err[512] = "", buf[600];
+    char err[512] = "";
     int pending = pl_pg_migrations_pending(check_url(), app.cfg.migrations_dir, err, sizeof err);
     if (pending == 0 || (pending > 0 && app.cfg.auto_migrate)) return 0;
     if (pending > 0) {
@@ -362,10 +359,10 @@ static int check_migrations_at_start(void)
     }
     if (pending == PL_E_UNAVAILABLE) {
         pl_warn("postgres unreachable: serving, not ready, checking again every 2 s",
-                ",\"error\":%s", pl_log_str(buf, sizeof buf, err));
+                PL_STR("error", err));
         return 0;
     }
-    pl_error("cannot check migrations", ",\"error\":%s", pl_log_str(buf, sizeof buf, err));
+    pl_error("cannot check migrations", PL_STR("error", err));
     pl_log_flush();
     fprintf(stderr, "pulsed: cannot check migrations: %s\n", err);
     return pending == PL_E_CONFIG ? 2 : 1;
@@ -391,7 +388,7 @@ static void stop_workers(void)
     if (stopping) return;
     stopping = true;
     uv_timer_stop(&migrate_timer);
-    pl_info("closing listeners and draining", ",\"drain_ms\":%lld", app.cfg.drain_ms);
+    pl_info("closing listeners and draining", PL_INT("drain_ms", app.cfg.drain_ms));
     pl_log_flush();
     /* No metrics message may be handed to a worker that is closing its handles. */
     live_sampler_stop();
@@ -431,15 +428,15 @@ static void on_signal(uv_signal_t *s, int signum)
         /* _exit, not exit: it runs no atexit handler and no library destructor, so the
          * threads still running cannot trip over torn-down library state; the kernel takes
          * back memory, sockets and Postgres connections. The log is flushed first. */
-        pl_warn("second signal: exiting now", ",\"signal\":%d", signum);
+        pl_warn("second signal: exiting now", PL_INT("signal", signum));
         pl_log_flush();
         _exit(1);
     }
     if (stopping) return; /* already stopping after a failure */
     atomic_store(&app.state, APP_DRAINING);
     tell_workers(1);
-    pl_info("shutting down", ",\"signal\":%d,\"shutdown_delay_ms\":%lld", signum,
-            app.cfg.shutdown_delay_ms);
+    pl_info("shutting down", PL_INT("signal", signum),
+            PL_INT("shutdown_delay_ms", app.cfg.shutdown_delay_ms));
     pl_log_flush();
     uv_timer_start(&delay_timer, on_delay_over, (uint64_t)app.cfg.shutdown_delay_ms, 0);
 }
@@ -465,7 +462,7 @@ static void raise_fd_limit(long long want)
     if (rl.rlim_cur < target) {
         rl.rlim_cur = target;
         if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            pl_warn("could not raise RLIMIT_NOFILE", ",\"wanted\":%lld", want);
+            pl_warn("could not raise RLIMIT_NOFILE", PL_INT("wanted", want));
     }
 }
 
@@ -492,15 +489,11 @@ static int cmd_serve(void)
     bool csp_ok = pl_static_csp(app.cfg.public_origin, csp, sizeof csp) >= 0;
     struct pl_static_config web_cfg = {
         .root = app.cfg.web_root, .csp = csp_ok ? csp : NULL, .no_fallback = api_prefixes};
-    char root_json[600];
-    pl_log_str(root_json, sizeof root_json, app.cfg.web_root);
-    if (pl_static_load(&web_cfg, &web_ui, err, sizeof err) == 0) {
-        pl_info("web UI loaded", ",\"root\":%s,\"files\":%zu", root_json, pl_static_count(web_ui));
-    } else {
-        char err_json[600];
-        pl_warn("web UI not served", ",\"root\":%s,\"error\":%s", root_json,
-                pl_log_str(err_json, sizeof err_json, err));
-    }
+    if (pl_static_load(&web_cfg, &web_ui, err, sizeof err) == 0)
+        pl_info("web UI loaded", PL_STR("root", app.cfg.web_root),
+                PL_UINT("files", pl_static_count(web_ui)));
+    else
+        pl_warn("web UI not served", PL_STR("root", app.cfg.web_root), PL_STR("error", err));
     app.nworkers = (int)app.cfg.workers;
     if (app.nworkers == 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -557,8 +550,8 @@ static int cmd_serve(void)
         int err_thread = uv_thread_create(&app.workers[i].thread, worker_main, &app.workers[i]);
         if (err_thread != 0) {
             /* Those already running are stopped and joined before main() returns. */
-            pl_error("cannot start worker threads", ",\"started\":%d,\"error\":\"%s\"",
-                     workers_running, uv_strerror(err_thread));
+            pl_error("cannot start worker threads", PL_INT("started", workers_running),
+                     PL_STR("error", uv_strerror(err_thread)));
             pl_log_flush();
             fprintf(stderr, "pulsed: cannot start worker threads: %s\n", uv_strerror(err_thread));
             fail_after_start(1);
@@ -569,10 +562,9 @@ static int cmd_serve(void)
     if (!stopping) {
         char addr[300];
         snprintf(addr, sizeof addr, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
-        pl_info("listening",
-                ",\"address\":\"%s\",\"port\":%d,\"workers\":%d,\"version\":\"%s\","
-                "\"instance\":\"%s\"",
-                addr, port, app.nworkers, PULSE_VERSION, app.cfg.instance);
+        pl_info("listening", PL_STR("address", addr), PL_INT("port", port),
+                PL_INT("workers", app.nworkers), PL_STR("version", PULSE_VERSION),
+                PL_STR("instance", app.cfg.instance));
         pl_log_flush();
     }
 
@@ -590,12 +582,12 @@ static int cmd_serve(void)
         live_worker_finish(w);
         uv_run(&w->loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&w->loop) != 0)
-            pl_warn("worker loop not empty at exit", ",\"worker\":%d", i);
+            pl_warn("worker loop not empty at exit", PL_INT("worker", i));
     }
     uv_run(&main_loop, UV_RUN_DEFAULT);
     uv_loop_close(&main_loop);
     if (atomic_load(&workers_failed) > 0) exit_status = 1;
-    pl_info("stopped", ",\"status\":%d", exit_status);
+    pl_info("stopped", PL_INT("status", exit_status));
     pl_log_flush();
     free(app.workers);
     app_dispose(&app);

@@ -35,7 +35,11 @@ int app_init(struct app *app, char *err, size_t errlen)
     profile_routes_init(app);
     int rc = pl_router_create(tables, sizeof tables / sizeof tables[0], &app->router, err, errlen);
     if (rc) return rc;
-    app->metrics = pl_http_metrics_create(app->router);
+    rc = ops_metrics_init(app);
+    if (rc) {
+        snprintf(err, errlen, "metrics registry: %s", pl_strerror(rc));
+        return rc;
+    }
     app->live_caps = live_caps_create();
     return 0;
 }
@@ -44,10 +48,9 @@ void app_dispose(struct app *app)
 {
     live_caps_destroy(app->live_caps);
     app->live_caps = NULL;
-    pl_http_metrics_destroy(app->metrics);
+    ops_metrics_dispose(app);
     pl_router_destroy(app->router);
     timezones_free(app);
-    app->metrics = NULL;
     app->router = NULL;
 }
 

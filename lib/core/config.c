@@ -304,37 +304,41 @@ static void redact_url(const char *in, char *out, size_t cap)
 
 void pl_config_log(const struct pl_setting *table, size_t n, const void *cfg)
 {
-    char fields[3500];
-    size_t o = 0;
-    fields[0] = 0;
-    for (size_t i = 0; i < n && o + 200 < sizeof fields; i++) {
+    /* Values are formatted into one arena so the fields can point at them. */
+    enum { VAL_MAX = 300 };
+    char *vals = malloc(n * VAL_MAX);
+    struct pl_log_field *fields = malloc((n + 1) * sizeof *fields);
+    if (!vals || !fields) abort();
+    for (size_t i = 0; i < n; i++) {
         const struct pl_setting *st = &table[i];
         const char *field = (const char *)cfg + st->offset;
-        char val[300], esc[320];
+        char *val = vals + i * VAL_MAX;
         switch (st->type) {
         case PL_SET_STRING: {
             const char *s = *(char *const *)field;
             if (st->secret && s && *s)
-                snprintf(val, sizeof val, "***");
+                snprintf(val, VAL_MAX, "***");
             else
-                redact_url(s ? s : "", val, sizeof val);
-            o += (size_t)snprintf(fields + o, sizeof fields - o, ",\"%s\":%s", st->name,
-                                  pl_log_str(esc, sizeof esc, val));
-            continue;
+                redact_url(s ? s : "", val, VAL_MAX);
+            fields[i] = PL_STR(st->name, val);
+            break;
         }
         case PL_SET_INT:
-            snprintf(val, sizeof val, "%lld", *(const long long *)field);
+            fields[i] = PL_INT(st->name, *(const long long *)field);
             break;
         case PL_SET_BOOL:
-            snprintf(val, sizeof val, "%s", *(const bool *)field ? "true" : "false");
+            fields[i] = PL_BOOL(st->name, *(const bool *)field);
             break;
         case PL_SET_RATE: {
             const struct pl_rate *r = (const struct pl_rate *)field;
-            snprintf(val, sizeof val, "\"%d/%d\"", r->count, r->seconds);
+            snprintf(val, VAL_MAX, "%d/%d", r->count, r->seconds);
+            fields[i] = PL_STR(st->name, val);
             break;
         }
         }
-        o += (size_t)snprintf(fields + o, sizeof fields - o, ",\"%s\":%s", st->name, val);
     }
-    pl_log(PL_LOG_INFO, "config", "%s", fields);
+    fields[n] = PL_LOG_END;
+    pl_log_emit(PL_LOG_INFO, "config", fields);
+    free(fields);
+    free(vals);
 }

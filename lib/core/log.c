@@ -1,20 +1,25 @@
 /* JSON-lines logger. Each thread owns a buffer; whole lines leave it in writes of at most
- * PIPE_BUF bytes, which POSIX makes atomic on pipes, so threads never interleave. */
+ * PIPE_BUF bytes, which POSIX makes atomic on pipes, so threads never interleave.
+ *
+ * The encoder writes straight into a line buffer with hand-rolled integer and timestamp
+ * formatting (the timestamp's seconds are cached per thread): the access log writes one
+ * line per request through it. */
 #include "pl/log.h"
 
+#include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-#define LOG_BUF_CAP 4096
+_Static_assert(PL_LOG_LINE_MAX <= 4096, "a line must fit one atomic pipe write");
 
 static _Atomic int log_level = PL_LOG_INFO;
 
 static _Thread_local struct {
-    char data[LOG_BUF_CAP];
+    char data[PL_LOG_LINE_MAX];
     size_t len;
 } tbuf;
 
@@ -27,11 +32,12 @@ enum pl_log_level pl_log_get_level(void)
     return (enum pl_log_level)atomic_load(&log_level);
 }
 
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
 int pl_log_level_parse(const char *s)
 {
-    static const char *const names[] = {"debug", "info", "warn", "error"};
     for (int i = 0; i < 4; i++)
-        if (strcmp(s, names[i]) == 0) return i;
+        if (strcmp(s, level_names[i]) == 0) return i;
     return -1;
 }
 
@@ -51,75 +57,268 @@ void pl_log_flush(void)
     tbuf.len = 0;
 }
 
-void pl_log_line(const char *json, size_t len)
+/* ---- the encoder ---- */
+
+/* A line under construction: bytes go to p[0..end); `end` keeps room for the closing
+ * `,"truncated":true}`. Writers that do not fit set `full` and write nothing. */
+struct out {
+    char *p;
+    size_t n, end;
+    bool full;
+};
+
+#define TRUNCATED_TAIL ",\"truncated\":true}"
+
+static void put(struct out *o, const char *s, size_t n)
 {
-    if (len + 1 > LOG_BUF_CAP) len = LOG_BUF_CAP - 1; /* truncated rather than split */
-    if (tbuf.len + len + 1 > LOG_BUF_CAP) pl_log_flush();
-    memcpy(tbuf.data + tbuf.len, json, len);
-    tbuf.len += len;
-    tbuf.data[tbuf.len++] = '\n';
+    if (o->full || n > o->end - o->n) {
+        o->full = true;
+        return;
+    }
+    memcpy(o->p + o->n, s, n);
+    o->n += n;
 }
 
-char *pl_log_str(char *out, size_t cap, const char *s)
+/* Length of the valid UTF-8 sequence at s[0..n) (s[0] >= 0x80), or 0 when it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF are not). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf; /* bounds of the second byte */
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+    } else
+        return 0;
+    if (n < len || s[1] < lo || s[1] > hi) return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    return len;
+}
+
+/* Writes s[0..n) as a JSON string of at most `max` bytes (quotes included), cut on a
+ * character boundary with "…" when longer. */
+static void put_string(struct out *o, const char *str, size_t n, size_t max)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    if (cap < 3) {
-        if (cap) out[0] = 0;
-        return out;
+    static const char ellipsis[] = "\xe2\x80\xa6";
+    const unsigned char *s = (const unsigned char *)str;
+    if (o->full) return;
+    size_t room = o->end - o->n;
+    if (room < 2 + sizeof ellipsis) {
+        o->full = true;
+        return;
     }
-    out[o++] = '"';
-    for (; s && *s && o + 8 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20 || c >= 0x7f) {
-            /* Bytes from the network may not be UTF-8: escape everything outside ASCII so
-             * that every log line is valid JSON. */
-            out[o++] = '\\';
-            out[o++] = 'u';
-            out[o++] = '0';
-            out[o++] = '0';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
+    if (max > room) max = room;
+    /* The last bytes are kept for "…" and the closing quote. */
+    size_t limit = o->n + max - (sizeof ellipsis - 1) - 1;
+    char *d = o->p;
+    size_t w = o->n;
+    d[w++] = '"';
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        char esc[6];
+        const char *src = esc;
+        size_t len, used = 1;
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+            /* The common case: a run of plain bytes. */
+            if (w + 1 > limit) break;
+            d[w++] = (char)c;
+            i++;
+            continue;
+        } else if (c == '"' || c == '\\') {
+            esc[0] = '\\', esc[1] = (char)c, len = 2;
+        } else if (c == '\n') {
+            esc[0] = '\\', esc[1] = 'n', len = 2;
+        } else if (c == '\r') {
+            esc[0] = '\\', esc[1] = 'r', len = 2;
+        } else if (c == '\t') {
+            esc[0] = '\\', esc[1] = 't', len = 2;
+        } else if (c < 0x80) { /* other control bytes and DEL */
+            esc[0] = '\\', esc[1] = 'u', esc[2] = '0', esc[3] = '0';
+            esc[4] = hex[c >> 4], esc[5] = hex[c & 15], len = 6;
+        } else if ((used = utf8_len(s + i, n - i)) != 0) {
+            src = (const char *)s + i, len = used;
         } else {
-            out[o++] = (char)c;
+            src = "\\ufffd", len = 6, used = 1;
         }
+        if (w + len > limit) break;
+        memcpy(d + w, src, len);
+        w += len;
+        i += used;
     }
-    out[o++] = '"';
-    out[o] = 0;
-    return out;
+    if (i < n) {
+        memcpy(d + w, ellipsis, sizeof ellipsis - 1);
+        w += sizeof ellipsis - 1;
+    }
+    d[w++] = '"';
+    o->n = w;
 }
 
-void pl_log(enum pl_log_level level, const char *msg, const char *fields, ...)
+static void put_cstring(struct out *o, const char *s, size_t max)
 {
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-    if ((int)level < atomic_load(&log_level)) return;
-    char line[LOG_BUF_CAP];
-    struct timeval tv;
-    struct tm tm;
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    char m[256];
-    int n = snprintf(line, sizeof line,
-                     "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"%s\",\"msg\":%s",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     (int)(tv.tv_usec / 1000), names[level], pl_log_str(m, sizeof m, msg));
-    if (fields && n > 0 && (size_t)n < sizeof line) {
-        va_list ap;
-        va_start(ap, fields);
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wformat-nonliteral"
-        int k = vsnprintf(line + n, sizeof line - (size_t)n, fields, ap);
-#pragma GCC diagnostic pop
-        va_end(ap);
-        if (k > 0) n += k;
+    if (!s)
+        put(o, "null", 4);
+    else
+        put_string(o, s, strlen(s), max);
+}
+
+static void put_u64(struct out *o, unsigned long long v, bool neg)
+{
+    char tmp[24];
+    size_t k = sizeof tmp;
+    do {
+        tmp[--k] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (neg) tmp[--k] = '-';
+    put(o, tmp + k, sizeof tmp - k);
+}
+
+static void put_double(struct out *o, double x, int prec)
+{
+    if (!isfinite(x)) {
+        put(o, "null", 4);
+        return;
     }
-    if (n < 0) return;
-    if ((size_t)n > sizeof line - 2) n = (int)sizeof line - 2;
-    line[n++] = '}';
-    pl_log_line(line, (size_t)n);
+    char tmp[64];
+    if (prec < 0 || prec > 9) prec = 3;
+    int len = snprintf(tmp, sizeof tmp, "%.*f", prec, x);
+    if (len < 0 || (size_t)len >= sizeof tmp) len = snprintf(tmp, sizeof tmp, "%g", x);
+    put(o, tmp, (size_t)len);
+}
+
+static void put_general(struct out *o, double x)
+{
+    if (!isfinite(x)) {
+        put(o, "null", 4);
+        return;
+    }
+    char tmp[32];
+    int len = snprintf(tmp, sizeof tmp, "%g", x);
+    put(o, tmp, (size_t)len);
+}
+
+/* "YYYY-MM-DDTHH:MM:SS" of the current second, cached per thread. */
+static void put_timestamp(struct out *o)
+{
+    static _Thread_local time_t cached_sec = -1;
+    static _Thread_local char cached[64];
+    static _Thread_local size_t cached_len;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ts.tv_sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        int len =
+            snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached_len = len > 0 ? (size_t)len : 0;
+        cached_sec = ts.tv_sec;
+    }
+    int ms = (int)(ts.tv_nsec / 1000000);
+    char tail[6] = {
+        '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"'};
+    put(o, "{\"ts\":\"", 7);
+    put(o, cached, cached_len);
+    put(o, tail, sizeof tail);
+}
+
+static void put_field(struct out *o, const struct pl_log_field *f)
+{
+    put(o, ",", 1);
+    put_cstring(o, f->key ? f->key : "", 128);
+    put(o, ":", 1);
+    switch (f->type) {
+    case PL_LOG_T_STR:
+        put_cstring(o, f->v.s, PL_LOG_STR_MAX);
+        break;
+    case PL_LOG_T_STRN:
+        if (f->v.s)
+            put_string(o, f->v.s, f->len, PL_LOG_STR_MAX);
+        else
+            put(o, "null", 4);
+        break;
+    case PL_LOG_T_INT:
+        put_u64(o, f->v.i < 0 ? 0ULL - (unsigned long long)f->v.i : (unsigned long long)f->v.i,
+                f->v.i < 0);
+        break;
+    case PL_LOG_T_UINT:
+        put_u64(o, f->v.u, false);
+        break;
+    case PL_LOG_T_DBL:
+        put_general(o, f->v.d);
+        break;
+    case PL_LOG_T_FIXED:
+        put_double(o, f->v.d, f->prec);
+        break;
+    case PL_LOG_T_BOOL:
+        if (f->v.b)
+            put(o, "true", 4);
+        else
+            put(o, "false", 5);
+        break;
+    case PL_LOG_T_END:
+        break;
+    }
+}
+
+size_t pl_log_format(char *out, size_t cap, enum pl_log_level level, const char *msg,
+                     const struct pl_log_field *fields)
+{
+    if (cap < sizeof TRUNCATED_TAIL + 48) {
+        if (cap) out[0] = 0;
+        return 0;
+    }
+    /* One byte for the NUL, the rest of the tail's room for `,"truncated":true}`. */
+    struct out o = {.p = out, .end = cap - 1 - (sizeof TRUNCATED_TAIL - 1)};
+    int lv = (int)level < 0 || (int)level > 3 ? 3 : (int)level;
+    put_timestamp(&o);
+    put(&o, ",\"level\":\"", 10);
+    put(&o, level_names[lv], strlen(level_names[lv]));
+    put(&o, "\",\"msg\":", 8);
+    put_cstring(&o, msg ? msg : "", 512);
+    for (const struct pl_log_field *f = fields; f && f->type != PL_LOG_T_END; f++) {
+        size_t mark = o.n;
+        put_field(&o, f);
+        if (o.full) {
+            o.n = mark; /* the field that does not fit goes whole */
+            break;
+        }
+    }
+    if (o.full) {
+        memcpy(out + o.n, TRUNCATED_TAIL, sizeof TRUNCATED_TAIL - 1);
+        o.n += sizeof TRUNCATED_TAIL - 1;
+    } else {
+        out[o.n++] = '}';
+    }
+    out[o.n] = 0;
+    return o.n;
+}
+
+void pl_log_emit_always(enum pl_log_level level, const char *msg, const struct pl_log_field *fields)
+{
+    char line[PL_LOG_LINE_MAX];
+    size_t n = pl_log_format(line, sizeof line, level, msg, fields);
+    line[n++] = '\n';
+    if (tbuf.len + n > sizeof tbuf.data) pl_log_flush();
+    memcpy(tbuf.data + tbuf.len, line, n);
+    tbuf.len += n;
     /* Warnings and errors are rare and must not wait for the next flush. */
     if (level >= PL_LOG_WARN) pl_log_flush();
+}
+
+void pl_log_emit(enum pl_log_level level, const char *msg, const struct pl_log_field *fields)
+{
+    if ((int)level < atomic_load_explicit(&log_level, memory_order_relaxed)) return;
+    pl_log_emit_always(level, msg, fields);
 }

@@ -1,12 +1,13 @@
-/* Per-route request counters and latency histograms shared by every worker thread.
- * Relaxed atomics: each value is independent and only ever added to. */
+/* Per-route request counters and latency histograms, in the metrics registry, shared by
+ * every worker thread. */
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http_internal.h"
-#include "pl/buf.h"
+#include "pl/metrics.h"
 
 static const int status_codes[] = {101, 200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405,
                                    408, 409, 411, 412, 413, 415, 422, 429, 431, 500, 501, 503};
@@ -16,50 +17,88 @@ static const double bucket_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
                                        0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
 #define NBUCKETS ((int)(sizeof bucket_bounds / sizeof bucket_bounds[0]))
 
+/* The families live in the registry; this keeps their handles and the whole-server
+ * figures of the live sampler and the scaling advisor (not Prometheus metrics: log2
+ * buckets of microseconds reach past the histogram's 2.5 s top bucket). */
 struct pl_http_metrics {
-    const struct pl_router *router;
-    size_t nslots;            /* routes + unmatched + static */
-    _Atomic uint64_t *counts; /* [slot][method][status] */
-    _Atomic uint64_t *hist;   /* [slot][NBUCKETS + 1], non-cumulative */
-    _Atomic uint64_t *sum_ns; /* [slot] */
-    _Atomic uint64_t requests;
+    struct pl_metric *requests; /* {route, method, status} */
+    struct pl_metric *duration; /* {route} */
+    size_t nroutes;             /* routes + unmatched + static */
     _Atomic uint64_t errors;
     _Atomic uint64_t log2us[64];
-    _Atomic uint64_t total_ns;
 };
 
-struct pl_http_metrics *pl_http_metrics_create(const struct pl_router *router)
+struct pl_http_metrics *pl_http_metrics_create(struct pl_metrics *reg,
+                                               const struct pl_router *router)
 {
+    size_t nroutes = pl_router_count(router) + 2;
+    const char **routes = calloc(nroutes, sizeof *routes);
+    const char *methods[PL_METHOD_COUNT];
+    const char *statuses[NSTATUS];
+    char codes[NSTATUS][8];
+    if (!routes) abort();
+    for (size_t i = 0; i < nroutes - 2; i++)
+        routes[i] = pl_router_at(router, i)->pattern;
+    routes[nroutes - 2] = "unmatched";
+    routes[nroutes - 1] = "static";
+    for (int i = 0; i < PL_METHOD_COUNT; i++)
+        methods[i] = pl_method_name(1u << i);
+    for (int i = 0; i < NSTATUS - 1; i++) {
+        snprintf(codes[i], sizeof codes[i], "%d", status_codes[i]);
+        statuses[i] = codes[i];
+    }
+    statuses[NSTATUS - 1] = "other";
+    const struct pl_metric_label labels[] = {
+        {.name = "route", .values = routes, .count = nroutes},
+        {.name = "method", .values = methods, .count = PL_METHOD_COUNT},
+        {.name = "status", .values = statuses, .count = NSTATUS},
+    };
+    const struct pl_metric_def requests = {
+        .type = PL_METRIC_COUNTER,
+        .name = "http_requests_total",
+        .help = "HTTP requests by route, method and status.",
+        .flags = PL_METRIC_HIDE_ZERO,
+        .labels = labels,
+        .nlabels = 3,
+    };
+    const struct pl_metric_def duration = {
+        .type = PL_METRIC_HISTOGRAM,
+        .name = "http_request_duration_seconds",
+        .help = "HTTP request latency by route.",
+        .flags = PL_METRIC_HIDE_ZERO,
+        .labels = labels,
+        .nlabels = 1,
+        .bounds = bucket_bounds,
+        .nbounds = NBUCKETS,
+        .scale = 1e-9, /* observed in nanoseconds */
+    };
+    struct pl_metric *r = pl_metrics_add(reg, &requests);
+    struct pl_metric *d = r ? pl_metrics_add(reg, &duration) : NULL;
+    free(routes);
+    if (!d) return NULL;
     struct pl_http_metrics *m = calloc(1, sizeof *m);
     if (!m) abort();
-    m->router = router;
-    m->nslots = pl_router_count(router) + 2;
-    m->counts = calloc(m->nslots * PL_METHOD_COUNT * NSTATUS, sizeof *m->counts);
-    m->hist = calloc(m->nslots * (NBUCKETS + 1), sizeof *m->hist);
-    m->sum_ns = calloc(m->nslots, sizeof *m->sum_ns);
-    if (!m->counts || !m->hist || !m->sum_ns) abort();
+    m->requests = r;
+    m->duration = d;
+    m->nroutes = nroutes;
     return m;
 }
 
 void pl_http_metrics_destroy(struct pl_http_metrics *m)
 {
-    if (!m) return;
-    free(m->counts);
-    free(m->hist);
-    free(m->sum_ns);
     free(m);
 }
 
 static size_t slot_of(const struct pl_http_metrics *m, int route_index)
 {
-    if (route_index >= 0 && (size_t)route_index < m->nslots - 2) return (size_t)route_index;
-    return route_index == PL_ROUTE_STATIC ? m->nslots - 1 : m->nslots - 2;
+    if (route_index >= 0 && (size_t)route_index < m->nroutes - 2) return (size_t)route_index;
+    return route_index == PL_ROUTE_STATIC ? m->nroutes - 1 : m->nroutes - 2;
 }
 
-static int status_index(int status)
+static size_t status_index(int status)
 {
     for (int i = 0; i < NSTATUS - 1; i++)
-        if (status_codes[i] == status) return i;
+        if (status_codes[i] == status) return (size_t)i;
     return NSTATUS - 1;
 }
 
@@ -67,92 +106,28 @@ void pl_http_metrics_record(struct pl_http_metrics *m, int route_index, unsigned
                             uint64_t duration_ns)
 {
     size_t slot = slot_of(m, route_index);
-    int mi = method ? pl_method_index(method) : PL_METHOD_COUNT - 1;
-    atomic_fetch_add_explicit(
-        &m->counts[(slot * PL_METHOD_COUNT + (size_t)mi) * NSTATUS + (size_t)status_index(status)],
-        1, memory_order_relaxed);
-    double secs = (double)duration_ns / 1e9;
-    int b = 0;
-    while (b < NBUCKETS && secs > bucket_bounds[b])
-        b++;
-    atomic_fetch_add_explicit(&m->hist[slot * (NBUCKETS + 1) + (size_t)b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->sum_ns[slot], duration_ns, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->requests, 1, memory_order_relaxed);
+    size_t mi = (size_t)(method ? pl_method_index(method) : PL_METHOD_COUNT - 1);
+    size_t idx[3] = {slot, mi, status_index(status)};
+    pl_metric_add(m->requests, pl_metric_series(m->requests, idx), 1);
+    pl_metric_observe(m->duration, slot, duration_ns);
     if (status >= 500) atomic_fetch_add_explicit(&m->errors, 1, memory_order_relaxed);
     uint64_t us = duration_ns / 1000;
     int l = us ? 64 - __builtin_clzll(us) : 0;
     if (l > 63) l = 63;
     atomic_fetch_add_explicit(&m->log2us[l], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&m->total_ns, duration_ns, memory_order_relaxed);
-}
-
-static const char *slot_name(const struct pl_http_metrics *m, size_t slot)
-{
-    if (slot == m->nslots - 1) return "static";
-    if (slot == m->nslots - 2) return "unmatched";
-    return pl_router_at(m->router, slot)->pattern;
-}
-
-void pl_http_metrics_render(const struct pl_http_metrics *m, struct pl_buf *out)
-{
-    pl_buf_puts(out, "# HELP pulse_http_requests_total HTTP requests by route, method and status.\n"
-                     "# TYPE pulse_http_requests_total counter\n");
-    for (size_t slot = 0; slot < m->nslots; slot++) {
-        for (int mi = 0; mi < PL_METHOD_COUNT; mi++) {
-            for (int si = 0; si < NSTATUS; si++) {
-                uint64_t v = atomic_load_explicit(
-                    &m->counts[(slot * PL_METHOD_COUNT + (size_t)mi) * NSTATUS + (size_t)si],
-                    memory_order_relaxed);
-                if (!v) continue;
-                char st[16];
-                if (si == NSTATUS - 1)
-                    strcpy(st, "other");
-                else
-                    snprintf(st, sizeof st, "%d", status_codes[si]);
-                pl_buf_printf(out,
-                              "pulse_http_requests_total{route=\"%s\",method=\"%s\",status=\"%s\"}"
-                              " %llu\n",
-                              slot_name(m, slot), pl_method_name(1u << mi), st,
-                              (unsigned long long)v);
-            }
-        }
-    }
-    pl_buf_puts(out, "# HELP pulse_http_request_duration_seconds HTTP request latency by route.\n"
-                     "# TYPE pulse_http_request_duration_seconds histogram\n");
-    for (size_t slot = 0; slot < m->nslots; slot++) {
-        uint64_t total = 0;
-        for (int b = 0; b <= NBUCKETS; b++)
-            total += atomic_load_explicit(&m->hist[slot * (NBUCKETS + 1) + (size_t)b],
-                                          memory_order_relaxed);
-        if (!total) continue;
-        const char *name = slot_name(m, slot);
-        uint64_t cum = 0;
-        for (int b = 0; b <= NBUCKETS; b++) {
-            cum += atomic_load_explicit(&m->hist[slot * (NBUCKETS + 1) + (size_t)b],
-                                        memory_order_relaxed);
-            if (b < NBUCKETS)
-                pl_buf_printf(out,
-                              "pulse_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} "
-                              "%llu\n",
-                              name, bucket_bounds[b], (unsigned long long)cum);
-            else
-                pl_buf_printf(out,
-                              "pulse_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"}"
-                              " %llu\n",
-                              name, (unsigned long long)cum);
-        }
-        pl_buf_printf(out, "pulse_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n", name,
-                      (double)atomic_load_explicit(&m->sum_ns[slot], memory_order_relaxed) / 1e9);
-        pl_buf_printf(out, "pulse_http_request_duration_seconds_count{route=\"%s\"} %llu\n", name,
-                      (unsigned long long)total);
-    }
 }
 
 void pl_http_metrics_snapshot(const struct pl_http_metrics *m, struct pl_http_snapshot *out)
 {
-    out->requests = atomic_load_explicit(&m->requests, memory_order_relaxed);
+    /* Requests and their total time are the duration histogram's counts and sums. */
+    out->requests = out->duration_ns = 0;
+    for (size_t slot = 0; slot < m->nroutes; slot++) {
+        uint64_t count, sum;
+        pl_metric_histogram(m->duration, slot, &count, &sum, NULL);
+        out->requests += count;
+        out->duration_ns += sum;
+    }
     out->errors = atomic_load_explicit(&m->errors, memory_order_relaxed);
-    out->duration_ns = atomic_load_explicit(&m->total_ns, memory_order_relaxed);
     for (int i = 0; i < 64; i++)
         out->buckets[i] = atomic_load_explicit(&m->log2us[i], memory_order_relaxed);
 }

@@ -366,30 +366,24 @@ static void conn_write(struct conn *c, char *data, size_t len)
 
 static void access_log(struct pl_http_request *req, int status, size_t bytes, double ms)
 {
-    char line[1024], path[300], idbuf[300];
     const char *route = req->route                            ? req->route->pattern
                         : req->route_index == PL_ROUTE_STATIC ? "static"
                                                               : "unmatched";
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
     /* The path only: a query may carry ?access_token=, which must never reach a log. */
-    int n = snprintf(line, sizeof line,
-                     "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"info\","
-                     "\"msg\":\"request\",\"request_id\":%s,\"method\":\"%s\",\"route\":\"%s\","
-                     "\"path\":%s,\"status\":%d,\"duration_ms\":%.3f,\"bytes\":%zu,\"ip\":\"%s\"",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                     ts.tv_nsec / 1000000, pl_log_str(idbuf, sizeof idbuf, req->request_id),
-                     req->method ? pl_method_name(req->method) : "-", route,
-                     pl_log_str(path, sizeof path, req->path ? req->path : "-"), status, ms, bytes,
-                     req->peer_ip);
-    if (n < 0 || (size_t)n >= sizeof line - 80) return;
-    if (req->log_user)
-        n += snprintf(line + n, sizeof line - (size_t)n, ",\"user_id\":%s",
-                      pl_log_str(path, sizeof path, req->log_user));
-    line[n++] = '}';
-    pl_log_line(line, (size_t)n);
+    const struct pl_log_field fields[] = {
+        PL_STR("request_id", req->request_id),
+        PL_STR("method", req->method ? pl_method_name(req->method) : "-"),
+        PL_STR("route", route),
+        PL_STR("path", req->path ? req->path : "-"),
+        PL_INT("status", status),
+        PL_FIXED("duration_ms", ms, 3),
+        PL_UINT("bytes", bytes),
+        PL_STR("ip", req->peer_ip),
+        req->log_user ? PL_STR("user_id", req->log_user) : PL_LOG_END,
+        PL_LOG_END,
+    };
+    /* PULSE_ACCESS_LOG switches these lines, not the log level. */
+    pl_log_emit_always(PL_LOG_INFO, "request", fields);
 }
 
 void pl_resp_header(struct pl_http_request *req, const char *name, const char *value)
@@ -489,7 +483,7 @@ void pl_respond(struct pl_http_request *req, int status, const char *content_typ
                 size_t len)
 {
     if (req->responded || req->streaming) {
-        pl_error("double response", ",\"request_id\":\"%s\"", req->request_id);
+        pl_error("double response", PL_STR("request_id", req->request_id));
         return;
     }
     req->responded = true;

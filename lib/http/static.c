@@ -273,12 +273,12 @@ static bool inside_root(const struct walk *w, const char *real)
 static void walk_dir(struct walk *w, const char *dir, const char *url, int depth)
 {
     if (depth > MAX_DEPTH) {
-        pl_warn("static: folder too deep, skipped", ",\"path\":\"%s\"", url);
+        pl_warn("static: folder too deep, skipped", PL_STR("path", url));
         return;
     }
     DIR *d = opendir(dir);
     if (!d) {
-        pl_warn("static: folder unreadable, skipped", ",\"path\":\"%s\"", url);
+        pl_warn("static: folder unreadable, skipped", PL_STR("path", url));
         return;
     }
     struct dirent *de;
@@ -302,7 +302,7 @@ static void walk_dir(struct walk *w, const char *dir, const char *url, int depth
             /* Every file, symlink or not, must resolve inside the root. Symlinked folders are
              * not followed (no cycles). */
             if (!realpath(fs, real) || !inside_root(w, real)) {
-                pl_warn("static: path leaves the web root, skipped", ",\"path\":\"%s\"", u);
+                pl_warn("static: path leaves the web root, skipped", PL_STR("path", u));
                 continue;
             }
             if (stat(real, &st) != 0 || !S_ISREG(st.st_mode)) continue;
@@ -446,8 +446,8 @@ int pl_static_load(const struct pl_static_config *cfg, struct pl_static **out, c
         struct entry *e = &st->v[st->n];
         int r = read_file(f->file, max_file, &e->plain.data, &e->plain.len, &e->mtime);
         if (r) {
-            pl_warn("static: file skipped", ",\"path\":\"%s\",\"error\":\"%s\"", f->url,
-                    pl_strerror(r));
+            pl_warn("static: file skipped", PL_STR("path", f->url),
+                    PL_STR("error", pl_strerror(r)));
             continue;
         }
         total += e->plain.len;
@@ -459,7 +459,7 @@ int pl_static_load(const struct pl_static_config *cfg, struct pl_static **out, c
             /* A stale or useless variant is worse than none. */
             if (gz_mtime < e->mtime || e->gz.len >= e->plain.len) {
                 if (gz_mtime < e->mtime)
-                    pl_warn("static: .gz older than its file, ignored", ",\"path\":\"%s\"", f->url);
+                    pl_warn("static: .gz older than its file, ignored", PL_STR("path", f->url));
                 free(e->gz.data);
                 e->gz.data = NULL;
                 e->gz.len = 0;

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "pl/buf.h"
+#include "pl/metrics.h"
 
 void pl_process_stats(struct pl_process_stats *out)
 {
@@ -55,22 +55,47 @@ void pl_process_stats(struct pl_process_stats *out)
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) out->max_fds = (int)rl.rlim_cur;
 }
 
-void pl_process_metrics_render(struct pl_buf *out)
+static const struct pl_metric_def process_defs[] = {
+    {.type = PL_METRIC_COUNTER,
+     .name = "process_cpu_seconds_total",
+     .help = "Total user and system CPU time in seconds.",
+     .flags = PL_METRIC_NO_PREFIX | PL_METRIC_FLOAT},
+    {.type = PL_METRIC_GAUGE,
+     .name = "process_resident_memory_bytes",
+     .help = "Resident memory size in bytes.",
+     .flags = PL_METRIC_NO_PREFIX},
+    {.type = PL_METRIC_GAUGE,
+     .name = "process_open_fds",
+     .help = "Number of open file descriptors.",
+     .flags = PL_METRIC_NO_PREFIX},
+    {.type = PL_METRIC_GAUGE,
+     .name = "process_max_fds",
+     .help = "Maximum number of open file descriptors.",
+     .flags = PL_METRIC_NO_PREFIX},
+    {.type = PL_METRIC_GAUGE,
+     .name = "process_start_time_seconds",
+     .help = "Start time of the process since the epoch.",
+     .flags = PL_METRIC_NO_PREFIX | PL_METRIC_FLOAT},
+};
+#define NDEFS (sizeof process_defs / sizeof process_defs[0])
+
+static void collect(struct pl_metrics *reg, void *ctx)
 {
+    struct pl_metric *m[NDEFS];
+    for (size_t i = 0; i < NDEFS; i++)
+        if (!(m[i] = pl_metrics_find(reg, process_defs[i].name))) return;
     struct pl_process_stats st;
     pl_process_stats(&st);
-    pl_buf_printf(out,
-                  "# HELP process_cpu_seconds_total Total user and system CPU time in seconds.\n"
-                  "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n"
-                  "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-                  "# TYPE process_resident_memory_bytes gauge\n"
-                  "process_resident_memory_bytes %llu\n"
-                  "# HELP process_open_fds Number of open file descriptors.\n"
-                  "# TYPE process_open_fds gauge\nprocess_open_fds %d\n"
-                  "# HELP process_max_fds Maximum number of open file descriptors.\n"
-                  "# TYPE process_max_fds gauge\nprocess_max_fds %d\n"
-                  "# HELP process_start_time_seconds Start time of the process since the epoch.\n"
-                  "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n",
-                  st.cpu_seconds, (unsigned long long)st.rss_bytes, st.open_fds, st.max_fds,
-                  st.start_time_seconds);
+    pl_metric_set_double(m[0], 0, st.cpu_seconds);
+    pl_metric_set(m[1], 0, (int64_t)st.rss_bytes);
+    pl_metric_set(m[2], 0, st.open_fds);
+    pl_metric_set(m[3], 0, st.max_fds);
+    pl_metric_set_double(m[4], 0, st.start_time_seconds);
+}
+
+int pl_process_metrics_register(struct pl_metrics *reg)
+{
+    for (size_t i = 0; i < NDEFS; i++)
+        if (!pl_metrics_add(reg, &process_defs[i])) return PL_E_INVALID;
+    return pl_metrics_on_collect(reg, collect, NULL);
 }

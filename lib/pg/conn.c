@@ -26,9 +26,9 @@ static void first_line(char *out, size_t cap, const char *msg)
 static void notice_cb(void *arg, const PGresult *res)
 {
     struct pg_conn *c = arg;
-    char line[256], buf[300];
+    char line[256];
     first_line(line, sizeof line, PQresultErrorMessage(res));
-    pl_debug("pg notice", ",\"conn\":%d,\"msg\":%s", c->id, pl_log_str(buf, sizeof buf, line));
+    pl_debug("pg notice", PL_INT("conn", c->id), PL_STR("detail", line));
 }
 
 void pg_conn_init(struct pl_pg_pool *pool, struct pg_conn *c, int id)
@@ -102,15 +102,15 @@ static void teardown(struct pg_conn *c)
 void pg_conn_lost(struct pg_conn *c, const char *why)
 {
     struct pl_pg_pool *pool = c->pool;
-    char line[256], buf[300];
+    char line[256];
     /* `why` usually points into the PGconn: copy it before PQfinish frees it. */
     first_line(line, sizeof line, why);
     pool->errors++;
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (c->backoff_ms > BACKOFF_MAX_MS) c->backoff_ms = BACKOFF_MAX_MS;
     pl_warn(c->state == PG_CONN_READY ? "pg connection lost" : "pg connect failed",
-            ",\"conn\":%d,\"error\":%s,\"retry_ms\":%d,\"inflight\":%d", c->id,
-            pl_log_str(buf, sizeof buf, line), c->backoff_ms, c->user_inflight);
+            PL_INT("conn", c->id), PL_STR("error", line), PL_INT("retry_ms", c->backoff_ms),
+            PL_INT("inflight", c->user_inflight));
 
     teardown(c);
     c->state = PG_CONN_DOWN;
@@ -165,7 +165,7 @@ static void connected(struct pg_conn *c)
         pg_conn_lost(c, PQerrorMessage(c->pg));
         return;
     }
-    if (c->backoff_ms) pl_info("pg reconnected", ",\"conn\":%d", c->id);
+    if (c->backoff_ms) pl_info("pg reconnected", PL_INT("conn", c->id));
     c->backoff_ms = 0;
     c->state = PG_CONN_READY;
     c->nprepared = 0;
@@ -328,11 +328,10 @@ static void report_prepare(struct pg_conn *c, const struct pg_batch *b)
         c->unprepared_cap = cap;
     }
     c->unprepared[d->index] = 1;
-    char line[256], name[128], buf[300];
+    char line[256];
     first_line(line, sizeof line, res ? PQresultErrorMessage(res) : NULL);
-    pl_warn("pg prepare failed", ",\"conn\":%d,\"stmt\":%s,\"error\":%s", c->id,
-            pl_log_str(name, sizeof name, b->items[0].def->name),
-            pl_log_str(buf, sizeof buf, line));
+    pl_warn("pg prepare failed", PL_INT("conn", c->id), PL_STR("stmt", b->items[0].def->name),
+            PL_STR("error", line));
 }
 
 /* Completes the head batch. False when a callback destroyed the pool. */

@@ -30,6 +30,7 @@ struct pg_batch {
     pl_pg_cb cb;
     void *ctx;
     uint64_t queued_ms; /* uv_now() when pl_pg_exec() was called */
+    uint64_t queued_ns; /* uv_hrtime() then, for the wait metric */
     uint64_t sent_ms;   /* uv_now() when written to a connection */
     uint64_t kick_gen;  /* pool->kicks at pl_pg_exec(): tells a batch that really waited */
     int n;              /* statements */

@@ -8,6 +8,7 @@
 
 #include "pg/pg_internal.h"
 #include "pl/log.h"
+#include "pl/metrics.h"
 
 static void *xcalloc(size_t n, size_t size)
 {
@@ -137,10 +138,16 @@ static void pool_handle_closed(uv_handle_t *h)
     pg_pool_handle_gone(h->data);
 }
 
-static void record_wait(struct pl_pg_pool *pool, const struct pg_batch *b, uint64_t now)
+/* Every batch that leaves the wait queue for a connection or a timeout: 0 when it got one at
+ * the first dispatch after pl_pg_exec(), its time queued otherwise. */
+static void record_wait(struct pl_pg_pool *pool, const struct pg_batch *b, uint64_t now_ns,
+                        bool timed_out)
 {
+    bool waited = timed_out || pool->kicks > b->kick_gen + 1;
+    uint64_t ns = waited && now_ns > b->queued_ns ? now_ns - b->queued_ns : 0;
     pool->wait_count++;
-    pool->wait_seconds_sum += (double)(now - b->queued_ms) / 1000.0;
+    pool->wait_seconds_sum += (double)ns / 1e9;
+    if (pool->cfg.wait_seconds) pl_metric_observe(pool->cfg.wait_seconds, 0, ns);
 }
 
 static void wait_timer_cb(uv_timer_t *t)
@@ -151,7 +158,7 @@ static void wait_timer_cb(uv_timer_t *t)
     struct pg_batch *b;
     while ((b = pool->waitq.head) && now - b->queued_ms >= timeout) {
         pg_fifo_pop(&pool->waitq);
-        record_wait(pool, b, now);
+        record_wait(pool, b, uv_hrtime(), true);
         pg_batch_finish(b, PL_E_UNAVAILABLE);
         if (pool->destroying) return;
     }
@@ -198,11 +205,11 @@ static void kick_cb(uv_idle_t *h)
             send_on(c, pg_batch_new_prepare(pool->defs[c->nprepared++]));
     }
 
-    uint64_t now = uv_now(pool->loop);
+    uint64_t now = uv_now(pool->loop), now_ns = uv_hrtime();
     struct pg_conn *c;
     while (pool->waitq.head && (c = least_loaded(pool))) {
         b = pg_fifo_pop(&pool->waitq);
-        if (pool->kicks > b->kick_gen + 1) record_wait(pool, b, now);
+        record_wait(pool, b, now_ns, false);
         send_on(c, b);
     }
 
@@ -245,7 +252,7 @@ static bool config_valid(const struct pl_pg_config *cfg)
     if (!opts) {
         /* Not libpq's message: it quotes the token it could not parse, which may be part of
          * the password ("invalid percent-encoded token: ..."). */
-        pl_error("pg conninfo invalid", NULL);
+        pl_error("pg conninfo invalid");
         PQfreemem(errmsg);
         return false;
     }
@@ -328,6 +335,7 @@ int pl_pg_exec(struct pl_pg_pool *pool, const struct pl_pg_stmt *stmts, int n, p
     b->cb = cb;
     b->ctx = ctx;
     b->queued_ms = uv_now(pool->loop);
+    b->queued_ns = uv_hrtime();
     b->kick_gen = pool->kicks;
     if (pool->waitq.len >= pool->cfg.max_waiters) {
         b->status = PL_E_UNAVAILABLE;

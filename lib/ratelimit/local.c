@@ -211,8 +211,8 @@ bool pl_ratelimit_local_check(int n, const char *const *keys, const struct pl_ra
     pthread_mutex_unlock(&lock);
 
     if (warn)
-        pl_warn("ratelimit fallback table full: new keys are not limited", ",\"entries\":%zu",
-                size);
+        pl_warn("ratelimit fallback table full: new keys are not limited",
+                PL_UINT("entries", size));
     for (int i = 0; i < n; i++)
         gcra_result(&steps[i], now_us, rules[i].count, all, &results[i]);
     return all;

@@ -93,16 +93,14 @@ static void note_failure(struct pl_ratelimit *rl, const char *why)
 {
     if (rl->degraded) return;
     rl->degraded = true;
-    char reason[256];
-    pl_warn("ratelimit falling back to in-process limits", ",\"error\":%s",
-            pl_log_str(reason, sizeof reason, why));
+    pl_warn("ratelimit falling back to in-process limits", PL_STR("error", why));
 }
 
 static void note_success(struct pl_ratelimit *rl)
 {
     if (!rl->degraded) return;
     rl->degraded = false;
-    pl_info("ratelimit back on redis", NULL);
+    pl_info("ratelimit back on redis");
 }
 
 static void inflight_unlink(struct pl_ratelimit *rl, struct check *c)

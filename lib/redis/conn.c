@@ -27,10 +27,8 @@ static void lost(struct rconn *c, const char *why);
 
 static void log_event(struct rconn *c, enum pl_log_level level, const char *msg, const char *why)
 {
-    char host[128], err[192];
-    pl_log(level, msg, ",\"conn\":\"%s\",\"host\":%s,\"port\":%d,\"error\":%s", c->what,
-           pl_log_str(host, sizeof host, c->url.host), c->url.port,
-           pl_log_str(err, sizeof err, why ? why : ""));
+    pl_log(level, msg, PL_STR("conn", c->what), PL_STR("host", c->url.host),
+           PL_INT("port", c->url.port), PL_STR("error", why ? why : ""));
 }
 
 static void free_addrs(struct rconn *c)

@@ -82,9 +82,8 @@ static void on_loaded(redisAsyncContext *ac, void *reply_, void *privdata)
     redisReply *reply = reply_;
     (void)ac;
     if (!reply || reply->type != REDIS_REPLY_ERROR) return;
-    char err[256];
-    pl_error("redis script load failed", ",\"sha\":\"%s\",\"error\":%s", s->sha,
-             pl_log_str(err, sizeof err, reply->str));
+    pl_error("redis script load failed", PL_STR("sha", s->sha),
+             PL_STRN("error", reply->str, reply->len));
 }
 
 int pl_redis_script_retry(struct pl_redis *r, redisAsyncContext *ac, struct rd_cmd *cmd)

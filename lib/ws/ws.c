@@ -425,7 +425,7 @@ int pl_ws_server_create(uv_loop_t *loop, const struct pl_ws_config *cfg, struct 
     info.pcontext = &s->ctx; /* lws writes NULL there once the context is wholly gone */
     s->ctx = lws_create_context(&info);
     if (!s->ctx) {
-        pl_error("libwebsockets context failed", NULL);
+        pl_error("libwebsockets context failed");
         free(s);
         return PL_E_UNAVAILABLE;
     }
@@ -438,7 +438,7 @@ int pl_ws_server_create(uv_loop_t *loop, const struct pl_ws_config *cfg, struct 
     info.timeout_secs = 10;
     s->vhost = lws_create_vhost(s->ctx, &info);
     if (!s->vhost) {
-        pl_error("libwebsockets vhost failed", NULL);
+        pl_error("libwebsockets vhost failed");
         lws_context_destroy(s->ctx);
         free(s);
         return PL_E_UNAVAILABLE;
@@ -562,7 +562,7 @@ int pl_ws_adopt(struct pl_ws_server *s, int fd, const char *bytes, size_t len, v
          * fills it soon, and then our queue and stall timer see it. */
         int v = s->cfg.sndbuf_bytes;
         if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) != 0)
-            pl_debug("ws: SO_SNDBUF refused", NULL);
+            pl_debug("ws: SO_SNDBUF refused");
     }
     s->adopting_user = user;
     s->adopted = NULL;
@@ -588,13 +588,11 @@ static void lws_log_emit(int level, const char *line)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    char msg[512];
-    snprintf(msg, sizeof msg, "%.*s", (int)(n < 400 ? n : 400), line);
-    char esc[1100];
+    if (n > 400) n = 400;
     if (level & LLL_ERR)
-        pl_warn("libwebsockets", ",\"detail\":%s", pl_log_str(esc, sizeof esc, msg));
+        pl_warn("libwebsockets", PL_STRN("detail", line, n));
     else
-        pl_debug("libwebsockets", ",\"detail\":%s", pl_log_str(esc, sizeof esc, msg));
+        pl_debug("libwebsockets", PL_STRN("detail", line, n));
 }
 
 void pl_ws_log_init(void)

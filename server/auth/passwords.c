@@ -9,6 +9,7 @@
 #include "pl/http.h"
 #include "pl/json.h"
 #include "pl/log.h"
+#include "pl/metrics.h"
 
 enum { OP_HASH, OP_VERIFY };
 
@@ -30,8 +31,6 @@ struct pw_job {
 
 const char *const passwords_outcome_names[PW_OUTCOMES] = {"hashed", "queue_full", "timed_out",
                                                           "client_gone"};
-_Static_assert(PW_OUTCOMES == sizeof((struct app *)0)->pw_jobs / sizeof(uint64_t),
-               "app.pw_jobs has one counter per outcome");
 
 const char *passwords_check(const char *password)
 {
@@ -89,7 +88,7 @@ static void job_fail(struct pw_job *j, int status)
 
 static void count(struct app *app, enum passwords_outcome o)
 {
-    atomic_fetch_add(&app->pw_jobs[o], 1);
+    pl_metric_add(app->argon2_jobs, (size_t)o, 1);
 }
 
 static bool client_gone(const struct pw_job *j)
@@ -215,7 +214,7 @@ static void after_work(uv_work_t *wk, int status)
         /* The worker's pool and server are gone: nothing may act on the result. */
         job_fail(j, PL_E_CANCELLED);
     } else if (j->op == OP_HASH) {
-        if (j->failed) pl_error("password hashing failed", NULL);
+        if (j->failed) pl_error("password hashing failed");
         j->hash_cb(j->failed ? PL_E_INVALID : 0, j->failed ? NULL : j->hash, j->ctx);
         job_free(j);
     } else {

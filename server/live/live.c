@@ -99,7 +99,7 @@ static struct live_user *user_get(struct live_worker *lw, const char *id)
     char channel[80];
     user_channel(id, channel, sizeof channel);
     if (pl_redis_subscribe(lw->sub, channel) != 0)
-        pl_warn("live: subscribe failed", ",\"user_id\":\"%s\"", u->id);
+        pl_warn("live: subscribe failed", PL_STR("user_id", u->id));
     return u;
 }
 
@@ -199,10 +199,10 @@ static void on_ws_close(struct pl_ws_conn *ws, int code)
         u->clients = c->unext;
     if (c->unext) c->unext->uprev = c->uprev;
     if (code == 1008)
-        pl_warn("live: slow reader closed", ",\"user_id\":\"%s\",\"queued_bytes\":%zu", u->id,
-                pl_ws_queued_bytes(ws));
+        pl_warn("live: slow reader closed", PL_STR("user_id", u->id),
+                PL_UINT("queued_bytes", pl_ws_queued_bytes(ws)));
     else
-        pl_debug("live: socket closed", ",\"user_id\":\"%s\",\"code\":%d", u->id, code);
+        pl_debug("live: socket closed", PL_STR("user_id", u->id), PL_INT("code", code));
     user_release(lw, u);
     free(c);
 }

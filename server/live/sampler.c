@@ -77,7 +77,7 @@ static void on_sample(uv_timer_t *t)
     uint64_t now_ns = uv_hrtime();
     struct pl_sys_sample sys;
     if (pl_sysmetrics_sample(S.sys, (int64_t)(now_ns / 1000), &sys) != 0)
-        pl_debug("sysmetrics: no source readable", NULL);
+        pl_debug("sysmetrics: no source readable");
     struct pl_http_snapshot snap;
     pl_http_metrics_snapshot(app->metrics, &snap);
     double secs = S.prev_ns ? (double)(now_ns - S.prev_ns) / 1e9 : 0;

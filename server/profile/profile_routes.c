@@ -190,8 +190,8 @@ static void export_next(struct export *ex);
 
 static void export_fail(struct export *ex, int status)
 {
-    pl_warn("export failed half-way", ",\"request_id\":\"%s\",\"error\":\"%s\"", pl_req_id(ex->req),
-            pl_strerror(status));
+    pl_warn("export failed half-way", PL_STR("request_id", pl_req_id(ex->req)),
+            PL_STR("error", pl_strerror(status)));
     pl_respond_stream_abort(ex->req);
 }
 

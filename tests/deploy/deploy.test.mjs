@@ -54,8 +54,9 @@ const settingDefault = (name) => {
     return line === undefined ? undefined : line.slice(name.length + 1);
 };
 
-// Metrics: every `# TYPE name kind` that pulsed's C sources print (lib/http/metrics.c,
-// server/ops/ops_routes.c, lib/metrics/process.c, and whatever adds metrics later).
+// Metrics: every family pulsed's C sources add to the metrics registry (lib/metrics): each
+// `{.type = PL_METRIC_<KIND>, .name = "..."...}` definition, its name after the prefix the
+// registry is created with (`pl_metrics_create("pulse_", ...)`) unless PL_METRIC_NO_PREFIX.
 function sourceFiles(dir) {
     const out = [];
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
@@ -65,10 +66,15 @@ function sourceFiles(dir) {
     }
     return out;
 }
+const SOURCES = [...sourceFiles(path.join(ROOT, 'lib')), ...sourceFiles(path.join(ROOT, 'server'))]
+    .map((f) => fs.readFileSync(f, 'utf8'));
+const PREFIXES = new Set(SOURCES.flatMap((src) => [...src.matchAll(/pl_metrics_create\("([^"]*)"/g)].map((m) => m[1])));
 const METRIC_TYPES = new Map();
-for (const f of [...sourceFiles(path.join(ROOT, 'lib')), ...sourceFiles(path.join(ROOT, 'server'))]) {
-    for (const m of fs.readFileSync(f, 'utf8').matchAll(/# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)/g))
-        METRIC_TYPES.set(m[1], m[2]);
+for (const src of SOURCES) {
+    for (const m of src.matchAll(/\{\s*\.type = PL_METRIC_(COUNTER|GAUGE|HISTOGRAM),\s*\.name = "([a-zA-Z_:][a-zA-Z0-9_:]*)"([^{}]*)\}/g)) {
+        const names = /PL_METRIC_NO_PREFIX/.test(m[3]) ? [m[2]] : [...PREFIXES].map((p) => p + m[2]);
+        for (const n of names) METRIC_TYPES.set(n, m[1].toLowerCase());
+    }
 }
 const EXPOSED = new Set();
 for (const [name, type] of METRIC_TYPES) {
@@ -112,7 +118,7 @@ function metricNames(expr) {
 test('pulsed metric names are found in its sources', () => {
     for (const n of ['pulse_http_requests_total', 'pulse_http_request_duration_seconds',
         'pulse_connections', 'pulse_pg_pool_connections', 'pulse_redis_up', 'process_open_fds'])
-        assert.ok(METRIC_TYPES.has(n), `no "# TYPE ${n}" in lib/ or server/`);
+        assert.ok(METRIC_TYPES.has(n), `no definition of ${n} in lib/ or server/`);
     assert.deepEqual([...metricNames('histogram_quantile(0.95, sum by (le, route) (rate(a_bucket{x=~"5.."}[5m]))) / on (i) b > 1e3')].sort(), ['a_bucket', 'b']);
 });
 

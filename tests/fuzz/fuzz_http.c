@@ -44,6 +44,7 @@
 #include "pl/http.h"
 #include "pl/json.h"
 #include "pl/log.h"
+#include "pl/metrics.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -62,6 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static uv_loop_t loop;
 static struct pl_http_server *server;
 static struct pl_router *router;
+static struct pl_metrics *registry;
 static struct pl_http_metrics *metrics;
 static _Atomic int conn_count;
 static int port;
@@ -349,7 +351,9 @@ static void init(void)
     struct pl_route *const tables[] = {routes};
     char err[128];
     REQUIRE(pl_router_create(tables, 1, &router, err, sizeof err) == 0);
-    metrics = pl_http_metrics_create(router);
+    REQUIRE(pl_metrics_create("fuzz_", &registry) == 0);
+    metrics = pl_http_metrics_create(registry, router);
+    REQUIRE(metrics);
     int fd = pl_http_listen_socket("127.0.0.1", &port, 64);
     REQUIRE(fd >= 0);
     struct pl_http_config cfg = {

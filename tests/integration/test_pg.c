@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pl/metrics.h"
 #include "pl/pg.h"
 #include "test.h"
 
@@ -921,6 +922,66 @@ static void scratch_db_drop(struct scratch_db *db)
     free(db->conninfo);
 }
 
+/* The wait histogram observes every batch that gets a connection: 0 for one sent at the
+ * first dispatch, its time queued for one that waited behind a full pipeline. */
+TEST(wait_histogram_counts_every_batch)
+{
+    struct pl_metrics *reg = NULL;
+    CHECK_EQ_INT(pl_metrics_create("t_", &reg), 0);
+    static const double bounds[] = {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 2.5};
+    struct pl_metric *h = pl_metrics_add(reg, &(struct pl_metric_def){.type = PL_METRIC_HISTOGRAM,
+                                                                      .name = "pg_wait_seconds",
+                                                                      .bounds = bounds,
+                                                                      .nbounds = 7,
+                                                                      .scale = 1e-9});
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct pl_pg_config cfg = config(db_url, 1);
+    cfg.max_inflight = 1; /* one batch on the wire: the next ones queue */
+    cfg.wait_seconds = h;
+    struct pl_pg_pool *pool = make_pool(&loop, &cfg);
+    prepare(pool, "one", "SELECT 1", 0);
+    prepare(pool, "nap", "SELECT pg_sleep(0.02)", 0);
+    /* A first query behind the PREPAREs, so that the connection is idle afterwards. */
+    struct res warm = {0};
+    CHECK_EQ_INT(exec1(pool, "one", 0, NULL, &warm), 0);
+    CHECK(wait_count(&loop, &warm.calls, 1, 10000));
+    uint64_t count0, sum0, b0[8];
+    pl_metric_histogram(h, 0, &count0, &sum0, b0);
+    CHECK_EQ_INT(count0, 1);
+
+    /* One at a time on an idle connection: five waits of exactly 0. */
+    for (int i = 0; i < 5; i++) {
+        struct res r = {0};
+        CHECK_EQ_INT(exec1(pool, "one", 0, NULL, &r), 0);
+        CHECK(wait_count(&loop, &r.calls, 1, 10000));
+        CHECK_EQ_INT(r.status, 0);
+    }
+    uint64_t count1, sum1, b1[8];
+    pl_metric_histogram(h, 0, &count1, &sum1, b1);
+    CHECK_EQ_INT(count1 - count0, 5);
+    CHECK_EQ_INT(b1[0] - b0[0], 5);
+    CHECK_EQ_INT(sum1, sum0);
+
+    /* Ten at once, each holding the connection 20 ms: the first goes at once, the k-th waits
+     * for the k-1 before it, so at least 20 * (1 + ... + 9) ms are spent queued. */
+    struct res r[10] = {{0}};
+    for (int i = 0; i < 10; i++)
+        CHECK_EQ_INT(exec1(pool, "nap", 0, NULL, &r[i]), 0);
+    CHECK(wait_count(&loop, &r[9].calls, 1, 30000));
+    uint64_t count2, sum2, b2[8];
+    pl_metric_histogram(h, 0, &count2, &sum2, b2);
+    CHECK_EQ_INT(count2 - count1, 10);
+    CHECK_EQ_INT(b2[0] - b1[0], 1);
+    CHECK_EQ_INT(b2[1] + b2[2] - b1[1] - b1[2], 0); /* nothing queued for less than 20 ms */
+    CHECK(sum2 - sum1 >= 900000000ULL);
+    struct pl_pg_stats st;
+    pl_pg_pool_stats(pool, &st);
+    CHECK_EQ_INT(st.wait_count, count2);
+    finish(&loop, pool);
+    pl_metrics_destroy(reg);
+}
+
 TEST(migrate)
 {
     struct scratch_db db;
@@ -1199,6 +1260,7 @@ int main(void)
     RUN(destroy_cancels_queued);
     RUN(destroy_cancels_inflight);
     RUN(destroy_from_callback);
+    RUN(wait_histogram_counts_every_batch);
     RUN(migrate);
     RUN(repo_migrations_apply);
     RUN(grant_service_role);

@@ -265,12 +265,15 @@ const char *pl_http_status_text(int status);
 
 /* ---- metrics ---- */
 
-/* Creates the shared metrics for `nroutes` routes (+ unmatched). */
-struct pl_http_metrics *pl_http_metrics_create(const struct pl_router *router);
+/* Adds the request metrics of the router's routes (+ "unmatched" and "static") to the
+ * registry: `http_requests_total{route,method,status}` (counter) and
+ * `http_request_duration_seconds{route}` (histogram, 0.0005 .. 2.5 s), after its prefix.
+ * Returns NULL when the registry has them already. The registry and router are borrowed and
+ * must outlive the result; pl_http_metrics_destroy frees only the handle. */
+struct pl_metrics;
+struct pl_http_metrics *pl_http_metrics_create(struct pl_metrics *reg,
+                                               const struct pl_router *router);
 void pl_http_metrics_destroy(struct pl_http_metrics *m);
-/* Appends the Prometheus exposition of the HTTP metrics to `out` (a growing buffer). */
-struct pl_buf;
-void pl_http_metrics_render(const struct pl_http_metrics *m, struct pl_buf *out);
 /* Requests and latency of a recent window, for live metrics and the scaling advisor:
  * snapshot counts every request so far; the caller diffs two snapshots. */
 struct pl_http_snapshot {

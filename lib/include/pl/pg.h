@@ -28,6 +28,7 @@
 #include "pl/error.h"
 
 struct pl_pg_pool;
+struct pl_metric;
 
 struct pl_pg_config {
     const char *conninfo;   /* libpq URI or key=value string; copied */
@@ -37,6 +38,10 @@ struct pl_pg_config {
     int wait_timeout_ms;    /* longest a batch may wait for a connection, e.g. 5000 */
     int connect_timeout_ms; /* per attempt, e.g. 5000 */
     int query_timeout_ms;   /* a batch unanswered this long fails the connection; 0 = off */
+    /* A histogram (pl/metrics.h, observed in nanoseconds, one series) that observes every
+     * batch's wait for a connection: 0 for a batch sent at the first dispatch, the time
+     * queued for one that waited or timed out. Borrowed for the pool's life; may be NULL. */
+    struct pl_metric *wait_seconds;
 };
 
 /* One statement of a batch. `name` is a registered statement; values are text-format
@@ -90,8 +95,8 @@ struct pl_pg_stats {
     int busy;                /* connections with at least one batch in flight */
     int inflight;            /* batches sent, not yet answered */
     int waiting;             /* batches queued for a connection */
-    uint64_t wait_count;     /* batches that had to queue, cumulative */
-    double wait_seconds_sum; /* total time spent queued, cumulative */
+    uint64_t wait_count;     /* batches that got a connection or timed out, cumulative */
+    double wait_seconds_sum; /* their total time spent queued, cumulative */
     uint64_t errors;         /* connection failures, cumulative */
 };
 void pl_pg_pool_stats(const struct pl_pg_pool *pool, struct pl_pg_stats *out);

@@ -4,7 +4,9 @@
 
 #include <stdint.h>
 
-struct pl_buf;
+#include "pl/error.h"
+
+struct pl_metrics;
 
 struct pl_process_stats {
     double cpu_seconds; /* user + system */
@@ -16,8 +18,9 @@ struct pl_process_stats {
 
 /* Fills what it can read; fields it cannot read are left 0. */
 void pl_process_stats(struct pl_process_stats *out);
-/* Appends process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds,
- * process_max_fds and process_start_time_seconds. */
-void pl_process_metrics_render(struct pl_buf *out);
+/* Adds process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds,
+ * process_max_fds and process_start_time_seconds (standard names: no prefix) to `reg`, read
+ * from /proc at each render. Fails when they are there already. */
+PL_MUST_USE int pl_process_metrics_register(struct pl_metrics *reg);
 
 #endif
