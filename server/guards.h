@@ -51,6 +51,10 @@ void reply_failure(struct pl_http_request *req, int status, const char *what);
 /* 422 with one field error. */
 void reply_invalid(struct pl_http_request *req, const char *field, const char *message);
 
+/* Finds name=value in a Cookie header (NULL = none) into out; false when absent, or when the
+ * value does not fit in cap bytes with its NUL. */
+bool cookie_value(const char *header, const char *name, char *out, size_t cap);
+
 /* Parses PULSE_TRUSTED_PROXIES ("10.0.0.0/8, 127.0.0.1") once at start-up. Returns 0 or
  * PL_E_CONFIG with the bad entry in err. */
 int trusted_proxies_init(const char *list, char *err, size_t errlen);
