@@ -1,10 +1,9 @@
-/* lib/json: body decoding (the 400 step), validation (the 422 step), RFC 3339 time,
- * calendar dates and emails. */
+/* lib/json: body decoding (the 400 step), validation (the 422 step) and emails. RFC 3339
+ * time and calendar dates are lib/core/time's (test_time.c). */
 #include <limits.h>
 #include <stdint.h>
 
 #include "pl/json.h"
-#include "pl/time.h"
 #include "test.h"
 
 /* ---- decoding --------------------------------------------------------------------------- */
@@ -592,214 +591,6 @@ TEST(utf8_length)
     CHECK_EQ_INT(pl_utf8_length("a\0b", 3), 3); /* a NUL is a code point too */
 }
 
-/* ---- time ------------------------------------------------------------------------------- */
-
-static int64_t ts(const char *s)
-{
-    int64_t us = INT64_MIN;
-    if (pl_time_parse_rfc3339(s, &us) != 0) {
-        fprintf(stderr, "  %s did not parse\n", s);
-        return INT64_MIN;
-    }
-    return us;
-}
-
-static bool ts_bad(const char *s)
-{
-    int64_t us = 42;
-    return pl_time_parse_rfc3339(s, &us) == PL_E_INVALID && us == 42;
-}
-
-TEST(rfc3339_good)
-{
-    CHECK(ts("1970-01-01T00:00:00Z") == 0);
-    CHECK(ts("1970-01-01T00:00:01Z") == 1000000);
-    CHECK(ts("2026-11-23T09:30:00Z") == INT64_C(1795426200) * 1000000);
-    CHECK(ts("2026-11-23T10:30:00+01:00") == INT64_C(1795426200) * 1000000);
-    CHECK(ts("2026-11-23T04:00:00-05:30") == INT64_C(1795426200) * 1000000);
-    CHECK(ts("2026-11-23t09:30:00z") == INT64_C(1795426200) * 1000000);
-    CHECK(ts("2026-11-23T09:30:00-00:00") == INT64_C(1795426200) * 1000000);
-    CHECK(ts("2026-11-23T10:30:00.5+01:00") == INT64_C(1795426200) * 1000000 + 500000);
-    CHECK(ts("2000-01-01T00:00:00.000001Z") == INT64_C(946684800) * 1000000 + 1);
-    /* Digits past microseconds are truncated, not rounded. */
-    CHECK(ts("2000-01-01T00:00:00.123456999Z") == INT64_C(946684800) * 1000000 + 123456);
-    CHECK(ts("2024-02-29T12:00:00Z") == INT64_C(1709208000) * 1000000);
-    CHECK(ts("2000-02-29T00:00:00Z") == INT64_C(951782400) * 1000000); /* 400-year leap */
-    CHECK(ts("1969-12-31T23:59:59.999Z") == -1000);
-    CHECK(ts("1900-01-01T00:00:00Z") == INT64_C(-2208988800) * 1000000);
-    CHECK(ts("0001-01-01T00:00:00Z") == INT64_C(-62135596800) * 1000000);
-    CHECK(ts("0001-01-01T00:00:00Z") == PL_TIME_MIN_US);
-    CHECK(ts("9999-12-31T23:59:59.999999Z") == INT64_C(253402300799) * 1000000 + 999999);
-    CHECK(ts("9999-12-31T23:59:59.999999Z") == PL_TIME_MAX_US);
-    CHECK(ts("2026-01-01T00:30:00+23:59") == INT64_C(1767141060) * 1000000);
-    CHECK(ts("2026-12-31T23:59:59-23:59") == INT64_C(1798847939) * 1000000);
-}
-
-/* The instant, not the local date, must lie in years 0001..9999 (UTC): what Postgres and
- * pl_time_format_rfc3339 both print with four digits. Offsets are RFC 3339's (up to 23:59,
- * more than Postgres's own parser takes: callers hand SQL microseconds, not this text). */
-TEST(rfc3339_range)
-{
-    static const struct {
-        const char *in;
-        bool ok;
-    } cases[] = {
-        {"0000-01-01T00:00:00Z", false},
-        {"0000-12-31T23:59:59.999999Z", false},
-        {"0000-12-31T23:59:59-00:01", true}, /* 0001-01-01T00:00:59Z */
-        {"0001-01-01T00:00:00Z", true},
-        {"0001-01-01T00:00:00+00:01", false}, /* 0000-12-31T23:59:00Z */
-        {"0001-01-01T00:00:00-23:59", true},
-        {"0001-01-01T23:58:59+23:59", false},
-        {"9999-12-31T23:59:59.999999Z", true},
-        {"9999-12-31T23:59:59.9999999Z", true}, /* truncated, not rounded into 10000 */
-        {"9999-12-31T23:59:59+14:00", true},
-        {"9999-12-31T23:59:59-14:00", false},
-        {"9999-12-31T23:59:59-00:01", false},
-        {"9999-12-31T00:00:00-23:59", true},
-        {"9999-12-31T00:01:00-23:59", false}, /* 10000-01-01T00:00:00Z */
-        {"2026-06-01T12:00:00+23:59", true},
-        {"2026-06-01T12:00:00-23:59", true},
-        {"2026-06-01T12:00:00+15:59", true},
-        {"2026-06-01T12:00:00+16:00", true},
-        {"2026-06-01T12:00:00-24:00", false},
-        {"2026-06-01T12:00:00+24:00", false},
-        {"2026-06-01T12:00:00+99:00", false},
-    };
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int64_t us = 42;
-        int rc = pl_time_parse_rfc3339(cases[i].in, &us);
-        if ((rc == 0) != cases[i].ok) {
-            fprintf(stderr, "  %s: %s\n", cases[i].in, rc == 0 ? "accepted" : "refused");
-            CHECK(false);
-        }
-        if (rc == 0) {
-            CHECK(us >= PL_TIME_MIN_US && us <= PL_TIME_MAX_US);
-            char out[32];
-            pl_time_format_rfc3339(us, out);
-            CHECK(strlen(out) == 24); /* YYYY-MM-DDTHH:MM:SS.mmmZ */
-        } else {
-            CHECK(us == 42);
-        }
-    }
-}
-
-TEST(rfc3339_bad)
-{
-    CHECK(ts_bad(""));
-    CHECK(ts_bad("2023-02-29T00:00:00Z")); /* not a leap year */
-    CHECK(ts_bad("1900-02-29T00:00:00Z")); /* century, not a leap year */
-    CHECK(ts_bad("2026-11-23T09:30:00"));  /* no offset */
-    CHECK(ts_bad("2026-11-23 09:30:00Z")); /* space instead of T */
-    CHECK(ts_bad("2026-11-23T24:00:00Z")); /* hour 24 */
-    CHECK(ts_bad("2026-11-23T23:60:00Z"));
-    CHECK(ts_bad("2026-12-31T23:59:60Z")); /* leap second */
-    CHECK(ts_bad("2026-13-01T00:00:00Z"));
-    CHECK(ts_bad("2026-00-01T00:00:00Z"));
-    CHECK(ts_bad("2026-04-31T00:00:00Z"));
-    CHECK(ts_bad("2026-01-00T00:00:00Z"));
-    CHECK(ts_bad("2026-1-01T00:00:00Z"));
-    CHECK(ts_bad("26-01-01T00:00:00Z"));
-    CHECK(ts_bad("+2026-01-01T00:00:00Z"));
-    CHECK(ts_bad("2026-01-01T0:00:00Z"));
-    CHECK(ts_bad("2026-01-01T00:00Z"));     /* seconds required */
-    CHECK(ts_bad("2026-01-01T00:00:00.Z")); /* empty fraction */
-    CHECK(ts_bad("2026-01-01T00:00:00,5Z"));
-    CHECK(ts_bad("2026-01-01T00:00:00.1234567890Z")); /* 10 fraction digits */
-    CHECK(ts_bad("2026-01-01T00:00:00+01"));
-    CHECK(ts_bad("2026-01-01T00:00:00+0100"));
-    CHECK(ts_bad("2026-01-01T00:00:00+24:00"));
-    CHECK(ts_bad("2026-01-01T00:00:00+01:60"));
-    CHECK(ts_bad("2026-01-01T00:00:00 Z"));
-    CHECK(ts_bad("2026-01-01T00:00:00Zjunk"));
-    CHECK(ts_bad("2026-01-01T00:00:00Z "));
-    CHECK(ts_bad("2026-01-01T00:00:00UTC"));
-    CHECK(ts_bad("２026-01-01T00:00:00Z")); /* fullwidth digit */
-    CHECK(ts_bad("2026-01-01"));
-    CHECK(ts_bad("2026-01-01T"));
-}
-
-static bool round_trips(const char *in, const char *expect)
-{
-    int64_t us;
-    char out[32];
-    if (pl_time_parse_rfc3339(in, &us) != 0) return false;
-    pl_time_format_rfc3339(us, out);
-    if (strcmp(out, expect) != 0) {
-        fprintf(stderr, "  %s formatted as %s, expected %s\n", in, out, expect);
-        return false;
-    }
-    /* The formatted text parses back to the same millisecond. */
-    int64_t again;
-    return pl_time_parse_rfc3339(out, &again) == 0 && again == us - ((us % 1000 + 1000) % 1000);
-}
-
-TEST(rfc3339_format)
-{
-    char out[32];
-    pl_time_format_rfc3339(0, out);
-    CHECK_STR(out, "1970-01-01T00:00:00.000Z");
-    pl_time_format_rfc3339(INT64_C(1795426200123456), out);
-    CHECK_STR(out, "2026-11-23T09:30:00.123Z");
-    /* Floor for instants before the epoch. */
-    pl_time_format_rfc3339(-1, out);
-    CHECK_STR(out, "1969-12-31T23:59:59.999Z");
-    pl_time_format_rfc3339(-1000000, out);
-    CHECK_STR(out, "1969-12-31T23:59:59.000Z");
-    pl_time_format_rfc3339(-86400000001, out);
-    CHECK_STR(out, "1969-12-30T23:59:59.999Z");
-    /* The extremes of int64 still print within 32 bytes. */
-    pl_time_format_rfc3339(INT64_MAX, out);
-    CHECK(strlen(out) < 32);
-    pl_time_format_rfc3339(INT64_MIN, out);
-    CHECK(strlen(out) < 32);
-
-    CHECK(round_trips("2026-11-23T10:30:00.5+01:00", "2026-11-23T09:30:00.500Z"));
-    CHECK(round_trips("2024-02-29T23:30:00-01:00", "2024-03-01T00:30:00.000Z"));
-    CHECK(round_trips("2025-01-01T00:15:00+01:00", "2024-12-31T23:15:00.000Z"));
-    CHECK(round_trips("1969-07-20T20:17:40.9999Z", "1969-07-20T20:17:40.999Z"));
-    CHECK(round_trips("0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"));
-    CHECK(round_trips("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999Z"));
-    CHECK(round_trips("2026-11-23T09:30:00.123Z", "2026-11-23T09:30:00.123Z"));
-
-    /* Every day for 1200 years lands on the same calendar date it came from. */
-    int bad = 0;
-    for (int64_t day = INT64_C(-200) * 366; day < INT64_C(1000) * 366; day++) {
-        int64_t us = (day * 86400 + 43200) * INT64_C(1000000);
-        int64_t back;
-        pl_time_format_rfc3339(us, out);
-        if (pl_time_parse_rfc3339(out, &back) != 0 || back != us) bad++;
-    }
-    CHECK_EQ_INT(bad, 0);
-}
-
-TEST(date_parse)
-{
-    int y = 0, m = 0, d = 0;
-    CHECK_EQ_INT(pl_date_parse("2026-11-23", &y, &m, &d), 0);
-    CHECK(y == 2026 && m == 11 && d == 23);
-    CHECK_EQ_INT(pl_date_parse("2024-02-29", &y, &m, &d), 0);
-    CHECK(y == 2024 && m == 2 && d == 29);
-    CHECK_EQ_INT(pl_date_parse("2000-02-29", &y, &m, &d), 0);
-    CHECK_EQ_INT(pl_date_parse("2026-12-31", &y, &m, &d), 0);
-
-    y = m = d = -1;
-    CHECK_EQ_INT(pl_date_parse("2023-02-29", &y, &m, &d), PL_E_INVALID);
-    CHECK(y == -1 && m == -1 && d == -1);
-    CHECK_EQ_INT(pl_date_parse("2100-02-29", &y, &m, &d), PL_E_INVALID);
-    CHECK_EQ_INT(pl_date_parse("2026-06-31", &y, &m, &d), PL_E_INVALID);
-    CHECK_EQ_INT(pl_date_parse("2026-13-01", &y, &m, &d), PL_E_INVALID);
-    CHECK_EQ_INT(pl_date_parse("2026-00-10", &y, &m, &d), PL_E_INVALID);
-    CHECK_EQ_INT(pl_date_parse("2026-01-00", &y, &m, &d), PL_E_INVALID);
-    CHECK_EQ_INT(pl_date_parse("2026-1-1", &y, &m, &d), PL_E_INVALID);
-    CHECK_EQ_INT(pl_date_parse("2026/01/01", &y, &m, &d), PL_E_INVALID);
-    CHECK_EQ_INT(pl_date_parse("2026-01-01T00:00:00Z", &y, &m, &d), PL_E_INVALID);
-    CHECK_EQ_INT(pl_date_parse("2026-01-01 ", &y, &m, &d), PL_E_INVALID);
-    CHECK_EQ_INT(pl_date_parse(" 2026-01-01", &y, &m, &d), PL_E_INVALID);
-    CHECK_EQ_INT(pl_date_parse("", &y, &m, &d), PL_E_INVALID);
-    CHECK_EQ_INT(pl_date_parse("20260101", &y, &m, &d), PL_E_INVALID);
-}
-
 /* ---- email ------------------------------------------------------------------------------ */
 
 TEST(email_normalize)
@@ -932,11 +723,6 @@ int main(void)
     RUN(validate_error_order);
     RUN(validate_empty_schema);
     RUN(utf8_length);
-    RUN(rfc3339_good);
-    RUN(rfc3339_bad);
-    RUN(rfc3339_range);
-    RUN(rfc3339_format);
-    RUN(date_parse);
     RUN(email_normalize);
     RUN(email_check);
     RUN(email_as_schema_check);

@@ -1,11 +1,232 @@
-/* lib/core/time: HTTP-dates (IMF-fixdate) and the wall clock. RFC 3339 and calendar dates
- * are checked in test_json.c, where JSON bodies use them. */
+/* lib/core/time: RFC 3339 timestamps, calendar dates, HTTP-dates (IMF-fixdate) and the
+ * wall clock, table by table. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "pl/time.h"
 #include "test.h"
+
+#define S INT64_C(1000000) /* microseconds per second */
+
+/* ---- RFC 3339 ---------------------------------------------------------------------------- */
+
+TEST(rfc3339_parse)
+{
+    static const struct {
+        const char *in;
+        bool ok;
+        int64_t us;
+    } cases[] = {
+        {"1970-01-01T00:00:00Z", true, 0},
+        {"1970-01-01T00:00:01Z", true, 1 * S},
+        {"2026-11-23T09:30:00Z", true, 1795426200 * S},
+        {"2026-11-23T10:30:00+01:00", true, 1795426200 * S},
+        {"2026-11-23T04:00:00-05:30", true, 1795426200 * S},
+        {"2026-11-23t09:30:00z", true, 1795426200 * S},
+        {"2026-11-23T09:30:00-00:00", true, 1795426200 * S},
+        {"2026-11-23T10:30:00.5+01:00", true, 1795426200 * S + 500000},
+        {"2000-01-01T00:00:00.000001Z", true, 946684800 * S + 1},
+        /* Digits past microseconds are truncated, not rounded. */
+        {"2000-01-01T00:00:00.123456999Z", true, 946684800 * S + 123456},
+        {"2024-02-29T12:00:00Z", true, 1709208000 * S},
+        {"2000-02-29T00:00:00Z", true, 951782400 * S}, /* 400-year leap */
+        {"1969-12-31T23:59:59.999Z", true, -1000},
+        {"1900-01-01T00:00:00Z", true, INT64_C(-2208988800) * S},
+        {"0001-01-01T00:00:00Z", true, INT64_C(-62135596800) * S},
+        {"0001-01-01T00:00:00Z", true, PL_TIME_MIN_US},
+        {"9999-12-31T23:59:59.999999Z", true, INT64_C(253402300799) * S + 999999},
+        {"9999-12-31T23:59:59.999999Z", true, PL_TIME_MAX_US},
+        {"2026-01-01T00:30:00+23:59", true, 1767141060 * S},
+        {"2026-12-31T23:59:59-23:59", true, 1798847939 * S},
+        {"", false, 0},
+        {"2023-02-29T00:00:00Z", false, 0}, /* not a leap year */
+        {"1900-02-29T00:00:00Z", false, 0}, /* century, not a leap year */
+        {"2026-11-23T09:30:00", false, 0},  /* no offset */
+        {"2026-11-23 09:30:00Z", false, 0}, /* space instead of T */
+        {"2026-11-23T24:00:00Z", false, 0}, /* hour 24 */
+        {"2026-11-23T23:60:00Z", false, 0},
+        {"2026-12-31T23:59:60Z", false, 0}, /* leap second */
+        {"2026-13-01T00:00:00Z", false, 0},
+        {"2026-00-01T00:00:00Z", false, 0},
+        {"2026-04-31T00:00:00Z", false, 0},
+        {"2026-01-00T00:00:00Z", false, 0},
+        {"2026-1-01T00:00:00Z", false, 0},
+        {"26-01-01T00:00:00Z", false, 0},
+        {"+2026-01-01T00:00:00Z", false, 0},
+        {"2026-01-01T0:00:00Z", false, 0},
+        {"2026-01-01T00:00Z", false, 0},     /* seconds required */
+        {"2026-01-01T00:00:00.Z", false, 0}, /* empty fraction */
+        {"2026-01-01T00:00:00,5Z", false, 0},
+        {"2026-01-01T00:00:00.1234567890Z", false, 0}, /* 10 fraction digits */
+        {"2026-01-01T00:00:00+01", false, 0},
+        {"2026-01-01T00:00:00+0100", false, 0},
+        {"2026-01-01T00:00:00+24:00", false, 0},
+        {"2026-01-01T00:00:00+01:60", false, 0},
+        {"2026-01-01T00:00:00 Z", false, 0},
+        {"2026-01-01T00:00:00Zjunk", false, 0},
+        {"2026-01-01T00:00:00Z ", false, 0},
+        {"2026-01-01T00:00:00UTC", false, 0},
+        {"２026-01-01T00:00:00Z", false, 0}, /* fullwidth digit */
+        {"2026-01-01", false, 0},
+        {"2026-01-01T", false, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t us = 42;
+        int rc = pl_time_parse_rfc3339(cases[i].in, &us);
+        if (rc != (cases[i].ok ? 0 : PL_E_INVALID)) fprintf(stderr, "  %s\n", cases[i].in);
+        CHECK_EQ_INT(rc, cases[i].ok ? 0 : PL_E_INVALID);
+        CHECK_EQ_INT(us, cases[i].ok ? cases[i].us : 42); /* untouched on failure */
+    }
+}
+
+/* The instant, not the local date, must lie in years 0001..9999 (UTC): what Postgres and
+ * pl_time_format_rfc3339 both print with four digits. Offsets are RFC 3339's (up to 23:59,
+ * more than Postgres's own parser takes: callers hand SQL microseconds, not this text). */
+TEST(rfc3339_range)
+{
+    static const struct {
+        const char *in;
+        bool ok;
+    } cases[] = {
+        {"0000-01-01T00:00:00Z", false},
+        {"0000-12-31T23:59:59.999999Z", false},
+        {"0000-12-31T23:59:59-00:01", true}, /* 0001-01-01T00:00:59Z */
+        {"0001-01-01T00:00:00Z", true},
+        {"0001-01-01T00:00:00+00:01", false}, /* 0000-12-31T23:59:00Z */
+        {"0001-01-01T00:00:00-23:59", true},
+        {"0001-01-01T23:58:59+23:59", false},
+        {"9999-12-31T23:59:59.999999Z", true},
+        {"9999-12-31T23:59:59.9999999Z", true}, /* truncated, not rounded into 10000 */
+        {"9999-12-31T23:59:59+14:00", true},
+        {"9999-12-31T23:59:59-14:00", false},
+        {"9999-12-31T23:59:59-00:01", false},
+        {"9999-12-31T00:00:00-23:59", true},
+        {"9999-12-31T00:01:00-23:59", false}, /* 10000-01-01T00:00:00Z */
+        {"2026-06-01T12:00:00+23:59", true},
+        {"2026-06-01T12:00:00-23:59", true},
+        {"2026-06-01T12:00:00+15:59", true},
+        {"2026-06-01T12:00:00+16:00", true},
+        {"2026-06-01T12:00:00-24:00", false},
+        {"2026-06-01T12:00:00+24:00", false},
+        {"2026-06-01T12:00:00+99:00", false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t us = 42;
+        int rc = pl_time_parse_rfc3339(cases[i].in, &us);
+        if ((rc == 0) != cases[i].ok) {
+            fprintf(stderr, "  %s: %s\n", cases[i].in, rc == 0 ? "accepted" : "refused");
+            CHECK(false);
+        }
+        if (rc == 0) {
+            CHECK(us >= PL_TIME_MIN_US && us <= PL_TIME_MAX_US);
+            char out[32];
+            pl_time_format_rfc3339(us, out);
+            CHECK_EQ_INT(strlen(out), PL_RFC3339_LEN); /* YYYY-MM-DDTHH:MM:SS.mmmZ */
+        } else {
+            CHECK(us == 42);
+        }
+    }
+}
+
+TEST(rfc3339_format)
+{
+    static const struct {
+        int64_t us;
+        const char *out;
+    } cases[] = {
+        {0, "1970-01-01T00:00:00.000Z"},
+        {INT64_C(1795426200123456), "2026-11-23T09:30:00.123Z"},
+        /* Floor for instants before the epoch. */
+        {-1, "1969-12-31T23:59:59.999Z"},
+        {-1000000, "1969-12-31T23:59:59.000Z"},
+        {-86400000001, "1969-12-30T23:59:59.999Z"},
+        {PL_TIME_MIN_US, "0001-01-01T00:00:00.000Z"},
+        {PL_TIME_MAX_US, "9999-12-31T23:59:59.999Z"},
+    };
+    char out[32];
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        pl_time_format_rfc3339(cases[i].us, out);
+        CHECK_STR(out, cases[i].out);
+    }
+    /* The extremes of int64 still print within 32 bytes. */
+    pl_time_format_rfc3339(INT64_MAX, out);
+    CHECK(strlen(out) < 32);
+    pl_time_format_rfc3339(INT64_MIN, out);
+    CHECK(strlen(out) < 32);
+}
+
+/* Parsed, formatted in UTC with milliseconds, and parsed back to the same millisecond. */
+TEST(rfc3339_round_trip)
+{
+    static const struct {
+        const char *in, *out;
+    } cases[] = {
+        {"2026-11-23T10:30:00.5+01:00", "2026-11-23T09:30:00.500Z"},
+        {"2024-02-29T23:30:00-01:00", "2024-03-01T00:30:00.000Z"},
+        {"2025-01-01T00:15:00+01:00", "2024-12-31T23:15:00.000Z"},
+        {"1969-07-20T20:17:40.9999Z", "1969-07-20T20:17:40.999Z"},
+        {"0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"},
+        {"9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999Z"},
+        {"2026-11-23T09:30:00.123Z", "2026-11-23T09:30:00.123Z"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t us = 0, again = 0;
+        char out[32] = "";
+        CHECK_EQ_INT(pl_time_parse_rfc3339(cases[i].in, &us), 0);
+        pl_time_format_rfc3339(us, out);
+        CHECK_STR(out, cases[i].out);
+        CHECK_EQ_INT(pl_time_parse_rfc3339(out, &again), 0);
+        CHECK_EQ_INT(again, us - ((us % 1000 + 1000) % 1000));
+    }
+    /* Every day for 1200 years lands on the same calendar date it came from. */
+    int bad = 0;
+    for (int64_t day = INT64_C(-200) * 366; day < INT64_C(1000) * 366; day++) {
+        int64_t us = (day * 86400 + 43200) * S, back;
+        char out[32];
+        pl_time_format_rfc3339(us, out);
+        if (pl_time_parse_rfc3339(out, &back) != 0 || back != us) bad++;
+    }
+    CHECK_EQ_INT(bad, 0);
+}
+
+/* ---- calendar dates ---------------------------------------------------------------------- */
+
+TEST(date_parse)
+{
+    static const struct {
+        const char *in;
+        int y, m, d; /* 0: refused */
+    } cases[] = {
+        {"2026-11-23", 2026, 11, 23},
+        {"2024-02-29", 2024, 2, 29},
+        {"2000-02-29", 2000, 2, 29},
+        {"2026-12-31", 2026, 12, 31},
+        {"2023-02-29", 0, 0, 0},
+        {"2100-02-29", 0, 0, 0},
+        {"2026-06-31", 0, 0, 0},
+        {"2026-13-01", 0, 0, 0},
+        {"2026-00-10", 0, 0, 0},
+        {"2026-01-00", 0, 0, 0},
+        {"2026-1-1", 0, 0, 0},
+        {"2026/01/01", 0, 0, 0},
+        {"2026-01-01T00:00:00Z", 0, 0, 0},
+        {"2026-01-01 ", 0, 0, 0},
+        {" 2026-01-01", 0, 0, 0},
+        {"", 0, 0, 0},
+        {"20260101", 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int y = -1, m = -1, d = -1;
+        bool ok = cases[i].y != 0;
+        CHECK_EQ_INT(pl_date_parse(cases[i].in, &y, &m, &d), ok ? 0 : PL_E_INVALID);
+        /* Untouched on failure. */
+        CHECK(y == (ok ? cases[i].y : -1) && m == (ok ? cases[i].m : -1) &&
+              d == (ok ? cases[i].d : -1));
+    }
+}
+
+/* ---- HTTP-date --------------------------------------------------------------------------- */
 
 TEST(http_date_format)
 {
@@ -127,6 +348,11 @@ TEST(now)
 
 int main(void)
 {
+    RUN(rfc3339_parse);
+    RUN(rfc3339_range);
+    RUN(rfc3339_format);
+    RUN(rfc3339_round_trip);
+    RUN(date_parse);
     RUN(http_date_format);
     RUN(http_date_matches_libc);
     RUN(http_date_parse);
