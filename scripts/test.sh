@@ -2,8 +2,8 @@
 # `make test`: installs what is missing, builds with ASan/UBSan, starts the private test
 # Postgres and Redis (stopped again on exit, whatever happens), then runs every stage:
 # ctest (unit + integration), the libFuzzer harnesses for a few seconds each (tests/fuzz), the
-# deployment files (tests/deploy, offline), the web front end's build and tests, the e2e tests
-# with node.
+# deployment files (tests/deploy, offline), the documentation (tests/docs: docs/api.md up to
+# date, Markdown links), the web front end's lint, build and tests, the e2e tests with node.
 # Every stage runs even if an earlier one failed; a summary line per stage closes the run,
 # then one total line. Exits non-zero if anything failed.
 set -uo pipefail
@@ -75,6 +75,9 @@ have_web=0
 [ -f web/package.json ] && have_web=1
 have_deploy=0
 [ -f tests/deploy/validate.sh ] && have_deploy=1
+shopt -s nullglob
+docs_tests=(tests/docs/*.test.mjs)
+shopt -u nullglob
 
 npm_install() { # DIR: npm ci with a lock file, npm install without
     local flags=(--no-audit --no-fund --loglevel=error)
@@ -88,7 +91,7 @@ npm_install() { # DIR: npm ci with a lock file, npm install without
 # ---- deps --------------------------------------------------------------------------------
 banner deps
 groups=(build services test format)
-if [ ${#e2e_tests[@]} -gt 0 ] || [ $have_web -eq 1 ] || [ $have_deploy -eq 1 ]; then
+if [ ${#e2e_tests[@]} -gt 0 ] || [ ${#docs_tests[@]} -gt 0 ] || [ $have_web -eq 1 ] || [ $have_deploy -eq 1 ]; then
     groups+=(node)
 fi
 [ $have_deploy -eq 1 ] && groups+=(deploy)
@@ -201,14 +204,43 @@ else
     record deploy skipped "no tests/deploy/validate.sh"
 fi
 
+# ---- docs --------------------------------------------------------------------------------
+# docs/api.md is what scripts/api-docs.mjs renders from the OpenAPI document, .env.example and
+# docs/api.template.md; every relative link of the Markdown files resolves. No services.
+if [ ${#docs_tests[@]} -gt 0 ]; then
+    banner "docs (node --test tests/docs)"
+    timeout --kill-after=10 120 node --test "${docs_tests[@]}" 2>&1 | tee "$LOGDIR/docs.log"
+    rc=${PIPESTATUS[0]}
+    record_node docs "$LOGDIR/docs.log" "$rc"
+else
+    record docs skipped "no tests/docs/*.test.mjs"
+fi
+
 # ---- web ---------------------------------------------------------------------------------
-# npm ci, the Vite build (web/dist with .gz siblings), then web/tests with node's test runner:
-# the first-load budget, and Playwright in Debian's Chromium against build-asan/pulsed.
+# npm ci, ESLint and Prettier on web/src (a stage line of their own: web-lint), the Vite build
+# (web/dist with .gz siblings), then web/tests with node's test runner: the first-load
+# budget, and Playwright in Debian's Chromium against build-asan/pulsed.
 if [ $have_web -eq 1 ]; then
-    banner "web (npm ci, vite build, node --test with Playwright)"
+    banner "web (npm ci, eslint, prettier --check, vite build, node --test with Playwright)"
+    web_installed=0
     if ! npm_install web; then
         record web FAILED "npm install failed in web/"
         n_failed=$((n_failed + 1))
+    else
+        web_installed=1
+        lint_failed=()
+        (cd web && npm run lint) || lint_failed+=("eslint")
+        (cd web && npm run format:check) || lint_failed+=("prettier --check: run npm run format in web/")
+        if [ ${#lint_failed[@]} -eq 0 ]; then
+            n_passed=$((n_passed + 2))
+            record web-lint ok "eslint and prettier --check on web/src"
+        else
+            n_failed=$((n_failed + ${#lint_failed[@]}))
+            record web-lint FAILED "$(IFS=';'; echo "${lint_failed[*]}")"
+        fi
+    fi
+    if [ $web_installed -eq 0 ]; then
+        : # recorded above
     elif ! (cd web && npm run build); then
         record web FAILED "the build failed"
         n_failed=$((n_failed + 1))

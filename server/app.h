@@ -14,6 +14,7 @@
 #include "pl/http.h"
 #include "pl/pg.h"
 #include "pl/redis.h"
+#include "pl/router.h"
 
 enum app_state { APP_STARTING = 0, APP_READY, APP_DRAINING };
 

@@ -57,8 +57,7 @@ static bool origin_allowed(const struct pulse_config *cfg, const char *origin)
            pl_http_list_has(cfg->cors_origins, origin, false);
 }
 
-/* Finds name=value in a Cookie header into out; false when absent. */
-static bool cookie_value(const char *header, const char *name, char *out, size_t cap)
+bool cookie_value(const char *header, const char *name, char *out, size_t cap)
 {
     size_t n = strlen(name);
     for (const char *p = header; p && *p;) {

@@ -72,6 +72,10 @@ const char *req_client_ip(struct pl_http_request *req);
 /* The client as a rate-limit key (request arena): client_ip_rate_key of req_client_ip. */
 const char *req_client_rate_key(struct pl_http_request *req);
 
+/* Finds name=value in a Cookie header (NULL = none) into out; false when absent, or when the
+ * value does not fit in cap bytes with its NUL. */
+bool cookie_value(const char *header, const char *name, char *out, size_t cap);
+
 /* Parses PULSE_TRUSTED_PROXIES ("10.0.0.0/8, 127.0.0.1") once at start-up. Returns 0 or
  * PL_E_CONFIG with the bad entry in err. */
 int trusted_proxies_init(const char *list, char *err, size_t errlen);

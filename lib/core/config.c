@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "pl/log.h"
+#include "pl/mem.h"
 
 #define MAX_DOTENV_BYTES (1 << 20)
 
@@ -16,20 +17,13 @@ struct dotenv {
     size_t n, cap;
 };
 
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-    if (!p) abort();
-    return p;
-}
-
 static void dotenv_add(const char *key, const char *value, void *ctx)
 {
     struct dotenv *d = ctx;
     for (size_t i = 0; i < d->n; i++) {
         if (strcmp(d->keys[i], key) == 0) { /* a later line wins, as in shells */
             free(d->values[i]);
-            d->values[i] = xstrdup(value);
+            d->values[i] = pl_xstrdup(value);
             return;
         }
     }
@@ -39,8 +33,8 @@ static void dotenv_add(const char *key, const char *value, void *ctx)
         d->values = realloc(d->values, d->cap * sizeof *d->values);
         if (!d->keys || !d->values) abort();
     }
-    d->keys[d->n] = xstrdup(key);
-    d->values[d->n++] = xstrdup(value);
+    d->keys[d->n] = pl_xstrdup(key);
+    d->values[d->n++] = pl_xstrdup(value);
 }
 
 static void dotenv_free(struct dotenv *d)
@@ -202,7 +196,7 @@ static int apply(const struct pl_setting *st, const char *value, void *out, char
     case PL_SET_STRING: {
         char **p = (char **)field;
         free(*p);
-        *p = xstrdup(value);
+        *p = pl_xstrdup(value);
         if (st->required && !**p) goto bad;
         return 0;
     }

@@ -11,8 +11,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "pl/time.h"
 
 _Static_assert(PL_LOG_LINE_MAX <= 4096, "a line must fit one atomic pipe write");
 
@@ -208,28 +209,23 @@ static void put_general(struct out *o, double x)
     put(o, tmp, (size_t)len);
 }
 
-/* "YYYY-MM-DDTHH:MM:SS" of the current second, cached per thread. */
+/* The current instant in RFC 3339 with milliseconds; the text of the second ("YYYY-MM-DDT
+ * HH:MM:SS") is cached per thread. */
 static void put_timestamp(struct out *o)
 {
-    static _Thread_local time_t cached_sec = -1;
-    static _Thread_local char cached[64];
-    static _Thread_local size_t cached_len;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (ts.tv_sec != cached_sec) {
-        struct tm tm;
-        gmtime_r(&ts.tv_sec, &tm);
-        int len =
-            snprintf(cached, sizeof cached, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-        cached_len = len > 0 ? (size_t)len : 0;
-        cached_sec = ts.tv_sec;
+    static _Thread_local int64_t cached_sec = INT64_MIN;
+    static _Thread_local char cached[32];
+    int64_t now_us = pl_time_now_us();
+    int64_t sec = now_us / 1000000;
+    if (sec != cached_sec) {
+        pl_time_format_rfc3339(sec * 1000000, cached);
+        cached_sec = sec;
     }
-    int ms = (int)(ts.tv_nsec / 1000000);
+    int ms = (int)(now_us % 1000000 / 1000);
     char tail[6] = {
         '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"'};
     put(o, "{\"ts\":\"", 7);
-    put(o, cached, cached_len);
+    put(o, cached, PL_RFC3339_LEN - 5); /* without ".mmmZ" */
     put(o, tail, sizeof tail);
 }
 

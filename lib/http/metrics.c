@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "http_internal.h"
+#include "pl/mem.h"
 #include "pl/metrics.h"
 
 static const int status_codes[] = {101, 200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 405,
@@ -32,11 +33,10 @@ struct pl_http_metrics *pl_http_metrics_create(struct pl_metrics *reg,
                                                const struct pl_router *router)
 {
     size_t nroutes = pl_router_count(router) + 2;
-    const char **routes = calloc(nroutes, sizeof *routes);
+    const char **routes = pl_xcalloc(nroutes, sizeof *routes);
     const char *methods[PL_METHOD_COUNT];
     const char *statuses[NSTATUS];
     char codes[NSTATUS][8];
-    if (!routes) abort();
     for (size_t i = 0; i < nroutes - 2; i++)
         routes[i] = pl_router_at(router, i)->pattern;
     routes[nroutes - 2] = "unmatched";
@@ -76,8 +76,7 @@ struct pl_http_metrics *pl_http_metrics_create(struct pl_metrics *reg,
     struct pl_metric *d = r ? pl_metrics_add(reg, &duration) : NULL;
     free(routes);
     if (!d) return NULL;
-    struct pl_http_metrics *m = calloc(1, sizeof *m);
-    if (!m) abort();
+    struct pl_http_metrics *m = pl_xcalloc(1, sizeof *m);
     m->requests = r;
     m->duration = d;
     m->nroutes = nroutes;

@@ -1,4 +1,6 @@
-/* Request accessors: headers, path parameters, query strings and the request arena. */
+/* The request: construction and ids, accessors, headers, path parameters, query strings
+ * and the request arena. */
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,9 +8,62 @@
 #include <strings.h>
 
 #include "http_internal.h"
-#include "request_internal.h"
+#include "pl/mem.h"
 
-static int hexval(char c)
+/* ---- construction and request ids ---- */
+
+static _Thread_local struct {
+    char prefix[17];
+    uint64_t counter;
+} rid;
+
+/* "<16 random hex digits of this thread>-<counter>": unique without coordination. */
+static void make_request_id(char *out, size_t cap)
+{
+    if (!rid.prefix[0]) {
+        unsigned char r[8];
+        randombytes_buf(r, sizeof r);
+        sodium_bin2hex(rid.prefix, sizeof rid.prefix, r, sizeof r);
+    }
+    snprintf(out, cap, "%s-%llx", rid.prefix, (unsigned long long)++rid.counter);
+}
+
+static bool sane_request_id(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+        if (n >= 128) return false;
+    }
+    return n >= 1;
+}
+
+struct pl_http_request *http_request_new(struct conn *c)
+{
+    struct pl_http_request *req = pl_xcalloc(1, sizeof *req);
+    req->conn = c;
+    req->srv = c->srv;
+    req->route_index = PL_ROUTE_UNMATCHED;
+    req->start_ns = uv_hrtime();
+    req->query = "";
+    memcpy(req->peer_ip, c->peer, sizeof req->peer_ip);
+    make_request_id(req->request_id, sizeof req->request_id);
+    c->srv->inflight++;
+    return req;
+}
+
+void http_request_adopt_id(struct pl_http_request *req)
+{
+    const char *id = pl_req_header(req, "x-request-id");
+    if (id && sane_request_id(id)) snprintf(req->request_id, sizeof req->request_id, "%s", id);
+}
+
+/* ---- percent-decoding ---- */
+
+int pl_http_hexval(char c)
 {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -23,7 +78,7 @@ long pl_http_percent_decode(const char *src, size_t len, char *dst, int plus_is_
         char c = src[i];
         if (c == '%') {
             if (i + 2 >= len) return -1;
-            int h = hexval(src[i + 1]), l = hexval(src[i + 2]);
+            int h = pl_http_hexval(src[i + 1]), l = pl_http_hexval(src[i + 2]);
             if (h < 0 || l < 0) return -1;
             c = (char)(h * 16 + l);
             i += 2;
@@ -37,14 +92,15 @@ long pl_http_percent_decode(const char *src, size_t len, char *dst, int plus_is_
     return (long)o;
 }
 
+/* ---- the arena ---- */
+
 void *pl_req_alloc(struct pl_http_request *req, size_t size)
 {
     size = (size + 15) & ~(size_t)15;
     struct arena_block *b = req->arena;
     if (!b || b->cap - b->used < size) {
         size_t cap = size > 3072 ? size : 3072;
-        b = malloc(sizeof *b + cap);
-        if (!b) abort();
+        b = pl_xmalloc(sizeof *b + cap);
         b->cap = cap;
         b->used = 0;
         b->next = req->arena;
@@ -65,23 +121,20 @@ char *pl_req_strdup(struct pl_http_request *req, const char *s)
 
 char *pl_req_printf(struct pl_http_request *req, const char *fmt, ...)
 {
-    va_list ap;
+    va_list ap, again;
     va_start(ap, fmt);
-    char tmp[256];
+    va_copy(again, ap);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0) return pl_req_strdup(req, "");
-    char *p = pl_req_alloc(req, (size_t)n + 1);
-    if ((size_t)n < sizeof tmp) {
-        memcpy(p, tmp, (size_t)n + 1);
-    } else {
-        va_start(ap, fmt);
-        vsnprintf(p, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *p = pl_req_alloc(req, n < 0 ? 1 : (size_t)n + 1);
+    if (n < 0)
+        p[0] = 0;
+    else
+        vsnprintf(p, (size_t)n + 1, fmt, again);
 #pragma GCC diagnostic pop
+    va_end(again);
+    va_end(ap);
     return p;
 }
 
@@ -109,6 +162,18 @@ void pl_http_request_free(struct pl_http_request *req)
         b = next;
     }
     free(req);
+}
+
+/* ---- accessors ---- */
+
+void *pl_req_ctx(const struct pl_http_request *req)
+{
+    return req->srv->cfg.ctx;
+}
+
+bool pl_req_alive(const struct pl_http_request *req)
+{
+    return req->conn && !req->conn->closing && !req->conn->read_eof;
 }
 
 unsigned pl_req_method(const struct pl_http_request *req)
@@ -148,6 +213,8 @@ void pl_req_set_log_user(struct pl_http_request *req, const char *user_id)
 {
     req->log_user = user_id ? pl_req_strdup(req, user_id) : NULL;
 }
+
+/* ---- headers, parameters, body ---- */
 
 const char *pl_req_header(const struct pl_http_request *req, const char *name)
 {
@@ -200,6 +267,8 @@ const char *pl_req_body(const struct pl_http_request *req, size_t *len)
     if (len) *len = req->body.len;
     return req->body.data ? req->body.data : "";
 }
+
+/* ---- query strings ---- */
 
 /* Calls fn(value, vlen, arg) with the raw (still encoded) value of every parameter whose
  * strictly decoded name is `name`; a name that does not decode names no parameter. */

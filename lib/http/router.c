@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pl/http.h"
+#include "pl/mem.h"
+#include "pl/router.h"
 
 #define MAX_SEGS 16
 
@@ -104,10 +105,8 @@ int pl_router_create(struct pl_route *const *tables, size_t ntables, struct pl_r
     for (size_t t = 0; t < ntables; t++)
         for (const struct pl_route *r = tables[t]; r->pattern; r++)
             n++;
-    struct pl_router *rt = calloc(1, sizeof *rt);
-    if (!rt) abort();
-    rt->routes = calloc(n ? n : 1, sizeof *rt->routes);
-    if (!rt->routes) abort();
+    struct pl_router *rt = pl_xcalloc(1, sizeof *rt);
+    rt->routes = pl_xcalloc(n, sizeof *rt->routes);
     for (size_t t = 0; t < ntables; t++) {
         for (struct pl_route *r = tables[t]; r->pattern; r++) {
             struct compiled *c = &rt->routes[rt->n];

@@ -16,7 +16,9 @@
 
 #include "http_internal.h"
 #include "pl/log.h"
+#include "pl/mem.h"
 #include "pl/static.h"
+#include "pl/time.h"
 
 #define DEFAULT_MAX_FILE  (32u << 20)
 #define DEFAULT_MAX_TOTAL (256u << 20)
@@ -36,7 +38,7 @@ struct entry {
     const char *mime;
     struct variant plain, gz;
     time_t mtime;
-    char last_modified[40];
+    char last_modified[32];
     bool immutable, html;
 };
 
@@ -51,14 +53,6 @@ struct pl_static {
 };
 
 /* ---- paths ---- */
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 long pl_static_normalize(const char *raw, size_t len, char *out, size_t cap)
 {
@@ -79,7 +73,8 @@ long pl_static_normalize(const char *raw, size_t len, char *out, size_t cap)
         while (i < len && raw[i] != '/') {
             unsigned char c = (unsigned char)raw[i++];
             if (c == '%') {
-                int h = i + 1 < len ? hexval(raw[i]) : -1, l = h >= 0 ? hexval(raw[i + 1]) : -1;
+                int h = i + 1 < len ? pl_http_hexval(raw[i]) : -1,
+                    l = h >= 0 ? pl_http_hexval(raw[i + 1]) : -1;
                 if (l < 0) return -1;
                 c = (unsigned char)(h * 16 + l);
                 i += 2;
@@ -256,12 +251,10 @@ static void walk_add(struct walk *w, const char *url, const char *file)
 {
     if (w->n == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 64;
-        w->v = realloc(w->v, w->cap * sizeof *w->v);
-        if (!w->v) abort();
+        w->v = pl_xrealloc(w->v, w->cap * sizeof *w->v);
     }
-    w->v[w->n].url = strdup(url);
-    w->v[w->n].file = strdup(file);
-    if (!w->v[w->n].url || !w->v[w->n].file) abort();
+    w->v[w->n].url = pl_xstrdup(url);
+    w->v[w->n].file = pl_xstrdup(file);
     w->n++;
 }
 
@@ -343,8 +336,7 @@ static int read_file(const char *file, size_t max, char **data, size_t *len, tim
         return PL_E_TOOBIG;
     }
     size_t n = (size_t)st.st_size;
-    char *buf = malloc(n ? n : 1);
-    if (!buf) abort();
+    char *buf = pl_xmalloc(n);
     size_t got = 0;
     while (got < n) {
         ssize_t r = read(fd, buf + got, n - got);
@@ -389,11 +381,124 @@ static const struct entry *find_entry(const struct pl_static *st, const char *pa
     return bsearch(&key, st->v, st->n, sizeof *st->v, cmp_entry);
 }
 
-static char *xstrdup(const char *s)
+/* Walks the root: w->v gets every file it may serve, sorted by URL path. Returns 0, or an
+ * error with w->err set. */
+static int walk_root(const char *root, struct walk *w)
 {
-    char *d = strdup(s);
-    if (!d) abort();
-    return d;
+    struct stat rst;
+    if (!root || !*root || stat(root, &rst) != 0 || !S_ISDIR(rst.st_mode)) {
+        snprintf(w->err, w->errlen, "%s is not a folder", root ? root : "(null)");
+        return PL_E_NOTFOUND;
+    }
+    if (!realpath(root, w->root_real)) {
+        int rc = -errno;
+        snprintf(w->err, w->errlen, "%s: %s", root, strerror(errno));
+        return rc;
+    }
+    w->root_len = strlen(w->root_real);
+    if (w->root_len == 1) w->root_len = 0; /* "/" as the root: inside_root tests "/..." */
+    walk_dir(w, w->root_real, "", 0);
+    qsort(w->v, w->n, sizeof *w->v, cmp_found);
+    return w->rc;
+}
+
+static void walk_free(struct walk *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        free(w->v[i].url);
+        free(w->v[i].file);
+    }
+    free(w->v);
+    free(w);
+}
+
+/* "x.gz" next to "x" is x's precompressed variant, not a file of its own. */
+static bool is_variant(const struct walk *w, const struct found *f)
+{
+    if (!ends_with(f->url, ".gz")) return false;
+    char stem[PATH_MAX];
+    snprintf(stem, sizeof stem, "%.*s", (int)(strlen(f->url) - 3), f->url);
+    return find_found(w, stem) != NULL;
+}
+
+/* Reads the .gz variant of f into e->gz when there is one worth keeping. Returns its size
+ * (0 for none). */
+static size_t load_gz(const struct walk *w, const struct found *f, size_t max_file, struct entry *e)
+{
+    if (ends_with(f->url, ".gz")) return 0;
+    char gzurl[PATH_MAX];
+    snprintf(gzurl, sizeof gzurl, "%s.gz", f->url);
+    const struct found *g = find_found(w, gzurl);
+    time_t gz_mtime = 0;
+    if (!g || read_file(g->file, max_file, &e->gz.data, &e->gz.len, &gz_mtime) != 0) return 0;
+    /* A stale or useless variant is worse than none. */
+    if (gz_mtime < e->mtime || e->gz.len >= e->plain.len) {
+        if (gz_mtime < e->mtime)
+            pl_warn("static: .gz older than its file, ignored", PL_STR("path", f->url));
+        free(e->gz.data);
+        e->gz.data = NULL;
+        e->gz.len = 0;
+        return 0;
+    }
+    set_etag(&e->gz);
+    return e->gz.len;
+}
+
+/* Reads f and its variant into e (untouched when f is skipped); *bytes gets their size. */
+static int load_file(const struct walk *w, const struct found *f, size_t max_file, struct entry *e,
+                     size_t *bytes)
+{
+    int r = read_file(f->file, max_file, &e->plain.data, &e->plain.len, &e->mtime);
+    if (r) {
+        pl_warn("static: file skipped", PL_STR("path", f->url), PL_STR("error", pl_strerror(r)));
+        return r;
+    }
+    *bytes = e->plain.len + load_gz(w, f, max_file, e);
+    return 0;
+}
+
+/* Fills the table from the walk, in its sorted order. Returns 0 or PL_E_TOOBIG (err set). */
+static int load_entries(struct pl_static *st, const struct walk *w, size_t max_file,
+                        size_t max_total, char *err, size_t errlen)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        const struct found *f = &w->v[i];
+        struct entry *e = &st->v[st->n];
+        size_t bytes;
+        if (is_variant(w, f) || load_file(w, f, max_file, e, &bytes) != 0) continue;
+        total += bytes;
+        if (total > max_total) {
+            snprintf(err, errlen, "the web root holds more than %zu bytes", max_total);
+            free(e->plain.data);
+            free(e->gz.data);
+            return PL_E_TOOBIG;
+        }
+        e->path = pl_xstrdup(f->url);
+        e->mime = mime_of(e->path);
+        e->html = strncmp(e->mime, "text/html", 9) == 0;
+        set_etag(&e->plain);
+        pl_time_format_http(e->mtime, e->last_modified);
+        st->n++;
+    }
+    return 0;
+}
+
+/* The settings of a loaded table: CSP, immutable names, the prefixes without fallback. */
+static void apply_config(struct pl_static *st, const struct pl_static_config *cfg)
+{
+    st->csp = pl_xstrdup(cfg->csp ? cfg->csp : PL_STATIC_DEFAULT_CSP);
+    st->immutable_prefix = pl_xstrdup(cfg->immutable_prefix ? cfg->immutable_prefix : "/assets/");
+    for (size_t i = 0; i < st->n; i++)
+        st->v[i].immutable = is_hashed(st->v[i].path, st->immutable_prefix);
+    if (cfg->no_fallback) {
+        while (cfg->no_fallback[st->nno_fallback])
+            st->nno_fallback++;
+        st->no_fallback = pl_xcalloc(st->nno_fallback + 1, sizeof *st->no_fallback);
+        for (size_t i = 0; i < st->nno_fallback; i++)
+            st->no_fallback[i] = pl_xstrdup(cfg->no_fallback[i]);
+    }
+    st->index = find_entry(st, "/index.html");
 }
 
 int pl_static_load(const struct pl_static_config *cfg, struct pl_static **out, char *err,
@@ -405,109 +510,24 @@ int pl_static_load(const struct pl_static_config *cfg, struct pl_static **out, c
         snprintf(err, errlen, "libsodium failed to initialise");
         return PL_E_INVALID;
     }
-    size_t max_file = cfg->max_file_bytes ? cfg->max_file_bytes : DEFAULT_MAX_FILE;
-    size_t max_total = cfg->max_total_bytes ? cfg->max_total_bytes : DEFAULT_MAX_TOTAL;
-    struct walk *w = calloc(1, sizeof *w);
-    if (!w) abort();
+    struct walk *w = pl_xcalloc(1, sizeof *w);
     w->err = err;
     w->errlen = errlen;
-    int rc = 0;
-    struct stat rst;
-    if (!cfg->root || !*cfg->root || stat(cfg->root, &rst) != 0 || !S_ISDIR(rst.st_mode)) {
-        snprintf(err, errlen, "%s is not a folder", cfg->root ? cfg->root : "(null)");
-        free(w);
-        return PL_E_NOTFOUND;
+    struct pl_static *st = NULL;
+    int rc = walk_root(cfg->root, w);
+    if (rc == 0) {
+        st = pl_xcalloc(1, sizeof *st);
+        st->v = pl_xcalloc(w->n, sizeof *st->v);
+        rc = load_entries(st, w, cfg->max_file_bytes ? cfg->max_file_bytes : DEFAULT_MAX_FILE,
+                          cfg->max_total_bytes ? cfg->max_total_bytes : DEFAULT_MAX_TOTAL, err,
+                          errlen);
     }
-    if (!realpath(cfg->root, w->root_real)) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: %s", cfg->root, strerror(errno));
-        free(w);
-        return rc;
-    }
-    w->root_len = strlen(w->root_real);
-    if (w->root_len == 1) w->root_len = 0; /* "/" as the root: inside_root tests "/..." */
-    walk_dir(w, w->root_real, "", 0);
-    rc = w->rc;
-    qsort(w->v, w->n, sizeof *w->v, cmp_found);
-
-    struct pl_static *st = calloc(1, sizeof *st);
-    if (!st) abort();
-    st->v = calloc(w->n ? w->n : 1, sizeof *st->v);
-    if (!st->v) abort();
-    size_t total = 0;
-    for (size_t i = 0; rc == 0 && i < w->n; i++) {
-        const struct found *f = &w->v[i];
-        /* "x.gz" next to "x" is x's precompressed variant, not a file of its own. */
-        if (ends_with(f->url, ".gz")) {
-            char stem[PATH_MAX];
-            snprintf(stem, sizeof stem, "%.*s", (int)(strlen(f->url) - 3), f->url);
-            if (find_found(w, stem)) continue;
-        }
-        struct entry *e = &st->v[st->n];
-        int r = read_file(f->file, max_file, &e->plain.data, &e->plain.len, &e->mtime);
-        if (r) {
-            pl_warn("static: file skipped", PL_STR("path", f->url),
-                    PL_STR("error", pl_strerror(r)));
-            continue;
-        }
-        total += e->plain.len;
-        char gzurl[PATH_MAX];
-        snprintf(gzurl, sizeof gzurl, "%s.gz", f->url);
-        const struct found *g = ends_with(f->url, ".gz") ? NULL : find_found(w, gzurl);
-        time_t gz_mtime = 0;
-        if (g && read_file(g->file, max_file, &e->gz.data, &e->gz.len, &gz_mtime) == 0) {
-            /* A stale or useless variant is worse than none. */
-            if (gz_mtime < e->mtime || e->gz.len >= e->plain.len) {
-                if (gz_mtime < e->mtime)
-                    pl_warn("static: .gz older than its file, ignored", PL_STR("path", f->url));
-                free(e->gz.data);
-                e->gz.data = NULL;
-                e->gz.len = 0;
-            } else {
-                total += e->gz.len;
-                set_etag(&e->gz);
-            }
-        }
-        if (total > max_total) {
-            snprintf(err, errlen, "the web root holds more than %zu bytes", max_total);
-            free(e->plain.data);
-            free(e->gz.data);
-            rc = PL_E_TOOBIG;
-            break;
-        }
-        e->path = xstrdup(f->url);
-        e->mime = mime_of(e->path);
-        e->html = strncmp(e->mime, "text/html", 9) == 0;
-        set_etag(&e->plain);
-        struct tm tm;
-        gmtime_r(&e->mtime, &tm);
-        strftime(e->last_modified, sizeof e->last_modified, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        st->n++;
-    }
-    for (size_t i = 0; i < w->n; i++) {
-        free(w->v[i].url);
-        free(w->v[i].file);
-    }
-    free(w->v);
-    free(w);
+    walk_free(w);
     if (rc) {
         pl_static_destroy(st);
         return rc;
     }
-    /* Already sorted: entries were taken in the walk's sorted order. */
-    st->csp = xstrdup(cfg->csp ? cfg->csp : PL_STATIC_DEFAULT_CSP);
-    st->immutable_prefix = xstrdup(cfg->immutable_prefix ? cfg->immutable_prefix : "/assets/");
-    for (size_t i = 0; i < st->n; i++)
-        st->v[i].immutable = is_hashed(st->v[i].path, st->immutable_prefix);
-    if (cfg->no_fallback) {
-        while (cfg->no_fallback[st->nno_fallback])
-            st->nno_fallback++;
-        st->no_fallback = calloc(st->nno_fallback + 1, sizeof *st->no_fallback);
-        if (!st->no_fallback) abort();
-        for (size_t i = 0; i < st->nno_fallback; i++)
-            st->no_fallback[i] = xstrdup(cfg->no_fallback[i]);
-    }
-    st->index = find_entry(st, "/index.html");
+    apply_config(st, cfg); /* entries are already sorted: taken in the walk's order */
     *out = st;
     return 0;
 }
@@ -582,15 +602,6 @@ static bool etag_matches(const char *list, const char *etag)
     return false;
 }
 
-static bool parse_http_date(const char *s, time_t *out)
-{
-    struct tm tm = {0};
-    const char *end = strptime(s, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (!end || *end) return false;
-    *out = timegm(&tm);
-    return *out != (time_t)-1;
-}
-
 static bool under_prefix(const char *path, const char *prefix)
 {
     size_t n = strlen(prefix);
@@ -619,9 +630,9 @@ static void serve_entry(const struct pl_static *st, struct pl_http_request *req,
     /* If-None-Match wins; If-Modified-Since counts only without it (RFC 9110 13.2.2). */
     const char *inm = pl_req_header(req, "if-none-match");
     const char *ims = pl_req_header(req, "if-modified-since");
-    time_t since;
-    bool not_modified =
-        inm ? etag_matches(inm, v->etag) : ims && parse_http_date(ims, &since) && e->mtime <= since;
+    int64_t since;
+    bool not_modified = inm ? etag_matches(inm, v->etag)
+                            : ims && pl_time_parse_http(ims, &since) == 0 && e->mtime <= since;
     if (not_modified) {
         pl_respond(req, 304, NULL, NULL, 0);
         return;

@@ -15,6 +15,7 @@
 
 #include "pl/buf.h"
 #include "pl/json.h"
+#include "pl/time.h"
 
 static const char TIMESTAMP_MSG[] = "must be an RFC 3339 timestamp with an offset";
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "pl/buf.h"
+#include "pl/mem.h"
 
 #define MAX_COLLECTORS 8
 
@@ -51,20 +52,6 @@ struct pl_metrics {
     int ncollectors;
 };
 
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size);
-    if (!p) abort();
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-    if (!p) abort();
-    return p;
-}
-
 int pl_metrics_create(const char *prefix, struct pl_metrics **out)
 {
     *out = NULL;
@@ -73,8 +60,8 @@ int pl_metrics_create(const char *prefix, struct pl_metrics **out)
         if (!(*p == '_' || *p == ':' || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
               (p > prefix && *p >= '0' && *p <= '9')))
             return PL_E_INVALID;
-    struct pl_metrics *reg = xcalloc(1, sizeof *reg);
-    reg->prefix = xstrdup(prefix);
+    struct pl_metrics *reg = pl_xcalloc(1, sizeof *reg);
+    reg->prefix = pl_xstrdup(prefix);
     *out = reg;
     return 0;
 }
@@ -156,7 +143,7 @@ size_t pl_metrics_escape_label(char *out, size_t cap, const char *s)
 static char *escaped_dup(const char *s, bool quote)
 {
     size_t n = escape(NULL, 0, s, quote);
-    char *p = xcalloc(1, n + 1);
+    char *p = pl_xcalloc(1, n + 1);
     escape(p, n + 1, s, quote);
     return p;
 }
@@ -221,14 +208,14 @@ struct pl_metric *pl_metrics_add(struct pl_metrics *reg, const struct pl_metric_
     if (!reg || !d || !def_valid(reg, d)) return NULL;
     bool prefixed = !(d->flags & PL_METRIC_NO_PREFIX);
     size_t len = (prefixed ? strlen(reg->prefix) : 0) + strlen(d->name) + 1;
-    char *name = xcalloc(1, len);
+    char *name = pl_xcalloc(1, len);
     strcpy(name, prefixed ? reg->prefix : "");
     strcat(name, d->name);
     if (find(reg, name)) {
         free(name);
         return NULL;
     }
-    struct pl_metric *m = xcalloc(1, sizeof *m);
+    struct pl_metric *m = pl_xcalloc(1, sizeof *m);
     m->type = d->type;
     m->flags = d->flags;
     m->name = name;
@@ -237,9 +224,9 @@ struct pl_metric *pl_metrics_add(struct pl_metrics *reg, const struct pl_metric_
     m->nseries = 1;
     for (size_t i = 0; i < d->nlabels; i++) {
         struct label *l = &m->labels[i];
-        l->name = xstrdup(d->labels[i].name);
+        l->name = pl_xstrdup(d->labels[i].name);
         l->count = d->labels[i].count;
-        l->values = xcalloc(l->count, sizeof *l->values);
+        l->values = pl_xcalloc(l->count, sizeof *l->values);
         for (size_t k = 0; k < l->count; k++)
             l->values[k] = escaped_dup(d->labels[i].values[k], true);
         m->nseries *= l->count;
@@ -248,17 +235,17 @@ struct pl_metric *pl_metrics_add(struct pl_metrics *reg, const struct pl_metric_
     if (d->type == PL_METRIC_HISTOGRAM) {
         m->scale = d->scale > 0 ? d->scale : 1;
         m->nbounds = d->nbounds;
-        m->bounds = xcalloc(d->nbounds, sizeof *m->bounds);
-        m->bound_text = xcalloc(d->nbounds, sizeof *m->bound_text);
+        m->bounds = pl_xcalloc(d->nbounds, sizeof *m->bounds);
+        m->bound_text = pl_xcalloc(d->nbounds, sizeof *m->bound_text);
         for (size_t b = 0; b < d->nbounds; b++) {
             m->bounds[b] = (uint64_t)llround(d->bounds[b] / m->scale);
             char text[40];
             snprintf(text, sizeof text, "%g", d->bounds[b]);
-            m->bound_text[b] = xstrdup(text);
+            m->bound_text[b] = pl_xstrdup(text);
         }
         m->stride = d->nbounds + 2; /* buckets, +Inf, sum */
     }
-    m->cells = xcalloc(m->nseries * m->stride, sizeof *m->cells);
+    m->cells = pl_xcalloc(m->nseries * m->stride, sizeof *m->cells);
     if (reg->tail)
         reg->tail->next = m;
     else

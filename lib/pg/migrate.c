@@ -234,24 +234,30 @@ fail:
     return PL_E_DB;
 }
 
-int pl_pg_migrate(const char *conninfo, const char *dir, int *applied, char *err, size_t errlen)
+/* What both entry points start with: the files of `dir` and a blocking connection. On an
+ * error, *list and *pg may hold what was opened (the caller frees them either way). */
+static int open_run(const char *conninfo, const char *dir, struct mig_list *list, PGconn **pg,
+                    char *err, size_t errlen)
 {
-    if (applied) *applied = 0;
     if (err && errlen) err[0] = '\0';
     if (!conninfo || !dir) {
         set_err(err, errlen, "conninfo and migrations dir are required");
         return PL_E_INVALID;
     }
+    int rc = scan_dir(dir, list, err, errlen);
+    if (rc) return rc;
+    *pg = pl_pg_connect_blocking(conninfo, "pulsed-migrate", err, errlen);
+    return *pg ? 0 : PL_E_UNAVAILABLE;
+}
+
+int pl_pg_migrate(const char *conninfo, const char *dir, int *applied, char *err, size_t errlen)
+{
+    if (applied) *applied = 0;
     struct mig_list list = {0};
     bool done[MAX_VERSION];
     PGconn *pg = NULL;
-    int rc = scan_dir(dir, &list, err, errlen);
+    int rc = open_run(conninfo, dir, &list, &pg, err, errlen);
     if (rc) goto out;
-    pg = pl_pg_connect_blocking(conninfo, "pulsed-migrate", err, errlen);
-    if (!pg) {
-        rc = PL_E_UNAVAILABLE;
-        goto out;
-    }
     /* Held for the whole run, so replicas starting together apply each file once. */
     rc = PL_E_DB;
     if (!exec_ok(pg, MIGRATE_LOCK_SQL, "taking the migration lock", err, errlen)) goto out;
@@ -279,21 +285,11 @@ out:
 
 int pl_pg_migrations_pending(const char *conninfo, const char *dir, char *err, size_t errlen)
 {
-    if (err && errlen) err[0] = '\0';
-    if (!conninfo || !dir) {
-        set_err(err, errlen, "conninfo and migrations dir are required");
-        return PL_E_INVALID;
-    }
     struct mig_list list = {0};
     bool done[MAX_VERSION];
     PGconn *pg = NULL;
-    int rc = scan_dir(dir, &list, err, errlen);
+    int rc = open_run(conninfo, dir, &list, &pg, err, errlen);
     if (rc) goto out;
-    pg = pl_pg_connect_blocking(conninfo, "pulsed-migrate", err, errlen);
-    if (!pg) {
-        rc = PL_E_UNAVAILABLE;
-        goto out;
-    }
     rc = load_applied(pg, done, true, err, errlen);
     if (rc) goto out;
     for (int i = 0; i < list.n; i++)

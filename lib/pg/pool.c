@@ -8,21 +8,8 @@
 
 #include "pg/pg_internal.h"
 #include "pl/log.h"
+#include "pl/mem.h"
 #include "pl/metrics.h"
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (!p) abort();
-    return p;
-}
-
-static char *xstrdup(const char *s)
-{
-    char *p = strdup(s);
-    if (!p) abort();
-    return p;
-}
 
 void pg_fifo_push(struct pg_fifo *q, struct pg_batch *b)
 {
@@ -62,7 +49,7 @@ static struct pg_batch *batch_alloc(const struct pl_pg_stmt *stmts, const struct
     }
     size_t size = sizeof(struct pg_batch) + (size_t)n * sizeof(struct pg_item) +
                   (size_t)n * sizeof(PGresult *) + nptrs * sizeof(char *) + nbytes;
-    struct pg_batch *b = xcalloc(1, size);
+    struct pg_batch *b = pl_xcalloc(1, size);
     b->n = n;
     b->results = (PGresult **)(void *)&b->items[n];
     const char **ptrs = (const char **)(void *)&b->results[n];
@@ -91,7 +78,7 @@ static struct pg_batch *batch_alloc(const struct pl_pg_stmt *stmts, const struct
 struct pg_batch *pg_batch_new_prepare(const struct pg_def *def)
 {
     struct pg_batch *b =
-        xcalloc(1, sizeof(struct pg_batch) + sizeof(struct pg_item) + sizeof(PGresult *));
+        pl_xcalloc(1, sizeof(struct pg_batch) + sizeof(struct pg_item) + sizeof(PGresult *));
     b->n = 1;
     b->results = (PGresult **)(void *)&b->items[1];
     b->items[0].def = def;
@@ -265,12 +252,12 @@ int pl_pg_pool_create(uv_loop_t *loop, const struct pl_pg_config *cfg, struct pl
     *out = NULL;
     if (!loop || !config_valid(cfg)) return PL_E_INVALID;
 
-    struct pl_pg_pool *pool = xcalloc(1, sizeof *pool);
+    struct pl_pg_pool *pool = pl_xcalloc(1, sizeof *pool);
     pool->loop = loop;
     pool->cfg = *cfg;
-    pool->conninfo = xstrdup(cfg->conninfo);
+    pool->conninfo = pl_xstrdup(cfg->conninfo);
     pool->cfg.conninfo = pool->conninfo;
-    pool->conns = xcalloc((size_t)cfg->size, sizeof *pool->conns);
+    pool->conns = pl_xcalloc((size_t)cfg->size, sizeof *pool->conns);
 
     /* Neither init can fail for idle handles and timers on a live loop. */
     uv_idle_init(loop, &pool->kick);
@@ -304,9 +291,9 @@ int pl_pg_pool_prepare(struct pl_pg_pool *pool, const char *name, const char *sq
         pool->defs = realloc(pool->defs, (size_t)pool->capdefs * sizeof(struct pg_def *));
         if (!pool->defs) abort();
     }
-    struct pg_def *d = xcalloc(1, sizeof *d);
-    d->name = xstrdup(name);
-    d->sql = xstrdup(sql);
+    struct pg_def *d = pl_xcalloc(1, sizeof *d);
+    d->name = pl_xstrdup(name);
+    d->sql = pl_xstrdup(sql);
     d->nparams = nparams;
     d->index = pool->ndefs;
     pool->defs[pool->ndefs++] = d;

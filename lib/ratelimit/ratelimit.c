@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "pl/log.h"
+#include "pl/mem.h"
 #include "ratelimit/ratelimit_internal.h"
 
 struct check {
@@ -45,13 +46,6 @@ struct pl_ratelimit {
     bool degraded;                          /* the last check fell back: log once per episode */
     bool destroying;
 };
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n, size);
-    if (!p) abort();
-    return p;
-}
 
 static char *concat(const char *a, size_t alen, const char *b)
 {
@@ -226,7 +220,7 @@ int pl_ratelimit_create(uv_loop_t *loop, struct pl_redis *redis, const char *pre
     if (!out) return PL_E_INVALID;
     *out = NULL;
     if (!loop || !prefix) return PL_E_INVALID;
-    struct pl_ratelimit *rl = xcalloc(1, sizeof *rl);
+    struct pl_ratelimit *rl = pl_xcalloc(1, sizeof *rl);
     rl->loop = loop;
     rl->redis = redis;
     rl->prefix_len = strlen(prefix);
@@ -282,7 +276,7 @@ int pl_ratelimit_check(struct pl_ratelimit *rl, int n, const char *const *keys,
     for (int i = 0; i < n; i++)
         if (!keys[i] || !gcra_rule_valid(&rules[i])) return PL_E_INVALID;
 
-    struct check *c = xcalloc(1, sizeof *c);
+    struct check *c = pl_xcalloc(1, sizeof *c);
     c->rl = rl;
     c->cb = cb;
     c->ctx = ctx;

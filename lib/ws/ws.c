@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -43,7 +44,7 @@ struct pl_ws_conn {
     struct pl_ws_server *srv;
     struct lws *wsi;
     void *user;
-    struct pl_ws_conn *prev, *next;
+    LIST_ENTRY(pl_ws_conn) link; /* in the server's list */
     struct queued *head, *tail;
     struct pl_ws_frame *latest;
     size_t queued_bytes;
@@ -63,7 +64,7 @@ struct pl_ws_server {
     struct lws_vhost *vhost;
     struct lws_protocols protocols[2];
     lws_retry_bo_t idle_policy;
-    struct pl_ws_conn *conns; /* intrusive list */
+    LIST_HEAD(, pl_ws_conn) conns;
     int nconns;
     bool closed; /* close_all was called: no new connections */
     bool destroying;
@@ -212,11 +213,7 @@ static void conn_free(struct pl_ws_conn *c)
     }
     pl_ws_frame_unref(c->latest);
     pl_buf_dispose(&c->rx);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next) c->next->prev = c->prev;
+    LIST_REMOVE(c, link);
     s->nconns--;
     if (s->cfg.conn_count) atomic_fetch_sub(s->cfg.conn_count, 1);
     free(c);
@@ -343,9 +340,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         s->adopting_user = NULL;
         s->adopted = c;
         lws_set_opaque_user_data(wsi, c);
-        c->next = s->conns;
-        if (s->conns) s->conns->prev = c;
-        s->conns = c;
+        LIST_INSERT_HEAD(&s->conns, c, link);
         s->nconns++;
         if (s->cfg.conn_count) atomic_fetch_add(s->cfg.conn_count, 1);
         return 0;
@@ -381,8 +376,8 @@ static void on_stall_timer(uv_timer_t *t)
 {
     struct pl_ws_server *s = t->data;
     uint64_t now = uv_now(s->loop);
-    for (struct pl_ws_conn *c = s->conns, *next; c; c = next) {
-        next = c->next;
+    for (struct pl_ws_conn *c = LIST_FIRST(&s->conns), *next; c; c = next) {
+        next = LIST_NEXT(c, link);
         if (c->close_code && now >= c->close_deadline)
             conn_hard_close(c);
         else if (c->pending_since && now - c->pending_since >= s->cfg.stall_ms)
@@ -456,7 +451,8 @@ int pl_ws_server_create(uv_loop_t *loop, const struct pl_ws_config *cfg, struct 
 void pl_ws_server_close_all(struct pl_ws_server *s, int code, const char *reason)
 {
     s->closed = true;
-    for (struct pl_ws_conn *c = s->conns; c; c = c->next)
+    struct pl_ws_conn *c;
+    LIST_FOREACH(c, &s->conns, link)
         pl_ws_close(c, code, reason);
 }
 

@@ -15,6 +15,7 @@
 #include "passwords.h"
 #include "pl/json.h"
 #include "pl/log.h"
+#include "pl/time.h"
 #include "sessions.h"
 
 /* ---- shared by the routes of this folder ---- */

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "../app.h"
 #include "../guards.h"
@@ -12,6 +11,7 @@
 #include "../records/records_store.h"
 #include "feedings.h"
 #include "pl/cursor.h"
+#include "pl/time.h"
 
 #define FUTURE_SLACK_US (5LL * 60 * 1000000) /* given_at may be at most 5 minutes ahead */
 
@@ -34,13 +34,6 @@ static const struct pl_jschema patch_schema = {patch_fields, 4, feeding_read_onl
 static const struct body_rules create_rules = {.schema = &create_schema};
 static const struct body_rules patch_rules = {.schema = &patch_schema};
 
-static int64_t now_us(void)
-{
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (int64_t)tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
 /* amount, kind, given_at (+ the note as the caller wants it). The schema has checked the
  * shapes; what is left is the clock: not more than 5 minutes in the future. given_at goes
  * to SQL as the microseconds we parsed, never as the client's text. */
@@ -55,7 +48,7 @@ static json_t *common_params(struct pl_http_request *req, json_t *body, const ch
     if (!given_at) return NULL;
     if (pl_time_parse_rfc3339(given_at, &at) != 0) /* the schema checked it: not reached */
         return json_pack("[{s:s, s:s}]", "field", "given_at", "message", "not a timestamp");
-    if (at > now_us() + FUTURE_SLACK_US)
+    if (at > pl_time_now_us() + FUTURE_SLACK_US)
         return json_pack("[{s:s, s:s}]", "field", "given_at", "message",
                          "must not be more than 5 minutes in the future");
     v[2] = pl_req_printf(req, "%lld", (long long)at);

@@ -9,6 +9,7 @@
 #include "guards.h"
 #include "pl/json.h"
 #include "pl/log.h"
+#include "pl/time.h"
 #include "pl/ws.h"
 #include "auth/auth.h"
 #include "events.h"
@@ -144,7 +145,7 @@ static void send_hello(struct live_client *c, struct pl_ws_conn *ws)
     if (c->hello_sent) return;
     c->hello_sent = true;
     char now[32];
-    pl_time_format_rfc3339(live_now_us(), now);
+    pl_time_format_rfc3339(pl_time_now_us(), now);
     send_json(ws, json_pack("{s:s, s:s, s:s, s:s, s:o}", "type", "hello", "user_id", c->user->id,
                             "instance", c->lw->w->app->cfg.instance, "server_time", now, "topics",
                             topics_json(c->topics)));

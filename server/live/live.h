@@ -56,14 +56,6 @@ static inline unsigned live_hash(const char *key)
     return h;
 }
 
-/* Wall-clock time in microseconds since the epoch (for the messages' timestamps). */
-static inline int64_t live_now_us(void)
-{
-    uv_timeval64_t tv;
-    uv_gettimeofday(&tv);
-    return tv.tv_sec * 1000000 + tv.tv_usec;
-}
-
 /* Worker side. live_worker_init runs on the worker's thread after its Redis client exists;
  * live_worker_async_init on the main thread before the worker starts (it owns the async
  * handle the sampler wakes). */

@@ -14,6 +14,7 @@
 #include "pl/log.h"
 #include "pl/process.h"
 #include "pl/sysmetrics.h"
+#include "pl/time.h"
 
 #define HISTORY_MS  60000
 #define HISTORY_MAX 1200 /* 60 s at the fastest 50 ms interval */
@@ -94,7 +95,7 @@ static void on_sample(uv_timer_t *t)
     char system[512];
     if (pl_sys_sample_json(&sys, system, sizeof system) < 0) strcpy(system, "{}");
     char now[32];
-    pl_time_format_rfc3339(live_now_us(), now);
+    pl_time_format_rfc3339(pl_time_now_us(), now);
     char text[1024];
     int n =
         snprintf(text, sizeof text,

@@ -11,6 +11,7 @@
 #include "problems.h"
 #include "live.h"
 #include "pl/json.h"
+#include "pl/time.h"
 
 #define TICKET_KEY_PREFIX "pulse:ticket:"
 
@@ -100,7 +101,7 @@ void live_ticket_create(struct pl_http_request *req)
     if (ticket_hash(t->ticket, hash) != 0) abort(); /* our own ticket has the right shape */
     snprintf(key, sizeof key, TICKET_KEY_PREFIX "%s", hash);
     snprintf(ttl, sizeof ttl, "%d", TICKET_TTL_S);
-    t->expires_us = live_now_us() + (int64_t)TICKET_TTL_S * 1000000;
+    t->expires_us = pl_time_now_us() + (int64_t)TICKET_TTL_S * 1000000;
     /* NX: a collision of 256 random bits does not happen, but never overwrite a ticket. */
     const char *argv[] = {"SET", key, p->session_id, "EX", ttl, "NX"};
     if (pl_redis_command(req_worker(req)->redis, 6, argv, NULL, on_stored, t) != 0)

@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "../app.h"
 #include "../auth/auth.h"
@@ -15,6 +14,7 @@
 #include "pl/buf.h"
 #include "pl/json.h"
 #include "pl/log.h"
+#include "pl/time.h"
 #include "profile.h"
 
 /* ---- GET /me ---- */
@@ -236,10 +236,8 @@ static void on_export_head(int status, PGresult **results, int n, void *ctx)
         reply_account_gone(req);
         return;
     }
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
     char now[32];
-    pl_time_format_rfc3339((int64_t)tv.tv_sec * 1000000 + tv.tv_usec, now);
+    pl_time_format_rfc3339(pl_time_now_us(), now);
     json_t *tokens = json_array();
     for (int i = 0; i < PQntuples(results[1]); i++)
         json_array_append_new(tokens, token_json(results[1], i));

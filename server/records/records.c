@@ -14,6 +14,7 @@
 #include "pl/buf.h"
 #include "pl/cursor.h"
 #include "pl/log.h"
+#include "pl/time.h"
 
 void record_event(struct pl_http_request *req, const char *event, const char *data_json)
 {
@@ -162,11 +163,8 @@ void record_create(struct pl_http_request *req, const struct record_kind *k)
 
 /* ---- If-Match ---- */
 
-/* NULL for no precondition (absent or "*"); a version number text; or "-1" for a tag that
- * can never match (weak or malformed: If-Match uses strong comparison). */
-static const char *expected_version(struct pl_http_request *req)
+const char *record_if_match(const char *h, char buf[RECORD_VERSION_MAX])
 {
-    const char *h = pl_req_header(req, "if-match");
     if (!h || strcmp(h, "*") == 0) return NULL;
     size_t n = strlen(h);
     if (n < 3 || n > 12 || h[0] != '"' || h[n - 1] != '"') return "-1";
@@ -177,7 +175,13 @@ static const char *expected_version(struct pl_http_request *req)
     }
     /* Canonical digits: "01" means version 1 everywhere, and nothing overflows int4. */
     if (v > 2147483647) return "-1";
-    return pl_req_printf(req, "%lld", v);
+    snprintf(buf, RECORD_VERSION_MAX, "%d", (int)v);
+    return buf;
+}
+
+static const char *expected_version(struct pl_http_request *req)
+{
+    return record_if_match(pl_req_header(req, "if-match"), pl_req_alloc(req, RECORD_VERSION_MAX));
 }
 
 /* ---- update and delete ---- */

@@ -35,6 +35,12 @@ struct record_kind {
     json_t *(*update_params)(struct pl_http_request *req, json_t *body, const char **values);
 };
 
+/* If-Match header h (strong comparison): NULL for no precondition (absent or "*"); the
+ * version it names, in canonical digits, written into buf; or "-1" for a tag that can never
+ * match (weak, malformed, or beyond int4). */
+#define RECORD_VERSION_MAX 16
+const char *record_if_match(const char *h, char buf[RECORD_VERSION_MAX]);
+
 void record_create(struct pl_http_request *req, const struct record_kind *k);
 void record_get(struct pl_http_request *req, const struct record_kind *k);
 void record_patch(struct pl_http_request *req, const struct record_kind *k);

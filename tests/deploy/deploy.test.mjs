@@ -84,7 +84,7 @@ for (const [name, type] of METRIC_TYPES) {
 }
 // Series Prometheus adds to every scrape target.
 const PROMETHEUS_SERIES = new Set(['up', 'scrape_duration_seconds', 'scrape_samples_scraped']);
-// Names the contract (shared/api.md, "Metrics names") promises: one pulsed does not print yet
+// Names the contract (docs/api.md, "Operations") promises: one pulsed does not print yet
 // is reported as a todo, not a failure, until its feature lands.
 const CONTRACT_METRICS = new Set([
     'pulse_http_requests_total', 'pulse_http_request_duration_seconds_bucket',

@@ -1,4 +1,4 @@
-// Accounts against the contract (/work/shared/api.md, "Authentication", "Tokens", "Rate
+// Accounts against the contract (docs/api.md, "Authentication", the token routes, "Rate
 // limits"): register, login, logout, cookies and the Origin check, sessions, password
 // change, personal access tokens and their scopes, login timing, robustness, Secure cookies
 // and X-Forwarded-For behind a trusted proxy, revocation across two replicas, what is stored
@@ -7,32 +7,22 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { after, afterEach, before, describe, it } from 'node:test';
+import { afterEach, before, describe, it } from 'node:test';
 
 import {
   API_ENV, CORS_ORIGIN, PASSWORD, PUBLIC_ORIGIN, SESSION_ABSOLUTE_S, SESSION_KEYS, TOKEN_KEYS, TS_RE, USER_KEYS, UUID_RE,
   api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, flushRedisDb, login, median,
   psql, redisDump, redisUrlWithDb, register, sessionCookie, sleep, uniqueEmail,
 } from './api.mjs';
-import { raw, requireEnv, startServer, waitFor, waitReady } from './helpers.mjs';
+import { freePort, raw, requireEnv, useServer, waitFor } from './helpers.mjs';
 
 const near = (iso, expectedMs, slackMs, msg) => {
   const d = Math.abs(Date.parse(iso) - expectedMs);
   assert.ok(d <= slackMs, `${msg}: ${iso} is ${d} ms away from ${new Date(expectedMs).toISOString()}`);
 };
 
-async function stopOk(srv) {
-  const { code } = await srv.stop();
-  assert.equal(code, 0, `pulsed exit status (stderr: ${srv.stderr.slice(-3000)})`);
-}
-
 describe('accounts', () => {
-  let srv;
-  before(async () => {
-    srv = await startServer({ ...API_ENV });
-    await waitReady(srv);
-  });
-  after(async () => { await stopOk(srv); });
+  const srv = useServer({ ...API_ENV });
 
   describe('register', () => {
     it('creates a user: 201 {user, token, expires_at} and the session cookie', async () => {
@@ -865,12 +855,7 @@ describe('accounts', () => {
 });
 
 describe('behind a TLS proxy (PULSE_COOKIE_SECURE=1, PULSE_TRUSTED_PROXIES)', () => {
-  let srv;
-  before(async () => {
-    srv = await startServer({ ...API_ENV, PULSE_COOKIE_SECURE: '1', PULSE_TRUSTED_PROXIES: '127.0.0.0/8' });
-    await waitReady(srv);
-  });
-  after(async () => { await stopOk(srv); });
+  const srv = useServer({ ...API_ENV, PULSE_COOKIE_SECURE: '1', PULSE_TRUSTED_PROXIES: '127.0.0.0/8' });
 
   it('names the session cookie __Host-pulse_session, with Secure, Path=/ and no Domain; reads only that name', async () => {
     const reg = await register(srv);
@@ -917,14 +902,8 @@ describe('behind a TLS proxy (PULSE_COOKIE_SECURE=1, PULSE_TRUSTED_PROXIES)', ()
 describe('two replicas', () => {
   // Revocation reaches the replica that handled it before it answers, and every other
   // replica within 100 ms.
-  let a;
-  let b;
-  before(async () => {
-    a = await startServer({ ...API_ENV });
-    b = await startServer({ ...API_ENV });
-    await Promise.all([waitReady(a), waitReady(b)]);
-  });
-  after(async () => { await stopOk(a); await stopOk(b); });
+  const a = useServer({ ...API_ENV });
+  const b = useServer({ ...API_ENV });
 
   const use = async (srv, token, n = 3) => { for (let i = 0; i < n; i++) expectStatus(await api(srv, 'GET', '/api/v1/me', { token }), 200); };
 
@@ -973,13 +952,8 @@ describe('two replicas', () => {
 describe('credentials at rest', () => {
   // A Redis database of its own so that every key in it belongs to this server.
   const redisUrl = redisUrlWithDb(12);
-  let srv;
-  before(async () => {
-    await flushRedisDb(redisUrl);
-    srv = await startServer({ ...API_ENV, REDIS_URL: redisUrl });
-    await waitReady(srv);
-  });
-  after(async () => { await stopOk(srv); });
+  before(() => flushRedisDb(redisUrl));
+  const srv = useServer({ ...API_ENV, REDIS_URL: redisUrl });
 
   it('never stores a raw session token, token secret or password', async () => {
     const reg = await register(srv);
@@ -1004,18 +978,9 @@ describe('credentials at rest', () => {
 });
 
 describe('Redis unavailable', () => {
-  let srv;
-  let main;
-  before(async () => {
-    main = await startServer({ ...API_ENV });
-    await waitReady(main);
-    const port = await new Promise((resolve) => {
-      const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-    });
-    srv = await startServer({ ...API_ENV, REDIS_URL: `redis://127.0.0.1:${port}/0`, PULSE_RATE_LIMITS: 'on' });
-    await waitReady(srv);
-  });
-  after(async () => { await stopOk(srv); await stopOk(main); });
+  const main = useServer({ ...API_ENV });
+  // Redis on a port where nothing listens.
+  const srv = useServer(async () => ({ ...API_ENV, REDIS_URL: `redis://127.0.0.1:${await freePort()}/0`, PULSE_RATE_LIMITS: 'on' }));
 
   it('answers 503 to sessions and keeps serving tokens (Postgres), rate limits in-process', async () => {
     const reg = await register(main);
@@ -1077,16 +1042,11 @@ const jobs = (m, outcome) => m[`pulse_argon2_jobs_total{outcome="${outcome}"}`];
 const SLOW_ARGON2 = { PULSE_ARGON2_OPSLIMIT: '48', PULSE_ARGON2_MEMLIMIT: String(64 << 20), PULSE_ARGON2_CONCURRENCY: '1' };
 
 describe('Redis stopped and restarted (the answer to a login never depends on the password)', () => {
-  let srv;
+  const srv = useServer({ ...API_ENV, ...SLOW_ARGON2 });
   let redisDown = false;
   const redisUp = async () => (await api(srv, 'GET', '/health/ready', { origin: null, check: false })).json?.checks?.redis?.ok;
   const stopRedis = async () => { redisDown = true; await services('stop-redis'); await waitFor(async () => (await redisUp()) === false); };
   const startRedis = async () => { await services('start-redis'); redisDown = false; await waitFor(async () => (await redisUp()) === true); };
-  before(async () => {
-    srv = await startServer({ ...API_ENV, ...SLOW_ARGON2 });
-    await waitReady(srv);
-  });
-  after(async () => { await stopOk(srv); });
   // Redis runs again after each test, whatever happened in it.
   afterEach(async () => { if (redisDown) await startRedis(); });
 
@@ -1121,16 +1081,8 @@ describe('Redis stopped and restarted (the answer to a login never depends on th
 describe('password hashing queue (PULSE_ARGON2_QUEUE, PULSE_ARGON2_WAIT_MS)', () => {
   // One hash at a time, two waiting, for a second at most; a hash takes a couple of seconds.
   // `cheap` shares Postgres and Redis and hashes at the test cost, to make accounts.
-  let srv;
-  let cheap;
-  before(async () => {
-    [srv, cheap] = await Promise.all([
-      startServer({ ...API_ENV, ...SLOW_ARGON2, PULSE_ARGON2_QUEUE: '2', PULSE_ARGON2_WAIT_MS: '1000' }),
-      startServer({ ...API_ENV }),
-    ]);
-    await Promise.all([waitReady(srv), waitReady(cheap)]);
-  });
-  after(async () => { await stopOk(srv); await stopOk(cheap); });
+  const srv = useServer({ ...API_ENV, ...SLOW_ARGON2, PULSE_ARGON2_QUEUE: '2', PULSE_ARGON2_WAIT_MS: '1000' });
+  const cheap = useServer({ ...API_ENV });
 
   const idle = () => waitFor(async () => { const m = await metrics(srv); return m.pulse_argon2_running === 0 && m.pulse_argon2_queued === 0; }, { timeout: 30000 });
   const loginBody = () => ({ email: uniqueEmail('burst'), password: 'not the password!' });
@@ -1240,17 +1192,10 @@ describe('rate limits', () => {
     PULSE_RATE_EXPORT: '2/3600',
     PULSE_TRUSTED_PROXIES: '127.0.0.0/8',
   };
-  let srv;
-  let srv2;
-  let helper;
-  before(async () => {
-    await flushRedisDb(env.REDIS_URL);
-    srv = await startServer(env);
-    srv2 = await startServer(env);
-    helper = await startServer({ ...env, PULSE_RATE_LIMITS: 'off' });
-    await Promise.all([waitReady(srv), waitReady(srv2), waitReady(helper)]);
-  });
-  after(async () => { await stopOk(srv); await stopOk(srv2); await stopOk(helper); });
+  before(() => flushRedisDb(env.REDIS_URL));
+  const srv = useServer(env);
+  const srv2 = useServer(env);
+  const helper = useServer({ ...env, PULSE_RATE_LIMITS: 'off' });
 
   const rl = (r) => ({
     limit: r.headers['ratelimit-limit'], remaining: r.headers['ratelimit-remaining'], reset: r.headers['ratelimit-reset'],

@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   API_ENV, PASSWORD, api, expectProblem, expectStatus, uniqueEmail,
 } from './api.mjs';
-import { startServer, waitReady } from './helpers.mjs';
+import { useServer } from './helpers.mjs';
 import { startCluster } from './replicas.mjs';
 
 const CLIENT = '127.0.0.2'; // the real client, through nginx
@@ -72,12 +72,7 @@ describe('client IP behind the shipped nginx (PULSE_TRUSTED_PROXIES=127.0.0.1)',
 });
 
 describe('client IP from a trusted peer (PULSE_TRUSTED_PROXIES=127.0.0.1)', () => {
-  let srv;
-  before(async () => {
-    srv = await startServer({ ...API_ENV, ...LIMITS, PULSE_TRUSTED_PROXIES: '127.0.0.1' });
-    await waitReady(srv);
-  });
-  after(async () => { await srv.stop(); });
+  const srv = useServer({ ...API_ENV, ...LIMITS, PULSE_TRUSTED_PROXIES: '127.0.0.1' });
 
   it('several X-Forwarded-For lines are one list: the rightmost hop of the last line is the client', async () => {
     const client = someClient();

@@ -1,10 +1,12 @@
 // Helpers for end-to-end tests: start the real pulsed binary on an ephemeral port against
 // the Postgres and Redis that `make test` started, and talk raw HTTP to it.
+import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { after, before } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -101,6 +103,66 @@ export async function startServer(env = {}, { args = ['serve'] } = {}) {
   return srv;
 }
 
+// ---- the server of a describe, or of a test ---------------------------------------------
+
+// What a sanitizer or a crash leaves on stderr.
+const SANITIZER_RE = /AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:|SUMMARY:/;
+
+// Stops a server and checks how it ended: by its own exit, status 0, nothing from a
+// sanitizer on stderr.
+export async function stopServer(srv) {
+  const { code, signal } = await srv.stop();
+  assert.equal(signal, null, `pulsed died of ${signal} (stderr: ${srv.stderr.slice(-3000)})`);
+  assert.equal(code, 0, `pulsed exit status (stderr: ${srv.stderr.slice(-3000)})`);
+  assert.doesNotMatch(srv.stderr, SANITIZER_RE, srv.stderr.slice(-4000));
+}
+
+// Starts pulsed with `env` (an object, or a function returning one, called at start) and
+// waits until /health/ready answers 200 (ready: false skips the wait).
+async function startReady(env, { ready = true, args } = {}) {
+  const srv = await startServer(typeof env === 'function' ? await env() : env, args ? { args } : {});
+  try {
+    if (ready) await waitReadyRaw(srv);
+  } catch (e) {
+    await srv.stop();
+    throw e;
+  }
+  return srv;
+}
+
+// One server for the enclosing describe: started in a `before` hook registered now (so
+// hooks registered earlier in the describe run first), stopped in `after` with
+// stopServer's checks. Call it inside a describe: node 20 runs root-level hooks without
+// waiting for one before starting the next. Returns a handle that reads through to the running server
+// (srv.port, srv.url(), srv.logs, srv.stderr, srv.child, srv.stop()), to use inside the
+// tests and hooks of that describe.
+//   const srv = useServer({ ...API_ENV });
+//   it('...', async () => { await api(srv, 'GET', '/api/v1/me'); });
+export function useServer(env = {}, opts = {}) {
+  let current = null;
+  before(async () => { current = await startReady(env, opts); });
+  after(async () => {
+    const srv = current;
+    current = null;
+    if (srv) await stopServer(srv);
+  });
+  return new Proxy({}, {
+    get(_, key) {
+      if (!current) throw new Error(`useServer: no server running (read .${String(key)} outside its describe's tests?)`);
+      return current[key];
+    },
+  });
+}
+
+// A server for one test: started now, ready, stopped with stopServer's checks after the test
+// (node:test's t.after), whatever the test did.
+//   it('...', async (t) => { const srv = await serverFor(t, { PULSE_WS_PING_S: '1' }); ... });
+export async function serverFor(t, env = {}, opts = {}) {
+  const srv = await startReady(env, opts);
+  t.after(() => stopServer(srv));
+  return srv;
+}
+
 export async function waitFor(fn, { timeout = 15000, interval = 50 } = {}) {
   const end = Date.now() + timeout;
   let last;
@@ -113,6 +175,43 @@ export async function waitFor(fn, { timeout = 15000, interval = 50 } = {}) {
 
 export async function waitReady(srv) {
   return waitFor(async () => (await fetch(srv.url('/health/ready'))).status === 200);
+}
+
+// waitReady over one-shot connections (fetch keeps a pooled keep-alive connection open,
+// which takes a slot of a server with a connection cap).
+export async function waitReadyRaw(srv, timeout = 15000) {
+  const end = Date.now() + timeout;
+  for (;;) {
+    const r = await raw(srv.port, 'GET /health/ready HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n', { responses: 1, timeout: 2000 });
+    if (r.responses[0]?.status === 200) return;
+    if (Date.now() > end) throw new Error(`pulsed not ready in ${timeout} ms (last: ${r.responses[0]?.status ?? 'no answer'})`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+// A TCP port of 127.0.0.1 that nothing listened on a moment ago.
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+// ---- time ----------------------------------------------------------------------------
+
+// A fixed-offset zone (Etc/GMT±N) where it is about noon now: its day has at least 11 h
+// left either side, so a test that counts "today" in it does not cross a midnight, whenever
+// it runs.
+export function middayZone(now = Date.now()) {
+  const utcHours = (now % 86400000) / 3600000;
+  const offset = Math.round(12 - utcHours); // -12..12 hours east of UTC
+  if (offset === 0) return 'Etc/GMT';
+  return offset > 0 ? `Etc/GMT-${offset}` : `Etc/GMT+${-offset}`; // POSIX signs: GMT-3 is UTC+3
 }
 
 // Parses as many complete HTTP/1.1 responses as `text` holds (Content-Length bodies).

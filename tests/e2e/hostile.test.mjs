@@ -11,9 +11,9 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { parseResponses, raw, startServer } from './helpers.mjs';
+import { parseResponses, raw, useServer } from './helpers.mjs';
 
 const GET = (p, extra = '') => `GET ${p} HTTP/1.1\r\nHost: t\r\n${extra}\r\n`;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -71,17 +71,6 @@ async function live(port, timeout = 3000) {
   const t0 = process.hrtime.bigint();
   const r = await raw(port, GET('/health/live'), { responses: 1, timeout });
   return { status: r.responses[0]?.status, ms: Number(process.hrtime.bigint() - t0) / 1e6 };
-}
-
-// waitReady over one-shot raw connections (fetch keeps a pooled connection open).
-async function readyRaw(srv) {
-  const end = Date.now() + 15000;
-  while (Date.now() < end) {
-    const r = await raw(srv.port, GET('/health/ready'), { responses: 1, timeout: 2000 });
-    if (r.responses[0]?.status === 200) return;
-    await sleep(100);
-  }
-  throw new Error('pulsed not ready in 15 s');
 }
 
 // mulberry32: a small seeded PRNG, so a failing garbage case reproduces from its seed.
@@ -194,21 +183,11 @@ async function pool(n, concurrency, job) {
   return out;
 }
 
-async function stopClean(srv) {
-  const { code, signal } = await srv.stop();
-  assert.equal(code, 0, `pulsed exit ${code} ${signal ?? ''} (stderr: ${srv.stderr.slice(-3000)})`);
-}
-
 // ---- 1. slowloris ------------------------------------------------------------------------
 
 describe('slowloris', () => {
   const HEAD_TIMEOUT = 10000;
-  let srv;
-  before(async () => {
-    srv = await startServer({ PULSE_HEAD_TIMEOUT_MS: String(HEAD_TIMEOUT), PULSE_MAX_CONNECTIONS: '5000', PULSE_ACCESS_LOG: 'off' });
-    await readyRaw(srv);
-  });
-  after(async () => { if (srv) await stopClean(srv); });
+  const srv = useServer({ PULSE_HEAD_TIMEOUT_MS: String(HEAD_TIMEOUT), PULSE_MAX_CONNECTIONS: '5000', PULSE_ACCESS_LOG: 'off' });
 
   it('keeps answering probes while 2,000 connections drip a head one byte every 2 s', { timeout: 90000 }, async () => {
     const N = scaled(2000, 'slowloris connections');
@@ -290,12 +269,7 @@ describe('slowloris', () => {
 
 describe('connection cap', () => {
   const CAP = 200;
-  let srv;
-  before(async () => {
-    srv = await startServer({ PULSE_MAX_CONNECTIONS: String(CAP), PULSE_ACCESS_LOG: 'off' });
-    await readyRaw(srv); // not fetch: its pooled keep-alive connection would take a slot
-  });
-  after(async () => { if (srv) await stopClean(srv); });
+  const srv = useServer({ PULSE_MAX_CONNECTIONS: String(CAP), PULSE_ACCESS_LOG: 'off' });
 
   it(`refuses connections beyond ${CAP} with 503 or a close, and recovers`, { timeout: 60000 }, async () => {
     const pid = srv.child.pid;
@@ -354,12 +328,7 @@ describe('connection cap', () => {
 // ---- 3. 10,000 idle keep-alive connections -----------------------------------------------
 
 describe('idle keep-alive connections', () => {
-  let srv;
-  before(async () => {
-    srv = await startServer({ PULSE_ACCESS_LOG: 'off' }); // PULSE_MAX_CONNECTIONS default 16384
-    await readyRaw(srv);
-  });
-  after(async () => { if (srv) await stopClean(srv); });
+  const srv = useServer({ PULSE_ACCESS_LOG: 'off' }); // PULSE_MAX_CONNECTIONS default 16384
 
   it('holds 10,000 idle keep-alive connections with bounded RSS and no fd leak', { timeout: 120000 }, async () => {
     const N = scaled(10000, 'idle keep-alive connections');
@@ -408,12 +377,7 @@ describe('idle keep-alive connections', () => {
 
 describe('garbage and smuggling', () => {
   const HEAD_TIMEOUT = 1000;
-  let srv;
-  before(async () => {
-    srv = await startServer({ PULSE_HEAD_TIMEOUT_MS: String(HEAD_TIMEOUT) });
-    await readyRaw(srv);
-  });
-  after(async () => { if (srv) await stopClean(srv); });
+  const srv = useServer({ PULSE_HEAD_TIMEOUT_MS: String(HEAD_TIMEOUT) });
 
   it('answers seeded garbage and truncated requests with 400/408/413/431 or a close, never a hang', { timeout: 120000 }, async () => {
     const SEED = Number(process.env.PULSE_HOSTILE_SEED ?? 20261123) >>> 0;

@@ -1,26 +1,18 @@
 // HTTP conformance over raw sockets against the real binary: keep-alive, pipelining,
 // chunked bodies, limits, timeouts, smuggling attempts, headers of the contract, CORS.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
-import { raw, startServer, waitReady } from './helpers.mjs';
+import { raw, serverFor, useServer } from './helpers.mjs';
 
 const GET = (path, extra = '') => `GET ${path} HTTP/1.1\r\nHost: t\r\n${extra}\r\n`;
 
 describe('HTTP server', () => {
-  let srv;
-  before(async () => {
-    srv = await startServer({
-      PULSE_HEAD_TIMEOUT_MS: '1000',
-      PULSE_IDLE_TIMEOUT_MS: '1500',
-      PULSE_CORS_ORIGINS: 'https://app.example, https://other.example',
-      PULSE_MAX_BODY_BYTES: '4096',
-    });
-    await waitReady(srv);
-  });
-  after(async () => {
-    const { code } = await srv.stop();
-    assert.equal(code, 0, `pulsed exit status (stderr: ${srv.stderr.slice(-2000)})`);
+  const srv = useServer({
+    PULSE_HEAD_TIMEOUT_MS: '1000',
+    PULSE_IDLE_TIMEOUT_MS: '1500',
+    PULSE_CORS_ORIGINS: 'https://app.example, https://other.example',
+    PULSE_MAX_BODY_BYTES: '4096',
   });
 
   it('answers /health/live with the contract headers', async () => {
@@ -239,29 +231,24 @@ describe('HTTP server', () => {
 });
 
 describe('connection cap and metrics token', () => {
-  it('refuses connections beyond the cap with 503 and recovers', async () => {
-    const srv = await startServer({ PULSE_MAX_CONNECTIONS: '4', PULSE_WORKERS: '1', PULSE_METRICS_TOKEN: 'tok-123' });
-    try {
-      const { default: net } = await import('node:net');
-      const held = await Promise.all(Array.from({ length: 4 }, () => new Promise((res) => {
-        const s = net.connect(srv.port, '127.0.0.1', () => res(s));
-      })));
-      await new Promise((r) => setTimeout(r, 200));
-      const r = await raw(srv.port, GET('/health/live'), { timeout: 3000 });
-      assert.equal(r.responses[0]?.status, 503);
-      assert.equal(r.responses[0].headers.connection, 'close');
-      held.forEach((s) => s.destroy());
-      await new Promise((r2) => setTimeout(r2, 300));
-      let res = await fetch(srv.url('/metrics'));
-      assert.equal(res.status, 401);
-      assert.equal(res.headers.get('www-authenticate'), 'Bearer');
-      res = await fetch(srv.url('/metrics'), { headers: { Authorization: 'Bearer tok-124' } });
-      assert.equal(res.status, 401);
-      res = await fetch(srv.url('/metrics'), { headers: { Authorization: 'Bearer tok-123' } });
-      assert.equal(res.status, 200);
-    } finally {
-      const { code } = await srv.stop();
-      assert.equal(code, 0);
-    }
+  it('refuses connections beyond the cap with 503 and recovers', async (t) => {
+    const srv = await serverFor(t, { PULSE_MAX_CONNECTIONS: '4', PULSE_WORKERS: '1', PULSE_METRICS_TOKEN: 'tok-123' });
+    const { default: net } = await import('node:net');
+    const held = await Promise.all(Array.from({ length: 4 }, () => new Promise((res) => {
+      const s = net.connect(srv.port, '127.0.0.1', () => res(s));
+    })));
+    await new Promise((r) => setTimeout(r, 200));
+    const r = await raw(srv.port, GET('/health/live'), { timeout: 3000 });
+    assert.equal(r.responses[0]?.status, 503);
+    assert.equal(r.responses[0].headers.connection, 'close');
+    held.forEach((s) => s.destroy());
+    await new Promise((r2) => setTimeout(r2, 300));
+    let res = await fetch(srv.url('/metrics'));
+    assert.equal(res.status, 401);
+    assert.equal(res.headers.get('www-authenticate'), 'Bearer');
+    res = await fetch(srv.url('/metrics'), { headers: { Authorization: 'Bearer tok-124' } });
+    assert.equal(res.status, 401);
+    res = await fetch(srv.url('/metrics'), { headers: { Authorization: 'Bearer tok-123' } });
+    assert.equal(res.status, 200);
   });
 });

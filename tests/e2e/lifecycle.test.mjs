@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 
 import {
-  BIN, ROOT, dropDatabase, freshDatabase, psqlAs, raw, requireEnv, startServer, waitFor, waitReady,
+  BIN, ROOT, dropDatabase, freshDatabase, psqlAs, raw, requireEnv, serverFor, startServer, waitFor, waitReady,
 } from './helpers.mjs';
 
 const run = (args, env = {}) => spawnSync(BIN, args, {
@@ -234,82 +234,70 @@ describe('second signal', () => {
 });
 
 describe('dependencies going away', () => {
-  it('reports degraded while Postgres is down and recovers after it restarts', async () => {
-    const srv = await startServer({});
-    try {
-      await waitReady(srv);
-      services('stop-pg');
-      const down = await waitFor(async () => {
-        const res = await fetch(srv.url('/health/ready'));
-        const j = await res.json();
-        return res.status === 200 && j.status === 'degraded' && j.checks.postgres.ok === false ? j : null;
-      });
-      assert.equal(down.checks.redis.ok, true);
-      assert.equal((await fetch(srv.url('/health/live'))).status, 200);
-      services('start-pg');
-      const t0 = Date.now();
-      await waitFor(async () => (await (await fetch(srv.url('/health/ready'))).json()).status === 'ok', { timeout: 30000 });
-      console.log(`# postgres recovery: ready ok ${Date.now() - t0} ms after the server came back`);
-      // and a restart (not just a start) is survived too
-      services('restart-pg');
-      await waitFor(async () => (await (await fetch(srv.url('/health/ready'))).json()).status === 'ok', { timeout: 30000 });
-    } finally {
-      const { code } = await srv.stop();
-      assert.equal(code, 0);
-    }
+  it('reports degraded while Postgres is down and recovers after it restarts', async (t) => {
+    const srv = await serverFor(t, {});
+    services('stop-pg');
+    const down = await waitFor(async () => {
+      const res = await fetch(srv.url('/health/ready'));
+      const j = await res.json();
+      return res.status === 200 && j.status === 'degraded' && j.checks.postgres.ok === false ? j : null;
+    });
+    assert.equal(down.checks.redis.ok, true);
+    assert.equal((await fetch(srv.url('/health/live'))).status, 200);
+    services('start-pg');
+    const t0 = Date.now();
+    await waitFor(async () => (await (await fetch(srv.url('/health/ready'))).json()).status === 'ok', { timeout: 30000 });
+    console.log(`# postgres recovery: ready ok ${Date.now() - t0} ms after the server came back`);
+    // and a restart (not just a start) is survived too
+    services('restart-pg');
+    await waitFor(async () => (await (await fetch(srv.url('/health/ready'))).json()).status === 'ok', { timeout: 30000 });
   });
 
-  it('reports degraded while Redis is down and recovers after it restarts', async () => {
+  it('reports degraded while Redis is down and recovers after it restarts', async (t) => {
     // Low per-user read limit so the in-process fallback limit is visible during the outage.
-    const srv = await startServer({ PULSE_RATE_LIMITS: 'on', PULSE_RATE_READ: '5/60' });
-    try {
-      await waitReady(srv);
-      const json = { 'Content-Type': 'application/json' };
-      const email = `outage-${Date.now()}@example.com`;
-      const reg = await fetch(srv.url('/api/v1/auth/register'), {
-        method: 'POST', headers: json, body: JSON.stringify({ email, password: 'correct horse battery' }),
-      });
-      assert.equal(reg.status, 201);
-      const session = (await reg.json()).token;
-      const tok = await fetch(srv.url('/api/v1/tokens'), {
-        method: 'POST', headers: { ...json, Authorization: `Bearer ${session}` },
-        body: JSON.stringify({ name: 'outage', scopes: ['read'] }),
-      });
-      assert.equal(tok.status, 201);
-      const pat = (await tok.json()).token;
-      services('stop-redis');
-      await waitFor(async () => {
-        const res = await fetch(srv.url('/health/ready'));
-        const j = await res.json();
-        return res.status === 200 && j.status === 'degraded' && j.checks.redis.ok === false;
-      });
-      // Sessions live in Redis: 503, never 500. Tokens live in Postgres: they keep working,
-      // limited per replica (5 reads here), then 429.
-      const s503 = await fetch(srv.url('/api/v1/me'), { headers: { Authorization: `Bearer ${session}` } });
-      assert.equal(s503.status, 503);
-      assert.equal((await s503.json()).type, '/problems/unavailable');
-      assert.ok(s503.headers.get('retry-after'));
-      const statuses = [];
-      for (let i = 0; i < 7; i++) {
-        statuses.push((await fetch(srv.url('/api/v1/me'), { headers: { Authorization: `Bearer ${pat}` } })).status);
-      }
-      assert.deepEqual(statuses.slice(0, 5), [200, 200, 200, 200, 200]);
-      assert.equal(statuses[6], 429);
-      services('start-redis');
-      const t0 = Date.now();
-      await waitFor(async () => (await (await fetch(srv.url('/health/ready'))).json()).status === 'ok', { timeout: 30000 });
-      console.log(`# redis recovery: ready ok ${Date.now() - t0} ms after the server came back`);
-      // The test Redis keeps nothing on disk, so sessions died with it; logging in works
-      // again without restarting pulsed.
-      const login = await fetch(srv.url('/api/v1/auth/login'), {
-        method: 'POST', headers: json, body: JSON.stringify({ email, password: 'correct horse battery' }),
-      });
-      assert.equal(login.status, 200);
-      const back = await fetch(srv.url('/api/v1/me'), { headers: { Authorization: `Bearer ${(await login.json()).token}` } });
-      assert.equal(back.status, 200);
-    } finally {
-      const { code } = await srv.stop();
-      assert.equal(code, 0);
+    const srv = await serverFor(t, { PULSE_RATE_LIMITS: 'on', PULSE_RATE_READ: '5/60' });
+    const json = { 'Content-Type': 'application/json' };
+    const email = `outage-${Date.now()}@example.com`;
+    const reg = await fetch(srv.url('/api/v1/auth/register'), {
+      method: 'POST', headers: json, body: JSON.stringify({ email, password: 'correct horse battery' }),
+    });
+    assert.equal(reg.status, 201);
+    const session = (await reg.json()).token;
+    const tok = await fetch(srv.url('/api/v1/tokens'), {
+      method: 'POST', headers: { ...json, Authorization: `Bearer ${session}` },
+      body: JSON.stringify({ name: 'outage', scopes: ['read'] }),
+    });
+    assert.equal(tok.status, 201);
+    const pat = (await tok.json()).token;
+    services('stop-redis');
+    await waitFor(async () => {
+      const res = await fetch(srv.url('/health/ready'));
+      const j = await res.json();
+      return res.status === 200 && j.status === 'degraded' && j.checks.redis.ok === false;
+    });
+    // Sessions live in Redis: 503, never 500. Tokens live in Postgres: they keep working,
+    // limited per replica (5 reads here), then 429.
+    const s503 = await fetch(srv.url('/api/v1/me'), { headers: { Authorization: `Bearer ${session}` } });
+    assert.equal(s503.status, 503);
+    assert.equal((await s503.json()).type, '/problems/unavailable');
+    assert.ok(s503.headers.get('retry-after'));
+    const statuses = [];
+    for (let i = 0; i < 7; i++) {
+      statuses.push((await fetch(srv.url('/api/v1/me'), { headers: { Authorization: `Bearer ${pat}` } })).status);
     }
+    assert.deepEqual(statuses.slice(0, 5), [200, 200, 200, 200, 200]);
+    assert.equal(statuses[6], 429);
+    services('start-redis');
+    const t0 = Date.now();
+    await waitFor(async () => (await (await fetch(srv.url('/health/ready'))).json()).status === 'ok', { timeout: 30000 });
+    console.log(`# redis recovery: ready ok ${Date.now() - t0} ms after the server came back`);
+    // The test Redis keeps nothing on disk, so sessions died with it; logging in works
+    // again without restarting pulsed.
+    const login = await fetch(srv.url('/api/v1/auth/login'), {
+      method: 'POST', headers: json, body: JSON.stringify({ email, password: 'correct horse battery' }),
+    });
+    assert.equal(login.status, 200);
+    const back = await fetch(srv.url('/api/v1/me'), { headers: { Authorization: `Bearer ${(await login.json()).token}` } });
+    assert.equal(back.status, 200);
   });
 });

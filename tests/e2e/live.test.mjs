@@ -13,7 +13,7 @@ import WebSocket from 'ws';
 import {
   API_ENV, PUBLIC_ORIGIN, api, createToken, expect401, expect403, expectProblem, expectStatus, login, redisCommands, register, sleep,
 } from './api.mjs';
-import { ROOT, startServer, waitFor, waitReady } from './helpers.mjs';
+import { ROOT, serverFor, useServer, waitFor } from './helpers.mjs';
 
 const REDIS_URL = () => process.env.REDIS_URL;
 
@@ -86,15 +86,9 @@ async function metricValue(srv, name) {
 }
 
 describe('live WebSocket', () => {
-  let a; let b; // two processes sharing Postgres and Redis
-
-  before(async () => {
-    [a, b] = await Promise.all([startServer(ENV), startServer(ENV)]);
-    await Promise.all([waitReady(a), waitReady(b)]);
-  });
-  after(async () => {
-    await Promise.all([a?.stop(), b?.stop()]);
-  });
+  // two processes sharing Postgres and Redis
+  const a = useServer(ENV);
+  const b = useServer(ENV);
 
   test('the handshake needs a credential, a known Origin with the cookie, and an upgrade', async () => {
     let e = await refused(connect(a));
@@ -260,9 +254,7 @@ describe('live WebSocket', () => {
   });
 
   test('idle sockets are pinged; one that never answers is dropped', async (t) => {
-    const srv = await startServer({ ...ENV, PULSE_METRICS_INTERVAL_MS: '60000', PULSE_WS_PING_S: '1' });
-    t.after(() => srv.stop());
-    await waitReady(srv);
+    const srv = await serverFor(t, { ...ENV, PULSE_METRICS_INTERVAL_MS: '60000', PULSE_WS_PING_S: '1' });
     const u = await register(srv);
     // ws answers pings by itself: it stays
     const good = await connect(srv, { token: u.token });
@@ -389,9 +381,7 @@ describe('live WebSocket', () => {
 
   test('a session or token that expires while its socket is open closes it with 4401', async (t) => {
     const { psql, redisCommands } = await import('./api.mjs');
-    const srv = await startServer({ ...ENV, PULSE_WS_RECHECK_S: '1' });
-    t.after(() => srv.stop());
-    await waitReady(srv);
+    const srv = await serverFor(t, { ...ENV, PULSE_WS_RECHECK_S: '1' });
     const u = await register(srv);
     const other = await login(srv, u.email);
     const pat = await createToken(srv, u.token, { scopes: ['read'] });
@@ -417,9 +407,7 @@ describe('live WebSocket', () => {
     if (!existsSync(probe)) {
       assert.fail(`${probe} is missing: the test build makes it`);
     }
-    const srv = await startServer({ ...ENV, PULSE_METRICS_INTERVAL_MS: '50', PULSE_WS_QUEUE_BYTES: '2048', PULSE_WS_STALL_MS: '500' });
-    t.after(() => srv.stop());
-    await waitReady(srv);
+    const srv = await serverFor(t, { ...ENV, PULSE_METRICS_INTERVAL_MS: '50', PULSE_WS_QUEUE_BYTES: '2048', PULSE_WS_STALL_MS: '500' });
     const u = await register(srv);
     const rss0 = await metricValue(srv, 'process_resident_memory_bytes');
     const dropped0 = await metricValue(srv, 'pulse_ws_frames_dropped_total');
@@ -448,9 +436,8 @@ describe('live WebSocket', () => {
     assert.ok(srv.logs.some((l) => l.msg === 'live: slow reader closed'), 'no log line for the slow reader');
   });
 
-  test('shutdown closes sockets with 1001 and exits 0', async () => {
-    const srv = await startServer(ENV);
-    await waitReady(srv);
+  test('shutdown closes sockets with 1001 and exits 0', async (t) => {
+    const srv = await serverFor(t, ENV);
     const u = await register(srv);
     const c = await connect(srv, { token: u.token });
     await next(c, (m) => m.type === 'hello');
@@ -476,9 +463,7 @@ describe('live WebSocket', () => {
     assert.ok(r.json.metrics.rss_mb > 1 && r.json.metrics.error_rate >= 0 && r.json.metrics.error_rate <= 1);
 
     // a tiny RSS threshold fires the memory trigger; a metrics token guards the route
-    const srv = await startServer({ ...ENV, PULSE_SCALE_RSS_MB: '1', PULSE_METRICS_TOKEN: 'sekret-metrics' });
-    t.after(() => srv.stop());
-    await waitReady(srv);
+    const srv = await serverFor(t, { ...ENV, PULSE_SCALE_RSS_MB: '1', PULSE_METRICS_TOKEN: 'sekret-metrics' });
     expect401(await api(srv, 'GET', '/api/v1/health/scaling', { origin: null }));
     const ok = await api(srv, 'GET', '/api/v1/health/scaling', { origin: null, headers: { Authorization: 'Bearer sekret-metrics' } });
     expectStatus(ok, 200);
@@ -598,9 +583,7 @@ describe('live WebSocket', () => {
   });
 
   test('live sockets are capped per user and per client IP: 429 at the handshake; a closed socket frees its place', async (t) => {
-    const srv = await startServer({ ...ENV, PULSE_WS_PER_USER: '3', PULSE_WS_PER_IP: '5', PULSE_TRUSTED_PROXIES: '127.0.0.1' });
-    t.after(() => srv.stop());
-    await waitReady(srv);
+    const srv = await serverFor(t, { ...ENV, PULSE_WS_PER_USER: '3', PULSE_WS_PER_IP: '5', PULSE_TRUSTED_PROXIES: '127.0.0.1' });
     const from = (ip) => ({ 'X-Forwarded-For': ip });
     const u = await register(srv);
     const v = await register(srv);
@@ -655,9 +638,7 @@ describe('live WebSocket', () => {
   test('messages sent with the handshake, before its answer, are answered after hello', async (t) => {
     // They reach the live handler while the socket is still being adopted (lws reads them
     // with the handshake); the replies must go through the socket the callback names.
-    const srv = await startServer(ENV);
-    t.after(() => srv.stop());
-    await waitReady(srv);
+    const srv = await serverFor(t, ENV);
     const u = await register(srv);
     const frame = (text) => {
       const payload = Buffer.from(text);

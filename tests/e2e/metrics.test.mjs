@@ -4,10 +4,10 @@
 // did not queue lands in the first bucket), and a route's latency histogram counts what its
 // request counter counts.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { API_ENV, api, expectStatus, register } from './api.mjs';
-import { startServer, waitReady } from './helpers.mjs';
+import { useServer } from './helpers.mjs';
 
 // { families: Map(name → type), samples: Map('name{labels}' → number) }
 function parseExposition(text) {
@@ -38,12 +38,7 @@ function parseExposition(text) {
 }
 
 describe('/metrics', () => {
-  let srv;
-  before(async () => {
-    srv = await startServer({ ...API_ENV, PULSE_WORKERS: '1' });
-    await waitReady(srv);
-  });
-  after(() => srv?.stop());
+  const srv = useServer({ ...API_ENV, PULSE_WORKERS: '1' });
 
   const scrape = async () => {
     const res = await fetch(srv.url('/metrics'));

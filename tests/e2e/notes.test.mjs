@@ -1,16 +1,16 @@
-// Notes against the contract (/work/shared/api.md, "Notes", "Idempotency", "Conventions",
-// "Details": order of checks, values, lists, tokens, live events): CRUD, every validation
-// bound, ETag / If-Match, ordering and filters, full-text search, tags, keyset pagination
-// (also with ties and concurrent inserts), Idempotency-Key (also raced across two
-// replicas), tenant isolation, token scopes and the change events published on Redis.
+// Notes against the contract (docs/api.md: "Notes and feeding logs", "Idempotency",
+// "Conventions", "Errors" (order of checks), "Lists", tokens, live events): CRUD, every
+// validation bound, ETag / If-Match, ordering and filters, full-text search, tags, keyset
+// pagination (also with ties and concurrent inserts), Idempotency-Key (also raced across
+// two replicas), tenant isolation, token scopes and the change events published on Redis.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 
 import {
   API_ENV, TS_RE, UUID_RE,
   api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, psql, register, sleep, subscribeRecordEvents,
 } from './api.mjs';
-import { raw, startServer, waitReady } from './helpers.mjs';
+import { raw, useServer } from './helpers.mjs';
 
 const NOTES = '/api/v1/notes';
 const NOTE_KEYS = ['body', 'created_at', 'id', 'pinned', 'tags', 'title', 'updated_at', 'version'];
@@ -87,15 +87,7 @@ const noDuplicates = (list) => assert.equal(new Set(list).size, list.length, 'no
 const count = (userId) => Number(psql(`SELECT count(*) FROM notes WHERE user_id = '${userId}'`));
 
 describe('notes', () => {
-  let srv;
-  before(async () => {
-    srv = await startServer({ ...API_ENV });
-    await waitReady(srv);
-  });
-  after(async () => {
-    const { code } = await srv.stop();
-    assert.equal(code, 0, `pulsed exit status (stderr: ${srv.stderr.slice(-3000)})`);
-  });
+  const srv = useServer({ ...API_ENV });
 
   describe('create and read', () => {
     it('POST answers 201 with Location and the whole note; GET and HEAD answer it with ETag', async () => {
@@ -654,12 +646,7 @@ describe('notes', () => {
   });
 
   describe('idempotency', () => {
-    let srv2;
-    before(async () => {
-      srv2 = await startServer({ ...API_ENV });
-      await waitReady(srv2);
-    });
-    after(async () => { await srv2.stop(); });
+    const srv2 = useServer({ ...API_ENV });
 
     const post = (s, token, body, key, path = NOTES) => api(s, 'POST', path, { token, body, headers: key === undefined ? {} : { 'Idempotency-Key': key } });
 

@@ -1,14 +1,14 @@
-// Profile and privacy against the contract (/work/shared/api.md, "Profile and privacy",
-// "Values", "Users"): GET/PATCH /me, DELETE /me (everything of the user gone, every
+// Profile and privacy against the contract (docs/api.md: the profile routes,
+// "Conventions"): GET/PATCH /me, DELETE /me (everything of the user gone, every
 // credential revoked, nobody else touched) and the streamed export.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import {
   API_ENV, PASSWORD, PUBLIC_ORIGIN, TOKEN_KEYS, TS_RE, USER_KEYS,
   api, createToken, expect401, expect403, expect422, expectProblem, expectStatus, login, psql, redisDump, register, rowsOf, sleep,
 } from './api.mjs';
-import { requireEnv, startServer, waitReady } from './helpers.mjs';
+import { requireEnv, useServer } from './helpers.mjs';
 
 const NOTE_KEYS = ['body', 'created_at', 'id', 'pinned', 'tags', 'title', 'updated_at', 'version'];
 const FEEDING_KEYS = ['amount_ml', 'created_at', 'given_at', 'id', 'kind', 'note', 'updated_at', 'version'];
@@ -33,15 +33,7 @@ function seedIdempotency(userId) {
 }
 
 describe('profile', () => {
-  let srv;
-  before(async () => {
-    srv = await startServer({ ...API_ENV });
-    await waitReady(srv);
-  });
-  after(async () => {
-    const { code } = await srv.stop();
-    assert.equal(code, 0, `pulsed exit status (stderr: ${srv.stderr.slice(-3000)})`);
-  });
+  const srv = useServer({ ...API_ENV });
 
   describe('GET /me', () => {
     it('answers the caller\'s user, by bearer or cookie, and HEAD without a body', async () => {

@@ -5,12 +5,12 @@
 // parameters are ignored whatever they hold. Before, `?cursor=%00garbage` and the like read as
 // "no cursor" and answered the first page.
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 
 import {
   API_ENV, api, createToken, expectProblem, expectStatus, register, rowsOf,
 } from './api.mjs';
-import { startServer, waitReady } from './helpers.mjs';
+import { useServer } from './helpers.mjs';
 
 // Malformed spellings of any value: bad escapes and encoded NULs, alone and around text.
 const MALFORMED = ['%zz', '%4', '%', '%%%', '%%', '%0', '%g1', '%4g', 'ok%', 'ok%2', '%00', '%00garbage', 'x%00', 'x%00y', '%2500%00'];
@@ -21,14 +21,12 @@ const NOT_INTEGERS = ['+5', '%2B5', '%205', '5%20', '05', '005', '5.0', '1e1', '
 const encodeAll = (s) => [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0').toUpperCase()}`).join('');
 
 describe('query parameters: strict decoding on every route', () => {
-  let srv;
+  const srv = useServer({ ...API_ENV });
   let user;
   let pat;
   let cursors;
   let before_;
   before(async () => {
-    srv = await startServer({ ...API_ENV });
-    await waitReady(srv);
     user = await register(srv);
     pat = (await createToken(srv, user.token, { scopes: ['read', 'write'] })).token;
     for (let i = 0; i < 3; i++) {
@@ -40,7 +38,6 @@ describe('query parameters: strict decoding on every route', () => {
     assert.ok(cursors.notes && cursors.feedings);
     before_ = rowsOf(user.user.id);
   });
-  after(async () => { await srv.stop(); });
 
   // [path, parameter, a valid value, status of the valid request, options]. live answers
   // 426 to a valid request without Upgrade (authenticated by ?access_token=: the parameter

@@ -12,26 +12,14 @@
 //   await cluster.stop()                everything down (safe to call twice; also on exit)
 import http from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
-import { startServer } from './helpers.mjs';
+import { freePort, startServer } from './helpers.mjs';
 import { UPSTREAM_HEADER, startNginx } from './nginx.mjs';
 
-export { UPSTREAM_HEADER };
+export { UPSTREAM_HEADER, freePort };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 // GET on a fresh connection (no pooled socket left behind); resolves the status, 0 when
 // the connection failed.

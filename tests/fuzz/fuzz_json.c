@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "pl/json.h"
+#include "pl/time.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "app.h"
-#include "pl/http.h"
+#include "pl/router.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

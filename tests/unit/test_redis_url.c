@@ -8,82 +8,48 @@ static int parse(const char *url, struct pl_redis_url *u)
     return pl_redis_url_parse(url, u);
 }
 
-TEST(defaults)
+/* URLs accepted, and what each is parsed into (user or password NULL: none). */
+TEST(parsed)
 {
-    struct pl_redis_url u;
-    CHECK_EQ_INT(parse("redis://localhost", &u), 0);
-    CHECK_STR(u.host, "localhost");
-    CHECK_EQ_INT(u.port, 6379);
-    CHECK_EQ_INT(u.db, 0);
-    CHECK(u.user == NULL);
-    CHECK(u.password == NULL);
-    pl_redis_url_dispose(&u);
-
-    CHECK_EQ_INT(parse("REDIS://10.0.0.7/", &u), 0); /* scheme is case-insensitive */
-    CHECK_STR(u.host, "10.0.0.7");
-    CHECK_EQ_INT(u.db, 0);
-    pl_redis_url_dispose(&u);
-}
-
-TEST(port_and_db)
-{
-    struct pl_redis_url u;
-    CHECK_EQ_INT(parse("redis://redis.internal:6380/3", &u), 0);
-    CHECK_STR(u.host, "redis.internal");
-    CHECK_EQ_INT(u.port, 6380);
-    CHECK_EQ_INT(u.db, 3);
-    pl_redis_url_dispose(&u);
-
-    CHECK_EQ_INT(parse("redis://h:1", &u), 0);
-    CHECK_EQ_INT(u.port, 1);
-    pl_redis_url_dispose(&u);
-    CHECK_EQ_INT(parse("redis://h:65535/15", &u), 0);
-    CHECK_EQ_INT(u.port, 65535);
-    CHECK_EQ_INT(u.db, 15);
-    pl_redis_url_dispose(&u);
-}
-
-TEST(credentials)
-{
-    struct pl_redis_url u;
-    CHECK_EQ_INT(parse("redis://:s3cret@127.0.0.1:6379/0", &u), 0);
-    CHECK(u.user == NULL);
-    CHECK_STR(u.password, "s3cret");
-    CHECK_STR(u.host, "127.0.0.1");
-    pl_redis_url_dispose(&u);
-
-    CHECK_EQ_INT(parse("redis://app:pw@host", &u), 0);
-    CHECK_STR(u.user, "app");
-    CHECK_STR(u.password, "pw");
-    pl_redis_url_dispose(&u);
-
-    /* Percent-encoding, a ':' inside the password, and an unencoded '@' in it. */
-    CHECK_EQ_INT(parse("redis://a%40b:p%2Fw:x@p@host:7000", &u), 0);
-    CHECK_STR(u.user, "a@b");
-    CHECK_STR(u.password, "p/w:x@p");
-    CHECK_STR(u.host, "host");
-    CHECK_EQ_INT(u.port, 7000);
-    pl_redis_url_dispose(&u);
-
-    /* An empty password means no AUTH, and then the user is meaningless. */
-    CHECK_EQ_INT(parse("redis://app:@host", &u), 0);
-    CHECK(u.user == NULL);
-    CHECK(u.password == NULL);
-    pl_redis_url_dispose(&u);
-}
-
-TEST(ipv6)
-{
-    struct pl_redis_url u;
-    CHECK_EQ_INT(parse("redis://[::1]:6390/2", &u), 0);
-    CHECK_STR(u.host, "::1");
-    CHECK_EQ_INT(u.port, 6390);
-    CHECK_EQ_INT(u.db, 2);
-    pl_redis_url_dispose(&u);
-    CHECK_EQ_INT(parse("redis://:pw@[fe80::1]", &u), 0);
-    CHECK_STR(u.host, "fe80::1");
-    CHECK_STR(u.password, "pw");
-    pl_redis_url_dispose(&u);
+    static const struct {
+        const char *url, *host;
+        int port, db;
+        const char *user, *password;
+    } cases[] = {
+        {"redis://localhost", "localhost", 6379, 0, NULL, NULL},
+        {"REDIS://10.0.0.7/", "10.0.0.7", 6379, 0, NULL, NULL}, /* case-insensitive scheme */
+        {"redis://redis.internal:6380/3", "redis.internal", 6380, 3, NULL, NULL},
+        {"redis://h:1", "h", 1, 0, NULL, NULL},
+        {"redis://h:65535/15", "h", 65535, 15, NULL, NULL},
+        {"redis://:s3cret@127.0.0.1:6379/0", "127.0.0.1", 6379, 0, NULL, "s3cret"},
+        {"redis://app:pw@host", "host", 6379, 0, "app", "pw"},
+        /* percent-encoding, a ':' inside the password, and an unencoded '@' in it */
+        {"redis://a%40b:p%2Fw:x@p@host:7000", "host", 7000, 0, "a@b", "p/w:x@p"},
+        /* an empty password means no AUTH, and then the user is meaningless */
+        {"redis://app:@host", "host", 6379, 0, NULL, NULL},
+        {"redis://[::1]:6390/2", "::1", 6390, 2, NULL, NULL},
+        {"redis://:pw@[fe80::1]", "fe80::1", 6379, 0, NULL, "pw"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct pl_redis_url u;
+        int rc = parse(cases[i].url, &u);
+        if (rc != 0) {
+            fprintf(stderr, "  refused: \"%s\"\n", cases[i].url);
+            CHECK_EQ_INT(rc, 0);
+            continue;
+        }
+        bool same_user = cases[i].user ? u.user && strcmp(u.user, cases[i].user) == 0 : !u.user;
+        bool same_pw = cases[i].password ? u.password && strcmp(u.password, cases[i].password) == 0
+                                         : !u.password;
+        bool ok = u.host && strcmp(u.host, cases[i].host) == 0 && u.port == cases[i].port &&
+                  u.db == cases[i].db && same_user && same_pw;
+        if (!ok)
+            fprintf(stderr, "  \"%s\": host %s port %d db %d user %s password %s\n", cases[i].url,
+                    u.host ? u.host : "(null)", u.port, u.db, u.user ? u.user : "(null)",
+                    u.password ? u.password : "(null)");
+        CHECK(ok);
+        pl_redis_url_dispose(&u);
+    }
 }
 
 TEST(invalid)
@@ -165,10 +131,7 @@ TEST(sha1_vectors)
 
 int main(void)
 {
-    RUN(defaults);
-    RUN(port_and_db);
-    RUN(credentials);
-    RUN(ipv6);
+    RUN(parsed);
     RUN(invalid);
     RUN(sha1_vectors);
     return TEST_REPORT();

@@ -1,6 +1,7 @@
+#include <stdbool.h>
 #include <string.h>
 
-#include "pl/http.h"
+#include "pl/router.h"
 #include "test.h"
 
 static void h(struct pl_http_request *req)
@@ -31,34 +32,61 @@ static int match(unsigned m, const char *path, struct pl_match *out)
     return pl_router_match(router, m, path, strlen(path), out);
 }
 
-TEST(literal_route)
+/* What each method and path find: a route (its index in table), 405 with the methods
+ * allowed, or 404. */
+TEST(matching)
 {
-    struct pl_match m;
-    CHECK_EQ_INT(match(PL_M_GET, "/health/live", &m), 0);
-    CHECK(m.route == &table[7]);
-    CHECK_EQ_INT(m.nparams, 0);
-}
-
-TEST(head_uses_get)
-{
-    struct pl_match m;
-    CHECK_EQ_INT(match(PL_M_HEAD, "/health/live", &m), 0);
-    CHECK(m.route == &table[7]);
-}
-
-TEST(literal_segment_beats_param)
-{
-    struct pl_match m;
-    CHECK_EQ_INT(match(PL_M_GET, "/api/v1/feedings/today", &m), 0);
-    CHECK(m.route == &table[2]);
-    /* PATCH on the literal path is 405, not a PATCH of a feeding called "today" */
-    CHECK_EQ_INT(match(PL_M_PATCH, "/api/v1/feedings/today", &m), PL_E_CONFLICT);
-    CHECK_EQ_INT(m.allow, PL_M_GET | PL_M_HEAD);
+    enum { NONE = -1 };
+    static const struct {
+        unsigned method;
+        const char *path;
+        int rc, route;
+        unsigned allow;
+    } cases[] = {
+        {PL_M_GET, "/health/live", 0, 7, 0},
+        {PL_M_HEAD, "/health/live", 0, 7, 0}, /* HEAD uses GET */
+        /* a literal segment beats a parameter; PATCH on it is 405, not a feeding "today" */
+        {PL_M_GET, "/api/v1/feedings/today", 0, 2, 0},
+        {PL_M_PATCH, "/api/v1/feedings/today", PL_E_CONFLICT, NONE, PL_M_GET | PL_M_HEAD},
+        {PL_M_GET, "/api/v1/feedings/abc", 0, 3, 0},
+        {PL_M_PATCH, "/api/v1/feedings/abc-123", 0, 4, 0},
+        {PL_M_DELETE, "/api/v1/feedings/abc", 0, 5, 0},
+        {PL_M_DELETE, "/api/v1/tokens/t1/x/n2", 0, 6, 0},
+        {PL_M_POST, "/api/v1/feedings", 0, 1, 0},
+        /* 405 lists every method of the path */
+        {PL_M_PUT, "/api/v1/feedings/1", PL_E_CONFLICT, NONE,
+         PL_M_GET | PL_M_HEAD | PL_M_PATCH | PL_M_DELETE},
+        {PL_M_DELETE, "/api/v1/feedings", PL_E_CONFLICT, NONE, PL_M_GET | PL_M_HEAD | PL_M_POST},
+        {PL_M_POST, "/health/live", PL_E_CONFLICT, NONE, PL_M_GET | PL_M_HEAD},
+        /* 404 */
+        {PL_M_GET, "/api/v1/feedings/", PL_E_NOTFOUND, NONE, 0}, /* empty parameter */
+        {PL_M_GET, "/api/v1/feeding", PL_E_NOTFOUND, NONE, 0},
+        {PL_M_GET, "/health/live/", PL_E_NOTFOUND, NONE, 0},
+        {PL_M_GET, "health/live", PL_E_NOTFOUND, NONE, 0},
+        {PL_M_GET, "", PL_E_NOTFOUND, NONE, 0},
+        {PL_M_GET, "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s", PL_E_NOTFOUND, NONE, 0},
+        {PL_M_GET, "/api/v1/tokens/t1/x", PL_E_NOTFOUND, NONE, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct pl_match m;
+        memset(&m, 0, sizeof m);
+        int rc = match(cases[i].method, cases[i].path, &m);
+        bool ok = rc == cases[i].rc;
+        if (ok && rc == 0) ok = m.route == &table[cases[i].route];
+        if (ok && rc == PL_E_CONFLICT) ok = m.allow == cases[i].allow;
+        if (!ok)
+            fprintf(stderr, "  %s %s: rc %d, route %td, allow %#x\n",
+                    pl_method_name(cases[i].method), cases[i].path, rc,
+                    m.route ? m.route - table : -1, rc == PL_E_CONFLICT ? m.allow : 0);
+        CHECK(ok);
+    }
 }
 
 TEST(params_captured)
 {
     struct pl_match m;
+    CHECK_EQ_INT(match(PL_M_GET, "/health/live", &m), 0);
+    CHECK_EQ_INT(m.nparams, 0);
     CHECK_EQ_INT(match(PL_M_PATCH, "/api/v1/feedings/abc-123", &m), 0);
     CHECK(m.route == &table[4]);
     CHECK_EQ_INT(m.nparams, 1);
@@ -67,26 +95,6 @@ TEST(params_captured)
     CHECK_EQ_INT(match(PL_M_DELETE, "/api/v1/tokens/t1/x/n2", &m), 0);
     CHECK_EQ_INT(m.nparams, 2);
     CHECK(m.params[1].value_len == 2 && memcmp(m.params[1].value, "n2", 2) == 0);
-}
-
-TEST(method_not_allowed_lists_allow)
-{
-    struct pl_match m;
-    CHECK_EQ_INT(match(PL_M_PUT, "/api/v1/feedings/1", &m), PL_E_CONFLICT);
-    CHECK_EQ_INT(m.allow, PL_M_GET | PL_M_HEAD | PL_M_PATCH | PL_M_DELETE);
-    CHECK_EQ_INT(match(PL_M_DELETE, "/api/v1/feedings", &m), PL_E_CONFLICT);
-    CHECK_EQ_INT(m.allow, PL_M_GET | PL_M_HEAD | PL_M_POST);
-}
-
-TEST(not_found)
-{
-    struct pl_match m;
-    CHECK_EQ_INT(match(PL_M_GET, "/api/v1/feedings/", &m), PL_E_NOTFOUND); /* empty param */
-    CHECK_EQ_INT(match(PL_M_GET, "/api/v1/feeding", &m), PL_E_NOTFOUND);
-    CHECK_EQ_INT(match(PL_M_GET, "/health/live/", &m), PL_E_NOTFOUND);
-    CHECK_EQ_INT(match(PL_M_GET, "health/live", &m), PL_E_NOTFOUND);
-    CHECK_EQ_INT(match(PL_M_GET, "", &m), PL_E_NOTFOUND);
-    CHECK_EQ_INT(match(PL_M_GET, "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r/s", &m), PL_E_NOTFOUND);
 }
 
 TEST(indexes_assigned)
@@ -130,12 +138,8 @@ int main(void)
         fprintf(stderr, "router: %s\n", err);
         return 1;
     }
-    RUN(literal_route);
-    RUN(head_uses_get);
-    RUN(literal_segment_beats_param);
+    RUN(matching);
     RUN(params_captured);
-    RUN(method_not_allowed_lists_allow);
-    RUN(not_found);
     RUN(indexes_assigned);
     RUN(bad_tables_refused);
     RUN(method_names);

@@ -38,7 +38,10 @@ export async function api(method, path, { body, headers = {}, auth = true } = {}
   try {
     res = await fetch(BASE + path, init);
   } catch (e) {
-    throw new ApiError(0, { title: 'Network error', detail: 'The server cannot be reached. Check your connection and try again.' });
+    throw new ApiError(0, {
+      title: 'Network error',
+      detail: 'The server cannot be reached. Check your connection and try again.',
+    });
   }
   let data = null;
   const type = res.headers.get('content-type') || '';

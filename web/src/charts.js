@@ -44,7 +44,16 @@ function observeWidth(wrap, plot, height) {
 // A chart of the last `capacity` samples, spanning at least `windowS` seconds, with
 // the latest value of each series in its caption. series: [{ label, color: 'teal' | ... }].
 // Returns { el, push(tsSeconds, [values]), points, destroy() }.
-export function liveChart({ title, series, fmt = (v) => v, height = 160, capacity = 120, windowS = 10, yMin = 0, yMax }) {
+export function liveChart({
+  title,
+  series,
+  fmt = (v) => v,
+  height = 160,
+  capacity = 120,
+  windowS = 10,
+  yMin = 0,
+  yMax,
+}) {
   const wrap = h('div', { class: 'chart', dataset: { points: '0' } });
   const colors = series.map((sr, i) => sr.color || ORDER[i % ORDER.length]);
   const latest = series.map(() => h('span', { class: 'key-value' }, '–'));
@@ -52,7 +61,11 @@ export function liveChart({ title, series, fmt = (v) => v, height = 160, capacit
     'figcaption',
     null,
     h('span', { class: 'chart-title' }, title),
-    h('span', { class: 'chart-keys' }, series.map((sr, i) => h('span', { class: `key c-${colors[i]}` }, `${sr.label} `, latest[i]))),
+    h(
+      'span',
+      { class: 'chart-keys' },
+      series.map((sr, i) => h('span', { class: `key c-${colors[i]}` }, `${sr.label} `, latest[i])),
+    ),
   );
   const figure = h('figure', { class: 'card chart-card' }, caption, wrap);
   const data = [[], ...series.map(() => [])];
@@ -68,10 +81,26 @@ export function liveChart({ title, series, fmt = (v) => v, height = 160, capacit
       y: { range: (u, min, max) => [yMin, yMax !== undefined ? yMax : Math.max(max * 1.15, yMin + 1)] },
     },
     axes: [
-      { stroke: axisColor(), grid: { stroke: gridColor() }, ticks: { show: false }, space: 70, incrs: [5, 10, 15, 30, 60, 120, 300], values: (u, splits) => splits.map(clock) },
-      { stroke: axisColor(), grid: { stroke: gridColor() }, ticks: { show: false }, size: 60, values: (u, vals) => vals.map((v) => fmt(v)) },
+      {
+        stroke: axisColor(),
+        grid: { stroke: gridColor() },
+        ticks: { show: false },
+        space: 70,
+        incrs: [5, 10, 15, 30, 60, 120, 300],
+        values: (u, splits) => splits.map(clock),
+      },
+      {
+        stroke: axisColor(),
+        grid: { stroke: gridColor() },
+        ticks: { show: false },
+        size: 60,
+        values: (u, vals) => vals.map((v) => fmt(v)),
+      },
     ],
-    series: [{}, ...series.map((sr, i) => ({ label: sr.label, stroke: COLORS[colors[i]], width: 2, points: { show: false } }))],
+    series: [
+      {},
+      ...series.map((sr, i) => ({ label: sr.label, stroke: COLORS[colors[i]], width: 2, points: { show: false } })),
+    ],
   });
   const mount = () => {
     if (plot || !wrap.isConnected) return;
@@ -135,11 +164,25 @@ export function barChart({ title, label, fmt = (v) => v, height = 180, color = C
           },
           axes: [
             { stroke: axisColor(), grid: { show: false }, ticks: { show: false } },
-            { stroke: axisColor(), grid: { stroke: gridColor() }, ticks: { show: false }, size: 52, values: (u, vals) => vals.map((v) => fmt(v)) },
+            {
+              stroke: axisColor(),
+              grid: { stroke: gridColor() },
+              ticks: { show: false },
+              size: 52,
+              values: (u, vals) => vals.map((v) => fmt(v)),
+            },
           ],
           series: [
             { value: (u, v) => (v ? new Date(v * 1000).toISOString().slice(0, 10) : '–') },
-            { label, stroke: color, fill: `${color}cc`, width: 0, paths: bars, points: { show: false }, value: (u, v) => (v === null ? '–' : fmt(v)) },
+            {
+              label,
+              stroke: color,
+              fill: `${color}cc`,
+              width: 0,
+              paths: bars,
+              points: { show: false },
+              value: (u, v) => (v === null ? '–' : fmt(v)),
+            },
           ],
         },
         [xs, ys],

@@ -66,7 +66,7 @@ export function showProblem(alertEl, fields, err) {
     return;
   }
   const problem = err.problem || {};
-  let unplaced = [];
+  const unplaced = [];
   for (const e of problem.errors || []) {
     const f = fields.find((x) => x.name === e.field);
     if (f) {
@@ -96,6 +96,34 @@ export async function busy(button, fn) {
   } finally {
     if (button) button.disabled = false;
   }
+}
+
+// The submit handler of every form: no page reload; the previous errors cleared and `status`
+// (a confirmation line) hidden; `check()` may refuse before any request by returning an error
+// shaped like an ApiError ({ problem: { detail } }); `send()` runs with `button` disabled and
+// its result goes to `done`. On failure, `messages[err.status]` replaces the problem's detail,
+// `failed(err)` may react (reload a changed record, ...), and the problem is shown: `detail`
+// in `alert`, each `errors[]` entry under its field.
+//   onsubmit: onSubmit({ alert, fields, button, send: () => post('/notes', body), done: ({ data }) => ... })
+export function onSubmit({ alert, fields = [], button, status, check, send, done, failed, messages = {} }) {
+  return async (e) => {
+    if (e) e.preventDefault();
+    showProblem(alert, fields, null);
+    if (status) status.hidden = true;
+    const refused = check ? check() : null;
+    if (refused) {
+      showProblem(alert, fields, refused);
+      return;
+    }
+    try {
+      const result = await busy(button, send);
+      if (done) await done(result);
+    } catch (err) {
+      if (err.problem && messages[err.status]) err.problem.detail = messages[err.status];
+      if (failed) await failed(err);
+      showProblem(alert, fields, err);
+    }
+  };
 }
 
 // ---- formatting ----

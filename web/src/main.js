@@ -104,7 +104,14 @@ function statusDot() {
   const el = h('span', { class: 'live-status', role: 'status', 'aria-live': 'polite' });
   const show = ({ status }) => {
     el.dataset.status = status;
-    el.textContent = { open: 'Live', connecting: 'Connecting…', reconnecting: 'Reconnecting…', revoked: 'Signed out', idle: 'Offline' }[status] || status;
+    el.textContent =
+      {
+        open: 'Live',
+        connecting: 'Connecting…',
+        reconnecting: 'Reconnecting…',
+        revoked: 'Signed out',
+        idle: 'Offline',
+      }[status] || status;
   };
   show({ status: live.status });
   return { el, off: live.on('status', show) };
@@ -127,9 +134,20 @@ function shell(view, path) {
   const header = h(
     'header',
     { class: 'top' },
-    h('a', { class: 'brand', href: '/', 'data-link': true }, h('img', { src: '/favicon.svg', alt: '', width: 24, height: 24 }), 'Pulse'),
+    h(
+      'a',
+      { class: 'brand', href: '/', 'data-link': true },
+      h('img', { src: '/favicon.svg', alt: '', width: 24, height: 24 }),
+      'Pulse',
+    ),
     nav,
-    h('div', { class: 'who' }, dot.el, h('span', { class: 'who-name' }, state.user.display_name || state.user.email), logoutBtn),
+    h(
+      'div',
+      { class: 'who' },
+      dot.el,
+      h('span', { class: 'who-name' }, state.user.display_name || state.user.email),
+      logoutBtn,
+    ),
   );
   const main = h('main', { id: 'main', tabindex: '-1' }, view.el);
   return { nodes: [header, main], off: dot.off, main };
@@ -142,7 +160,15 @@ async function render() {
   const route = ROUTES[path];
   if (!route) {
     cleanup();
-    replace(root, h('main', { id: 'main', tabindex: '-1', class: 'narrow' }, h('h1', null, 'Not found'), h('p', null, h('a', { href: '/', 'data-link': true }, 'Go to the dashboard'))));
+    replace(
+      root,
+      h(
+        'main',
+        { id: 'main', tabindex: '-1', class: 'narrow' },
+        h('h1', null, 'Not found'),
+        h('p', null, h('a', { href: '/', 'data-link': true }, 'Go to the dashboard')),
+      ),
+    );
     document.title = 'Not found · Pulse';
     return;
   }
@@ -158,7 +184,16 @@ async function render() {
         signedOut('Your session has ended. Please sign in again.');
         return;
       }
-      replace(root, h('main', { id: 'main', class: 'narrow' }, h('h1', null, 'Pulse is unavailable'), h('p', { role: 'alert' }, e.message), h('button', { type: 'button', onclick: () => render() }, 'Try again')));
+      replace(
+        root,
+        h(
+          'main',
+          { id: 'main', class: 'narrow' },
+          h('h1', null, 'Pulse is unavailable'),
+          h('p', { role: 'alert' }, e.message),
+          h('button', { type: 'button', onclick: () => render() }, 'Try again'),
+        ),
+      );
       return;
     }
     if (seq !== renderSeq) return;

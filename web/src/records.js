@@ -29,7 +29,11 @@ export function recordList(o) {
   const list = h('ul', { class: `items ${o.listClass}`, 'aria-live': 'polite' });
   const alert = alertBox();
   const empty = h('p', { class: 'muted', hidden: true }, text());
-  const more = h('button', { type: 'button', class: 'secondary', hidden: true, onclick: () => busy(more, loadMore) }, 'Load more');
+  const more = h(
+    'button',
+    { type: 'button', class: 'secondary', hidden: true, onclick: () => busy(more, loadMore) },
+    'Load more',
+  );
 
   const confirm = (r, on) => {
     if (on) confirming.add(r.id);
@@ -63,13 +67,30 @@ export function recordList(o) {
     const actions = confirming.has(r.id)
       ? [
           h('span', { class: 'confirm-text' }, 'Delete?'),
-          h('button', { type: 'button', class: 'danger', 'aria-label': `Confirm deleting ${label}`, onclick: (e) => busy(e.currentTarget, () => doDelete(r)) }, 'Delete'),
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'danger',
+              'aria-label': `Confirm deleting ${label}`,
+              onclick: (e) => busy(e.currentTarget, () => doDelete(r)),
+            },
+            'Delete',
+          ),
           h('button', { type: 'button', class: 'secondary', onclick: () => confirm(r, false) }, 'Keep'),
         ]
       : [
           o.actions ? o.actions(r) : null,
-          h('button', { type: 'button', class: 'secondary', 'aria-label': `Edit ${label}`, onclick: () => o.edit(r) }, 'Edit'),
-          h('button', { type: 'button', class: 'secondary', 'aria-label': `Delete ${label}`, onclick: () => confirm(r, true) }, 'Delete'),
+          h(
+            'button',
+            { type: 'button', class: 'secondary', 'aria-label': `Edit ${label}`, onclick: () => o.edit(r) },
+            'Edit',
+          ),
+          h(
+            'button',
+            { type: 'button', class: 'secondary', 'aria-label': `Delete ${label}`, onclick: () => confirm(r, true) },
+            'Delete',
+          ),
         ];
     return h(
       'li',

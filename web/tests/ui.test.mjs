@@ -8,11 +8,10 @@
 // need /api/v1/live: when the binary has no such route they are skipped, saying so.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
-import { ROOT, startServer, waitFor, waitReady } from '../../tests/e2e/helpers.mjs';
+import { ROOT, freePort, middayZone, startServer, stopServer, waitFor, waitReadyRaw } from '../../tests/e2e/helpers.mjs';
 
 const ARTIFACTS = path.join(ROOT, 'tests/artifacts/web');
 const CHROMIUM = process.env.PULSE_CHROMIUM || '/usr/bin/chromium';
@@ -22,22 +21,14 @@ const VIEWPORTS = [
   { name: 'desktop', viewport: { width: 1280, height: 800 } },
 ];
 
-let srv;
 let origin;
 let browser;
+// The browsers' (and so the account's) time zone: about noon now, so that "today" does not
+// end during the run, whenever it runs.
+const ZONE = middayZone();
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
+// One hook each way (node 20 does not wait for one root-level hook before the next).
+let srv;
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   // Origin checks need the public origin before the server starts: pick the port first.
@@ -49,7 +40,7 @@ before(async () => {
     PULSE_WEB_ROOT: path.join(ROOT, 'web/dist'),
     PULSE_ACCESS_LOG: 'off',
   });
-  await waitReady(srv);
+  await waitReadyRaw(srv);
   // the live socket is part of the dashboard: unauthenticated it is 401, never 404
   assert.equal((await fetch(`${origin}/api/v1/live`)).status, 401);
   browser = await chromium.launch({
@@ -62,7 +53,7 @@ before(async () => {
 
 after(async () => {
   if (browser) await browser.close();
-  if (srv) await srv.stop();
+  if (srv) await stopServer(srv); // exit status 0, no sanitizer report
 });
 
 // Collects console errors and page errors: any of them fails the test that saw it.
@@ -76,7 +67,7 @@ function watch(page, errors, label) {
 
 async function newPage(vp, errors, label) {
   const { name, ...options } = vp;
-  const context = await browser.newContext({ ...options, baseURL: origin, reducedMotion: 'reduce', timezoneId: 'Europe/Paris' });
+  const context = await browser.newContext({ ...options, baseURL: origin, reducedMotion: 'reduce', timezoneId: ZONE });
   context.setDefaultTimeout(10000);
   const page = await context.newPage();
   watch(page, errors, label);

@@ -1,5 +1,5 @@
-/* json: request-body decoding and validation with per-field errors, and the time and text
- * helpers every JSON shape of the contract needs.
+/* json: request-body decoding and validation with per-field errors, and the text helpers
+ * every JSON shape of the contract needs (timestamps are pl/time.h's).
  *
  * pl_json_parse_object() is the 400 step (not JSON, not an object, duplicate keys, invalid
  * UTF-8); pl_json_validate() is the 422 step: it checks an object against a schema (a table
@@ -80,23 +80,6 @@ size_t pl_utf8_sanitize(const char *in, char *out, size_t cap);
 
 /* Unicode code points in a valid UTF-8 string of `bytes` bytes. */
 size_t pl_utf8_length(const char *s, size_t bytes);
-
-/* The instants a timestamp may name: 0001-01-01T00:00:00Z ..= 9999-12-31T23:59:59.999999Z,
- * in microseconds since the epoch (what RFC 3339 in UTC and Postgres both print with a
- * four-digit year). */
-#define PL_TIME_MIN_US (-INT64_C(62135596800000000))
-#define PL_TIME_MAX_US INT64_C(253402300799999999)
-/* RFC 3339 ("2026-11-23T09:30:00Z", "2026-11-23T10:30:00.5+01:00"; 'T'/'t' and 'Z'/'z'
- * both accepted; seconds 60 refused; an offset is required, any from -23:59 to +23:59;
- * digits past the microsecond truncated). Returns 0 and microseconds since the epoch, or
- * PL_E_INVALID, also for an instant outside PL_TIME_MIN_US..PL_TIME_MAX_US (year 0000, or
- * a local time whose offset moves it out of years 0001..9999). */
-PL_MUST_USE int pl_time_parse_rfc3339(const char *s, int64_t *out_us);
-/* UTC with milliseconds: "2026-11-23T09:30:00.123Z" (out needs 32 bytes). */
-void pl_time_format_rfc3339(int64_t us, char out[32]);
-
-/* YYYY-MM-DD (a real calendar date). Returns 0 or PL_E_INVALID. */
-PL_MUST_USE int pl_date_parse(const char *s, int *year, int *month, int *day);
 
 /* Trims ASCII whitespace and lower-cases letters in place (Unicode simple case mapping of
  * the C library's C.UTF-8 locale, as Postgres's lower() in a UTF-8 database; a letter whose

@@ -1,7 +1,7 @@
 // Sign in and create an account. Both set the session cookie; the response's `token` is not
 // kept (the browser uses the cookie only).
 import { post } from '../api.js';
-import { alertBox, busy, field, h, showProblem } from '../dom.js';
+import { alertBox, field, h, onSubmit } from '../dom.js';
 
 function browserZone() {
   try {
@@ -12,14 +12,26 @@ function browserZone() {
 }
 
 function authForm(ctx, { register }) {
-  const email = field('Email', h('input', { type: 'email', autocomplete: 'email', required: true, inputmode: 'email' }), 'email');
+  const email = field(
+    'Email',
+    h('input', { type: 'email', autocomplete: 'email', required: true, inputmode: 'email' }),
+    'email',
+  );
   const password = field(
     'Password',
-    h('input', { type: 'password', autocomplete: register ? 'new-password' : 'current-password', required: true, minlength: register ? 12 : null, maxlength: 128 }),
+    h('input', {
+      type: 'password',
+      autocomplete: register ? 'new-password' : 'current-password',
+      required: true,
+      minlength: register ? 12 : null,
+      maxlength: 128,
+    }),
     'password',
     register ? '12 to 128 characters.' : null,
   );
-  const name = register ? field('Name (optional)', h('input', { type: 'text', autocomplete: 'name', maxlength: 100 }), 'display_name') : null;
+  const name = register
+    ? field('Name (optional)', h('input', { type: 'text', autocomplete: 'name', maxlength: 100 }), 'display_name')
+    : null;
   const fields = [email, password, name].filter(Boolean);
   const alert = alertBox();
   const flash = ctx.takeFlash();
@@ -29,23 +41,21 @@ function authForm(ctx, { register }) {
     {
       class: 'card auth',
       novalidate: true,
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(alert, fields, null);
-        const body = { email: email.input.value.trim(), password: password.input.value };
-        if (register) {
-          if (name.input.value.trim()) body.display_name = name.input.value.trim();
-          body.timezone = browserZone();
-        }
-        try {
-          const res = await busy(submit, () => post(register ? '/auth/register' : '/auth/login', body, { auth: false }));
-          ctx.signedIn(res.data.user);
-        } catch (err) {
-          if (err.status === 401) err.problem.detail = 'Wrong email or password.';
-          if (err.status === 409) err.problem.detail = 'An account with this email already exists.';
-          showProblem(alert, fields, err);
-        }
-      },
+      onsubmit: onSubmit({
+        alert,
+        fields,
+        button: submit,
+        send: () => {
+          const body = { email: email.input.value.trim(), password: password.input.value };
+          if (register) {
+            if (name.input.value.trim()) body.display_name = name.input.value.trim();
+            body.timezone = browserZone();
+          }
+          return post(register ? '/auth/register' : '/auth/login', body, { auth: false });
+        },
+        done: (res) => ctx.signedIn(res.data.user),
+        messages: { 401: 'Wrong email or password.', 409: 'An account with this email already exists.' },
+      }),
     },
     flash ? h('p', { class: 'notice', role: 'status' }, flash) : null,
     alert,

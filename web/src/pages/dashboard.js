@@ -13,8 +13,22 @@ export function dashboardPage(ctx) {
   const today = todayCard(ctx, { compact: true });
   const cpu = liveChart({ title: 'CPU', series: [{ label: 'all cores', color: 'teal' }], fmt: pct, yMax: 100 });
   const mem = liveChart({ title: 'Memory', series: [{ label: 'used', color: 'purple' }], fmt: fmtBytes });
-  const net = liveChart({ title: 'Network', series: [{ label: 'in', color: 'blue' }, { label: 'out', color: 'orange' }], fmt: perSecond });
-  const req = liveChart({ title: 'Requests', series: [{ label: 'per second', color: 'teal' }, { label: 'errors', color: 'red' }], fmt: (v) => fmtNumber(v, v < 10 ? 1 : 0) });
+  const net = liveChart({
+    title: 'Network',
+    series: [
+      { label: 'in', color: 'blue' },
+      { label: 'out', color: 'orange' },
+    ],
+    fmt: perSecond,
+  });
+  const req = liveChart({
+    title: 'Requests',
+    series: [
+      { label: 'per second', color: 'teal' },
+      { label: 'errors', color: 'red' },
+    ],
+    fmt: (v) => fmtNumber(v, v < 10 ? 1 : 0),
+  });
   const charts = [cpu, mem, net, req];
 
   const tile = (label) => {
@@ -43,7 +57,10 @@ export function dashboardPage(ctx) {
     replace(tiles.load.value, fmtNumber(sys.load1, 2));
     replace(tiles.mem.value, `${fmtBytes(sys.mem_used_bytes)} of ${fmtBytes(sys.mem_total_bytes)}`);
     replace(tiles.disk.value, `${fmtBytes(sys.disk_used_bytes)} of ${fmtBytes(sys.disk_total_bytes)}`);
-    replace(tiles.latency.value, `${fmtNumber(srv.p50_ms, 1)} / ${fmtNumber(srv.p95_ms, 1)} / ${fmtNumber(srv.p99_ms, 1)} ms`);
+    replace(
+      tiles.latency.value,
+      `${fmtNumber(srv.p50_ms, 1)} / ${fmtNumber(srv.p95_ms, 1)} / ${fmtNumber(srv.p99_ms, 1)} ms`,
+    );
     replace(tiles.conns.value, `${fmtNumber(srv.connections)} / ${fmtNumber(srv.ws_clients)}`);
     replace(tiles.db.value, `${fmtNumber(srv.db_pool_busy)} of ${fmtNumber(srv.db_pool_size)}`);
     waiting.hidden = true;
@@ -55,8 +72,16 @@ export function dashboardPage(ctx) {
     h('div', { class: 'page-head' }, h('h1', null, 'Live')),
     today.el,
     waiting,
-    h('div', { class: 'tiles' }, Object.values(tiles).map((t) => t.el)),
-    h('div', { class: 'charts' }, charts.map((c) => c.el)),
+    h(
+      'div',
+      { class: 'tiles' },
+      Object.values(tiles).map((t) => t.el),
+    ),
+    h(
+      'div',
+      { class: 'charts' },
+      charts.map((c) => c.el),
+    ),
   );
 
   let off = null;

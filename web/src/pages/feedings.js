@@ -3,7 +3,7 @@
 // and a 30-day chart. Changes from other devices arrive as live events and are applied here.
 import { get, idempotencyKey, ifMatch, patch, post } from '../api.js';
 import { barChart } from '../charts.js';
-import { alertBox, busy, field, fmtDateTime, fmtNumber, h, replace, showProblem, toLocalInput } from '../dom.js';
+import { alertBox, field, fmtDateTime, fmtNumber, h, onSubmit, replace, toLocalInput } from '../dom.js';
 import { recordList } from '../records.js';
 import { todayCard } from './today.js';
 
@@ -18,21 +18,44 @@ export function feedingsPage(ctx) {
   const today = todayCard(ctx);
 
   // ---- quick log ----
-  const amount = field('Amount (ml)', h('input', { type: 'number', inputmode: 'numeric', min: 1, max: 2000, step: 1, required: true, value: '120', class: 'amount-input' }), 'amount_ml');
+  const amount = field(
+    'Amount (ml)',
+    h('input', {
+      type: 'number',
+      inputmode: 'numeric',
+      min: 1,
+      max: 2000,
+      step: 1,
+      required: true,
+      value: '120',
+      class: 'amount-input',
+    }),
+    'amount_ml',
+  );
   const presetButtons = PRESETS.map((ml) =>
-    h('button', { type: 'button', class: 'preset', 'aria-pressed': ml === 120 ? 'true' : 'false', onclick: () => setAmount(ml) }, `${ml}`),
+    h(
+      'button',
+      { type: 'button', class: 'preset', 'aria-pressed': ml === 120 ? 'true' : 'false', onclick: () => setAmount(ml) },
+      `${ml}`,
+    ),
   );
   const setAmount = (ml) => {
     amount.input.value = String(ml);
     syncPresets();
   };
-  const syncPresets = () => presetButtons.forEach((b, i) => b.setAttribute('aria-pressed', String(Number(amount.input.value) === PRESETS[i])));
+  const syncPresets = () =>
+    presetButtons.forEach((b, i) => b.setAttribute('aria-pressed', String(Number(amount.input.value) === PRESETS[i])));
   amount.input.addEventListener('input', syncPresets);
   let kind = localStorage.getItem(LAST_KIND) || 'milk';
   if (!KINDS.includes(kind)) kind = 'milk';
   const kindName = `kind-${Math.random().toString(36).slice(2, 7)}`;
   const kindRadios = KINDS.map((k) =>
-    h('label', { class: 'chip' }, h('input', { type: 'radio', name: kindName, value: k, checked: k === kind, onchange: () => (kind = k) }), h('span', null, k)),
+    h(
+      'label',
+      { class: 'chip' },
+      h('input', { type: 'radio', name: kindName, value: k, checked: k === kind, onchange: () => (kind = k) }),
+      h('span', null, k),
+    ),
   );
   const note = field('Note (optional)', h('input', { type: 'text', maxlength: 1000, autocomplete: 'off' }), 'note');
   const logAlert = alertBox();
@@ -44,15 +67,18 @@ export function feedingsPage(ctx) {
       class: 'card quick-log',
       novalidate: true,
       'aria-labelledby': 'log-h',
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(logAlert, [amount, note], null);
-        logStatus.hidden = true;
-        const body = { amount_ml: Number(amount.input.value), kind };
-        if (!Number.isInteger(body.amount_ml)) body.amount_ml = amount.input.value; // let the API explain
-        if (note.input.value.trim()) body.note = note.input.value.trim();
-        try {
-          const { data } = await busy(logButton, () => post('/feedings', body, { headers: { 'Idempotency-Key': idempotencyKey() } }));
+      onsubmit: onSubmit({
+        alert: logAlert,
+        fields: [amount, note],
+        button: logButton,
+        status: logStatus,
+        send: () => {
+          const body = { amount_ml: Number(amount.input.value), kind };
+          if (!Number.isInteger(body.amount_ml)) body.amount_ml = amount.input.value; // let the API explain
+          if (note.input.value.trim()) body.note = note.input.value.trim();
+          return post('/feedings', body, { headers: { 'Idempotency-Key': idempotencyKey() } });
+        },
+        done: ({ data }) => {
           localStorage.setItem(LAST_KIND, kind);
           note.input.value = '';
           records.upsert(data);
@@ -60,10 +86,8 @@ export function feedingsPage(ctx) {
           stats.refresh();
           logStatus.hidden = false;
           logStatus.textContent = `Logged ${data.amount_ml} ml of ${data.kind}.`;
-        } catch (err) {
-          showProblem(logAlert, [amount, note], err);
-        }
-      },
+        },
+      }),
     },
     h('h2', { id: 'log-h' }, 'Log a feeding'),
     logAlert,
@@ -97,8 +121,20 @@ export function feedingsPage(ctx) {
   });
 
   function startEdit(f) {
-    const a = field('Amount (ml)', h('input', { type: 'number', min: 1, max: 2000, value: String(f.amount_ml), inputmode: 'numeric' }), 'amount_ml');
-    const k = field('Kind', h('select', null, KINDS.map((x) => h('option', { value: x, selected: x === f.kind }, x))), 'kind');
+    const a = field(
+      'Amount (ml)',
+      h('input', { type: 'number', min: 1, max: 2000, value: String(f.amount_ml), inputmode: 'numeric' }),
+      'amount_ml',
+    );
+    const k = field(
+      'Kind',
+      h(
+        'select',
+        null,
+        KINDS.map((x) => h('option', { value: x, selected: x === f.kind }, x)),
+      ),
+      'kind',
+    );
     const at = field('Given at', h('input', { type: 'datetime-local', value: toLocalInput(f.given_at) }), 'given_at');
     const n = field('Note', h('input', { type: 'text', maxlength: 1000, value: f.note || '' }), 'note');
     const alert = alertBox();
@@ -108,31 +144,37 @@ export function feedingsPage(ctx) {
       save,
       children: h('div', { class: 'edit-grid' }, a.row, k.row, at.row, n.row),
       focus: a.input,
-      submit: async () => {
-        showProblem(alert, [a, k, at, n], null);
-        const current = records.get(f.id) || f;
-        const body = { amount_ml: Number(a.input.value), kind: k.input.value, note: n.input.value.trim() || null };
-        if (at.input.value && at.input.value !== toLocalInput(current.given_at)) body.given_at = new Date(at.input.value).toISOString();
-        try {
-          const { data } = await busy(save, () => patch(`/feedings/${f.id}`, body, { headers: ifMatch(current) }));
+      submit: onSubmit({
+        alert,
+        fields: [a, k, at, n],
+        button: save,
+        send: () => {
+          const current = records.get(f.id) || f;
+          const body = { amount_ml: Number(a.input.value), kind: k.input.value, note: n.input.value.trim() || null };
+          if (at.input.value && at.input.value !== toLocalInput(current.given_at))
+            body.given_at = new Date(at.input.value).toISOString();
+          return patch(`/feedings/${f.id}`, body, { headers: ifMatch(current) });
+        },
+        done: ({ data }) => {
           records.saved(data);
           today.refresh();
           stats.refresh();
-        } catch (err) {
-          if (err.status === 412) {
-            err.problem.detail = 'This feeding was changed on another device. The latest version is shown; check it and save again.';
-            await records.reloadItem(f.id);
-            const fresh = records.get(f.id);
-            if (fresh) {
-              a.input.value = String(fresh.amount_ml);
-              k.input.value = fresh.kind;
-              at.input.value = toLocalInput(fresh.given_at);
-              n.input.value = fresh.note || '';
-            }
+        },
+        messages: {
+          412: 'This feeding was changed on another device. The latest version is shown; check it and save again.',
+        },
+        failed: async (err) => {
+          if (err.status !== 412) return;
+          await records.reloadItem(f.id);
+          const fresh = records.get(f.id);
+          if (fresh) {
+            a.input.value = String(fresh.amount_ml);
+            k.input.value = fresh.kind;
+            at.input.value = toLocalInput(fresh.given_at);
+            n.input.value = fresh.note || '';
           }
-          showProblem(alert, [a, k, at, n], err);
-        }
-      },
+        },
+      }),
     });
   }
 
@@ -145,7 +187,10 @@ export function feedingsPage(ctx) {
       try {
         const { data: s } = await get('/stats/feedings?days=30');
         chart.set(s.per_day.map((d) => ({ date: d.date, value: d.total_ml })));
-        replace(statsText, `${fmtNumber(s.total_ml)} ml in ${fmtNumber(s.total_count)} feeding${s.total_count === 1 ? '' : 's'} · ${fmtNumber(s.avg_daily_ml, 1)} ml a day on average`);
+        replace(
+          statsText,
+          `${fmtNumber(s.total_ml)} ml in ${fmtNumber(s.total_count)} feeding${s.total_count === 1 ? '' : 's'} · ${fmtNumber(s.avg_daily_ml, 1)} ml a day on average`,
+        );
       } catch (err) {
         replace(statsText, h('span', { role: 'alert' }, err.message));
       }

@@ -2,20 +2,56 @@
 // pin and unpin. Live events from other devices update the list (or, while a search or filter
 // is active, re-run it: only the server can tell whether a note matches).
 import { get, idempotencyKey, ifMatch, patch, post } from '../api.js';
-import { alertBox, busy, field, fmtDateTime, h, replace, showProblem } from '../dom.js';
+import { alertBox, busy, field, fmtDateTime, h, onSubmit, replace, showProblem } from '../dom.js';
 import { recordList } from '../records.js';
 
-const order = (a, b) => (a.pinned !== b.pinned ? (a.pinned ? -1 : 1) : a.updated_at < b.updated_at ? 1 : a.updated_at > b.updated_at ? -1 : a.id < b.id ? 1 : -1);
-const parseTags = (s) => [...new Set(s.split(/[\s,]+/).map((t) => t.trim().toLowerCase()).filter(Boolean))];
+const order = (a, b) =>
+  a.pinned !== b.pinned
+    ? a.pinned
+      ? -1
+      : 1
+    : a.updated_at < b.updated_at
+      ? 1
+      : a.updated_at > b.updated_at
+        ? -1
+        : a.id < b.id
+          ? 1
+          : -1;
+const parseTags = (s) => [
+  ...new Set(
+    s
+      .split(/[\s,]+/)
+      .map((t) => t.trim().toLowerCase())
+      .filter(Boolean),
+  ),
+];
 
 function noteFields(note = {}) {
-  const title = field('Title', h('input', { type: 'text', required: true, maxlength: 200, value: note.title || '' }), 'title');
+  const title = field(
+    'Title',
+    h('input', { type: 'text', required: true, maxlength: 200, value: note.title || '' }),
+    'title',
+  );
   const body = field('Text', h('textarea', { rows: 4, maxlength: 100000 }), 'body');
   body.input.value = note.body || '';
-  const tags = field('Tags', h('input', { type: 'text', autocomplete: 'off', value: (note.tags || []).join(' '), spellcheck: 'false' }), 'tags', 'Separated by spaces or commas: letters, digits, - and _.');
-  const pinned = h('input', { type: 'checkbox', checked: !!note.pinned, id: `pin-${Math.random().toString(36).slice(2, 8)}` });
+  const tags = field(
+    'Tags',
+    h('input', { type: 'text', autocomplete: 'off', value: (note.tags || []).join(' '), spellcheck: 'false' }),
+    'tags',
+    'Separated by spaces or commas: letters, digits, - and _.',
+  );
+  const pinned = h('input', {
+    type: 'checkbox',
+    checked: !!note.pinned,
+    id: `pin-${Math.random().toString(36).slice(2, 8)}`,
+  });
   const pinnedRow = h('div', { class: 'field check' }, pinned, h('label', { for: pinned.id }, 'Pinned'));
-  const values = () => ({ title: title.input.value.trim(), body: body.input.value, tags: parseTags(tags.input.value), pinned: pinned.checked });
+  const values = () => ({
+    title: title.input.value.trim(),
+    body: body.input.value,
+    tags: parseTags(tags.input.value),
+    pinned: pinned.checked,
+  });
   return { title, body, tags, pinned, pinnedRow, list: [title, body, tags], values };
 }
 
@@ -33,11 +69,12 @@ export function notesPage(ctx) {
       class: 'card note-form',
       novalidate: true,
       'aria-labelledby': 'new-note-h',
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(createAlert, nf.list, null);
-        try {
-          const { data } = await busy(createBtn, () => post('/notes', nf.values(), { headers: { 'Idempotency-Key': idempotencyKey() } }));
+      onsubmit: onSubmit({
+        alert: createAlert,
+        fields: nf.list,
+        button: createBtn,
+        send: () => post('/notes', nf.values(), { headers: { 'Idempotency-Key': idempotencyKey() } }),
+        done: ({ data }) => {
           nf.title.input.value = '';
           nf.body.input.value = '';
           nf.tags.input.value = '';
@@ -45,10 +82,8 @@ export function notesPage(ctx) {
           if (filtered()) reload();
           else records.upsert(data);
           tags.refresh();
-        } catch (err) {
-          showProblem(createAlert, nf.list, err);
-        }
-      },
+        },
+      }),
     },
     h('h2', { id: 'new-note-h' }, 'New note'),
     createAlert,
@@ -60,7 +95,13 @@ export function notesPage(ctx) {
   );
 
   // ---- search and filters ----
-  const search = h('input', { type: 'search', id: 'note-search', placeholder: 'Search notes', autocomplete: 'off', enterkeyhint: 'search' });
+  const search = h('input', {
+    type: 'search',
+    id: 'note-search',
+    placeholder: 'Search notes',
+    autocomplete: 'off',
+    enterkeyhint: 'search',
+  });
   let searchTimer = null;
   search.addEventListener('input', () => {
     clearTimeout(searchTimer);
@@ -69,7 +110,14 @@ export function notesPage(ctx) {
       reload();
     }, 250);
   });
-  const pinnedOnly = h('input', { type: 'checkbox', id: 'pinned-only', onchange: () => { filters.pinned = pinnedOnly.checked; reload(); } });
+  const pinnedOnly = h('input', {
+    type: 'checkbox',
+    id: 'pinned-only',
+    onchange: () => {
+      filters.pinned = pinnedOnly.checked;
+      reload();
+    },
+  });
   const tagBar = h('div', { class: 'tag-bar', role: 'group', 'aria-label': 'Filter by tag' });
   const tags = {
     timer: null,
@@ -79,16 +127,21 @@ export function notesPage(ctx) {
         replace(
           tagBar,
           data.items.map((t) =>
-            h('button', {
-              type: 'button',
-              class: 'tag',
-              'aria-pressed': String(filters.tag === t.tag),
-              onclick: () => {
-                filters.tag = filters.tag === t.tag ? '' : t.tag;
-                tags.load();
-                reload();
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'tag',
+                'aria-pressed': String(filters.tag === t.tag),
+                onclick: () => {
+                  filters.tag = filters.tag === t.tag ? '' : t.tag;
+                  tags.load();
+                  reload();
+                },
               },
-            }, `#${t.tag}`, h('span', { class: 'count', 'aria-label': `${t.count} notes` }, String(t.count))),
+              `#${t.tag}`,
+              h('span', { class: 'count', 'aria-label': `${t.count} notes` }, String(t.count)),
+            ),
           ),
         );
       } catch {
@@ -113,10 +166,25 @@ export function notesPage(ctx) {
     view: (n) => [
       h('h3', { class: 'note-title' }, n.title, n.pinned ? h('span', { class: 'badge' }, 'pinned') : null),
       n.body ? h('p', { class: 'note-body' }, n.body.length > 400 ? `${n.body.slice(0, 400)}…` : n.body) : null,
-      h('p', { class: 'note-meta' }, n.tags.map((t) => h('span', { class: 'tag static' }, `#${t}`)), h('time', { class: 'muted', datetime: n.updated_at }, fmtDateTime(n.updated_at, ctx.user && ctx.user.timezone))),
+      h(
+        'p',
+        { class: 'note-meta' },
+        n.tags.map((t) => h('span', { class: 'tag static' }, `#${t}`)),
+        h('time', { class: 'muted', datetime: n.updated_at }, fmtDateTime(n.updated_at, ctx.user && ctx.user.timezone)),
+      ),
     ],
     actions: (n) =>
-      h('button', { type: 'button', class: 'secondary', 'aria-pressed': String(!!n.pinned), 'aria-label': `${n.pinned ? 'Unpin' : 'Pin'} note ${n.title}`, onclick: (e) => busy(e.currentTarget, () => save(n, { pinned: !n.pinned }, records.alert)) }, n.pinned ? 'Unpin' : 'Pin'),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'secondary',
+          'aria-pressed': String(!!n.pinned),
+          'aria-label': `${n.pinned ? 'Unpin' : 'Pin'} note ${n.title}`,
+          onclick: (e) => busy(e.currentTarget, () => save(n, { pinned: !n.pinned }, records.alert)),
+        },
+        n.pinned ? 'Unpin' : 'Pin',
+      ),
     edit: startEdit,
     params: () => ({ q: filters.q, tag: filters.tag, pinned: filters.pinned ? 'true' : '' }),
     deleted: () => tags.refresh(),
@@ -135,7 +203,8 @@ export function notesPage(ctx) {
       return true;
     } catch (err) {
       if (err.status === 412) {
-        err.problem.detail = 'This note was changed on another device. The latest version is loaded; check it and save again.';
+        err.problem.detail =
+          'This note was changed on another device. The latest version is loaded; check it and save again.';
         await records.reloadItem(n.id);
       }
       if (err.status === 404) records.remove(n.id);
@@ -197,7 +266,13 @@ export function notesPage(ctx) {
         'section',
         { class: 'card', 'aria-labelledby': 'notes-h' },
         h('h2', { id: 'notes-h' }, 'Your notes'),
-        h('div', { class: 'search-row', role: 'search' }, h('label', { for: 'note-search', class: 'visually-hidden' }, 'Search notes'), search, h('div', { class: 'field check' }, pinnedOnly, h('label', { for: 'pinned-only' }, 'Pinned only'))),
+        h(
+          'div',
+          { class: 'search-row', role: 'search' },
+          h('label', { for: 'note-search', class: 'visually-hidden' }, 'Search notes'),
+          search,
+          h('div', { class: 'field check' }, pinnedOnly, h('label', { for: 'pinned-only' }, 'Pinned only')),
+        ),
         tagBar,
         records.nodes,
       ),

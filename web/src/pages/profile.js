@@ -2,7 +2,7 @@
 // (create, shown once, revoke); password change (optionally revoking every token); export;
 // delete the account.
 import { del, get, patch, post } from '../api.js';
-import { alertBox, busy, field, fmtDateTime, h, replace, showProblem } from '../dom.js';
+import { alertBox, busy, field, fmtDateTime, h, onSubmit, replace, showProblem } from '../dom.js';
 
 function zones() {
   try {
@@ -17,9 +17,23 @@ export function profilePage(ctx) {
 
   // ---- profile ----
   const name = field('Name', h('input', { type: 'text', autocomplete: 'name', maxlength: 100 }), 'display_name');
-  const zoneList = h('datalist', { id: 'tz-list' }, zones().map((z) => h('option', { value: z })));
-  const zone = field('Time zone', h('input', { type: 'text', list: 'tz-list', autocomplete: 'off', spellcheck: 'false' }), 'timezone', '“Today” and the daily totals follow this zone.');
-  const target = field('Daily target (ml)', h('input', { type: 'number', min: 0, max: 10000, step: 10, inputmode: 'numeric' }), 'daily_target_ml', '0 means no target.');
+  const zoneList = h(
+    'datalist',
+    { id: 'tz-list' },
+    zones().map((z) => h('option', { value: z })),
+  );
+  const zone = field(
+    'Time zone',
+    h('input', { type: 'text', list: 'tz-list', autocomplete: 'off', spellcheck: 'false' }),
+    'timezone',
+    '“Today” and the daily totals follow this zone.',
+  );
+  const target = field(
+    'Daily target (ml)',
+    h('input', { type: 'number', min: 0, max: 10000, step: 10, inputmode: 'numeric' }),
+    'daily_target_ml',
+    '0 means no target.',
+  );
   const profileFields = [name, zone, target];
   const profileAlert = alertBox();
   const profileStatus = h('p', { class: 'notice', role: 'status', hidden: true });
@@ -38,25 +52,24 @@ export function profilePage(ctx) {
       class: 'card',
       novalidate: true,
       'aria-labelledby': 'profile-h',
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(profileAlert, profileFields, null);
-        profileStatus.hidden = true;
-        const body = {
-          display_name: name.input.value.trim() || null,
-          timezone: zone.input.value.trim(),
-          daily_target_ml: target.input.value === '' ? 0 : Number(target.input.value),
-        };
-        try {
-          const { data } = await busy(saveBtn, () => patch('/me', body));
+      onsubmit: onSubmit({
+        alert: profileAlert,
+        fields: profileFields,
+        button: saveBtn,
+        status: profileStatus,
+        send: () =>
+          patch('/me', {
+            display_name: name.input.value.trim() || null,
+            timezone: zone.input.value.trim(),
+            daily_target_ml: target.input.value === '' ? 0 : Number(target.input.value),
+          }),
+        done: ({ data }) => {
           ctx.setUser(data);
           fill(data);
           profileStatus.hidden = false;
           profileStatus.textContent = 'Saved.';
-        } catch (err) {
-          showProblem(profileAlert, profileFields, err);
-        }
-      },
+        },
+      }),
     },
     h('h2', { id: 'profile-h' }, 'Profile'),
     h('p', { class: 'muted' }, ctx.user.email),
@@ -84,27 +97,40 @@ export function profilePage(ctx) {
             h(
               'div',
               { class: 'item-main' },
-              h('strong', null, s.user_agent ? shortAgent(s.user_agent) : 'Unknown device', s.current ? h('span', { class: 'badge' }, 'this device') : null),
-              h('p', { class: 'muted' }, `${s.ip || 'unknown address'} · signed in ${fmtDateTime(s.created_at, tz())} · last seen ${fmtDateTime(s.last_seen_at, tz())}`),
+              h(
+                'strong',
+                null,
+                s.user_agent ? shortAgent(s.user_agent) : 'Unknown device',
+                s.current ? h('span', { class: 'badge' }, 'this device') : null,
+              ),
+              h(
+                'p',
+                { class: 'muted' },
+                `${s.ip || 'unknown address'} · signed in ${fmtDateTime(s.created_at, tz())} · last seen ${fmtDateTime(s.last_seen_at, tz())}`,
+              ),
             ),
             h(
               'div',
               { class: 'item-actions' },
-              h('button', {
-                type: 'button',
-                class: 'secondary',
-                'aria-label': s.current ? 'Sign out this device' : `Revoke session from ${s.ip || 'unknown address'}`,
-                onclick: (e) =>
-                  busy(e.currentTarget, async () => {
-                    try {
-                      await del(`/auth/sessions/${s.id}`);
-                      if (s.current) ctx.signedOut('You are signed out.');
-                      else loadSessions();
-                    } catch (err) {
-                      showProblem(sessionAlert, [], err);
-                    }
-                  }),
-              }, s.current ? 'Sign out' : 'Revoke'),
+              h(
+                'button',
+                {
+                  type: 'button',
+                  class: 'secondary',
+                  'aria-label': s.current ? 'Sign out this device' : `Revoke session from ${s.ip || 'unknown address'}`,
+                  onclick: (e) =>
+                    busy(e.currentTarget, async () => {
+                      try {
+                        await del(`/auth/sessions/${s.id}`);
+                        if (s.current) ctx.signedOut('You are signed out.');
+                        else loadSessions();
+                      } catch (err) {
+                        showProblem(sessionAlert, [], err);
+                      }
+                    }),
+                },
+                s.current ? 'Sign out' : 'Revoke',
+              ),
             ),
           ),
         ),
@@ -115,10 +141,18 @@ export function profilePage(ctx) {
   }
 
   // ---- tokens ----
-  const tokenName = field('Name', h('input', { type: 'text', maxlength: 100, required: true, placeholder: 'e.g. kitchen tablet' }), 'name');
+  const tokenName = field(
+    'Name',
+    h('input', { type: 'text', maxlength: 100, required: true, placeholder: 'e.g. kitchen tablet' }),
+    'name',
+  );
   const scopeRead = h('input', { type: 'checkbox', id: 'scope-read', checked: true });
   const scopeWrite = h('input', { type: 'checkbox', id: 'scope-write', checked: true });
-  const expires = field('Expires after (days, optional)', h('input', { type: 'number', min: 1, max: 365, inputmode: 'numeric' }), 'expires_in_days');
+  const expires = field(
+    'Expires after (days, optional)',
+    h('input', { type: 'number', min: 1, max: 365, inputmode: 'numeric' }),
+    'expires_in_days',
+  );
   const tokenFields = [tokenName, expires];
   const tokenAlert = alertBox();
   const shown = h('div', { class: 'token-shown', hidden: true, role: 'status' });
@@ -129,43 +163,63 @@ export function profilePage(ctx) {
     {
       novalidate: true,
       class: 'token-form',
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(tokenAlert, tokenFields, null);
-        const scopes = [scopeRead.checked && 'read', scopeWrite.checked && 'write'].filter(Boolean);
-        const body = { name: tokenName.input.value.trim(), scopes };
-        if (expires.input.value) body.expires_in_days = Number(expires.input.value);
-        try {
-          const { data } = await busy(createTokenBtn, () => post('/tokens', body));
+      onsubmit: onSubmit({
+        alert: tokenAlert,
+        fields: tokenFields,
+        button: createTokenBtn,
+        send: () => {
+          const scopes = [scopeRead.checked && 'read', scopeWrite.checked && 'write'].filter(Boolean);
+          const body = { name: tokenName.input.value.trim(), scopes };
+          if (expires.input.value) body.expires_in_days = Number(expires.input.value);
+          return post('/tokens', body);
+        },
+        done: ({ data }) => {
           tokenName.input.value = '';
           expires.input.value = '';
           const code = h('code', { class: 'secret' }, data.token);
-          const copy = h('button', {
-            type: 'button',
-            class: 'secondary',
-            onclick: async () => {
-              try {
-                await navigator.clipboard.writeText(data.token);
-                copy.textContent = 'Copied';
-              } catch {
-                const r = document.createRange();
-                r.selectNodeContents(code);
-                getSelection().removeAllRanges();
-                getSelection().addRange(r);
-              }
+          const copy = h(
+            'button',
+            {
+              type: 'button',
+              class: 'secondary',
+              onclick: async () => {
+                try {
+                  await navigator.clipboard.writeText(data.token);
+                  copy.textContent = 'Copied';
+                } catch {
+                  const r = document.createRange();
+                  r.selectNodeContents(code);
+                  getSelection().removeAllRanges();
+                  getSelection().addRange(r);
+                }
+              },
             },
-          }, 'Copy');
-          replace(shown, h('p', null, h('strong', null, `Token “${data.name}” created.`), ' Copy it now: it will not be shown again.'), h('div', { class: 'row' }, code, copy));
+            'Copy',
+          );
+          replace(
+            shown,
+            h(
+              'p',
+              null,
+              h('strong', null, `Token “${data.name}” created.`),
+              ' Copy it now: it will not be shown again.',
+            ),
+            h('div', { class: 'row' }, code, copy),
+          );
           shown.hidden = false;
           loadTokens();
-        } catch (err) {
-          showProblem(tokenAlert, tokenFields, err);
-        }
-      },
+        },
+      }),
     },
     tokenAlert,
     tokenName.row,
-    h('fieldset', { class: 'scopes' }, h('legend', null, 'Scopes'), h('div', { class: 'field check' }, scopeRead, h('label', { for: 'scope-read' }, 'read')), h('div', { class: 'field check' }, scopeWrite, h('label', { for: 'scope-write' }, 'write'))),
+    h(
+      'fieldset',
+      { class: 'scopes' },
+      h('legend', null, 'Scopes'),
+      h('div', { class: 'field check' }, scopeRead, h('label', { for: 'scope-read' }, 'read')),
+      h('div', { class: 'field check' }, scopeWrite, h('label', { for: 'scope-write' }, 'write')),
+    ),
     expires.row,
     createTokenBtn,
   );
@@ -184,25 +238,33 @@ export function profilePage(ctx) {
                   { class: 'item-main' },
                   h('strong', null, t.name),
                   h('span', { class: 'badge' }, t.scopes.join(' + ')),
-                  h('p', { class: 'muted' }, `created ${fmtDateTime(t.created_at, tz())} · ${t.expires_at ? `expires ${fmtDateTime(t.expires_at, tz())}` : 'no expiry'} · ${t.last_used_at ? `last used ${fmtDateTime(t.last_used_at, tz())}` : 'never used'}`),
+                  h(
+                    'p',
+                    { class: 'muted' },
+                    `created ${fmtDateTime(t.created_at, tz())} · ${t.expires_at ? `expires ${fmtDateTime(t.expires_at, tz())}` : 'no expiry'} · ${t.last_used_at ? `last used ${fmtDateTime(t.last_used_at, tz())}` : 'never used'}`,
+                  ),
                 ),
                 h(
                   'div',
                   { class: 'item-actions' },
-                  h('button', {
-                    type: 'button',
-                    class: 'secondary',
-                    'aria-label': `Revoke token ${t.name}`,
-                    onclick: (e) =>
-                      busy(e.currentTarget, async () => {
-                        try {
-                          await del(`/tokens/${t.id}`);
-                          loadTokens();
-                        } catch (err) {
-                          showProblem(tokenAlert, [], err);
-                        }
-                      }),
-                  }, 'Revoke'),
+                  h(
+                    'button',
+                    {
+                      type: 'button',
+                      class: 'secondary',
+                      'aria-label': `Revoke token ${t.name}`,
+                      onclick: (e) =>
+                        busy(e.currentTarget, async () => {
+                          try {
+                            await del(`/tokens/${t.id}`);
+                            loadTokens();
+                          } catch (err) {
+                            showProblem(tokenAlert, [], err);
+                          }
+                        }),
+                    },
+                    'Revoke',
+                  ),
                 ),
               ),
             )
@@ -214,52 +276,76 @@ export function profilePage(ctx) {
   }
 
   // ---- password ----
-  const currentPw = field('Current password', h('input', { type: 'password', autocomplete: 'current-password', required: true }), 'current_password');
-  const newPw = field('New password', h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 12, maxlength: 128 }), 'new_password', 'At least 12 characters. Your other devices will be signed out.');
+  const currentPw = field(
+    'Current password',
+    h('input', { type: 'password', autocomplete: 'current-password', required: true }),
+    'current_password',
+  );
+  const newPw = field(
+    'New password',
+    h('input', { type: 'password', autocomplete: 'new-password', required: true, minlength: 12, maxlength: 128 }),
+    'new_password',
+    'At least 12 characters. Your other devices will be signed out.',
+  );
   const revokeTokens = h('input', { type: 'checkbox', id: 'revoke-tokens', name: 'revoke_tokens' });
   const pwFields = [currentPw, newPw];
   const pwAlert = alertBox();
   const pwStatus = h('p', { class: 'notice', role: 'status', hidden: true });
   const pwBtn = h('button', { type: 'submit', class: 'primary' }, 'Change password');
+  let revoking = false; // what the request in flight asked for
   const passwordForm = h(
     'form',
     {
       class: 'card password-form',
       novalidate: true,
       'aria-labelledby': 'password-h',
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(pwAlert, pwFields, null);
-        pwStatus.hidden = true;
-        const body = { current_password: currentPw.input.value, new_password: newPw.input.value, revoke_tokens: revokeTokens.checked };
-        try {
-          await busy(pwBtn, () => post('/auth/password', body));
+      onsubmit: onSubmit({
+        alert: pwAlert,
+        fields: pwFields,
+        button: pwBtn,
+        status: pwStatus,
+        send: () => {
+          revoking = revokeTokens.checked;
+          return post('/auth/password', {
+            current_password: currentPw.input.value,
+            new_password: newPw.input.value,
+            revoke_tokens: revoking,
+          });
+        },
+        done: () => {
           currentPw.input.value = '';
           newPw.input.value = '';
           pwStatus.hidden = false;
-          pwStatus.textContent = body.revoke_tokens
+          pwStatus.textContent = revoking
             ? 'Password changed. Your other devices were signed out and every access token was revoked.'
             : 'Password changed. Your other devices were signed out.';
           revokeTokens.checked = false;
           loadSessions();
-          if (body.revoke_tokens) loadTokens();
-        } catch (err) {
-          if (err.status === 403) err.problem.detail = 'The current password is wrong.';
-          showProblem(pwAlert, pwFields, err);
-        }
-      },
+          if (revoking) loadTokens();
+        },
+        messages: { 403: 'The current password is wrong.' },
+      }),
     },
     h('h2', { id: 'password-h' }, 'Password'),
     pwAlert,
     currentPw.row,
     newPw.row,
-    h('div', { class: 'field check' }, revokeTokens, h('label', { for: 'revoke-tokens' }, 'Also revoke every access token')),
+    h(
+      'div',
+      { class: 'field check' },
+      revokeTokens,
+      h('label', { for: 'revoke-tokens' }, 'Also revoke every access token'),
+    ),
     pwBtn,
     pwStatus,
   );
 
   // ---- delete account ----
-  const delPassword = field('Password', h('input', { type: 'password', autocomplete: 'current-password', required: true }), 'password');
+  const delPassword = field(
+    'Password',
+    h('input', { type: 'password', autocomplete: 'current-password', required: true }),
+    'password',
+  );
   const delConfirm = h('input', { type: 'checkbox', id: 'delete-confirm' });
   const delAlert = alertBox();
   const delBtn = h('button', { type: 'submit', class: 'danger' }, 'Delete my account');
@@ -269,28 +355,30 @@ export function profilePage(ctx) {
       class: 'card danger-zone',
       novalidate: true,
       'aria-labelledby': 'delete-h',
-      onsubmit: async (e) => {
-        e.preventDefault();
-        showProblem(delAlert, [delPassword], null);
-        if (!delConfirm.checked) {
-          showProblem(delAlert, [delPassword], { problem: { detail: 'Tick the box to confirm.' } });
+      onsubmit: onSubmit({
+        alert: delAlert,
+        fields: [delPassword],
+        button: delBtn,
+        check: () => {
+          if (delConfirm.checked) return null;
           delConfirm.focus();
-          return;
-        }
-        try {
-          await busy(delBtn, () => del('/me', { body: { password: delPassword.input.value } }));
-          ctx.signedOut('Your account and all its data were deleted.');
-        } catch (err) {
-          if (err.status === 403) err.problem.detail = 'Wrong password.';
-          showProblem(delAlert, [delPassword], err);
-        }
-      },
+          return { problem: { detail: 'Tick the box to confirm.' } };
+        },
+        send: () => del('/me', { body: { password: delPassword.input.value } }),
+        done: () => ctx.signedOut('Your account and all its data were deleted.'),
+        messages: { 403: 'Wrong password.' },
+      }),
     },
     h('h2', { id: 'delete-h' }, 'Delete account'),
     h('p', null, 'This deletes your profile, notes, feedings and tokens for good and signs out every device.'),
     delAlert,
     delPassword.row,
-    h('div', { class: 'field check' }, delConfirm, h('label', { for: 'delete-confirm' }, 'I understand that this cannot be undone')),
+    h(
+      'div',
+      { class: 'field check' },
+      delConfirm,
+      h('label', { for: 'delete-confirm' }, 'I understand that this cannot be undone'),
+    ),
     delBtn,
   );
 
@@ -317,7 +405,11 @@ export function profilePage(ctx) {
           { class: 'card', 'aria-labelledby': 'export-h' },
           h('h2', { id: 'export-h' }, 'Export'),
           h('p', null, 'Everything you stored, as one JSON file.'),
-          h('a', { class: 'button-link', href: '/api/v1/me/export', download: 'pulse-export.json' }, 'Download my data'),
+          h(
+            'a',
+            { class: 'button-link', href: '/api/v1/me/export', download: 'pulse-export.json' },
+            'Download my data',
+          ),
         ),
         passwordForm,
         deleteForm,
@@ -325,8 +417,22 @@ export function profilePage(ctx) {
       h(
         'div',
         null,
-        h('section', { class: 'card', 'aria-labelledby': 'sessions-h' }, h('h2', { id: 'sessions-h' }, 'Signed-in devices'), sessionAlert, sessionList),
-        h('section', { class: 'card', 'aria-labelledby': 'tokens-h' }, h('h2', { id: 'tokens-h' }, 'Access tokens'), h('p', { class: 'muted' }, 'For scripts and devices: send as “Authorization: Bearer …”.'), tokenForm, shown, tokenList),
+        h(
+          'section',
+          { class: 'card', 'aria-labelledby': 'sessions-h' },
+          h('h2', { id: 'sessions-h' }, 'Signed-in devices'),
+          sessionAlert,
+          sessionList,
+        ),
+        h(
+          'section',
+          { class: 'card', 'aria-labelledby': 'tokens-h' },
+          h('h2', { id: 'tokens-h' }, 'Access tokens'),
+          h('p', { class: 'muted' }, 'For scripts and devices: send as “Authorization: Bearer …”.'),
+          tokenForm,
+          shown,
+          tokenList,
+        ),
       ),
     ),
   );

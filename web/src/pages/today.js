@@ -10,7 +10,12 @@ export function todayCard(ctx, { compact = false } = {}) {
   const el = h(
     'section',
     { class: 'card today', 'aria-labelledby': 'today-h', dataset: { total: '' } },
-    h('div', { class: 'card-head' }, h('h2', { id: 'today-h' }, 'Today'), compact ? h('a', { href: '/feedings', 'data-link': true, class: 'button-link' }, 'Log a feeding') : null),
+    h(
+      'div',
+      { class: 'card-head' },
+      h('h2', { id: 'today-h' }, 'Today'),
+      compact ? h('a', { href: '/feedings', 'data-link': true, class: 'button-link' }, 'Log a feeding') : null,
+    ),
     summary,
     bar,
     details,
@@ -28,10 +33,20 @@ export function todayCard(ctx, { compact = false } = {}) {
         bar.max = t.target_ml;
         bar.value = Math.min(t.total_ml, t.target_ml);
         bar.hidden = false;
-        replace(summary, h('strong', null, `${fmtNumber(t.total_ml)} ml`), ` of ${fmtNumber(t.target_ml)} ml`, h('span', { class: 'pct' }, ` (${fmtNumber(t.progress * 100)}%)`));
+        replace(
+          summary,
+          h('strong', null, `${fmtNumber(t.total_ml)} ml`),
+          ` of ${fmtNumber(t.target_ml)} ml`,
+          h('span', { class: 'pct' }, ` (${fmtNumber(t.progress * 100)}%)`),
+        );
       } else {
         bar.hidden = true;
-        replace(summary, h('strong', null, `${fmtNumber(t.total_ml)} ml`), ' today', h('span', { class: 'muted' }, ' · no daily target set'));
+        replace(
+          summary,
+          h('strong', null, `${fmtNumber(t.total_ml)} ml`),
+          ' today',
+          h('span', { class: 'muted' }, ' · no daily target set'),
+        );
       }
       const parts = [`${t.count} feeding${t.count === 1 ? '' : 's'}`];
       if (t.target_ml > 0) parts.push(t.remaining_ml > 0 ? `${fmtNumber(t.remaining_ml)} ml to go` : 'target reached');
