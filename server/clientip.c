@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "guards.h"
+#include "pl/mem.h"
 
 #define MAX_CIDRS 64
 
@@ -78,8 +79,7 @@ static int parse_hop(const char *s, size_t len, int *family, unsigned char out[1
 int trusted_proxies_init(const char *list, char *err, size_t errlen)
 {
     ncidrs = 0;
-    char *copy = strdup(list ? list : "");
-    if (!copy) abort();
+    char *copy = pl_xstrdup(list ? list : "");
     char *save = NULL;
     int rc = 0;
     for (char *tok = strtok_r(copy, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {

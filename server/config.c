@@ -9,6 +9,7 @@
 
 #include "pl/http.h"
 #include "pl/log.h"
+#include "pl/mem.h"
 #include "pl/pg.h"
 #include "pl/static.h"
 
@@ -172,8 +173,7 @@ int pulse_config_load(struct pulse_config *cfg, const char *env_file, bool need_
                     "PULSE_MIGRATE_DATABASE_URL");
     if (!*cfg->migrate_database_url && cfg->database_url) {
         free(cfg->migrate_database_url);
-        cfg->migrate_database_url = strdup(cfg->database_url);
-        if (!cfg->migrate_database_url) abort();
+        cfg->migrate_database_url = pl_xstrdup(cfg->database_url);
     }
     if (need_services && (!cfg->redis_url || !*cfg->redis_url))
         return fail(err, errlen, "missing %s: set it in the environment or .env", "REDIS_URL");

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "pl/mem.h"
 
 static void on_published(int status, redisReply *reply, void *ctx)
 {
@@ -48,8 +49,7 @@ void events_publish_raw(struct worker *w, const char *user_id, const char *event
                         const char *data_json)
 {
     size_t n = strlen(event) + strlen(data_json) + 64;
-    char *text = malloc(n);
-    if (!text) abort();
+    char *text = pl_xmalloc(n);
     snprintf(text, n, "{\"type\":\"event\",\"event\":\"%s\",\"data\":%s}", event, data_json);
     char channel[80];
     events_user_channel(user_id, channel, sizeof channel);

@@ -23,6 +23,7 @@
 #include "auth/auth.h"
 #include "live/live.h"
 #include "pl/log.h"
+#include "pl/mem.h"
 #include "pl/ratelimit.h"
 #include "pl/ws.h"
 #include "pl/static.h"
@@ -337,8 +338,7 @@ static void migrate_done(uv_work_t *wk, int status)
 static void on_migrate_timer(uv_timer_t *t)
 {
     if (migrate_busy || atomic_load(&app.migrated)) return;
-    struct migrate_job *j = calloc(1, sizeof *j);
-    if (!j) abort();
+    struct migrate_job *j = pl_xcalloc(1, sizeof *j);
     j->work.data = j;
     migrate_busy = true;
     uv_queue_work(&main_loop, &j->work, migrate_work, migrate_done);
@@ -520,8 +520,7 @@ static int serve_prepare(void)
 static int open_listeners(char *host, size_t hostlen, int *port)
 {
     if (pl_http_parse_listen(app.cfg.listen, host, hostlen, port)) return 2;
-    app.workers = calloc((size_t)app.nworkers, sizeof *app.workers);
-    if (!app.workers) abort();
+    app.workers = pl_xcalloc((size_t)app.nworkers, sizeof *app.workers);
     for (int i = 0; i < app.nworkers; i++) {
         int fd = pl_http_listen_socket(host, port, 4096);
         if (fd < 0) {

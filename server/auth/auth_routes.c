@@ -15,6 +15,7 @@
 #include "passwords.h"
 #include "pl/json.h"
 #include "pl/log.h"
+#include "pl/mem.h"
 #include "pl/time.h"
 #include "sessions.h"
 
@@ -427,8 +428,7 @@ static void on_rehashed(int status, const char *hash, void *ctx)
 
 void login_rehash(struct worker *w, const char *user_id, const char *password)
 {
-    struct rehash *r = calloc(1, sizeof *r);
-    if (!r) abort();
+    struct rehash *r = pl_xcalloc(1, sizeof *r);
     r->w = w;
     snprintf(r->user_id, sizeof r->user_id, "%s", user_id);
     passwords_hash(w, NULL, password, on_rehashed, r); /* nobody waits for it */

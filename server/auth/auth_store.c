@@ -11,6 +11,7 @@
 #include "../ids.h"
 #include "sessions.h"
 #include "../users/user.h"
+#include "pl/mem.h"
 
 static const struct stmt_def statements[] = {
     /* Emails: the one equivalence is Postgres's lower(), the expression of the unique index
@@ -102,8 +103,7 @@ static void on_token_auth(int status, PGresult **results, int n, void *arg)
 
 void auth_store_token_auth(struct worker *w, const char *hash_hex, token_auth_cb cb, void *ctx)
 {
-    struct auth_ctx *c = malloc(sizeof *c);
-    if (!c) abort();
+    struct auth_ctx *c = pl_xmalloc(sizeof *c);
     c->cb = cb;
     c->ctx = ctx;
     const char *v[] = {hash_hex};

@@ -6,11 +6,11 @@
 #include "../app.h"
 #include "auth.h"
 #include "auth_internal.h"
+#include "pl/mem.h"
 
 void auth_worker_create(struct worker *w)
 {
-    w->auth = calloc(1, sizeof *w->auth);
-    if (!w->auth) abort();
+    w->auth = pl_xcalloc(1, sizeof *w->auth);
     passwords_worker_init(w);
 }
 

@@ -11,6 +11,7 @@
 #include "../events.h"
 #include "auth.h"
 #include "sessions.h"
+#include "pl/mem.h"
 
 static const char *const kinds[AUTH_REVOKE_KINDS] = {"session", "others", "all", "token"};
 
@@ -68,8 +69,7 @@ struct alive {
 
 static struct alive *alive_new(auth_alive_cb cb, void *ctx)
 {
-    struct alive *a = malloc(sizeof *a);
-    if (!a) abort();
+    struct alive *a = pl_xmalloc(sizeof *a);
     a->cb = cb;
     a->ctx = ctx;
     return a;

@@ -11,6 +11,7 @@
 #include "pl/http.h"
 #include "pl/json.h"
 #include "pl/log.h"
+#include "pl/mem.h"
 #include "pl/metrics.h"
 
 enum { OP_HASH, OP_VERIFY };
@@ -296,12 +297,10 @@ static void enqueue(struct worker *w, struct pw_job *j)
 
 static struct pw_job *job_new(struct pl_http_request *req, const char *password)
 {
-    struct pw_job *j = calloc(1, sizeof *j);
-    if (!j) abort();
+    struct pw_job *j = pl_xcalloc(1, sizeof *j);
     j->req = req;
     j->password_len = strlen(password);
-    j->password = malloc(j->password_len + 1);
-    if (!j->password) abort();
+    j->password = pl_xmalloc(j->password_len + 1);
     memcpy(j->password, password, j->password_len + 1);
     return j;
 }

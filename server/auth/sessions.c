@@ -8,6 +8,7 @@
 #include "../ids.h"
 #include "auth_internal.h"
 #include "pl/json.h"
+#include "pl/mem.h"
 
 #define SESS_PREFIX  "pulse:sess:"
 #define USESS_PREFIX "pulse:usess:"
@@ -87,8 +88,7 @@ int session_hash(const char *token, char hash[SESSION_HASH_HEX + 1])
 int sessions_worker_init(struct worker *w)
 {
     size_t n = strlen(pl_ratelimit_lua) + sizeof check_lua_main + 2;
-    char *check = malloc(n);
-    if (!check) abort();
+    char *check = pl_xmalloc(n);
     snprintf(check, n, "%s\n%s", pl_ratelimit_lua, check_lua_main);
     int rc = pl_redis_script_create(w->redis, check, &w->auth->sess_check);
     free(check);
@@ -139,8 +139,7 @@ struct call {
 
 static struct call *call_new(void (*decode)(struct call *, int, const redisReply *), void *ctx)
 {
-    struct call *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    struct call *c = pl_xcalloc(1, sizeof *c);
     c->decode = decode;
     c->ctx = ctx;
     return c;
@@ -177,8 +176,7 @@ static void eval_script(struct worker *w, struct pl_redis_script *script, int nk
 {
     if (pl_redis_eval(w->redis, script, nkeys, keys, NULL, nargs, args, NULL, on_reply, c) == 0)
         return;
-    struct deferred *d = calloc(1, sizeof *d);
-    if (!d) abort();
+    struct deferred *d = pl_xcalloc(1, sizeof *d);
     d->call = c;
     uv_timer_init(&w->loop, &d->t);
     uv_timer_start(&d->t, deferred_run, 0, 0);
@@ -258,8 +256,7 @@ static void decode_list(struct call *c, int rc, const redisReply *r)
         return;
     }
     size_t n = r->elements;
-    struct session_info *items = calloc(n ? n : 1, sizeof *items);
-    if (!items) abort();
+    struct session_info *items = pl_xcalloc(n ? n : 1, sizeof *items);
     int k = 0;
     for (size_t i = 0; i < n; i++) {
         const redisReply *e = r->element[i];

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pl/mem.h"
+
 #define CAP_BUCKETS 1024
 
 struct cap_entry {
@@ -23,8 +25,8 @@ struct live_caps {
 
 struct live_caps *live_caps_create(void)
 {
-    struct live_caps *c = calloc(1, sizeof *c);
-    if (!c || uv_mutex_init(&c->lock) != 0) abort();
+    struct live_caps *c = pl_xcalloc(1, sizeof *c);
+    if (uv_mutex_init(&c->lock) != 0) abort();
     return c;
 }
 
@@ -55,8 +57,7 @@ static struct cap_entry *entry_get(struct live_caps *c, const char *key, bool cr
         if (strcmp(e->key, key) == 0) return e;
     if (!create) return NULL;
     size_t n = strlen(key) + 1;
-    struct cap_entry *e = calloc(1, sizeof *e + n);
-    if (!e) abort();
+    struct cap_entry *e = pl_xcalloc(1, sizeof *e + n);
     memcpy(e->key, key, n);
     e->next = c->buckets[b];
     c->buckets[b] = e;

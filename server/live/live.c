@@ -9,6 +9,7 @@
 #include "guards.h"
 #include "pl/json.h"
 #include "pl/log.h"
+#include "pl/mem.h"
 #include "pl/time.h"
 #include "pl/ws.h"
 #include "auth/auth.h"
@@ -83,8 +84,7 @@ static struct live_user *user_get(struct live_worker *lw, const char *id)
 {
     struct live_user *u = user_find(lw, id);
     if (u) return u;
-    u = calloc(1, sizeof *u);
-    if (!u) abort();
+    u = pl_xcalloc(1, sizeof *u);
     snprintf(u->id, sizeof u->id, "%s", id);
     unsigned b = user_bucket(id);
     u->next = lw->users[b];
@@ -250,8 +250,7 @@ static void live_handler(struct pl_http_request *req)
     const struct principal *p = req_principal(req);
     struct live_cap_slot slot;
     if (!take_cap(req, &slot)) return;
-    struct live_client *c = calloc(1, sizeof *c);
-    if (!c) abort();
+    struct live_client *c = pl_xcalloc(1, sizeof *c);
     c->lw = lw;
     c->topics = ALL_TOPICS;
     c->kind = p->kind;
@@ -422,8 +421,7 @@ static void on_recheck(uv_timer_t *t)
                 if (c->checked == round) continue;
                 for (struct live_client *d = c; d; d = d->unext)
                     if (strcmp(d->credential, c->credential) == 0) d->checked = round;
-                struct recheck *r = calloc(1, sizeof *r);
-                if (!r) abort();
+                struct recheck *r = pl_xcalloc(1, sizeof *r);
                 r->lw = lw;
                 snprintf(r->user_id, sizeof r->user_id, "%s", u->id);
                 snprintf(r->credential, sizeof r->credential, "%s", c->credential);
@@ -444,8 +442,7 @@ void live_worker_async_init(struct worker *w)
 int live_worker_init(struct worker *w)
 {
     struct pulse_config *cfg = &w->app->cfg;
-    struct live_worker *lw = calloc(1, sizeof *lw);
-    if (!lw) abort();
+    struct live_worker *lw = pl_xcalloc(1, sizeof *lw);
     lw->w = w;
     struct pl_ws_config wc = {
         .max_message = 65536,

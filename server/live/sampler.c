@@ -12,6 +12,7 @@
 #include "live.h"
 #include "pl/json.h"
 #include "pl/log.h"
+#include "pl/mem.h"
 #include "pl/process.h"
 #include "pl/sysmetrics.h"
 #include "pl/time.h"
@@ -110,8 +111,7 @@ static void on_sample(uv_timer_t *t)
     S->prev = snap;
     S->prev_ns = now_ns;
     if (n > 0 && (size_t)n < sizeof text) {
-        struct live_blob *b = malloc(sizeof *b + (size_t)n + 1);
-        if (!b) abort();
+        struct live_blob *b = pl_xmalloc(sizeof *b + (size_t)n + 1);
         atomic_init(&b->refs, 1);
         b->len = (size_t)n;
         memcpy(b->text, text, (size_t)n + 1);
@@ -126,8 +126,7 @@ static void on_sample(uv_timer_t *t)
 
 int live_sampler_start(struct app *app, uv_loop_t *loop)
 {
-    struct live_sampler *S = calloc(1, sizeof *S);
-    if (!S) abort();
+    struct live_sampler *S = pl_xcalloc(1, sizeof *S);
     S->app = app;
     pthread_mutex_init(&S->lock, NULL);
     int rc = pl_sysmetrics_create("/proc", "/", &S->sys);

@@ -11,6 +11,7 @@
 #include "problems.h"
 #include "live.h"
 #include "pl/json.h"
+#include "pl/mem.h"
 #include "pl/time.h"
 
 #define TICKET_KEY_PREFIX "pulse:ticket:"
@@ -54,8 +55,7 @@ int tickets_redeem(struct worker *w, const char *hash, ticket_redeem_cb cb, void
 {
     char key[96];
     snprintf(key, sizeof key, TICKET_KEY_PREFIX "%s", hash);
-    struct redeem *d = malloc(sizeof *d);
-    if (!d) abort();
+    struct redeem *d = pl_xmalloc(sizeof *d);
     d->cb = cb;
     d->ctx = ctx;
     const char *argv[] = {"GETDEL", key};

@@ -7,6 +7,7 @@
 #include "../app.h"
 #include "../auth/passwords.h"
 #include "ops.h"
+#include "pl/mem.h"
 #include "pl/metrics.h"
 #include "pl/process.h"
 
@@ -137,8 +138,7 @@ int ops_metrics_init(struct app *app)
     struct pl_metric *f[NDEFS];
     for (int i = 0; i < NDEFS; i++)
         if (!(f[i] = pl_metrics_add(app->registry, &defs[i]))) return PL_E_INVALID;
-    struct ops_metrics *m = calloc(1, sizeof *m);
-    if (!m) abort();
+    struct ops_metrics *m = pl_xcalloc(1, sizeof *m);
     *m = (struct ops_metrics){
         .connections = f[D_CONNECTIONS],
         .pool = f[D_POOL],

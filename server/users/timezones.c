@@ -8,6 +8,7 @@
 
 #include "../app.h"
 #include "user.h"
+#include "pl/mem.h"
 
 static int cmp(const void *a, const void *b)
 {
@@ -31,11 +32,9 @@ int timezones_load(struct app *app, char *err, size_t errlen)
         return -1;
     }
     size_t n = (size_t)PQntuples(r);
-    char **names = calloc(n ? n : 1, sizeof *names);
-    if (!names) abort();
+    char **names = pl_xcalloc(n ? n : 1, sizeof *names);
     for (size_t i = 0; i < n; i++) {
-        names[i] = strdup(PQgetvalue(r, (int)i, 0));
-        if (!names[i]) abort();
+        names[i] = pl_xstrdup(PQgetvalue(r, (int)i, 0));
     }
     PQclear(r);
     PQfinish(c);
