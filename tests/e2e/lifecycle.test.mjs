@@ -104,6 +104,34 @@ describe('migrations', () => {
     }
   });
 
+  // A time zone cannot be checked before the zone list is loaded (with the migrations check,
+  // once Postgres answers): registration answers 503 then, as PATCH /me does, instead of
+  // calling a real zone invalid (422). A body naming no zone is still validated (422).
+  it('registration naming a time zone while Postgres was unreachable at start-up is 503, not 422', async () => {
+    dropDatabase('pulse_e2e_zones');
+    const u = (name) => { const x = new URL(requireEnv(name)); x.pathname = '/pulse_e2e_zones'; return x.toString(); };
+    const srv = await startServer({
+      DATABASE_URL: u('DATABASE_URL'), PULSE_MIGRATE_DATABASE_URL: u('PULSE_MIGRATE_DATABASE_URL'), PULSE_AUTO_MIGRATE: '0',
+    });
+    try {
+      assert.equal((await (await fetch(srv.url('/health/ready'))).json()).status, 'starting');
+      const register = (body) => fetch(srv.url('/api/v1/auth/register'), {
+        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
+      });
+      const zoned = await register({ email: 'zones@example.com', password: 'correct horse battery', timezone: 'Europe/Paris' });
+      const problem = await zoned.json();
+      assert.equal(zoned.status, 503, JSON.stringify(problem));
+      assert.equal(problem.type, '/problems/unavailable');
+      assert.ok(zoned.headers.get('retry-after'));
+      const invalid = await register({ email: 'zones@example.com', password: 'short' });
+      assert.equal(invalid.status, 422);
+      assert.deepEqual((await invalid.json()).errors.map((e) => e.field), ['password']);
+    } finally {
+      await srv.stop();
+      dropDatabase('pulse_e2e_zones');
+    }
+  });
+
   it('applies once as the owner, grants the service role only data rights, re-runs as a no-op', async () => {
     const db = freshDatabase('pulse_e2e_migrate');
     const app = db.DATABASE_URL;
