@@ -36,7 +36,8 @@ void events_publish_text(struct worker *w, const char *channel, char *payload)
 
 void events_publish(struct worker *w, const char *user_id, const char *event, json_t *data)
 {
-    json_t *msg = json_pack("{s:s, s:s, s:o}", "type", "event", "event", event, "data", data);
+    json_t *msg = json_pack("{s:s, s:s, s:n, s:o}", "type", "event", "event", event, "subject_id",
+                            "data", data);
     char *text = json_dumps(msg, JSON_COMPACT);
     json_decref(msg);
     if (!text) return;
@@ -50,8 +51,34 @@ void events_publish_raw(struct worker *w, const char *user_id, const char *event
 {
     size_t n = strlen(event) + strlen(data_json) + 64;
     char *text = pl_xmalloc(n);
-    snprintf(text, n, "{\"type\":\"event\",\"event\":\"%s\",\"data\":%s}", event, data_json);
+    snprintf(text, n, "{\"type\":\"event\",\"event\":\"%s\",\"subject_id\":null,\"data\":%s}",
+             event, data_json);
     char channel[80];
     events_user_channel(user_id, channel, sizeof channel);
     events_publish_text(w, channel, text);
+}
+
+void events_publish_members(struct worker *w, const char *subject_id, const char *members,
+                            const char *event, const char *data_json)
+{
+    if (!members || members[0] != '{') return;
+    size_t n = strlen(event) + strlen(subject_id) + strlen(data_json) + 80;
+    char *text = pl_xmalloc(n);
+    snprintf(text, n, "{\"type\":\"event\",\"event\":\"%s\",\"subject_id\":\"%s\",\"data\":%s}",
+             event, subject_id, data_json);
+    const char *p = members + 1;
+    while (*p && *p != '}') {
+        size_t len = strcspn(p, ",}");
+        char user_id[40];
+        if (len > 0 && len < sizeof user_id) {
+            memcpy(user_id, p, len);
+            user_id[len] = 0;
+            char channel[80];
+            events_user_channel(user_id, channel, sizeof channel);
+            events_publish_text(w, channel, pl_xstrdup(text));
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
+    free(text);
 }

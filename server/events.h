@@ -24,6 +24,13 @@ void events_publish_text(struct worker *w, const char *channel, char *text);
 /* `data_json` is the resource's JSON text (copied). */
 void events_publish_raw(struct worker *w, const char *user_id, const char *event,
                         const char *data_json);
+/* A subject's event, delivered to each of its members: `members` is their user ids as a
+ * Postgres array literal ("{id,...}", as `array_agg(user_id)::text` gives it, read in the same
+ * statement as the change so that no extra round trip is needed and removed members get
+ * nothing after their removal); `data_json` the resource's JSON text (copied). The frame is
+ * {"type":"event","event":...,"subject_id":...,"data":...}. */
+void events_publish_members(struct worker *w, const char *subject_id, const char *members,
+                            const char *event, const char *data_json);
 /* Takes the reference to `data`. */
 void events_publish(struct worker *w, const char *user_id, const char *event, json_t *data);
 

@@ -59,6 +59,11 @@ struct principal {
     char token_id[40];   /* tokens */
     unsigned scopes;
     bool cookie; /* authenticated by the pulse_session cookie */
+    /* A token restricted to some subjects: their ids as a Postgres array literal "{id,...}"
+     * (request arena), to pass as a uuid[] parameter; NULL when unrestricted (sessions,
+     * tokens without subject_ids). n_subject_ids counts them. */
+    const char *subject_ids;
+    int n_subject_ids;
 };
 
 /* The request's principal (never NULL after ROUTE_AUTH; kind NONE on public routes). */
