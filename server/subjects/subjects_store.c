@@ -137,8 +137,8 @@ static const struct stmt_def statements[] = {
      7},
     /* Row per pending invitation (an owner's), or one with NULL JSON. */
     {"invitations_list",
-     "WITH " ME " SELECT me.role, " INVITATION_JSON(
-         "i") " FROM me LEFT JOIN invitations i "
+     "WITH " ME " SELECT me.role, CASE WHEN i.id IS NOT NULL THEN " INVITATION_JSON(
+         "i") " END FROM me LEFT JOIN invitations i "
               "ON me.role = 'owner' AND i.subject_id = $3::uuid AND " PENDING(
                   "i") " "
                        "ORDER BY i.created_at, i.id LIMIT 1000",
