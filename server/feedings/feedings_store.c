@@ -7,15 +7,17 @@
 /* given_at arrives as microseconds since the epoch, parsed by pl_time_parse_rfc3339: the
  * text would meet Postgres's own parser, which refuses offsets of 16 hours and more that
  * RFC 3339 allows (a 500), and rounds digits past the microsecond that we truncate. */
-#define FEEDING_INSERT "INSERT INTO feedings (created_by, subject_id, amount_ml, kind, given_at, note)"
-#define FEEDING_VALUES                                                                             \
-    "$1, (SELECT default_subject_id FROM users WHERE id = $1::uuid), $2::int, COALESCE($3, 'food'), COALESCE(" FROM_EPOCH_US("$4") ", now()), $5"
+#define FEEDING_INSERT                                                                             \
+    "INSERT INTO feedings (created_by, subject_id, amount_ml, kind, given_at, note)"
+#define FEEDING_VALUES                                                                                                        \
+    "$1, (SELECT default_subject_id FROM users WHERE id = $1::uuid), $2::int, COALESCE($3, 'food'), COALESCE(" FROM_EPOCH_US( \
+        "$4") ", now()), $5"
 /* The time range is always an index condition (open ends are -infinity/infinity); the kind
  * filter has statements of its own so the plain list keeps a clean generic plan. */
 #define FEEDING_LIST                                                                               \
     "SELECT " FEEDING_JSON ", " EPOCH_US(                                                          \
         "given_at") "::text AS c1, id::text AS c2 FROM feedings "                                  \
-                    "WHERE created_by = $1 AND given_at >= COALESCE(" FROM_EPOCH_US(                  \
+                    "WHERE created_by = $1 AND given_at >= COALESCE(" FROM_EPOCH_US(               \
                         "$2") ", '-infinity') "                                                    \
                               "AND given_at < COALESCE(" FROM_EPOCH_US("$3") ", 'infinity') "
 #define FEEDING_ORDER       "ORDER BY given_at DESC, id DESC "
