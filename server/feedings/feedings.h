@@ -10,7 +10,7 @@
 
 /* SQL of a feeding's JSON shape (text), formatted by Postgres (timestamps RFC 3339 UTC, ms),
  * from the columns of one feedings row in scope, written with prefix `t` ("" or "r."), its
- * author being the SQL `cb` (RECORD_CREATED_BY or RECORD_CREATED_BY_JOINED: records_store.h). */
+ * author being the SQL `cb` (RECORD_CREATED_BY: records_store.h). */
 #define FEEDING_JSON_OF(t, cb)                                                                     \
     "json_build_object('id', " t "id, 'subject_id', " t "subject_id, 'amount_ml', " t              \
     "amount_ml, 'kind', " t "kind, 'given_at', " TS(                                               \

@@ -9,7 +9,7 @@
 
 /* SQL of a note's JSON shape (text), formatted by Postgres (timestamps RFC 3339 UTC, ms), from
  * the columns of one notes row in scope, written with prefix `t` ("" or "r."), its author
- * being the SQL `cb` (RECORD_CREATED_BY or RECORD_CREATED_BY_JOINED: records_store.h). */
+ * being the SQL `cb` (RECORD_CREATED_BY: records_store.h). */
 #define NOTE_JSON_OF(t, cb)                                                                        \
     "json_build_object('id', " t "id, 'subject_id', " t "subject_id, 'title', " t "title, "        \
     "'body', " t "body, 'tags', " t "tags, 'pinned', " t "pinned, 'created_by', " cb ", "          \

@@ -5,18 +5,19 @@
 
 #define NOTE_INSERT "INSERT INTO notes (subject_id, created_by, title, body, tags, pinned)"
 #define NOTE_VALUES "$4, COALESCE($5, ''), COALESCE($6::text[], '{}'), COALESCE($7::bool, false)"
-/* Lists: the subject's row (RECORD_SUBJECT of $1 user, $2 subject, $3 token's subjects),
- * then its notes `r` walked in index order (notes_subject_order_idx) with their authors, NULLs
- * when none. */
-#define NOTE_LIST_HEAD                                                                                          \
-    "WITH a AS (" RECORD_SUBJECT(                                                                               \
-        "$1", "$2",                                                                                             \
-        "$3") ") SELECT l.* FROM a LEFT JOIN LATERAL "                                                          \
-              "(SELECT " NOTE_JSON_OF("r.", RECORD_CREATED_BY_JOINED) ", r.pinned::int::text AS c1, " EPOCH_US( \
-                  "r.updated_at") "::text AS c2, r.id::text AS c3 FROM notes" RECORD_JOIN_AUTHOR                \
-                                  "WHERE r.subject_id = a.sid "
-#define NOTE_LIST_TAIL(limit)                                                                      \
-    "ORDER BY r.pinned DESC, r.updated_at DESC, r.id DESC LIMIT " limit ") l ON true"
+/* Lists (RECORD_PAGE_SQL): pinned first, then newest updated_at; the cursor is (pinned,
+ * updated_at, id). The page walks notes_subject_order_idx in order. */
+/* clang-format off */
+#define NOTE_PAGE                                                                                  \
+    "SELECT r.id, r.subject_id, r.title, r.body, r.tags, r.pinned, r.created_by, r.version, "      \
+        "r.created_at, r.updated_at FROM notes r WHERE r.subject_id = a.sid "
+#define NOTE_PAGE_END(limit)                                                                       \
+    "ORDER BY r.pinned DESC, r.updated_at DESC, r.id DESC LIMIT " limit
+#define NOTE_LIST(page)                                                                            \
+    RECORD_PAGE_SQL(page, NOTE_JSON_OF("p.", "w.j"), "p.pinned::int::text AS c1, "                 \
+        EPOCH_US("p.updated_at") "::text AS c2, p.id::text AS c3",                                 \
+        "p.pinned DESC, p.updated_at DESC, p.id DESC")
+/* clang-format on */
 #define NOTE_FILTERS                                                                               \
     "AND ($4::bool IS NULL OR r.pinned = $4::bool) "                                               \
     "AND ($5::text[] IS NULL OR r.tags @> $5::text[]) "                                            \
@@ -40,11 +41,11 @@ static const struct stmt_def statements[] = {
     /* Lists: pinned first, then newest updated_at; the cursor is (pinned, updated_at, id).
      * The plain list (the hot path) has statements of its own so that its generic plan walks
      * notes_subject_order_idx in order; optional filters would blur the planner's estimates. */
-    {"notes_list", NOTE_LIST_HEAD NOTE_LIST_TAIL("$4"), 4},
-    {"notes_list_after", NOTE_LIST_HEAD NOTE_AFTER("$5", "$6", "$7") NOTE_LIST_TAIL("$4"), 7},
-    {"notes_find", NOTE_LIST_HEAD NOTE_FILTERS NOTE_LIST_TAIL("$7"), 7},
+    {"notes_list", NOTE_LIST(NOTE_PAGE NOTE_PAGE_END("$4")), 4},
+    {"notes_list_after", NOTE_LIST(NOTE_PAGE NOTE_AFTER("$5", "$6", "$7") NOTE_PAGE_END("$4")), 7},
+    {"notes_find", NOTE_LIST(NOTE_PAGE NOTE_FILTERS NOTE_PAGE_END("$7")), 7},
     {"notes_find_after",
-     NOTE_LIST_HEAD NOTE_FILTERS NOTE_AFTER("$8", "$9", "$10") NOTE_LIST_TAIL("$7"), 10},
+     NOTE_LIST(NOTE_PAGE NOTE_FILTERS NOTE_AFTER("$8", "$9", "$10") NOTE_PAGE_END("$7")), 10},
     {"notes_tags",
      "WITH a AS (" RECORD_SUBJECT(
          "$1", "$2",

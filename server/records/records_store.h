@@ -41,18 +41,31 @@ void records_cleanup(struct pl_pg_pool *pool);
 /* The members of subject `sid` as a Postgres array literal, for events_publish_members. */
 #define RECORD_MEMBERS(sid)                                                                        \
     "(SELECT array_agg(mm.user_id)::text FROM subject_members mm WHERE mm.subject_id = " sid ")"
-/* A record's author as {id, display_name}, or null once the account is gone: looked up for
- * one row; or, in lists, from the author joined as `cb` (RECORD_JOIN_AUTHOR on rows `r`),
- * which the planner memoizes: a page of one author's records costs one lookup, not one a
- * row. */
+/* A record's author as {id, display_name}, or null once the account is gone. In a list it is
+ * evaluated for the rows of the page only (after the index walk's early stop): a join would
+ * let a generic plan hash the subject's rows and sort them. */
 #define RECORD_CREATED_BY                                                                          \
     "(SELECT json_build_object('id', cb.id, 'display_name', cb.display_name) FROM users cb "       \
     "WHERE cb.id = created_by)"
-#define RECORD_CREATED_BY_JOINED                                                                   \
-    "CASE WHEN cb.id IS NULL THEN NULL ELSE json_build_object('id', cb.id, 'display_name', "       \
-    "cb.display_name) END"
-#define RECORD_JOIN_AUTHOR " r LEFT JOIN users cb ON cb.id = r.created_by "
 /* clang-format off: these SQL macros read best as the statements they spell */
+/* A page of a list: the subject's row (RECORD_SUBJECT of $1 user, $2 subject, $3 token's
+ * subjects), then `page` ("SELECT <cols> FROM t r WHERE r.subject_id = a.sid ... ORDER BY
+ * ... LIMIT n": the index walk that stops at the page's end) as p, each distinct author
+ * looked up once (w: a page is mostly one or two authors), then the rows: `json` (from p's
+ * columns, with w.j as created_by), then `cursor` (the cursor fields), in `order`. No row at all
+ * when the subject is not visible, one row of NULLs when it has no records. The final sort
+ * is of the page's rows only. */
+#define RECORD_PAGE_SQL(page, json, cursor, order)                                                 \
+    "WITH a AS (" RECORD_SUBJECT(                                                                  \
+        "$1", "$2",                                                                                \
+        "$3") "), "                                                                                \
+              "p AS (SELECT r.* FROM a, LATERAL (" page ") r), "                                   \
+              "w AS MATERIALIZED (SELECT cb.id, json_build_object('id', cb.id, 'display_name', "   \
+              "cb.display_name) AS j FROM users cb WHERE cb.id IN (SELECT p.created_by FROM p)) "  \
+              "SELECT CASE WHEN p.id IS NOT NULL THEN " json " END, " cursor " "                   \
+              "FROM a LEFT JOIN (p LEFT JOIN w ON w.id = p.created_by) ON true "                   \
+              "ORDER BY " order
+
 /* The record `id` of `table` with the caller's role and its version (aid, arole, aversion)
  * when user u may see it. */
 #define RECORD_ACCESS(table, id, u, t)                                                             \
