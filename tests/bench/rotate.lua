@@ -19,6 +19,6 @@ request = function()
   local headers = { ["Authorization"] = "Bearer " .. tokens[i] }
   if body then headers["Content-Type"] = "application/json" end
   local path = nil
-  if template then path = template:gsub("{subject}", subjects[i]) end
+  if template and #template > 0 then path = template:gsub("{subject}", subjects[i]) end
   return wrk.format(method, path, headers, body)
 end
