@@ -19,7 +19,7 @@ import { spawnSync } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 
 import {
-  API_ENV, PASSWORD, api, createToken, expect404, expect422, expectStatus, login, psql, register,
+  API_ENV, PASSWORD, api, createToken, expect404, expectProblem, expectStatus, login, psql, register,
 } from './api.mjs';
 import {
   BIN, ROOT, dropDatabase, freshDatabase, middayZone, psqlAs, startServer, stopServer, waitReady,
@@ -327,7 +327,7 @@ describe('migrating a v1 database to care circles', () => {
       expectStatus(rb, 201);
       assert.equal(rb.text, bo.feedReplay);
       // another body under the key: 422, as in v1
-      expect422(await api(srv, 'POST', '/api/v1/feedings', { token: ada.session, body: '{"amount_ml":121}', headers: { 'Idempotency-Key': 'v1-feed-key' } }));
+      expectProblem(await api(srv, 'POST', '/api/v1/feedings', { token: ada.session, body: '{"amount_ml":121}', headers: { 'Idempotency-Key': 'v1-feed-key' } }), 422, 'validation');
       assert.equal(countF(), n0, 'a replay wrote a row');
       // a key stored more than 24 h ago is gone: the request creates a row, in the default subject
       const e = await api(srv, 'POST', '/api/v1/feedings', { token: ada.session, body: FEED_BODY, headers: { 'Idempotency-Key': 'v1-expired-key' } });
