@@ -39,6 +39,9 @@ const fill = (template, ids) => {
 //   viewer         403 (a write refused) or 200/204 (a read allowed) for a viewer
 //   caregiver      403 for an owner-only operation
 //   token          404/403/422 for the owner's token restricted to another subject
+//   invalid(fx)    a body refused with 422 (validation comes before 404 and 403)
+//   ifMatch        takes If-Match: a stale one is 404 to an outsider, 403 to a viewer, 412
+//                  to the owner (412 comes after 404 and 403)
 //   exempt         why the outsider/viewer checks do not apply (required when they are absent
 //                  but the row has path ids, resp. is a write)
 const FX_NOTE = (fx) => [fx.note.id];
@@ -74,32 +77,32 @@ const ROUTES = {
   'GET /api/v1/notes': { query: SUBJECT_QUERY, outsider: 404, viewer: 200, token: 404 },
   'POST /api/v1/notes': { body: (fx) => ({ subject_id: fx.subject.id, title: 'not allowed' }), outsider: 422, viewer: 403, token: 422 },
   'GET /api/v1/notes/{}': { ids: FX_NOTE, outsider: 404, viewer: 200, token: 404 },
-  'PATCH /api/v1/notes/{}': { ids: FX_NOTE, body: () => ({ title: 'changed' }), outsider: 404, viewer: 403, token: 404 },
-  'DELETE /api/v1/notes/{}': { ids: FX_NOTE, outsider: 404, viewer: 403, token: 404 },
+  'PATCH /api/v1/notes/{}': { ids: FX_NOTE, body: () => ({ title: 'changed' }), invalid: () => ({ title: '' }), ifMatch: true, outsider: 404, viewer: 403, token: 404 },
+  'DELETE /api/v1/notes/{}': { ids: FX_NOTE, ifMatch: true, outsider: 404, viewer: 403, token: 404 },
   'GET /api/v1/tags': { query: SUBJECT_QUERY, outsider: 404, viewer: 200, token: 404 },
   // feedings
   'GET /api/v1/feedings': { query: SUBJECT_QUERY, outsider: 404, viewer: 200, token: 404 },
   'POST /api/v1/feedings': { body: (fx) => ({ subject_id: fx.subject.id, amount_ml: 10 }), outsider: 422, viewer: 403, token: 422 },
   'GET /api/v1/feedings/today': { query: SUBJECT_QUERY, outsider: 404, viewer: 200, token: 404 },
   'GET /api/v1/feedings/{}': { ids: FX_FEEDING, outsider: 404, viewer: 200, token: 404 },
-  'PATCH /api/v1/feedings/{}': { ids: FX_FEEDING, body: () => ({ amount_ml: 99 }), outsider: 404, viewer: 403, token: 404 },
-  'DELETE /api/v1/feedings/{}': { ids: FX_FEEDING, outsider: 404, viewer: 403, token: 404 },
+  'PATCH /api/v1/feedings/{}': { ids: FX_FEEDING, body: () => ({ amount_ml: 99 }), invalid: () => ({ amount_ml: 0 }), ifMatch: true, outsider: 404, viewer: 403, token: 404 },
+  'DELETE /api/v1/feedings/{}': { ids: FX_FEEDING, ifMatch: true, outsider: 404, viewer: 403, token: 404 },
   'GET /api/v1/stats/feedings': { query: SUBJECT_QUERY, outsider: 404, viewer: 200, token: 404 },
   // subjects, members, invitations
   'GET /api/v1/subjects': { exempt: 'lists the caller\'s own subjects (checked below: an outsider\'s list lacks the subject)' },
   'POST /api/v1/subjects': { body: () => ({ name: 'Mine' }), token: 403, exempt: 'creates a new subject owned by the caller' },
   'GET /api/v1/subjects/{}': { ids: FX_SUBJECT, outsider: 404, viewer: 200, token: 404 },
-  'PATCH /api/v1/subjects/{}': { ids: FX_SUBJECT, body: () => ({ name: 'Renamed' }), outsider: 404, viewer: 403, caregiver: 403, token: 404 },
-  'DELETE /api/v1/subjects/{}': { ids: FX_SUBJECT, outsider: 404, viewer: 403, caregiver: 403, token: 404 },
+  'PATCH /api/v1/subjects/{}': { ids: FX_SUBJECT, body: () => ({ name: 'Renamed' }), invalid: () => ({ name: '' }), ifMatch: true, outsider: 404, viewer: 403, caregiver: 403, token: 404 },
+  'DELETE /api/v1/subjects/{}': { ids: FX_SUBJECT, ifMatch: true, outsider: 404, viewer: 403, caregiver: 403, token: 404 },
   'GET /api/v1/subjects/{}/members': { ids: FX_SUBJECT, outsider: 404, viewer: 200, token: 404 },
   'PATCH /api/v1/subjects/{}/members/{}': {
-    ids: (fx) => [fx.subject.id, fx.owner.user.id], body: () => ({ role: 'caregiver' }), outsider: 404, viewer: 403, caregiver: 403, token: 404,
+    ids: (fx) => [fx.subject.id, fx.owner.user.id], body: () => ({ role: 'caregiver' }), invalid: () => ({ role: 'boss' }), outsider: 404, viewer: 403, caregiver: 403, token: 404,
   },
   'DELETE /api/v1/subjects/{}/members/{}': {
     ids: (fx) => [fx.subject.id, fx.owner.user.id], outsider: 404, viewer: 403, caregiver: 403, token: 404,
   },
   'POST /api/v1/subjects/{}/invitations': {
-    ids: FX_SUBJECT, body: () => ({ role: 'viewer' }), outsider: 404, viewer: 403, caregiver: 403, token: 404,
+    ids: FX_SUBJECT, body: () => ({ role: 'viewer' }), invalid: () => ({ role: 'owner' }), outsider: 404, viewer: 403, caregiver: 403, token: 404,
   },
   'GET /api/v1/subjects/{}/invitations': { ids: FX_SUBJECT, outsider: 404, viewer: 403, caregiver: 403, token: 404 },
   'DELETE /api/v1/subjects/{}/invitations/{}': {
@@ -109,12 +112,12 @@ const ROUTES = {
 };
 
 // The request of a row for one actor (a token).
-function request(srv, op, row, fx, token) {
+function request(srv, op, row, fx, token, { body = row.body, headers } = {}) {
   const [method, template] = [op.method, op.template];
   let path = row.ids ? fill(template, row.ids(fx)) : template;
   if (row.query) path += row.query(fx);
-  const opts = { token };
-  if (row.body) opts.body = row.body(fx);
+  const opts = { token, headers };
+  if (body) opts.body = body(fx);
   return api(srv, method, path, opts);
 }
 
@@ -221,6 +224,7 @@ describe('access across circles, over every route of the OpenAPI document', () =
       done.push(o.key);
     }
     assert.ok(done.length >= 20, `only ${done.length} operations checked`);
+    console.log(`# outsider: ${done.length} operations refused (of ${ops.length} in the document)`);
     // the outsider's own list of subjects does not hold S
     const mine = await api(srv, 'GET', '/api/v1/subjects', { token: fx.outsider.token });
     expectStatus(mine, 200);
@@ -239,6 +243,7 @@ describe('access across circles, over every route of the OpenAPI document', () =
       done.push(o.key);
     }
     assert.ok(done.filter((k) => WRITE.has(k.split(' ')[0])).length >= 11, `only ${done.length} operations checked`);
+    console.log(`# viewer: ${done.filter((k) => WRITE.has(k.split(' ')[0])).length} writes refused, ${done.filter((k) => !WRITE.has(k.split(' ')[0])).length} reads checked`);
     const list = await api(srv, 'GET', '/api/v1/subjects', { token: fx.viewer.token });
     expectStatus(list, 200);
     assert.equal(list.json.items.find((s) => s.id === fx.subject.id)?.role, 'viewer');
@@ -273,6 +278,33 @@ describe('access across circles, over every route of the OpenAPI document', () =
     expectStatus(list, 200);
     assert.deepEqual(list.json.items.map((s) => s.id), [fx.owner.user.default_subject_id]);
     expectStatus(await api(srv, 'GET', `/api/v1/feedings?subject_id=${fx.owner.user.default_subject_id}`, { token: fx.restricted.token }), 200);
+    assert.deepEqual(await snapshot(), before0, 'a refused request changed something');
+  });
+
+  it('the order of checks: 422 before 404 and 403; 404 and 403 before 412; nothing changes', async () => {
+    const before0 = await snapshot();
+    let n422 = 0;
+    let n412 = 0;
+    for (const o of ops) {
+      const row = ROUTES[o.key];
+      if (!row) continue;
+      if (row.invalid) {
+        for (const [who, token] of [['outsider', fx.outsider.token], ['viewer', fx.viewer.token]]) {
+          const r = await request(srv, o, row, fx, token, { body: row.invalid });
+          assert.equal(r.status, 422, `${who}, invalid body: ${r.method} ${r.path} -> ${r.status} ${r.text.slice(0, 300)}`);
+        }
+        n422++;
+      }
+      if (row.ifMatch) {
+        const stale = { headers: { 'If-Match': '"999"' } };
+        expectOutcome(await request(srv, o, row, fx, fx.outsider.token, stale), 404, 'outsider, stale If-Match');
+        expectOutcome(await request(srv, o, row, fx, fx.viewer.token, stale), 403, 'viewer, stale If-Match');
+        const r = await request(srv, o, row, fx, fx.owner.token, stale);
+        assert.equal(r.status, 412, `owner, stale If-Match: ${r.method} ${r.path} -> ${r.status} ${r.text.slice(0, 300)}`);
+        n412++;
+      }
+    }
+    assert.ok(n422 >= 5 && n412 >= 6, `${n422} validation and ${n412} If-Match rows`);
     assert.deepEqual(await snapshot(), before0, 'a refused request changed something');
   });
 
