@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { API_ENV, api, expect404, expectStatus, register, sleep } from './api.mjs';
+import { API_ENV, api, expect404, expectProblem, expectStatus, register, sleep } from './api.mjs';
 import { circle, closeSockets, createSubject, eventsSince, invite, join, nextFrame, openSocket } from './circle_fixtures.mjs';
 import { useServer } from './helpers.mjs';
 
@@ -217,5 +217,38 @@ describe('two replicas: a removal on one stops access on the other at once', () 
     // and nothing of B's records in the subject was lost: A still sees f
     expectStatus(await api(r2, 'GET', `/api/v1/feedings/${f.id}`, { token: a.token }), 200);
     closeSockets(sa, sb);
+  });
+
+  it('a role change on replica 1 holds on replica 2 at once; a joiner on replica 1 gets events on a socket held by replica 2', async () => {
+    const [r1, r2] = cluster.replicas;
+    const a = await register(r1, { display_name: 'A' });
+    const b = await register(r2, { display_name: 'B' });
+    const subject = await createSubject(r1, a);
+    const sb = await openSocket(r2, b.token); // opened before B is a member
+    const from = sb.messages.length;
+    const inv = await invite(r1, a, subject.id, 'caregiver');
+    expectStatus(await api(r1, 'POST', '/api/v1/invitations/accept', { token: b.token, body: { code: inv.code } }), 200);
+    // at once on replica 2: B reads and writes
+    const f = await postFeeding(r2, b, subject.id, 70);
+    await nextFrame(sb, isEvent('member.joined', subject.id, (m) => m.data.user_id === b.user.id), { from, timeout: DELIVERY_MS });
+    const fa = await postFeeding(r1, a, subject.id, 71);
+    await nextFrame(sb, isEvent('feeding.created', subject.id, (m) => m.data.id === fa.id), { from, timeout: DELIVERY_MS });
+
+    // demoted to viewer on replica 1: on replica 2, B's next write is 403 and a read still 200
+    expectStatus(await api(r1, 'PATCH', `/api/v1/subjects/${subject.id}/members/${b.user.id}`, { token: a.token, body: { role: 'viewer' } }), 200);
+    const [w, p, rd] = await Promise.all([
+      api(r2, 'POST', '/api/v1/feedings', { token: b.token, body: { subject_id: subject.id, amount_ml: 72 } }),
+      api(r2, 'PATCH', `/api/v1/feedings/${f.id}`, { token: b.token, body: { amount_ml: 73 } }),
+      api(r2, 'GET', `/api/v1/feedings/${f.id}`, { token: b.token }),
+    ]);
+    expectProblem(w, 403, 'forbidden');
+    expectProblem(p, 403, 'forbidden');
+    expectStatus(rd, 200);
+    assert.equal(rd.json.amount_ml, 70);
+    // promoted back on replica 2: on replica 1, B writes again
+    expectStatus(await api(r2, 'PATCH', `/api/v1/subjects/${subject.id}/members/${b.user.id}`, { token: a.token, body: { role: 'caregiver' } }), 200);
+    expectStatus(await api(r1, 'PATCH', `/api/v1/feedings/${f.id}`, { token: b.token, body: { amount_ml: 74 } }), 200);
+    assert.equal(sb.closed, null, 'a role change closed the socket');
+    closeSockets(sb);
   });
 });
