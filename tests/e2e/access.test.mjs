@@ -281,6 +281,23 @@ describe('access across circles, over every route of the OpenAPI document', () =
     assert.deepEqual(await snapshot(), before0, 'a refused request changed something');
   });
 
+  it('an owner naming, under their own subject, a member or an invitation of another circle gets 404, and nothing changes', async () => {
+    const before0 = await snapshot();
+    const own = fx.outsider.user.default_subject_id;
+    let n = 0;
+    for (const o of ops) {
+      const row = ROUTES[o.key];
+      if (!row?.ids || !o.template.startsWith('/api/v1/subjects/{')) continue;
+      const ids = row.ids(fx);
+      if (ids.length < 2) continue;
+      const mixed = { ...row, ids: () => [own, ...ids.slice(1)] };
+      expectOutcome(await request(srv, o, mixed, fx, fx.outsider.token), 404, 'owner of another subject');
+      n++;
+    }
+    assert.ok(n >= 3, `only ${n} operations checked`);
+    assert.deepEqual(await snapshot(), before0, 'a refused request changed something');
+  });
+
   it('the order of checks: 422 before 404 and 403; 404 and 403 before 412; nothing changes', async () => {
     const before0 = await snapshot();
     let n422 = 0;
