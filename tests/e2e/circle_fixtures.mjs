@@ -50,10 +50,12 @@ export async function circle(srv, roles = ['caregiver', 'viewer'], { registerOpt
 
 // ---- live sockets -------------------------------------------------------------------------
 
-// Opens /api/v1/live with a bearer token and collects every frame (JSON, with `at` =
-// performance.now() on arrival); resolves once the hello frame has arrived.
-export async function openSocket(srv, token) {
-  const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/api/v1/live`, { headers: { Authorization: `Bearer ${token}` }, handshakeTimeout: 10000 });
+// Opens /api/v1/live with a bearer token (or, with `query`, a personal access token in
+// ?access_token=) and collects every frame (JSON, with `at` = performance.now() on arrival);
+// resolves once the hello frame has arrived.
+export async function openSocket(srv, token, { query = false } = {}) {
+  const url = `ws://127.0.0.1:${srv.port}/api/v1/live${query ? `?access_token=${encodeURIComponent(token)}` : ''}`;
+  const ws = new WebSocket(url, { headers: query ? {} : { Authorization: `Bearer ${token}` }, handshakeTimeout: 10000 });
   const client = { ws, messages: [], closed: null, waiters: [] };
   ws.on('message', (data, isBinary) => {
     const m = isBinary ? { binary: true } : JSON.parse(String(data));

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
-import { API_ENV, api, expect404, expectProblem, expectStatus, register, sleep } from './api.mjs';
+import { API_ENV, api, createToken, expect404, expectProblem, expectStatus, register, sleep } from './api.mjs';
 import { circle, closeSockets, createSubject, eventsSince, invite, join, nextFrame, openSocket } from './circle_fixtures.mjs';
 import { useServer } from './helpers.mjs';
 
@@ -154,6 +154,36 @@ describe('live events in care circles (one server)', () => {
     const own = await postFeeding(srv, b, b.user.default_subject_id, 50);
     await nextFrame(sb, isEvent('feeding.created', b.user.default_subject_id, (m) => m.data.id === own.id), { from: afterLeft, timeout: DELIVERY_MS });
     closeSockets(sa, sb, sv);
+  });
+
+  it('a socket of a token restricted to some subjects gets their events and user-level ones, nothing of other subjects', async () => {
+    const { owner: a, subject, members } = await circle(srv, ['caregiver']);
+    const b = members.caregiver;
+    const other = await createSubject(srv, a, { name: 'Twin B' });
+    const pat = await createToken(srv, a.token, { name: 'only S', scopes: ['read'], subject_ids: [subject.id] });
+    const viaHeader = await openSocket(srv, pat.token);
+    const viaQuery = await openSocket(srv, pat.token, { query: true });
+    const full = await openSocket(srv, a.token);
+    const sockets = [viaHeader, viaQuery, full];
+    const from = sockets.map((c) => c.messages.length);
+
+    const fo = await postFeeding(srv, a, other.id, 11); // not the token's subject
+    expectStatus(await api(srv, 'PATCH', `/api/v1/subjects/${other.id}`, { token: a.token, body: { name: 'Twin C' } }), 200);
+    const fs = await postFeeding(srv, b, subject.id, 12); // the token's subject, by another member
+    expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: { display_name: 'Owner renamed' } }), 200);
+    await nextFrame(full, isEvent('feeding.created', other.id, (m) => m.data.id === fo.id), { from: from[2], timeout: DELIVERY_MS });
+    for (const [k, c] of sockets.entries()) {
+      await nextFrame(c, isEvent('feeding.created', subject.id, (m) => m.data.id === fs.id), { from: from[k], timeout: DELIVERY_MS });
+      await nextFrame(c, (m) => m.type === 'event' && m.event === 'profile.updated', { from: from[k], timeout: DELIVERY_MS });
+    }
+    await sleep(QUIET_MS);
+    for (const c of [viaHeader, viaQuery]) {
+      const leaked = eventsSince(c, from[sockets.indexOf(c)]).filter((m) => m.subject_id === other.id);
+      assert.deepEqual(leaked, [], 'a restricted token\'s socket got events of a subject outside it (HTTP answers it 404)');
+    }
+    expect404(await api(srv, 'GET', `/api/v1/feedings/${fo.id}`, { token: pat.token }));
+    assert.ok(eventsSince(full, from[2]).some((m) => m.event === 'subject.updated' && m.subject_id === other.id));
+    closeSockets(...sockets);
   });
 
   it('deleting a subject sends subject.deleted to every member, and nothing of it after', async () => {
