@@ -33,7 +33,6 @@ struct live_client {
     enum principal_kind kind;
     bool hello_sent;
     char credential[72];       /* sessions: the token's hash; tokens: the token's id */
-    char *subject_ids;         /* a token restricted to subjects: their Postgres array literal */
     struct live_cap_slot slot; /* its place under the per-user and per-IP caps */
 };
 
@@ -170,12 +169,6 @@ static void on_ws_message(struct pl_ws_conn *ws, const char *data, size_t len, b
     }
 }
 
-static void client_free(struct live_client *c)
-{
-    free(c->subject_ids);
-    free(c);
-}
-
 static void on_ws_close(struct pl_ws_conn *ws, int code)
 {
     struct live_client *c = pl_ws_user(ws);
@@ -183,7 +176,7 @@ static void on_ws_close(struct pl_ws_conn *ws, int code)
     atomic_fetch_sub(&lw->w->app->ws_clients, 1);
     live_caps_release(lw->w->app->live_caps, &c->slot);
     if (lw->closing) {
-        client_free(c);
+        free(c);
         return;
     }
     if (lw->fanout_next == c) lw->fanout_next = c->next;
@@ -204,7 +197,7 @@ static void on_ws_close(struct pl_ws_conn *ws, int code)
     else
         pl_debug("live: socket closed", PL_STR("user_id", u->id), PL_INT("code", code));
     user_release(lw, u);
-    client_free(c);
+    free(c);
 }
 
 /* ---- the route ---- */
@@ -264,7 +257,6 @@ static void live_handler(struct pl_http_request *req)
     c->slot = slot;
     snprintf(c->credential, sizeof c->credential, "%s",
              p->kind == PRINCIPAL_TOKEN ? p->token_id : p->session_id);
-    if (p->subject_ids) c->subject_ids = pl_xstrdup(p->subject_ids);
     /* Set before the adoption: a message may arrive inside it (see send_json). */
     struct live_user *u = user_get(lw, p->user_id);
     c->user = u;
@@ -273,7 +265,7 @@ static void live_handler(struct pl_http_request *req)
     if (pl_ws_accept(lw->ws, req, c, &ws) != 0) {
         live_caps_release(w->app->live_caps, &c->slot);
         user_release(lw, u);
-        client_free(c);
+        free(c);
         return;
     }
     c->ws = ws;
@@ -298,48 +290,15 @@ struct pl_route live_routes[] = {
 
 /* ---- from Redis: events and revocations ---- */
 
-#define UUID_LEN 36
-
-/* The subject an event frame names at its top level (server/events.c writes "subject_id"
- * before "data", so the first occurrence is that one): its 36 characters into out, or false
- * for a user-level event (null) or a frame without one. */
-static bool event_subject(const char *payload, size_t len, char out[UUID_LEN + 1])
-{
-    static const char key[] = "\"subject_id\":\"";
-    const char *p = memmem(payload, len, key, sizeof key - 1);
-    if (!p) return false;
-    p += sizeof key - 1;
-    if ((size_t)(payload + len - p) < UUID_LEN + 1 || p[UUID_LEN] != '"') return false;
-    memcpy(out, p, UUID_LEN);
-    out[UUID_LEN] = 0;
-    return true;
-}
-
-/* Whether a socket may see an event of `subject` (NULL: user-level): a token restricted to
- * subjects sees only theirs, as over HTTP (other subjects are 404 to it). */
-static bool client_sees(const struct live_client *c, const char *subject)
-{
-    if (!c->subject_ids || !subject) return true;
-    for (const char *p = c->subject_ids + 1; *p && *p != '}'; p++) {
-        if (strncmp(p, subject, UUID_LEN) == 0 && (p[UUID_LEN] == ',' || p[UUID_LEN] == '}'))
-            return true;
-        p += strcspn(p, ",}");
-        if (*p != ',') break;
-    }
-    return false;
-}
-
 static void deliver_event(struct live_worker *lw, const char *user_id, const char *payload,
                           size_t len)
 {
     struct live_user *u = user_find(lw, user_id);
     if (!u) return;
-    char subject_buf[UUID_LEN + 1];
-    const char *subject = event_subject(payload, len, subject_buf) ? subject_buf : NULL;
     struct pl_ws_frame *f = NULL;
     for (struct live_client *c = u->clients, *next; c; c = next) {
         next = c->unext; /* a send over the cap closes, but on_close comes later */
-        if (!(c->topics & TOPIC_EVENTS) || !client_sees(c, subject)) continue;
+        if (!(c->topics & TOPIC_EVENTS)) continue;
         if (!f) f = pl_ws_frame_new(payload, len);
         pl_ws_send(c->ws, f);
     }
