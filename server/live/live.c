@@ -34,6 +34,7 @@ struct live_client {
     bool hello_sent;
     char credential[72];       /* sessions: the token's hash; tokens: the token's id */
     struct live_cap_slot slot; /* its place under the per-user and per-IP caps */
+    char *subject_ids; /* a token restricted to subjects: their ids ("{id,...}"), else NULL */
 };
 
 struct live_user {
@@ -176,6 +177,7 @@ static void on_ws_close(struct pl_ws_conn *ws, int code)
     atomic_fetch_sub(&lw->w->app->ws_clients, 1);
     live_caps_release(lw->w->app->live_caps, &c->slot);
     if (lw->closing) {
+        free(c->subject_ids);
         free(c);
         return;
     }
@@ -197,6 +199,7 @@ static void on_ws_close(struct pl_ws_conn *ws, int code)
     else
         pl_debug("live: socket closed", PL_STR("user_id", u->id), PL_INT("code", code));
     user_release(lw, u);
+    free(c->subject_ids);
     free(c);
 }
 
@@ -257,6 +260,7 @@ static void live_handler(struct pl_http_request *req)
     c->slot = slot;
     snprintf(c->credential, sizeof c->credential, "%s",
              p->kind == PRINCIPAL_TOKEN ? p->token_id : p->session_id);
+    if (p->subject_ids) c->subject_ids = pl_xstrdup(p->subject_ids);
     /* Set before the adoption: a message may arrive inside it (see send_json). */
     struct live_user *u = user_get(lw, p->user_id);
     c->user = u;
@@ -265,6 +269,7 @@ static void live_handler(struct pl_http_request *req)
     if (pl_ws_accept(lw->ws, req, c, &ws) != 0) {
         live_caps_release(w->app->live_caps, &c->slot);
         user_release(lw, u);
+        free(c->subject_ids);
         free(c);
         return;
     }
@@ -290,6 +295,23 @@ struct pl_route live_routes[] = {
 
 /* ---- from Redis: events and revocations ---- */
 
+/* Whether an event frame reaches a socket: a token restricted to subjects hears only the
+ * events of those subjects (and the user-level ones, "subject_id":null). The frame's own
+ * subject_id comes before its data (events.c writes it so). */
+static bool event_reaches(const struct live_client *c, const char *payload, size_t len)
+{
+    if (!c->subject_ids) return true;
+    static const char key[] = "\"subject_id\":";
+    const char *p = memmem(payload, len, key, sizeof key - 1);
+    if (!p) return true;
+    p += sizeof key - 1;
+    if ((size_t)(payload + len - p) < 38 || *p != '"') return true; /* null */
+    char id[37];
+    memcpy(id, p + 1, 36);
+    id[36] = 0;
+    return strstr(c->subject_ids, id) != NULL;
+}
+
 static void deliver_event(struct live_worker *lw, const char *user_id, const char *payload,
                           size_t len)
 {
@@ -298,7 +320,7 @@ static void deliver_event(struct live_worker *lw, const char *user_id, const cha
     struct pl_ws_frame *f = NULL;
     for (struct live_client *c = u->clients, *next; c; c = next) {
         next = c->unext; /* a send over the cap closes, but on_close comes later */
-        if (!(c->topics & TOPIC_EVENTS)) continue;
+        if (!(c->topics & TOPIC_EVENTS) || !event_reaches(c, payload, len)) continue;
         if (!f) f = pl_ws_frame_new(payload, len);
         pl_ws_send(c->ws, f);
     }

@@ -7,4 +7,8 @@
 
 extern struct pl_route subjects_routes[];
 
+/* The check of a birth date: NULL for YYYY-MM-DD naming a real day of the years 0001..9999
+ * (leap years included), else the message. */
+const char *subjects_date_check(const char *s);
+
 #endif

@@ -31,8 +31,7 @@ static bool leap(int y)
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 }
 
-/* YYYY-MM-DD naming a real day of the years 0001..9999. */
-static const char *date_check(const char *s)
+const char *subjects_date_check(const char *s)
 {
     static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
     const char *msg = "must be a date YYYY-MM-DD";
@@ -53,7 +52,7 @@ static const char *date_check(const char *s)
          .flags = PL_JF_NULLABLE,                                                                  \
          .min = 10,                                                                                \
          .max = 10,                                                                                \
-         .check = date_check},                                                                     \
+         .check = subjects_date_check},                                                            \
         USER_FIELD_TIMEZONE,                                                                       \
     {                                                                                              \
         .name = "daily_target_ml", .type = PL_J_INT, .min = 0, .max = 10000                        \

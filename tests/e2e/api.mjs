@@ -27,6 +27,11 @@ export const TS_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 export const USER_KEYS = ['created_at', 'daily_target_ml', 'display_name', 'email', 'id', 'timezone', 'updated_at'];
 export const SESSION_KEYS = ['created_at', 'current', 'id', 'ip', 'last_seen_at', 'user_agent'];
 export const TOKEN_KEYS = ['created_at', 'expires_at', 'id', 'last_used_at', 'name', 'scopes'];
+// Care circles added a key to each of these shapes; v1 key-set checks assert the v1 keys and
+// exactly these additions (the v1 values are checked where they were).
+export const USER_KEYS_ADDED = ['default_subject_id'];
+export const TOKEN_KEYS_ADDED = ['subject_ids'];
+export const withAdded = (v1, added) => [...v1, ...added].sort();
 
 export function uniqueEmail(tag = 'u') {
   return `${tag}-${Date.now().toString(36)}-${randomBytes(5).toString('hex')}@example.com`;
@@ -181,17 +186,19 @@ export function seedAs(userId) {
   return `(SELECT default_subject_id FROM users WHERE id = '${userId}'), '${userId}'::uuid`;
 }
 
-// Every table of the public schema that has a user_id column.
-export function userIdTables() {
+// Every table of the public schema that has a user_id column (or, with `column`, another).
+export function userIdTables(column = 'user_id') {
   return psql(`SELECT table_name FROM information_schema.columns
-               WHERE table_schema = 'public' AND column_name = 'user_id' ORDER BY 1`).split('\n').filter(Boolean);
+               WHERE table_schema = 'public' AND column_name = '${column}' ORDER BY 1`).split('\n').filter(Boolean);
 }
 
-// Rows left for a user: { table: count } over users and every user_id table.
+// Rows left for a user: { table: count } over users, every user_id table and every table of
+// records that names who created them (created_by: notes and feedings since care circles).
 export function rowsOf(userId) {
   assert.match(userId, UUID_RE);
   const out = { users: Number(psql(`SELECT count(*) FROM users WHERE id = '${userId}'`)) };
   for (const t of userIdTables()) out[t] = Number(psql(`SELECT count(*) FROM "${t}" WHERE user_id = '${userId}'`));
+  for (const t of userIdTables('created_by')) out[t] = Number(psql(`SELECT count(*) FROM "${t}" WHERE created_by = '${userId}'`));
   return out;
 }
 

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { afterEach, before, describe, it } from 'node:test';
 
 import {
-  API_ENV, CORS_ORIGIN, PASSWORD, PUBLIC_ORIGIN, SESSION_ABSOLUTE_S, SESSION_KEYS, TOKEN_KEYS, TS_RE, USER_KEYS, UUID_RE,
+  API_ENV, CORS_ORIGIN, PASSWORD, PUBLIC_ORIGIN, SESSION_ABSOLUTE_S, SESSION_KEYS, TOKEN_KEYS, TOKEN_KEYS_ADDED, TS_RE, USER_KEYS, USER_KEYS_ADDED, UUID_RE, withAdded,
   api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, flushRedisDb, login, median,
   psql, redisDump, redisUrlWithDb, register, sessionCookie, sleep, uniqueEmail,
 } from './api.mjs';
@@ -33,7 +33,7 @@ describe('accounts', () => {
       assert.match(r.headers['content-type'], /^application\/json/);
       assert.deepEqual(Object.keys(r.json).sort(), ['expires_at', 'token', 'user']);
       const { user, token, expires_at: exp } = r.json;
-      assert.deepEqual(Object.keys(user).sort(), USER_KEYS);
+      assert.deepEqual(Object.keys(user).sort(), withAdded(USER_KEYS, USER_KEYS_ADDED));
       assert.match(user.id, UUID_RE);
       assert.equal(user.email, email);
       assert.equal(user.display_name, null);
@@ -668,7 +668,8 @@ describe('accounts', () => {
       const r = await api(srv, 'POST', '/api/v1/tokens', { token: reg.token, body: { name: 'my script', scopes: ['read', 'write'] } });
       expectStatus(r, 201);
       const tok = r.json;
-      assert.deepEqual(Object.keys(tok).sort(), [...TOKEN_KEYS, 'token'].sort());
+      assert.deepEqual(Object.keys(tok).sort(), withAdded(TOKEN_KEYS, [...TOKEN_KEYS_ADDED, 'token']));
+      assert.equal(tok.subject_ids, null, 'unrestricted');
       assert.match(tok.id, UUID_RE);
       assert.equal(tok.name, 'my script');
       assert.deepEqual([...tok.scopes].sort(), ['read', 'write']);
@@ -684,7 +685,7 @@ describe('accounts', () => {
       const list = expectStatus(await api(srv, 'GET', '/api/v1/tokens', { token: reg.token }), 200);
       assert.deepEqual(Object.keys(list.json), ['items']);
       assert.equal(list.json.items.length, 2);
-      for (const it of list.json.items) assert.deepEqual(Object.keys(it).sort(), TOKEN_KEYS);
+      for (const it of list.json.items) assert.deepEqual(Object.keys(it).sort(), withAdded(TOKEN_KEYS, TOKEN_KEYS_ADDED));
       assert.deepEqual(list.json.items.map((x) => x.id).sort(), [tok.id, t2.id].sort());
       assert.ok(!list.text.includes(tok.token) && !list.text.includes(t2.token), 'no secret in the list');
       assert.ok(!list.text.includes(tok.token.slice(4)), 'no secret body in the list');

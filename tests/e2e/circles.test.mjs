@@ -7,6 +7,8 @@ import {
   API_ENV, PASSWORD, TS_RE, UUID_RE, api, createToken, expect403, expect404, expect422, expectProblem,
   expectStatus, flushRedisDb, psql, redisSubscribe, redisUrlWithDb, register, uniqueEmail,
 } from './api.mjs';
+import WebSocket from 'ws';
+
 import { requireEnv, useServer } from './helpers.mjs';
 
 const SUBJECT_KEYS = ['birth_date', 'created_at', 'daily_target_ml', 'id', 'kind', 'member_count', 'name', 'role',
@@ -364,6 +366,31 @@ describe('care circles', () => {
     expectStatus(await api(srv, 'DELETE', `/api/v1/subjects/${s2.id}/members/${b.user.id}`, { token: a.token }), 204);
     expect404(await api(srv, 'GET', `/api/v1/subjects/${s2.id}`, { token: bt.token }));
     assert.deepEqual((await api(srv, 'GET', '/api/v1/subjects', { token: bt.token })).json.items, []);
+  });
+
+  test('a live socket of a token restricted to subject_ids hears only its subjects (and user-level events)', async () => {
+    const a = await register(srv);
+    const s1 = await createSubject(srv, a, { name: 'heard' });
+    const s2 = await createSubject(srv, a, { name: 'not heard' });
+    const t = await createToken(srv, a.token, { subject_ids: [s1.id] });
+    const got = [];
+    const ws = new WebSocket(`ws://127.0.0.1:${srv.port}/api/v1/live?access_token=${t.token}`, { handshakeTimeout: 10000 });
+    ws.on('message', (d) => got.push(JSON.parse(String(d))));
+    await new Promise((res, rej) => { ws.on('open', res); ws.on('error', rej); });
+    try {
+      const seen = async (pred) => {
+        for (let i = 0; i < 100 && !got.some(pred); i++) await new Promise((r) => setTimeout(r, 50));
+        return got.some(pred);
+      };
+      expectStatus(await api(srv, 'PATCH', `/api/v1/subjects/${s2.id}`, { token: a.token, body: { name: 'x2' } }), 200);
+      expectStatus(await api(srv, 'PATCH', `/api/v1/subjects/${s1.id}`, { token: a.token, body: { name: 'x1' } }), 200);
+      expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: { display_name: 'Al' } }), 200);
+      assert.ok(await seen((m) => m.event === 'subject.updated' && m.subject_id === s1.id), 'its subject');
+      assert.ok(await seen((m) => m.event === 'profile.updated' && m.subject_id === null), 'user-level events');
+      assert.ok(!got.some((m) => m.subject_id === s2.id), 'never another subject');
+    } finally {
+      ws.close();
+    }
   });
 
   test('events: subject.updated, member.joined/updated/left and subject.deleted reach every member', async () => {

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import {
-  API_ENV, PASSWORD, PUBLIC_ORIGIN, TOKEN_KEYS, TS_RE, USER_KEYS,
+  API_ENV, PASSWORD, PUBLIC_ORIGIN, TOKEN_KEYS, TOKEN_KEYS_ADDED, TS_RE, USER_KEYS, USER_KEYS_ADDED, withAdded,
   api, createToken, expect401, expect403, expect422, expectProblem, expectStatus, login, psql, redisDump, register, rowsOf, sleep,
 } from './api.mjs';
 import { requireEnv, useServer } from './helpers.mjs';
@@ -16,15 +16,16 @@ const FEEDING_KEYS = ['amount_ml', 'created_at', 'given_at', 'id', 'kind', 'note
 const ids = (out) => out.split('\n').filter(Boolean);
 
 // Rows written straight into Postgres (the notes and feedings routes are not what these
-// tests are about); resolves the new ids.
+// tests are about), created by the user in their default subject; resolves the new ids.
+const defaultSubject = (userId) => `(SELECT default_subject_id FROM users WHERE id = '${userId}')`;
 function seedNotes(userId, n, { body = 'some text' } = {}) {
-  return ids(psql(`WITH x AS (INSERT INTO notes (user_id, title, body, tags, pinned)
-    SELECT '${userId}', 'note ' || g, repeat('${body}', 1), ARRAY['tag' || (g % 3)], g % 2 = 0 FROM generate_series(1, ${n}) g
+  return ids(psql(`WITH x AS (INSERT INTO notes (created_by, subject_id, title, body, tags, pinned)
+    SELECT '${userId}', ${defaultSubject(userId)}, 'note ' || g, repeat('${body}', 1), ARRAY['tag' || (g % 3)], g % 2 = 0 FROM generate_series(1, ${n}) g
     RETURNING id) SELECT id FROM x`));
 }
 function seedFeedings(userId, n) {
-  return ids(psql(`WITH x AS (INSERT INTO feedings (user_id, amount_ml, kind, given_at, note)
-    SELECT '${userId}', 10 + g % 500, 'milk', now() - g * interval '1 minute', CASE WHEN g % 2 = 0 THEN 'n' || g END
+  return ids(psql(`WITH x AS (INSERT INTO feedings (created_by, subject_id, amount_ml, kind, given_at, note)
+    SELECT '${userId}', ${defaultSubject(userId)}, 10 + g % 500, 'milk', now() - g * interval '1 minute', CASE WHEN g % 2 = 0 THEN 'n' || g END
     FROM generate_series(1, ${n}) g RETURNING id) SELECT id FROM x`));
 }
 function seedIdempotency(userId) {
@@ -41,7 +42,7 @@ describe('profile', () => {
       const b = await register(srv);
       const r = expectStatus(await api(srv, 'GET', '/api/v1/me', { token: a.token }), 200);
       assert.match(r.headers['content-type'], /^application\/json/);
-      assert.deepEqual(Object.keys(r.json).sort(), USER_KEYS);
+      assert.deepEqual(Object.keys(r.json).sort(), withAdded(USER_KEYS, USER_KEYS_ADDED));
       assert.deepEqual(r.json, a.user);
       assert.deepEqual(expectStatus(await api(srv, 'GET', '/api/v1/me', { cookie: b.token, origin: null }), 200).json, b.user);
       const h = expectStatus(await api(srv, 'HEAD', '/api/v1/me', { token: a.token }), 200);
@@ -55,7 +56,7 @@ describe('profile', () => {
       const a = await register(srv);
       await sleep(20);
       const r = expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: { display_name: 'Ada', timezone: 'Europe/Paris', daily_target_ml: 750 } }), 200);
-      assert.deepEqual(Object.keys(r.json).sort(), USER_KEYS);
+      assert.deepEqual(Object.keys(r.json).sort(), withAdded(USER_KEYS, USER_KEYS_ADDED));
       assert.equal(r.json.display_name, 'Ada');
       assert.equal(r.json.timezone, 'Europe/Paris');
       assert.equal(r.json.daily_target_ml, 750);
@@ -324,7 +325,7 @@ describe('profile', () => {
         assert.match(f.given_at, TS_RE);
       }
       assert.deepEqual(x.tokens.map((t) => t.id).sort(), [ta1.id, ta2.id].sort());
-      for (const t of x.tokens) assert.deepEqual(Object.keys(t).sort(), TOKEN_KEYS);
+      for (const t of x.tokens) assert.deepEqual(Object.keys(t).sort(), withAdded(TOKEN_KEYS, TOKEN_KEYS_ADDED));
       assert.deepEqual(x.tokens.find((t) => t.id === ta2.id).scopes, ['write']);
       for (const secret of [ta1.token, ta2.token, tb.token, a.token, b.token, PASSWORD]) {
         assert.ok(!r.text.includes(secret), 'no secret in the export');
