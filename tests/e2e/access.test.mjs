@@ -8,7 +8,9 @@
 // ?subject_id= answer 404 to an outsider and 200 to a viewer; a body naming a subject the
 // caller may not see is 422 naming `subject_id`; owner-only operations are 403 to a
 // caregiver too; a token restricted to another subject gets 404 on the subject's ids and
-// 403 on user-wide routes. None of the refused requests changes anything.
+// 403 on user-wide routes; an owner naming, under their own subject, a member or an
+// invitation of another circle gets 404; the order of checks holds over the table (422
+// before 404 and 403, both before 412). None of the refused requests changes anything.
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 

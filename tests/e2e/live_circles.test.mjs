@@ -1,9 +1,11 @@
 // Live events in care circles: a record one member makes reaches every member's open
 // socket (and nobody else's), each frame naming its subject; a member who joins gets the
 // subject's events from then on without reconnecting; a removed member gets `member.left`
-// about themself and nothing after it; a role change leaves the socket open. Across two
+// about themself and nothing after it; a role change leaves the socket open; a token
+// restricted to some subjects hears only theirs (and user-level events). Across two
 // replicas (tests/e2e/replicas.mjs): a removal made on one replica stops the member's access
-// on the other at once, over HTTP (404) and on the socket (no more events).
+// on the other at once, over HTTP (404) and on the socket (no more events), and so do a role
+// change (the next write is 403) and joining (events on a socket opened before).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
