@@ -9,12 +9,15 @@
 #include "pl/pg.h"
 
 /* SQL of a feeding's JSON shape (text), formatted by Postgres (timestamps RFC 3339 UTC, ms),
- * from the columns of one feedings row in scope (RECORD_CREATED_BY: records_store.h). */
-#define FEEDING_JSON                                                                               \
-    "json_build_object('id', id, 'subject_id', subject_id, 'amount_ml', amount_ml, 'kind', kind, " \
-    "'given_at', " TS("given_at") ", 'note', note, 'created_by', " RECORD_CREATED_BY ", "          \
-                                  "'version', version, 'created_at', " TS(                         \
-                                      "created_at") ", 'updated_at', " TS("updated_at") ")::text"
+ * from the columns of one feedings row in scope, written with prefix `t` ("" or "r."), its
+ * author being the SQL `cb` (RECORD_CREATED_BY or RECORD_CREATED_BY_JOINED: records_store.h). */
+#define FEEDING_JSON_OF(t, cb)                                                                     \
+    "json_build_object('id', " t "id, 'subject_id', " t "subject_id, 'amount_ml', " t              \
+    "amount_ml, 'kind', " t "kind, 'given_at', " TS(                                               \
+        t "given_at") ", 'note', " t "note, "                                                      \
+                      "'created_by', " cb ", 'version', " t "version, 'created_at', " TS(          \
+                          t "created_at") ", 'updated_at', " TS(t "updated_at") ")::text"
+#define FEEDING_JSON FEEDING_JSON_OF("", RECORD_CREATED_BY)
 
 extern struct pl_route feedings_routes[];
 int feedings_prepare(struct pl_pg_pool *pool);

@@ -12,21 +12,22 @@
     "INSERT INTO feedings (subject_id, created_by, amount_ml, kind, given_at, note)"
 #define FEEDING_VALUES "$4::int, COALESCE($5, 'food'), COALESCE(" FROM_EPOCH_US("$6") ", now()), $7"
 /* Lists: the subject's row (RECORD_SUBJECT of $1 user, $2 subject, $3 token's subjects), then
- * its feedings walked in index order (feedings_subject_given_idx), NULLs when none. The time
- * range ($4, $5) is always an index condition (open ends are -infinity/infinity); the kind
- * filter has statements of its own so the plain list keeps a clean generic plan. */
-#define FEEDING_LIST                                                                               \
-    "WITH a AS (" RECORD_SUBJECT(                                                                  \
-        "$1", "$2",                                                                                \
-        "$3") ") SELECT l.* FROM a LEFT JOIN LATERAL "                                             \
-              "(SELECT " FEEDING_JSON ", " EPOCH_US(                                               \
-                  "given_at") "::text AS c1, id::text AS c2 FROM feedings "                        \
-                              "WHERE subject_id = a.sid AND given_at >= COALESCE(" FROM_EPOCH_US(  \
-                                  "$4") ", '-infinity') "                                          \
-                                        "AND given_at < COALESCE(" FROM_EPOCH_US(                  \
-                                            "$5") ", 'infinity') "
-#define FEEDING_ORDER       "ORDER BY given_at DESC, id DESC LIMIT $6) l ON true"
-#define FEEDING_AFTER(a, b) "AND (given_at, id) < (" FROM_EPOCH_US(a) ", " b "::uuid) "
+ * its feedings `r` walked in index order (feedings_subject_given_idx) with their authors,
+ * NULLs when none. The time range ($4, $5) is always an index condition (open ends are
+ * -infinity/infinity); the kind filter has statements of its own so the plain list keeps a
+ * clean generic plan. */
+#define FEEDING_LIST                                                                                    \
+    "WITH a AS (" RECORD_SUBJECT(                                                                       \
+        "$1", "$2",                                                                                     \
+        "$3") ") SELECT l.* FROM a LEFT JOIN LATERAL "                                                  \
+              "(SELECT " FEEDING_JSON_OF("r.", RECORD_CREATED_BY_JOINED) ", " EPOCH_US(                 \
+                  "r.given_at") "::text AS c1, r.id::text AS c2 FROM feedings" RECORD_JOIN_AUTHOR       \
+                                "WHERE r.subject_id = a.sid AND r.given_at >= COALESCE(" FROM_EPOCH_US( \
+                                    "$4") ", '-infinity') "                                             \
+                                          "AND r.given_at < COALESCE(" FROM_EPOCH_US(                   \
+                                              "$5") ", 'infinity') "
+#define FEEDING_ORDER       "ORDER BY r.given_at DESC, r.id DESC LIMIT $6) l ON true"
+#define FEEDING_AFTER(a, b) "AND (r.given_at, r.id) < (" FROM_EPOCH_US(a) ", " b "::uuid) "
 /* The subject's zone, target and today ($1 user, $2 subject, $3 token's subjects). */
 #define FEEDING_DAY                                                                                \
     "WITH a AS (" RECORD_SUBJECT(                                                                  \
@@ -54,8 +55,8 @@ static const struct stmt_def statements[] = {
     {"feedings_delete", RECORD_DELETE_SQL("feedings"), 4},
     {"feedings_list", FEEDING_LIST FEEDING_ORDER, 6},
     {"feedings_list_after", FEEDING_LIST FEEDING_AFTER("$7", "$8") FEEDING_ORDER, 8},
-    {"feedings_kind", FEEDING_LIST "AND kind = $7 " FEEDING_ORDER, 7},
-    {"feedings_kind_after", FEEDING_LIST "AND kind = $7 " FEEDING_AFTER("$8", "$9") FEEDING_ORDER,
+    {"feedings_kind", FEEDING_LIST "AND r.kind = $7 " FEEDING_ORDER, 7},
+    {"feedings_kind_after", FEEDING_LIST "AND r.kind = $7 " FEEDING_AFTER("$8", "$9") FEEDING_ORDER,
      9},
     {"feedings_today",
      FEEDING_DAY ", b AS (SELECT r.*, r.today::timestamp AT TIME ZONE r.tz AS lo, "

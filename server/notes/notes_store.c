@@ -6,20 +6,23 @@
 #define NOTE_INSERT "INSERT INTO notes (subject_id, created_by, title, body, tags, pinned)"
 #define NOTE_VALUES "$4, COALESCE($5, ''), COALESCE($6::text[], '{}'), COALESCE($7::bool, false)"
 /* Lists: the subject's row (RECORD_SUBJECT of $1 user, $2 subject, $3 token's subjects),
- * then its notes walked in index order (notes_subject_order_idx), NULLs when none. */
-#define NOTE_LIST_HEAD                                                                             \
-    "WITH a AS (" RECORD_SUBJECT(                                                                  \
-        "$1", "$2", "$3") ") SELECT l.* FROM a LEFT JOIN LATERAL "                                 \
-                          "(SELECT " NOTE_JSON ", pinned::int::text AS c1, " EPOCH_US(             \
-                              "updated_at") "::text AS c2, "                                       \
-                                            "id::text AS c3 FROM notes WHERE subject_id = a.sid "
+ * then its notes `r` walked in index order (notes_subject_order_idx) with their authors, NULLs
+ * when none. */
+#define NOTE_LIST_HEAD                                                                                          \
+    "WITH a AS (" RECORD_SUBJECT(                                                                               \
+        "$1", "$2",                                                                                             \
+        "$3") ") SELECT l.* FROM a LEFT JOIN LATERAL "                                                          \
+              "(SELECT " NOTE_JSON_OF("r.", RECORD_CREATED_BY_JOINED) ", r.pinned::int::text AS c1, " EPOCH_US( \
+                  "r.updated_at") "::text AS c2, r.id::text AS c3 FROM notes" RECORD_JOIN_AUTHOR                \
+                                  "WHERE r.subject_id = a.sid "
 #define NOTE_LIST_TAIL(limit)                                                                      \
-    "ORDER BY pinned DESC, updated_at DESC, id DESC LIMIT " limit ") l ON true"
+    "ORDER BY r.pinned DESC, r.updated_at DESC, r.id DESC LIMIT " limit ") l ON true"
 #define NOTE_FILTERS                                                                               \
-    "AND ($4::bool IS NULL OR pinned = $4::bool) AND ($5::text[] IS NULL OR tags @> $5::text[]) "  \
-    "AND ($6::text IS NULL OR search @@ websearch_to_tsquery('english', $6)) "
+    "AND ($4::bool IS NULL OR r.pinned = $4::bool) "                                               \
+    "AND ($5::text[] IS NULL OR r.tags @> $5::text[]) "                                            \
+    "AND ($6::text IS NULL OR r.search @@ websearch_to_tsquery('english', $6)) "
 #define NOTE_AFTER(a, b, c)                                                                        \
-    "AND (pinned, updated_at, id) < (" a "::bool, " FROM_EPOCH_US(b) ", " c "::uuid) "
+    "AND (r.pinned, r.updated_at, r.id) < (" a "::bool, " FROM_EPOCH_US(b) ", " c "::uuid) "
 
 static const struct stmt_def statements[] = {
     {"notes_create", RECORD_CREATE_SQL(NOTE_INSERT, NOTE_VALUES, NOTE_JSON), 7},

@@ -278,6 +278,18 @@ struct change {
     bool writing; /* PATCH {}: a viewer gets 403 */
 };
 
+/* After a change that matched no row although the version read in the same statement was
+ * the expected one: a concurrent change committed first. Gone: 404; changed: 412. */
+static void on_recheck(int status, PGresult **results, int n, void *ctx)
+{
+    struct change *c = ctx;
+    if (reply_failed(c->req, status, "read")) return;
+    if (PQntuples(results[0]) != 1)
+        not_found(c->req, c->k);
+    else
+        pl_respond_problem(c->req, 412, "If-Match does not match the current version", NULL);
+}
+
 static void on_changed(int status, PGresult **results, int n, void *ctx)
 {
     struct change *c = ctx;
@@ -286,7 +298,8 @@ static void on_changed(int status, PGresult **results, int n, void *ctx)
         reply_failure(req, status, c->deleting ? "delete" : "update");
         return;
     }
-    /* role, id, version, json, subject_id, members; checks in the contract's order */
+    /* role, id, version, json, subject_id, members, the version the statement read; checks in
+     * the contract's order */
     const PGresult *r = results[0];
     if (PQntuples(r) != 1) {
         not_found(req, c->k);
@@ -297,7 +310,18 @@ static void on_changed(int status, PGresult **results, int n, void *ctx)
         return;
     }
     if (PQgetisnull(r, 0, 1)) {
-        pl_respond_problem(req, 412, "If-Match does not match the current version", NULL);
+        /* A writer's change matched no row: without If-Match only because a concurrent
+         * delete committed first; with one, the version differed, or that delete: ask. */
+        if (!c->expect) {
+            not_found(req, c->k);
+            return;
+        }
+        if (strcmp(PQgetvalue(r, 0, 6), c->expect) != 0) {
+            pl_respond_problem(req, 412, "If-Match does not match the current version", NULL);
+            return;
+        }
+        const char *v[] = {c->id, req_principal(req)->user_id, record_token_subjects(req)};
+        store_query(req, c->k->stmt_get, 3, v, on_recheck, c);
         return;
     }
     if (c->deleting) {

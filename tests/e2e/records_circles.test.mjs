@@ -245,6 +245,20 @@ describe('records of care circles', () => {
     }
   });
 
+  it('members racing: one change wins; a write losing to a delete is 404, to an update 412', async () => {
+    const { a, b, sid } = await circle();
+    for (const headers of [{}, { 'If-Match': '"1"' }]) {
+      const f = await created(srv, a, FEEDINGS, { amount_ml: 10, subject_id: sid });
+      const rs = await Promise.all(Array.from({ length: 6 }, (_, i) => api(srv, 'DELETE', `${FEEDINGS}/${f.id}`, { token: (i % 2 ? a : b).token, headers })));
+      assert.equal(rs.filter((r) => r.status === 204).length, 1, `one 204, got ${rs.map((r) => r.status)}`);
+      for (const r of rs.filter((x) => x.status !== 204)) expect404(r);
+    }
+    const n = await created(srv, a, NOTES, { title: 'race', subject_id: sid });
+    const rs = await Promise.all(Array.from({ length: 6 }, (_, i) => api(srv, 'PATCH', `${NOTES}/${n.id}`, { token: (i % 2 ? a : b).token, body: { title: `t${i}` }, headers: { 'If-Match': '"1"' } })));
+    assert.equal(rs.filter((r) => r.status === 200).length, 1, `one 200, got ${rs.map((r) => r.status)}`);
+    for (const r of rs.filter((x) => x.status !== 200)) expectProblem(r, 412, 'precondition-failed');
+  });
+
   it('an Idempotency-Key replays a create in a shared subject', async () => {
     const { b, sid } = await circle();
     const body = { amount_ml: 60, subject_id: sid };
