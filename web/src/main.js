@@ -275,7 +275,6 @@ async function render() {
     }
     try {
       state.user = (await get('/me', { auth: false })).data;
-      await subjects.load(state.user);
     } catch (e) {
       if (e.status === 401) {
         signedOut('Your session has ended. Please sign in again.');
@@ -295,7 +294,8 @@ async function render() {
     }
     if (seq !== renderSeq) return;
     live.start();
-  } else if (!route.public && subjects.userId !== state.user.id) {
+  }
+  if (!route.public && subjects.userId !== state.user.id) {
     try {
       await subjects.load(state.user);
     } catch {

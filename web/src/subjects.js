@@ -96,14 +96,15 @@ export class Subjects {
     this.emit('changed');
   }
 
-  remove(id) {
+  // A subject left, deleted or lost. `quiet`: the caller has navigated away already.
+  remove(id, { quiet = false } = {}) {
     const i = this.items.findIndex((x) => x.id === id);
     if (i < 0) return;
     this.items.splice(i, 1);
     const wasCurrent = id === this.currentId;
     if (wasCurrent) this.currentId = null;
     this.pick();
-    this.emit(wasCurrent ? 'switched' : 'changed');
+    this.emit(wasCurrent && !quiet ? 'switched' : 'changed');
   }
 
   // Live events about subjects and members (`subject_id` at the frame's top level).

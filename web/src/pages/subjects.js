@@ -347,8 +347,8 @@ export function subjectPage(ctx, id) {
                         try {
                           await del(`/subjects/${id}/members/${m.user_id}`);
                           if (self) {
-                            ctx.subjects.remove(id);
                             ctx.navigate('/subjects', { replaceState: true });
+                            ctx.subjects.remove(id, { quiet: true });
                             return;
                           }
                           members = members.filter((x) => x.user_id !== m.user_id);
@@ -531,8 +531,8 @@ export function subjectPage(ctx, id) {
         },
         send: () => del(`/subjects/${id}`, { headers: ifMatch(subject) }),
         done: () => {
-          ctx.subjects.remove(id);
           ctx.navigate('/subjects', { replaceState: true });
+          ctx.subjects.remove(id, { quiet: true });
         },
         messages: { 412: 'This subject was changed on another device; check it before deleting.' },
         failed: async (err) => {
