@@ -16,9 +16,10 @@ import { invitePage, subjectPage, subjectsPage } from './pages/subjects.js';
 import { subjects } from './subjects.js';
 
 const ROUTES = {
-  '/': { page: dashboardPage, title: 'Live' },
-  '/feedings': { page: feedingsPage, title: 'Feedings' },
-  '/notes': { page: notesPage, title: 'Notes' },
+  // perSubject: the page shows the chosen subject's records (built again when it changes)
+  '/': { page: dashboardPage, title: 'Live', perSubject: true },
+  '/feedings': { page: feedingsPage, title: 'Feedings', perSubject: true },
+  '/notes': { page: notesPage, title: 'Notes', perSubject: true },
   '/profile': { page: profilePage, title: 'Profile' },
   '/subjects': { page: subjectsPage, title: 'Subjects' },
   '/invite': { page: invitePage, title: 'Invitation' },
@@ -79,10 +80,11 @@ live.on('event', (msg) => {
   if (state.user) subjects.apply(msg, reloadSubjects);
 });
 // Another subject chosen, or the user's role in the shown one changed (a viewer has no write
-// controls): the page is built again. Other changes only refresh the switcher.
+// controls): a page of the subject's records is built again. The subject pages follow their
+// subject themselves; the switcher is refreshed in every case.
 subjects.on((why) => {
   if (!state.user || !state.current) return;
-  if (why === 'switched' || why === 'role') render();
+  if ((why === 'switched' || why === 'role') && state.current.route.perSubject) render();
   else if (state.switcher) state.switcher.refresh();
 });
 function reloadSubjects() {
@@ -313,11 +315,11 @@ async function render() {
   if (route.public) {
     const main = h('main', { id: 'main', tabindex: '-1', class: 'narrow' }, view.el);
     replace(root, main);
-    state.current = { view, off: null };
+    state.current = { view, off: null, route };
   } else {
     const s = shell(view, path);
     replace(root, ...s.nodes);
-    state.current = { view, off: s.off };
+    state.current = { view, off: s.off, route };
   }
   if (seq > 1) window.scrollTo(0, 0);
   if (view.mounted) view.mounted();
