@@ -728,7 +728,8 @@ export function invitePage(ctx, code) {
     h(
       'section',
       { class: 'card' },
-      h('p', null, `You were invited to join a care circle as ${ctx.user.display_name || ctx.user.email}.`),
+      h('p', null, 'You were invited to join a care circle.'),
+      h('p', null, `You are signed in as ${ctx.user.display_name || ctx.user.email}.`),
       h('p', { class: 'muted' }, 'You will see its log and, unless you are invited as a viewer, add to it.'),
       alert,
       btn,
