@@ -255,7 +255,23 @@ describe('care circles in the web UI', () => {
     noErrors();
   });
 
+  it("A's profile offers the default subject and warns that deleting the account takes Mia from B", async () => {
+    const pa = a.page;
+    await nav(pa, 'Profile');
+    const def = pa.getByLabel('Default subject');
+    await def.waitFor();
+    assert.equal(await def.evaluate((s) => s.options[s.selectedIndex].textContent), 'Ann (owner)');
+    await pa.locator('.shared-warning', { hasText: 'lose Mia' }).waitFor();
+    // B, who owns only their own subject, gets no such warning
+    const pb = b.page;
+    await nav(pb, 'Profile');
+    await pb.getByRole('heading', { name: 'Delete account' }).waitFor();
+    assert.equal(await pb.locator('.shared-warning').isVisible(), false);
+    noErrors();
+  });
+
   it('B leaves the circle; A sees it, and B is back on their own subject', async () => {
+    await nav(b.page, 'Feedings');
     const pb = b.page;
     await pb.locator('.subject-line').getByRole('link', { name: 'Mia' }).click();
     await pb.getByRole('heading', { level: 1, name: 'Mia' }).waitFor();
