@@ -88,3 +88,7 @@ CREATE INDEX feedings_created_by_idx ON feedings (created_by);
 -- Tokens restricted to some subjects (NULL: every subject of the user).
 ALTER TABLE api_tokens ADD COLUMN subject_ids uuid[]
     CHECK (subject_ids IS NULL OR cardinality(subject_ids) BETWEEN 1 AND 50);
+
+-- Deleting a subject sets users.default_subject_id to NULL where it points at it (before the
+-- repair in the same statement): without this index every deletion would scan users.
+CREATE INDEX users_default_subject_idx ON users (default_subject_id);

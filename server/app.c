@@ -14,6 +14,7 @@
 #include "ops/ops.h"
 #include "profile/profile.h"
 #include "records/records_store.h"
+#include "subjects/subjects.h"
 #include "users/user.h"
 
 /* Every route that takes a JSON body has the rules the guard checks it against (a missing
@@ -71,5 +72,6 @@ int app_prepare_statements(struct pl_pg_pool *pool)
     if (rc == 0) rc = records_prepare(pool);
     if (rc == 0) rc = notes_prepare(pool);
     if (rc == 0) rc = feedings_prepare(pool);
+    if (rc == 0) rc = subjects_prepare(pool);
     return rc;
 }

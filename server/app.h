@@ -19,7 +19,15 @@
 enum app_state { APP_STARTING = 0, APP_READY, APP_DRAINING };
 
 /* The limits of the contract's "Rate limits" table, for metrics labels. */
-enum rate_class { RATE_LOGIN, RATE_REGISTER, RATE_READ, RATE_WRITE, RATE_EXPORT, RATE_CLASSES };
+enum rate_class {
+    RATE_LOGIN,
+    RATE_REGISTER,
+    RATE_READ,
+    RATE_WRITE,
+    RATE_EXPORT,
+    RATE_INVITATION,
+    RATE_CLASSES
+};
 extern const char *const rate_class_names[RATE_CLASSES];
 
 struct worker;

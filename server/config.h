@@ -42,6 +42,10 @@ struct pulse_config {
     long long session_idle_s;
     long long session_absolute_s;
     struct pl_rate rate_login, rate_login_ip, rate_register, rate_read, rate_write, rate_export;
+    /* care circles: POST /invitations/accept per user; subjects per user, members and pending
+     * invitations per subject (over a quota: 409) */
+    struct pl_rate rate_invitation_accept;
+    long long quota_subjects, quota_members, quota_invitations;
     bool hsts;
     bool access_log;
     char *instance;

@@ -88,7 +88,9 @@ static const struct pl_rate_rule *rule_for(const struct pulse_config *cfg, const
     const struct pl_rate *src = strcmp(cls, "read") == 0     ? &cfg->rate_read
                                 : strcmp(cls, "write") == 0  ? &cfg->rate_write
                                 : strcmp(cls, "export") == 0 ? &cfg->rate_export
-                                                             : NULL;
+                                : strcmp(cls, "invitation_accept") == 0
+                                    ? &cfg->rate_invitation_accept
+                                    : NULL;
     if (!src) return NULL;
     r.count = src->count;
     r.period_s = src->seconds;
@@ -113,7 +115,8 @@ static void add_rate_headers(struct pl_http_request *req, const struct pl_rate_r
     pl_resp_header(req, "RateLimit-Reset", v);
 }
 
-const char *const rate_class_names[RATE_CLASSES] = {"login", "register", "read", "write", "export"};
+const char *const rate_class_names[RATE_CLASSES] = {"login", "register", "read",
+                                                    "write", "export",   "invitation_accept"};
 
 static enum rate_class class_of(const struct pl_http_request *req)
 {
@@ -121,6 +124,7 @@ static enum rate_class class_of(const struct pl_http_request *req)
     if (flags & ROUTE_RATE_LOGIN) return RATE_LOGIN;
     if (flags & ROUTE_RATE_REGISTER) return RATE_REGISTER;
     if (flags & ROUTE_RATE_EXPORT) return RATE_EXPORT;
+    if (flags & ROUTE_RATE_INVITATION) return RATE_INVITATION;
     return unsafe_method(pl_req_method(req)) ? RATE_WRITE : RATE_READ;
 }
 
@@ -284,6 +288,13 @@ static void step_authorized(struct guard *g, const struct pl_rate_result *sessio
             pl_respond_problem(req, 403, "personal access tokens cannot use this route", NULL);
             return;
         }
+        if ((route->flags & ROUTE_USER_WIDE) && g->p.subject_ids) {
+            pl_respond_problem(req, 403,
+                               "this token is restricted to some subjects: user-wide routes "
+                               "need a session or an unrestricted token",
+                               NULL);
+            return;
+        }
         unsigned need = unsafe_method(pl_req_method(req)) ? SCOPE_WRITE : SCOPE_READ;
         if (!(g->p.scopes & need)) {
             pl_respond_problem(req, 403,
@@ -349,6 +360,10 @@ static void on_token(int status, const struct token_auth *t, void *ctx)
     g->p.scopes = (unsigned)t->scopes;
     snprintf(g->p.user_id, sizeof g->p.user_id, "%s", t->user_id);
     snprintf(g->p.token_id, sizeof g->p.token_id, "%s", t->id);
+    if (t->subject_ids) {
+        g->p.subject_ids = pl_req_strdup(g->req, t->subject_ids);
+        g->p.n_subject_ids = t->n_subject_ids;
+    }
     pl_req_set_log_user(g->req, g->p.user_id);
     step_authorized(g, NULL);
 }

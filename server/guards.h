@@ -23,6 +23,10 @@ enum route_flag {
     ROUTE_RATE_EXPORT = 1u << 6,   /* the export limit instead of the read limit */
     ROUTE_LIVE = 1u << 7, /* the WebSocket: ?access_token= accepted, Origin checked on GET too */
     ROUTE_IDEMPOTENT = 1u << 8, /* an Idempotency-Key, when sent, is 1..255 printable ASCII */
+    /* not about one subject (creating subjects, accepting invitations, export): a token
+     * restricted to subject_ids gets 403 */
+    ROUTE_USER_WIDE = 1u << 9,
+    ROUTE_RATE_INVITATION = 1u << 10, /* the invitation-accept limit instead of the write one */
 };
 
 struct app;

@@ -6,10 +6,11 @@
 #include "notes/notes.h"
 #include "ops/ops.h"
 #include "profile/profile.h"
+#include "subjects/subjects.h"
 
-static struct pl_route *const tables[] = {ops_routes,     auth_routes,  token_routes,
-                                          profile_routes, notes_routes, feedings_routes,
-                                          live_routes};
+static struct pl_route *const tables[] = {ops_routes,     auth_routes,    token_routes,
+                                          profile_routes, notes_routes,   feedings_routes,
+                                          live_routes,    subjects_routes};
 
 struct pl_route *const *app_route_tables(size_t *n)
 {

@@ -19,9 +19,19 @@ static const struct stmt_def statements[] = {
      * caller's normalisation is the same in practice, and used for rate-limit keys). */
     {"auth_user_by_email",
      "SELECT " USER_COLS ", password_hash FROM users WHERE lower(email) = lower($1)", 1},
+    /* The user, their default subject (named after them, in their zone) and their
+     * membership as its owner, in one statement (foreign keys are checked at its end). */
     {"auth_user_insert",
-     "INSERT INTO users (email, password_hash, display_name, timezone) "
-     "VALUES (lower($1), $2, $3, COALESCE($4, 'UTC')) RETURNING " USER_COLS,
+     "WITH u AS (INSERT INTO users (email, password_hash, display_name, timezone, "
+     "default_subject_id) VALUES (lower($1), $2, $3, COALESCE($4, 'UTC'), gen_random_uuid()) "
+     "RETURNING *), "
+     "s AS (INSERT INTO subjects (id, name, kind, timezone, created_at, updated_at) "
+     "SELECT u.default_subject_id, " USER_SUBJECT_NAME(
+         "u") ", 'other', u.timezone, "
+              "u.created_at, u.created_at FROM u RETURNING id, daily_target_ml), "
+              "m AS (INSERT INTO subject_members (subject_id, user_id, role, joined_at) "
+              "SELECT u.default_subject_id, u.id, 'owner', u.created_at FROM u) "
+              "SELECT " USER_COLS_OF("u", "s.daily_target_ml") " FROM u, s",
      4},
     {"auth_user_hash", "SELECT password_hash FROM users WHERE id = $1", 1},
     {"auth_user_set_hash", "UPDATE users SET password_hash = $2 WHERE id = $1", 2},
@@ -32,7 +42,8 @@ static const struct stmt_def statements[] = {
      "DELETE FROM api_tokens t USING u WHERE $3::boolean AND t.user_id = u.id RETURNING t.id",
      3},
     {"auth_token_auth",
-     "SELECT id, user_id, scopes, expires_at IS NOT NULL AND expires_at <= now() "
+     "SELECT id, user_id, scopes, expires_at IS NOT NULL AND expires_at <= now(), "
+     "subject_ids::text, cardinality(subject_ids) "
      "FROM api_tokens WHERE token_hash = decode($1, 'hex')",
      1},
     {"auth_token_touch",
@@ -45,12 +56,16 @@ static const struct stmt_def statements[] = {
      "SELECT 1 FROM api_tokens WHERE id = $1 AND user_id = $2"
      " AND (expires_at IS NULL OR expires_at > now())",
      2},
+    /* $6: the subjects a token is restricted to (NULL: none), each one the user belongs to,
+     * else nothing is inserted (422) */
     {"auth_token_insert",
-     "INSERT INTO api_tokens (user_id, name, token_hash, scopes, expires_at) "
-     "VALUES ($1, $2, decode($3, 'hex'), $4, "
-     "CASE WHEN $5::int IS NULL THEN NULL ELSE now() + make_interval(days => $5::int) END) "
+     "INSERT INTO api_tokens (user_id, name, token_hash, scopes, expires_at, subject_ids) "
+     "SELECT $1, $2, decode($3, 'hex'), $4, "
+     "CASE WHEN $5::int IS NULL THEN NULL ELSE now() + make_interval(days => $5::int) END, "
+     "$6::uuid[] WHERE $6::uuid[] IS NULL OR (SELECT count(*) FROM subject_members "
+     "WHERE user_id = $1 AND subject_id = ANY($6::uuid[])) = cardinality($6::uuid[]) "
      "RETURNING " TOKEN_COLS,
-     5},
+     6},
     {"auth_token_list",
      "SELECT " TOKEN_COLS " FROM api_tokens WHERE user_id = $1 "
      "ORDER BY created_at DESC, id DESC LIMIT 1000",
@@ -69,10 +84,13 @@ json_t *token_json(const PGresult *res, int row)
     json_t *s = json_array();
     if (scopes & SCOPE_READ) json_array_append_new(s, json_string("read"));
     if (scopes & SCOPE_WRITE) json_array_append_new(s, json_string("write"));
-    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o}", "id", PQgetvalue(res, row, 0), "name",
+    json_t *subjects =
+        PQgetisnull(res, row, 6) ? NULL : json_loads(PQgetvalue(res, row, 6), 0, NULL);
+    return json_pack("{s:s, s:s, s:o, s:s, s:o, s:o, s:o}", "id", PQgetvalue(res, row, 0), "name",
                      PQgetvalue(res, row, 1), "scopes", s, "created_at", PQgetvalue(res, row, 3),
                      "expires_at", store_json_text(res, row, 4), "last_used_at",
-                     store_json_text(res, row, 5));
+                     store_json_text(res, row, 5), "subject_ids",
+                     subjects ? subjects : json_null());
 }
 
 struct auth_ctx {
@@ -98,6 +116,8 @@ static void on_token_auth(int status, PGresult **results, int n, void *arg)
     snprintf(t.user_id, sizeof t.user_id, "%s", PQgetvalue(r, 0, 1));
     t.scopes = atoi(PQgetvalue(r, 0, 2));
     t.expired = PQgetvalue(r, 0, 3)[0] == 't';
+    t.subject_ids = PQgetisnull(r, 0, 4) ? NULL : PQgetvalue(r, 0, 4);
+    t.n_subject_ids = t.subject_ids ? atoi(PQgetvalue(r, 0, 5)) : 0;
     c.cb(0, &t, c.ctx);
 }
 

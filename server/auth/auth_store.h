@@ -13,7 +13,8 @@
 struct worker;
 
 #define TOKEN_COLS                                                                                 \
-    "id, name, scopes, " TS("created_at") ", " TS("expires_at") ", " TS("last_used_at")
+    "id, name, scopes, " TS("created_at") ", " TS("expires_at") ", " TS(                           \
+        "last_used_at") ", array_to_json(subject_ids)::text"
 
 int auth_store_prepare(struct pl_pg_pool *pool);
 
@@ -25,6 +26,10 @@ struct token_auth {
     char user_id[40];
     int scopes;
     bool expired;
+    /* restricted to subjects: their ids as a Postgres array literal (valid during the
+     * callback only), and how many; NULL and 0 when unrestricted */
+    const char *subject_ids;
+    int n_subject_ids;
 };
 /* status 0 with t (NULL when no such token); or the pool's error. */
 typedef void (*token_auth_cb)(int status, const struct token_auth *t, void *ctx);

@@ -25,9 +25,32 @@ static const struct pl_jfield token_fields[] = {
      .item_max = 5,
      .one_of = scope_names},
     {.name = "expires_in_days", .type = PL_J_INT, .min = 1, .max = 365},
+    {.name = "subject_ids",
+     .type = PL_J_STRING_ARRAY,
+     .min = 1,
+     .max = 50,
+     .item_min = 36,
+     .item_max = 36,
+     .charset = "0123456789abcdefABCDEF-"},
 };
-static const struct pl_jschema token_schema = {token_fields, 3, token_read_only};
-static const struct body_rules token_rules = {.schema = &token_schema};
+static const struct pl_jschema token_schema = {token_fields, 4, token_read_only};
+
+/* Every subject id a UUID (the schema checked the characters and lengths). */
+static void check_subject_ids(json_t *body, json_t **errors)
+{
+    json_t *ids = json_object_get(body, "subject_ids");
+    if (!json_is_array(ids) || problems_has(*errors, "subject_ids")) return;
+    size_t i;
+    json_t *id;
+    json_array_foreach(ids, i, id)
+    {
+        if (!ids_is_uuid(json_string_value(id))) {
+            problems_add(errors, "subject_ids", "must be subject ids (UUIDs)");
+            return;
+        }
+    }
+}
+static const struct body_rules token_rules = {.schema = &token_schema, .check = check_subject_ids};
 
 struct create {
     struct pl_http_request *req;
@@ -38,6 +61,10 @@ static void on_token_inserted(int status, PGresult **results, int n, void *ctx)
 {
     struct create *c = ctx;
     if (reply_failed(c->req, status, "token insert")) return;
+    if (PQntuples(results[0]) != 1) {
+        reply_invalid(c->req, "subject_ids", "must be subjects you belong to");
+        return;
+    }
     json_t *t = token_json(results[0], 0);
     json_object_set_new(t, "token", json_string(c->token));
     pl_resp_header(c->req, "Cache-Control", "no-store");
@@ -59,12 +86,33 @@ static void do_create(struct pl_http_request *req)
     char hash[65];
     token_new(c->token, hash);
     json_t *days = json_object_get(body, "expires_in_days");
-    const char *v[] = {
-        req_principal(req)->user_id, json_string_value(json_object_get(body, "name")), hash,
-        pl_req_printf(req, "%u", scopes),
-        json_is_integer(days) ? pl_req_printf(req, "%lld", (long long)json_integer_value(days))
-                              : NULL};
-    store_query(req, "auth_token_insert", 5, v, on_token_inserted, c);
+    json_t *subjects = json_object_get(body, "subject_ids");
+    const char *subject_lit = NULL;
+    if (json_is_array(subjects)) {
+        char *lit = pl_req_alloc(req, json_array_size(subjects) * 37 + 3);
+        char *p = lit;
+        *p++ = '{';
+        size_t k;
+        json_t *id;
+        json_array_foreach(subjects, k, id)
+        {
+            if (k) *p++ = ',';
+            memcpy(p, json_string_value(id), 36);
+            p += 36;
+        }
+        *p++ = '}';
+        *p = 0;
+        subject_lit = lit;
+    }
+    const char *v[] = {req_principal(req)->user_id,
+                       json_string_value(json_object_get(body, "name")),
+                       hash,
+                       pl_req_printf(req, "%u", scopes),
+                       json_is_integer(days)
+                           ? pl_req_printf(req, "%lld", (long long)json_integer_value(days))
+                           : NULL,
+                       subject_lit};
+    store_query(req, "auth_token_insert", 6, v, on_token_inserted, c);
 }
 
 static void on_tokens(int status, PGresult **results, int n, void *ctx)

@@ -7,15 +7,17 @@
 /* given_at arrives as microseconds since the epoch, parsed by pl_time_parse_rfc3339: the
  * text would meet Postgres's own parser, which refuses offsets of 16 hours and more that
  * RFC 3339 allows (a 500), and rounds digits past the microsecond that we truncate. */
-#define FEEDING_INSERT "INSERT INTO feedings (user_id, amount_ml, kind, given_at, note)"
-#define FEEDING_VALUES                                                                             \
-    "$1, $2::int, COALESCE($3, 'food'), COALESCE(" FROM_EPOCH_US("$4") ", now()), $5"
+#define FEEDING_INSERT                                                                             \
+    "INSERT INTO feedings (created_by, subject_id, amount_ml, kind, given_at, note)"
+#define FEEDING_VALUES                                                                                                        \
+    "$1, (SELECT default_subject_id FROM users WHERE id = $1::uuid), $2::int, COALESCE($3, 'food'), COALESCE(" FROM_EPOCH_US( \
+        "$4") ", now()), $5"
 /* The time range is always an index condition (open ends are -infinity/infinity); the kind
  * filter has statements of its own so the plain list keeps a clean generic plan. */
 #define FEEDING_LIST                                                                               \
     "SELECT " FEEDING_JSON ", " EPOCH_US(                                                          \
         "given_at") "::text AS c1, id::text AS c2 FROM feedings "                                  \
-                    "WHERE user_id = $1 AND given_at >= COALESCE(" FROM_EPOCH_US(                  \
+                    "WHERE created_by = $1 AND given_at >= COALESCE(" FROM_EPOCH_US(               \
                         "$2") ", '-infinity') "                                                    \
                               "AND given_at < COALESCE(" FROM_EPOCH_US("$3") ", 'infinity') "
 #define FEEDING_ORDER       "ORDER BY given_at DESC, id DESC "
@@ -45,13 +47,13 @@ static const struct stmt_def statements[] = {
     {"feedings_kind_after",
      FEEDING_LIST "AND kind = $5 " FEEDING_AFTER("$6", "$7") FEEDING_ORDER "LIMIT $4", 7},
     {"feedings_today",
-     "WITH b AS (SELECT d.day, u.timezone AS tz, u.daily_target_ml AS target, "
+     "WITH b AS (SELECT d.day, u.timezone AS tz, COALESCE((SELECT daily_target_ml FROM subjects WHERE id = u.default_subject_id), 0) AS target, "
      "d.day::timestamp AT TIME ZONE u.timezone AS lo, "
      "(d.day + 1)::timestamp AT TIME ZONE u.timezone AS hi "
      "FROM users u, LATERAL (SELECT (now() AT TIME ZONE u.timezone)::date AS day) d "
      "WHERE u.id = $1), "
      "t AS (SELECT b.*, COALESCE(sum(f.amount_ml), 0) AS total, count(f.id) AS n, "
-     "max(f.given_at) AS last FROM b LEFT JOIN feedings f ON f.user_id = $1 "
+     "max(f.given_at) AS last FROM b LEFT JOIN feedings f ON f.created_by = $1 "
      "AND f.given_at >= b.lo AND f.given_at < b.hi GROUP BY b.day, b.tz, b.target, b.lo, b.hi) "
      "SELECT json_build_object('date', day, 'timezone', tz, 'target_ml', target, "
      "'total_ml', total, 'count', n, 'remaining_ml', GREATEST(target - total, 0), "
@@ -63,7 +65,7 @@ static const struct stmt_def statements[] = {
      "FROM users u WHERE u.id = $1), "
      "days AS (SELECT (r.today - g)::date AS day FROM r, generate_series(0, $2::int - 1) AS g), "
      "agg AS (SELECT (f.given_at AT TIME ZONE r.tz)::date AS day, count(*) AS n, "
-     "sum(f.amount_ml) AS ml FROM r JOIN feedings f ON f.user_id = $1 "
+     "sum(f.amount_ml) AS ml FROM r JOIN feedings f ON f.created_by = $1 "
      "AND f.given_at >= (r.today - ($2::int - 1))::timestamp AT TIME ZONE r.tz "
      "AND f.given_at < (r.today + 1)::timestamp AT TIME ZONE r.tz GROUP BY 1) "
      "SELECT json_build_object('days', $2::int, 'from', min(days.day), 'to', max(days.day), "

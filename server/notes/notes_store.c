@@ -2,13 +2,13 @@
 #include "../records/records_store.h"
 #include "notes.h"
 
-#define NOTE_INSERT "INSERT INTO notes (user_id, title, body, tags, pinned)"
+#define NOTE_INSERT "INSERT INTO notes (created_by, subject_id, title, body, tags, pinned)"
 #define NOTE_VALUES                                                                                \
-    "$1, $2, COALESCE($3, ''), COALESCE($4::text[], '{}'), COALESCE($5::bool, false)"
+    "$1, (SELECT default_subject_id FROM users WHERE id = $1::uuid), $2, COALESCE($3, ''), COALESCE($4::text[], '{}'), COALESCE($5::bool, false)"
 #define NOTE_LIST_COLS                                                                             \
     "SELECT " NOTE_JSON ", pinned::int::text AS c1, " EPOCH_US(                                    \
         "updated_at") "::text AS c2, "                                                             \
-                      "id::text AS c3 FROM notes WHERE user_id = $1 "
+                      "id::text AS c3 FROM notes WHERE created_by = $1 "
 #define NOTE_FILTERS                                                                               \
     "AND ($2::bool IS NULL OR pinned = $2::bool) AND ($3::text[] IS NULL OR tags @> $3::text[]) "  \
     "AND ($4::text IS NULL OR search @@ websearch_to_tsquery('english', $4)) "
@@ -40,7 +40,7 @@ static const struct stmt_def statements[] = {
      NOTE_LIST_COLS NOTE_FILTERS NOTE_AFTER("$6", "$7", "$8") NOTE_ORDER "LIMIT $5", 8},
     {"notes_tags",
      "SELECT json_build_object('tag', tag, 'count', count(*))::text FROM notes, unnest(tags) AS "
-     "tag WHERE user_id = $1 GROUP BY tag ORDER BY count(*) DESC, tag LIMIT 1000",
+     "tag WHERE created_by = $1 GROUP BY tag ORDER BY count(*) DESC, tag LIMIT 1000",
      1},
 };
 

@@ -9,6 +9,7 @@
 #include "../auth/sessions.h"
 #include "../events.h"
 #include "../guards.h"
+#include "../ids.h"
 #include "../problems.h"
 #include "../users/user.h"
 #include "pl/buf.h"
@@ -52,25 +53,49 @@ static void do_get(struct pl_http_request *req)
 /* ---- PATCH /me ---- */
 
 static const char *const me_read_only[] = {"id", "email", "created_at", "updated_at", NULL};
+static const char *uuid_check(const char *value)
+{
+    return ids_is_uuid(value) ? NULL : "must be a subject id (UUID)";
+}
 static const struct pl_jfield patch_fields[] = {
     USER_FIELD_DISPLAY_NAME,
     USER_FIELD_TIMEZONE,
     {.name = "daily_target_ml", .type = PL_J_INT, .min = 0, .max = 10000},
+    {.name = "default_subject_id", .type = PL_J_STRING, .min = 36, .max = 36, .check = uuid_check},
 };
-static const struct pl_jschema patch_schema = {patch_fields, 3, me_read_only};
+static const struct pl_jschema patch_schema = {patch_fields, 4, me_read_only};
 static const struct body_rules patch_rules = {.schema = &patch_schema, .ready = user_zones_ready};
+
+/* Row of profile_patch: the user (USER_NCOLS columns), then these. */
+enum { P_ROLE = USER_NCOLS, P_REACH, P_DONE, P_SUBJECT, P_MEMBERS };
 
 static void on_patched(int status, PGresult **results, int n, void *ctx)
 {
     struct pl_http_request *req = ctx;
     if (reply_failed(req, status, "user update")) return;
-    if (PQntuples(results[0]) != 1) {
+    const PGresult *r = results[0];
+    if (PQntuples(r) != 1) {
         reply_account_gone(req);
         return;
     }
-    json_t *user = user_json(results[0], 0);
+    if (PQgetvalue(r, 0, P_DONE)[0] != 't') {
+        json_t *body = req_json(req);
+        if (json_object_get(body, "default_subject_id") &&
+            (PQgetisnull(r, 0, P_ROLE) || PQgetvalue(r, 0, P_REACH)[0] != 't'))
+            reply_invalid(req, "default_subject_id", "must be a subject you belong to");
+        else
+            pl_respond_problem(req, 403,
+                               "daily_target_ml is the default subject's: only its owners can "
+                               "change it",
+                               NULL);
+        return;
+    }
+    json_t *user = user_json(r, 0);
     events_publish(req_worker(req), req_principal(req)->user_id, "profile.updated",
                    json_incref(user));
+    if (!PQgetisnull(r, 0, P_MEMBERS))
+        events_publish_members(req_worker(req), PQgetvalue(r, 0, 7), PQgetvalue(r, 0, P_MEMBERS),
+                               "subject.updated", PQgetvalue(r, 0, P_SUBJECT));
     answer_user(req, user);
 }
 
@@ -84,6 +109,7 @@ static void do_patch(struct pl_http_request *req)
     json_t *dn = json_object_get(body, "display_name");
     json_t *tz = json_object_get(body, "timezone");
     json_t *target = json_object_get(body, "daily_target_ml");
+    json_t *def = json_object_get(body, "default_subject_id");
     const char *v[] = {
         req_principal(req)->user_id,
         dn ? "true" : "false",
@@ -92,8 +118,11 @@ static void do_patch(struct pl_http_request *req)
         json_string_value(tz),
         target ? "true" : "false",
         target ? pl_req_printf(req, "%lld", (long long)json_integer_value(target)) : NULL,
+        def ? "true" : "false",
+        json_string_value(def),
+        req_principal(req)->subject_ids,
     };
-    store_query(req, "profile_patch", 7, v, on_patched, req);
+    store_query(req, "profile_patch", 10, v, on_patched, req);
 }
 
 /* ---- DELETE /me ---- */
@@ -118,6 +147,17 @@ static void on_deleted(int status, PGresult **results, int n, void *ctx)
 {
     struct pl_http_request *req = ctx;
     if (reply_failed(req, status, "account delete")) return;
+    /* the circles hear of it: subjects deleted with the account, and members leaving */
+    const PGresult *r = results[0];
+    const char *uid = req_principal(req)->user_id;
+    for (int i = 0; i < PQntuples(r); i++) {
+        if (PQgetisnull(r, i, 3)) continue;
+        bool deleted = PQgetvalue(r, i, 0)[0] == 't';
+        events_publish_members(req_worker(req), PQgetvalue(r, i, 1), PQgetvalue(r, i, 3),
+                               deleted ? "subject.deleted" : "member.left",
+                               deleted ? PQgetvalue(r, i, 2)
+                                       : pl_req_printf(req, "{\"user_id\":\"%s\"}", uid));
+    }
     sessions_revoke(req_worker(req), req_principal(req)->user_id, REVOKE_ALL, NULL, on_all_revoked,
                     req);
 }
@@ -244,6 +284,14 @@ static void on_export_head(int status, PGresult **results, int n, void *ctx)
     json_t *user = user_json(results[0], 0);
     char *user_text = json_dumps(user, JSON_COMPACT | JSON_ENSURE_ASCII);
     char *tokens_text = json_dumps(tokens, JSON_COMPACT | JSON_ENSURE_ASCII);
+    struct pl_buf subjects;
+    pl_buf_init(&subjects);
+    for (int i = 0; i < PQntuples(results[2]); i++) {
+        if (i) pl_buf_append(&subjects, ",", 1);
+        pl_buf_append(&subjects, PQgetvalue(results[2], i, 0),
+                      (size_t)PQgetlength(results[2], i, 0));
+    }
+    pl_buf_append(&subjects, "", 1);
     json_decref(user);
     json_decref(tokens);
     pl_resp_header(req, "Content-Disposition", "attachment; filename=\"pulse-export.json\"");
@@ -252,13 +300,16 @@ static void on_export_head(int status, PGresult **results, int n, void *ctx)
     if (pl_req_method(req) == PL_M_HEAD) {
         free(user_text);
         free(tokens_text);
+        pl_buf_dispose(&subjects);
         pl_respond_stream_end(req);
         return;
     }
-    char *head = pl_req_printf(req, "{\"exported_at\":\"%s\",\"user\":%s,\"tokens\":%s,\"notes\":[",
-                               now, user_text, tokens_text);
+    char *head = pl_req_printf(
+        req, "{\"exported_at\":\"%s\",\"user\":%s,\"tokens\":%s,\"subjects\":[%s],\"notes\":[", now,
+        user_text, tokens_text, subjects.data);
     free(user_text);
     free(tokens_text);
+    pl_buf_dispose(&subjects);
     pl_respond_stream_write(req, head, strlen(head));
     ex->phase = EX_NOTES;
     ex->first = true;
@@ -271,8 +322,10 @@ static void do_export(struct pl_http_request *req)
     memset(ex, 0, sizeof *ex);
     ex->req = req;
     const char *v[] = {req_principal(req)->user_id};
-    struct pl_pg_stmt stmts[] = {{"profile_get", 1, v, NULL}, {"auth_token_list", 1, v, NULL}};
-    store_batch(req, stmts, 2, on_export_head, ex);
+    struct pl_pg_stmt stmts[] = {{"profile_get", 1, v, NULL},
+                                 {"auth_token_list", 1, v, NULL},
+                                 {"export_subjects", 1, v, NULL}};
+    store_batch(req, stmts, 3, on_export_head, ex);
 }
 
 struct pl_route profile_routes[] = {
@@ -290,6 +343,6 @@ struct pl_route profile_routes[] = {
     {.method = PL_M_GET,
      .pattern = "/api/v1/me/export",
      .handler = do_export,
-     .flags = ROUTE_AUTH | ROUTE_RATE_EXPORT},
+     .flags = ROUTE_AUTH | ROUTE_RATE_EXPORT | ROUTE_USER_WIDE},
     {0},
 };

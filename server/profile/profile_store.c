@@ -2,28 +2,87 @@
 #include "../store.h"
 #include "profile.h"
 
-#include "../users/user.h"
 #include "../feedings/feedings.h"
 #include "../notes/notes.h"
+#include "../subjects/subjects_store.h"
+#include "../users/user.h"
+
+/* What the export holds of records: every record of the subjects the user owns, and the
+ * user's own records elsewhere. */
+#define EXPORTED_RECORD                                                                            \
+    "(subject_id IN (SELECT eo.subject_id FROM subject_members eo WHERE eo.user_id = $1 "          \
+    "AND eo.role = 'owner') OR created_by = $1) "
 
 static const struct stmt_def statements[] = {
     {"profile_get", "SELECT " USER_COLS " FROM users WHERE id = $1", 1},
-    /* $2/$4/$6: whether the field was sent; null display_name clears it */
+    /* $2/$4/$6/$8: whether the field was sent; null display_name clears it. The target, and
+     * the zone, are also the default subject's ($9 when sent) when the user owns it; the
+     * target of one they do not own is refused, and so is a default subject they do not
+     * belong to ($10: the token's subjects). Row: the user (NULL when refused), the role in
+     * the default subject, the subject's event JSON and members when it changed. */
     {"profile_patch",
-     "UPDATE users SET display_name = CASE WHEN $2::bool THEN $3 ELSE display_name END, "
-     "timezone = CASE WHEN $4::bool THEN $5 ELSE timezone END, "
+     "WITH me AS (SELECT u.id, CASE WHEN $8::bool THEN $9::uuid ELSE u.default_subject_id END "
+     "AS sid FROM users u WHERE u.id = $1), "
+     "chk AS (SELECT me.id, me.sid, m.role, ($10::uuid[] IS NULL OR me.sid = ANY($10::uuid[])) "
+     "AS reach FROM me LEFT JOIN subject_members m ON m.subject_id = me.sid AND m.user_id = me.id), "
+     "ok AS (SELECT * FROM chk WHERE (NOT $8::bool OR (role IS NOT NULL AND reach)) "
+     "AND (NOT $6::bool OR role = 'owner')), "
+     "u AS (UPDATE users SET display_name = CASE WHEN $2::bool THEN $3 ELSE display_name END, "
+     "timezone = CASE WHEN $4::bool THEN $5 ELSE timezone END, default_subject_id = ok.sid, "
+     "updated_at = now() FROM ok WHERE users.id = ok.id RETURNING users.*), "
+     "s AS (UPDATE subjects SET timezone = CASE WHEN $4::bool THEN $5 ELSE timezone END, "
      "daily_target_ml = CASE WHEN $6::bool THEN $7::int ELSE daily_target_ml END, "
-     "updated_at = now() WHERE id = $1 RETURNING " USER_COLS,
-     7},
-    {"profile_delete", "DELETE FROM users WHERE id = $1", 1},
-    /* Export pages in list order, keyset on the sort key (index-backed). */
+     "version = version + 1, updated_at = now() FROM ok WHERE subjects.id = ok.sid "
+     "AND ok.role = 'owner' AND ($4::bool OR $6::bool) RETURNING subjects.*) "
+     "SELECT " USER_COLS_OF(
+         "u",
+         "COALESCE(s.daily_target_ml, (SELECT ds.daily_target_ml FROM "
+         "subjects ds WHERE ds.id = u.default_subject_id), 0)") ", "
+                                                                "chk.role, chk.reach, u.id IS NOT NULL, " SUBJECT_EVENT_JSON(
+                                                                    "s") ", " SUBJECT_MEMBERS("s.id") " FROM chk LEFT JOIN u ON true LEFT JOIN s ON true",
+     10},
+    /* The account, with the subjects of which the user is the only owner (and their records);
+     * other members who had one of those as their default get another. Elsewhere the user's
+     * records stay, created_by null (ON DELETE SET NULL). Rows, for the events: the subjects
+     * deleted and those left, with their members (as before). */
+    {"profile_delete",
+     "WITH sole AS (SELECT m.subject_id AS id FROM subject_members m WHERE m.user_id = $1 "
+     "AND m.role = 'owner' AND NOT EXISTS (SELECT 1 FROM subject_members o WHERE "
+     "o.subject_id = m.subject_id AND o.role = 'owner' AND o.user_id <> $1)), "
+     "gone AS (SELECT id FROM sole), "
+     "ds AS (DELETE FROM subjects WHERE id IN (SELECT id FROM sole)), "
+     "aff AS (SELECT sm.user_id FROM sole JOIN subject_members sm ON sm.subject_id = sole.id "
+     "AND sm.user_id <> $1 JOIN users au ON au.id = sm.user_id "
+     "AND au.default_subject_id = sole.id), " REPAIR_DEFAULTS ", "
+     "du AS (DELETE FROM users WHERE id = $1) "
+     "SELECT true, s.id, " SUBJECT_EVENT_JSON("s") ", " SUBJECT_MEMBERS(
+         "s.id") " FROM subjects s "
+                 "WHERE s.id IN (SELECT id FROM sole) "
+                 "UNION ALL SELECT false, l.subject_id, NULL, " SUBJECT_MEMBERS(
+                     "l.subject_id") " "
+                                     "FROM subject_members l WHERE l.user_id = $1 AND l.subject_id NOT IN (SELECT id FROM sole)",
+     1},
+    /* Every subject the user belongs to, with their role and its members. */
+    {"export_subjects",
+     "SELECT json_build_object(" SUBJECT_FIELDS(
+         "s",
+         SUBJECT_COUNT(
+             "s")) ", 'role', m.role, "
+                   "'members', (SELECT json_agg(" MEMBER_OBJ(
+                       "sm",
+                       "u") " ORDER BY sm.joined_at, sm.user_id) "
+                            "FROM subject_members sm JOIN users u ON u.id = sm.user_id WHERE sm.subject_id = s.id))::text "
+                            "FROM subject_members m JOIN subjects s ON s.id = m.subject_id WHERE m.user_id = $1 "
+                            "ORDER BY m.joined_at, m.subject_id",
+     1},
+    /* Export pages in list order, keyset on the sort key. */
     {"export_notes",
-     "SELECT " NOTE_JSON ", pinned, updated_at::text, id FROM notes WHERE user_id = $1 "
+     "SELECT " NOTE_JSON ", pinned, updated_at::text, id FROM notes WHERE " EXPORTED_RECORD
      "AND ($2::bool IS NULL OR (pinned, updated_at, id) < ($2::bool, $3::timestamptz, $4::uuid)) "
      "ORDER BY pinned DESC, updated_at DESC, id DESC LIMIT 500",
      4},
     {"export_feedings",
-     "SELECT " FEEDING_JSON ", given_at::text, id FROM feedings WHERE user_id = $1 "
+     "SELECT " FEEDING_JSON ", given_at::text, id FROM feedings WHERE " EXPORTED_RECORD
      "AND ($2::timestamptz IS NULL OR (given_at, id) < ($2::timestamptz, $3::uuid)) "
      "ORDER BY given_at DESC, id DESC LIMIT 500",
      3},

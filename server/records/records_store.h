@@ -27,11 +27,11 @@ void records_cleanup(struct pl_pg_pool *pool);
     "::bigint % 1000000) * interval '1 microsecond')"
 
 /* A kind's statements, for its rows in `table` whose JSON (text) is the SQL `json`. */
-#define RECORD_MATCH "WHERE id = $1 AND user_id = $2 AND ($3::int IS NULL OR version = $3::int) "
+#define RECORD_MATCH "WHERE id = $1 AND created_by = $2 AND ($3::int IS NULL OR version = $3::int) "
 #define RECORD_GET_SQL(table, json)                                                                \
-    "SELECT id, version, " json " FROM " table " WHERE id = $1 AND user_id = $2"
+    "SELECT id, version, " json " FROM " table " WHERE id = $1 AND created_by = $2"
 #define RECORD_DELETE_SQL(table)  "DELETE FROM " table " " RECORD_MATCH "RETURNING id"
-#define RECORD_VERSION_SQL(table) "SELECT version FROM " table " WHERE id = $1 AND user_id = $2"
+#define RECORD_VERSION_SQL(table) "SELECT version FROM " table " WHERE id = $1 AND created_by = $2"
 /* The row and its idempotency record in one statement: `insert` is the kind's
  * "INSERT INTO t (...) SELECT ..." ($1 the user), `key` and `hash` its last two parameters.
  * Inserts nothing when the key is live; a concurrent twin fails on the key's primary key
