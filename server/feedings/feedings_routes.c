@@ -17,7 +17,11 @@
 
 static const char *const kinds[] = {"formula",    "milk",  "water", "food",
                                     "medication", "other", NULL};
-static const char *const feeding_read_only[] = {"id", "version", "created_at", "updated_at", NULL};
+static const char *const feeding_read_only[] = {"id",         "version",    "created_by",
+                                                "created_at", "updated_at", NULL};
+/* A feeding stays with its subject: subject_id is set at creation only. */
+static const char *const feeding_patch_read_only[] = {
+    "id", "subject_id", "version", "created_by", "created_at", "updated_at", NULL};
 
 #define FEEDING_FIELDS(required)                                                                   \
     {.name = "amount_ml", .type = PL_J_INT, .flags = (required), .min = 1, .max = 2000},           \
@@ -27,10 +31,12 @@ static const char *const feeding_read_only[] = {"id", "version", "created_at", "
         .name = "note", .type = PL_J_STRING, .flags = PL_JF_NULLABLE, .min = 0, .max = 1000        \
     }
 
-static const struct pl_jfield create_fields[] = {FEEDING_FIELDS(PL_JF_REQUIRED)};
+static const struct pl_jfield create_fields[] = {
+    FEEDING_FIELDS(PL_JF_REQUIRED),
+    {.name = "subject_id", .type = PL_J_STRING, .check = record_subject_id_check}};
 static const struct pl_jfield patch_fields[] = {FEEDING_FIELDS(0)};
-static const struct pl_jschema create_schema = {create_fields, 4, feeding_read_only};
-static const struct pl_jschema patch_schema = {patch_fields, 4, feeding_read_only};
+static const struct pl_jschema create_schema = {create_fields, 5, feeding_read_only};
+static const struct pl_jschema patch_schema = {patch_fields, 4, feeding_patch_read_only};
 static const struct body_rules create_rules = {.schema = &create_schema};
 static const struct body_rules patch_rules = {.schema = &patch_schema};
 
@@ -129,9 +135,14 @@ static void do_list(struct pl_http_request *req)
             return;
         }
     }
-    /* $1 user, $2 from, $3 to, $4 limit, then the kind and the cursor when given */
-    const char *v[7] = {req_principal(req)->user_id, from, to, pl_req_printf(req, "%d", limit + 1)};
-    int n = 4;
+    const char *subject;
+    if (!record_subject_param(req, &subject)) return;
+    /* $1 user, $2 subject, $3 token's subjects, $4 from, $5 to, $6 limit, then the kind and
+     * the cursor when given */
+    const char *v[9] = {
+        req_principal(req)->user_id,        subject, record_token_subjects(req), from, to,
+        pl_req_printf(req, "%d", limit + 1)};
+    int n = 6;
     if (kind) v[n++] = kind;
     if (cursor) {
         v[n++] = f[0];
@@ -149,7 +160,7 @@ static void on_json_row(int status, PGresult **results, int n, void *ctx)
     struct pl_http_request *req = ctx;
     if (reply_failed(req, status, "feedings summary")) return;
     if (PQntuples(results[0]) != 1) {
-        reply_account_gone(req);
+        record_no_subject(req);
         return;
     }
     pl_resp_header(req, "Cache-Control", "no-store");
@@ -159,16 +170,21 @@ static void on_json_row(int status, PGresult **results, int n, void *ctx)
 
 static void do_today(struct pl_http_request *req)
 {
-    const char *v[] = {req_principal(req)->user_id};
-    store_query(req, "feedings_today", 1, v, on_json_row, req);
+    const char *subject;
+    if (!record_subject_param(req, &subject)) return;
+    const char *v[] = {req_principal(req)->user_id, subject, record_token_subjects(req)};
+    store_query(req, "feedings_today", 3, v, on_json_row, req);
 }
 
 static void do_stats(struct pl_http_request *req)
 {
     long days;
-    if (!pl_req_query_int(req, "days", 1, 365, 30, &days)) return;
-    const char *v[] = {req_principal(req)->user_id, pl_req_printf(req, "%ld", days)};
-    store_query(req, "feedings_stats", 2, v, on_json_row, req);
+    const char *subject;
+    if (!pl_req_query_int(req, "days", 1, 365, 30, &days) || !record_subject_param(req, &subject))
+        return;
+    const char *v[] = {req_principal(req)->user_id, subject, record_token_subjects(req),
+                       pl_req_printf(req, "%ld", days)};
+    store_query(req, "feedings_stats", 4, v, on_json_row, req);
 }
 
 struct pl_route feedings_routes[] = {

@@ -1,6 +1,7 @@
-/* The SQL of feedings: every statement is scoped by the caller's user id. Day boundaries
- * are the user's local midnights converted to instants by Postgres (23- and 25-hour days
- * around DST changes come out right). */
+/* The SQL of feedings: every statement is scoped by the caller's memberships
+ * (records_store.h): a feeding is seen by the members of its subject. Day boundaries are the
+ * subject's local midnights converted to instants by Postgres (23- and 25-hour days around
+ * DST changes come out right). */
 #include "../records/records_store.h"
 #include "feedings.h"
 
@@ -8,75 +9,82 @@
  * text would meet Postgres's own parser, which refuses offsets of 16 hours and more that
  * RFC 3339 allows (a 500), and rounds digits past the microsecond that we truncate. */
 #define FEEDING_INSERT                                                                             \
-    "INSERT INTO feedings (created_by, subject_id, amount_ml, kind, given_at, note)"
-#define FEEDING_VALUES                                                                                                        \
-    "$1, (SELECT default_subject_id FROM users WHERE id = $1::uuid), $2::int, COALESCE($3, 'food'), COALESCE(" FROM_EPOCH_US( \
-        "$4") ", now()), $5"
-/* The time range is always an index condition (open ends are -infinity/infinity); the kind
+    "INSERT INTO feedings (subject_id, created_by, amount_ml, kind, given_at, note)"
+#define FEEDING_VALUES "$4::int, COALESCE($5, 'food'), COALESCE(" FROM_EPOCH_US("$6") ", now()), $7"
+/* Lists: the subject's row (RECORD_SUBJECT of $1 user, $2 subject, $3 token's subjects), then
+ * its feedings walked in index order (feedings_subject_given_idx), NULLs when none. The time
+ * range ($4, $5) is always an index condition (open ends are -infinity/infinity); the kind
  * filter has statements of its own so the plain list keeps a clean generic plan. */
 #define FEEDING_LIST                                                                               \
-    "SELECT " FEEDING_JSON ", " EPOCH_US(                                                          \
-        "given_at") "::text AS c1, id::text AS c2 FROM feedings "                                  \
-                    "WHERE created_by = $1 AND given_at >= COALESCE(" FROM_EPOCH_US(               \
-                        "$2") ", '-infinity') "                                                    \
-                              "AND given_at < COALESCE(" FROM_EPOCH_US("$3") ", 'infinity') "
-#define FEEDING_ORDER       "ORDER BY given_at DESC, id DESC "
+    "WITH a AS (" RECORD_SUBJECT(                                                                  \
+        "$1", "$2",                                                                                \
+        "$3") ") SELECT l.* FROM a LEFT JOIN LATERAL "                                             \
+              "(SELECT " FEEDING_JSON ", " EPOCH_US(                                               \
+                  "given_at") "::text AS c1, id::text AS c2 FROM feedings "                        \
+                              "WHERE subject_id = a.sid AND given_at >= COALESCE(" FROM_EPOCH_US(  \
+                                  "$4") ", '-infinity') "                                          \
+                                        "AND given_at < COALESCE(" FROM_EPOCH_US(                  \
+                                            "$5") ", 'infinity') "
+#define FEEDING_ORDER       "ORDER BY given_at DESC, id DESC LIMIT $6) l ON true"
 #define FEEDING_AFTER(a, b) "AND (given_at, id) < (" FROM_EPOCH_US(a) ", " b "::uuid) "
+/* The subject's zone, target and today ($1 user, $2 subject, $3 token's subjects). */
+#define FEEDING_DAY                                                                                \
+    "WITH a AS (" RECORD_SUBJECT(                                                                  \
+        "$1", "$2",                                                                                \
+        "$3") "), "                                                                                \
+              "r AS (SELECT a.sid, s.timezone AS tz, s.daily_target_ml AS target, "                \
+              "(now() AT TIME ZONE s.timezone)::date AS today FROM a JOIN subjects s ON s.id = a.sid)"
 
 static const struct stmt_def statements[] = {
-    {"feedings_create",
-     FEEDING_INSERT " VALUES (" FEEDING_VALUES ") RETURNING id, version, " FEEDING_JSON, 5},
+    {"feedings_create", RECORD_CREATE_SQL(FEEDING_INSERT, FEEDING_VALUES, FEEDING_JSON), 7},
     {"feedings_create_idem",
-     RECORD_CREATE_IDEM_SQL(FEEDING_INSERT " SELECT " FEEDING_VALUES, "/api/v1/feedings",
-                            FEEDING_JSON, "$6", "$7"),
-     7},
-    {"feedings_get", RECORD_GET_SQL("feedings", FEEDING_JSON), 2},
+     RECORD_CREATE_IDEM_SQL(FEEDING_INSERT, FEEDING_VALUES, "/api/v1/feedings", FEEDING_JSON, "$8",
+                            "$9"),
+     9},
+    {"feedings_get", RECORD_GET_SQL("feedings", FEEDING_JSON), 3},
     {"feedings_update",
-     "UPDATE feedings SET amount_ml = COALESCE($4::int, amount_ml), kind = COALESCE($5, kind), "
-     "given_at = COALESCE(" FROM_EPOCH_US(
-         "$6") ", given_at), "
-               "note = CASE WHEN $7::bool THEN $8 ELSE note END, "
-               "version = version + 1, updated_at = now() " RECORD_MATCH
-               "RETURNING id, version, " FEEDING_JSON,
-     8},
-    {"feedings_delete", RECORD_DELETE_SQL("feedings"), 3},
-    {"feedings_version", RECORD_VERSION_SQL("feedings"), 2},
-    {"feedings_list", FEEDING_LIST FEEDING_ORDER "LIMIT $4", 4},
-    {"feedings_list_after", FEEDING_LIST FEEDING_AFTER("$5", "$6") FEEDING_ORDER "LIMIT $4", 6},
-    {"feedings_kind", FEEDING_LIST "AND kind = $5 " FEEDING_ORDER "LIMIT $4", 5},
-    {"feedings_kind_after",
-     FEEDING_LIST "AND kind = $5 " FEEDING_AFTER("$6", "$7") FEEDING_ORDER "LIMIT $4", 7},
+     RECORD_UPDATE_SQL("feedings",
+                       "amount_ml = COALESCE($5::int, feedings.amount_ml), "
+                       "kind = COALESCE($6, feedings.kind), "
+                       "given_at = COALESCE(" FROM_EPOCH_US(
+                           "$7") ", feedings.given_at), "
+                                 "note = CASE WHEN $8::bool THEN $9 ELSE feedings.note END",
+                       FEEDING_JSON),
+     9},
+    {"feedings_delete", RECORD_DELETE_SQL("feedings"), 4},
+    {"feedings_list", FEEDING_LIST FEEDING_ORDER, 6},
+    {"feedings_list_after", FEEDING_LIST FEEDING_AFTER("$7", "$8") FEEDING_ORDER, 8},
+    {"feedings_kind", FEEDING_LIST "AND kind = $7 " FEEDING_ORDER, 7},
+    {"feedings_kind_after", FEEDING_LIST "AND kind = $7 " FEEDING_AFTER("$8", "$9") FEEDING_ORDER,
+     9},
     {"feedings_today",
-     "WITH b AS (SELECT d.day, u.timezone AS tz, COALESCE((SELECT daily_target_ml FROM subjects WHERE id = u.default_subject_id), 0) AS target, "
-     "d.day::timestamp AT TIME ZONE u.timezone AS lo, "
-     "(d.day + 1)::timestamp AT TIME ZONE u.timezone AS hi "
-     "FROM users u, LATERAL (SELECT (now() AT TIME ZONE u.timezone)::date AS day) d "
-     "WHERE u.id = $1), "
-     "t AS (SELECT b.*, COALESCE(sum(f.amount_ml), 0) AS total, count(f.id) AS n, "
-     "max(f.given_at) AS last FROM b LEFT JOIN feedings f ON f.created_by = $1 "
-     "AND f.given_at >= b.lo AND f.given_at < b.hi GROUP BY b.day, b.tz, b.target, b.lo, b.hi) "
-     "SELECT json_build_object('date', day, 'timezone', tz, 'target_ml', target, "
-     "'total_ml', total, 'count', n, 'remaining_ml', GREATEST(target - total, 0), "
-     "'progress', CASE WHEN target = 0 THEN 0 ELSE total::float8 / target END, "
-     "'last_given_at', " TS("last") ")::text FROM t",
-     1},
+     FEEDING_DAY ", b AS (SELECT r.*, r.today::timestamp AT TIME ZONE r.tz AS lo, "
+                 "(r.today + 1)::timestamp AT TIME ZONE r.tz AS hi FROM r), "
+                 "t AS (SELECT b.today AS day, b.tz, b.target, COALESCE(sum(f.amount_ml), 0) AS "
+                 "total, count(f.id) AS n, max(f.given_at) AS last FROM b LEFT JOIN feedings f ON "
+                 "f.subject_id = b.sid AND f.given_at >= b.lo AND f.given_at < b.hi "
+                 "GROUP BY b.today, b.tz, b.target, b.lo, b.hi) "
+                 "SELECT json_build_object('date', day, 'timezone', tz, 'target_ml', target, "
+                 "'total_ml', total, 'count', n, 'remaining_ml', GREATEST(target - total, 0), "
+                 "'progress', CASE WHEN target = 0 THEN 0 ELSE total::float8 / target END, "
+                 "'last_given_at', " TS("last") ")::text FROM t",
+     3},
     {"feedings_stats",
-     "WITH r AS (SELECT u.timezone AS tz, (now() AT TIME ZONE u.timezone)::date AS today "
-     "FROM users u WHERE u.id = $1), "
-     "days AS (SELECT (r.today - g)::date AS day FROM r, generate_series(0, $2::int - 1) AS g), "
-     "agg AS (SELECT (f.given_at AT TIME ZONE r.tz)::date AS day, count(*) AS n, "
-     "sum(f.amount_ml) AS ml FROM r JOIN feedings f ON f.created_by = $1 "
-     "AND f.given_at >= (r.today - ($2::int - 1))::timestamp AT TIME ZONE r.tz "
-     "AND f.given_at < (r.today + 1)::timestamp AT TIME ZONE r.tz GROUP BY 1) "
-     "SELECT json_build_object('days', $2::int, 'from', min(days.day), 'to', max(days.day), "
-     "'total_count', COALESCE(sum(agg.n), 0), 'total_ml', COALESCE(sum(agg.ml), 0), "
-     "'avg_ml', CASE WHEN COALESCE(sum(agg.n), 0) = 0 THEN 0 "
-     "ELSE round(sum(agg.ml)::numeric / sum(agg.n), 1) END, "
-     "'avg_daily_ml', round(COALESCE(sum(agg.ml), 0)::numeric / $2::int, 1), "
-     "'per_day', json_agg(json_build_object('date', days.day, 'count', COALESCE(agg.n, 0), "
-     "'total_ml', COALESCE(agg.ml, 0)) ORDER BY days.day))::text "
-     "FROM days LEFT JOIN agg ON agg.day = days.day",
-     2},
+     FEEDING_DAY ", days AS (SELECT (r.today - g)::date AS day FROM r, "
+                 "generate_series(0, $4::int - 1) AS g), "
+                 "agg AS (SELECT (f.given_at AT TIME ZONE r.tz)::date AS day, count(*) AS n, "
+                 "sum(f.amount_ml) AS ml FROM r JOIN feedings f ON f.subject_id = r.sid "
+                 "AND f.given_at >= (r.today - ($4::int - 1))::timestamp AT TIME ZONE r.tz "
+                 "AND f.given_at < (r.today + 1)::timestamp AT TIME ZONE r.tz GROUP BY 1) "
+                 "SELECT json_build_object('days', $4::int, 'from', min(days.day), 'to', "
+                 "max(days.day), 'total_count', COALESCE(sum(agg.n), 0), 'total_ml', "
+                 "COALESCE(sum(agg.ml), 0), 'avg_ml', CASE WHEN COALESCE(sum(agg.n), 0) = 0 "
+                 "THEN 0 ELSE round(sum(agg.ml)::numeric / sum(agg.n), 1) END, "
+                 "'avg_daily_ml', round(COALESCE(sum(agg.ml), 0)::numeric / $4::int, 1), "
+                 "'per_day', json_agg(json_build_object('date', days.day, 'count', "
+                 "COALESCE(agg.n, 0), 'total_ml', COALESCE(agg.ml, 0)) ORDER BY days.day))::text "
+                 "FROM days LEFT JOIN agg ON agg.day = days.day HAVING EXISTS (SELECT 1 FROM r)",
+     4},
 };
 
 int feedings_prepare(struct pl_pg_pool *pool)

@@ -15,7 +15,11 @@
 
 #define TAG_CHARS "abcdefghijklmnopqrstuvwxyz0123456789_-"
 
-static const char *const note_read_only[] = {"id", "version", "created_at", "updated_at", NULL};
+static const char *const note_read_only[] = {"id",         "version",    "created_by",
+                                             "created_at", "updated_at", NULL};
+/* A note stays with its subject: subject_id is set at creation only. */
+static const char *const note_patch_read_only[] = {
+    "id", "subject_id", "version", "created_by", "created_at", "updated_at", NULL};
 
 #define NOTE_FIELDS(required)                                                                      \
     {.name = "title", .type = PL_J_STRING, .flags = (required), .min = 1, .max = 200},             \
@@ -31,10 +35,12 @@ static const char *const note_read_only[] = {"id", "version", "created_at", "upd
         .name = "pinned", .type = PL_J_BOOL                                                        \
     }
 
-static const struct pl_jfield create_fields[] = {NOTE_FIELDS(PL_JF_REQUIRED)};
+static const struct pl_jfield create_fields[] = {
+    NOTE_FIELDS(PL_JF_REQUIRED),
+    {.name = "subject_id", .type = PL_J_STRING, .check = record_subject_id_check}};
 static const struct pl_jfield patch_fields[] = {NOTE_FIELDS(0)};
-static const struct pl_jschema create_schema = {create_fields, 4, note_read_only};
-static const struct pl_jschema patch_schema = {patch_fields, 4, note_read_only};
+static const struct pl_jschema create_schema = {create_fields, 5, note_read_only};
+static const struct pl_jschema patch_schema = {patch_fields, 4, note_patch_read_only};
 static const struct body_rules create_rules = {.schema = &create_schema};
 static const struct body_rules patch_rules = {.schema = &patch_schema};
 
@@ -164,9 +170,14 @@ static void do_list(struct pl_http_request *req)
             return;
         }
     }
+    const char *subject;
+    if (!record_subject_param(req, &subject)) return;
     const char *uid = req_principal(req)->user_id, *lim = pl_req_printf(req, "%d", limit + 1);
+    const char *tok = record_token_subjects(req);
     if (pinned || tag_lit || q) {
         const char *v[] = {uid,
+                           subject,
+                           tok,
                            pinned,
                            tag_lit,
                            q,
@@ -174,38 +185,29 @@ static void do_list(struct pl_http_request *req)
                            cursor ? f[0] : NULL,
                            cursor ? f[1] : NULL,
                            cursor ? f[2] : NULL};
-        record_list_exec(req, limit, 3, cursor ? "notes_find_after" : "notes_find", cursor ? 8 : 5,
+        record_list_exec(req, limit, 3, cursor ? "notes_find_after" : "notes_find", cursor ? 10 : 7,
                          v);
     } else {
-        const char *v[] = {uid, lim, cursor ? f[0] : NULL, cursor ? f[1] : NULL,
+        const char *v[] = {uid,
+                           subject,
+                           tok,
+                           lim,
+                           cursor ? f[0] : NULL,
+                           cursor ? f[1] : NULL,
                            cursor ? f[2] : NULL};
-        record_list_exec(req, limit, 3, cursor ? "notes_list_after" : "notes_list", cursor ? 5 : 2,
+        record_list_exec(req, limit, 3, cursor ? "notes_list_after" : "notes_list", cursor ? 7 : 4,
                          v);
     }
 }
 
 /* ---- tags ---- */
 
-static void on_tags(int status, PGresult **results, int n, void *ctx)
-{
-    struct pl_http_request *req = ctx;
-    if (reply_failed(req, status, "tags")) return;
-    struct pl_buf b;
-    pl_buf_init(&b);
-    pl_buf_puts(&b, "{\"items\":[");
-    for (int i = 0; i < PQntuples(results[0]); i++) {
-        if (i) pl_buf_append(&b, ",", 1);
-        pl_buf_append(&b, PQgetvalue(results[0], i, 0), (size_t)PQgetlength(results[0], i, 0));
-    }
-    pl_buf_puts(&b, "]}");
-    pl_respond(req, 200, "application/json", b.data, b.len);
-    pl_buf_dispose(&b);
-}
-
 static void do_tags(struct pl_http_request *req)
 {
-    const char *v[] = {req_principal(req)->user_id};
-    store_query(req, "notes_tags", 1, v, on_tags, req);
+    const char *subject;
+    if (!record_subject_param(req, &subject)) return;
+    const char *v[] = {req_principal(req)->user_id, subject, record_token_subjects(req)};
+    record_items_exec(req, "notes_tags", 3, v);
 }
 
 struct pl_route notes_routes[] = {

@@ -1,47 +1,55 @@
-/* The SQL of notes: every statement is scoped by the caller's user id. */
+/* The SQL of notes: every statement is scoped by the caller's memberships (records_store.h):
+ * a note is seen by the members of its subject. */
 #include "../records/records_store.h"
 #include "notes.h"
 
-#define NOTE_INSERT "INSERT INTO notes (created_by, subject_id, title, body, tags, pinned)"
-#define NOTE_VALUES                                                                                \
-    "$1, (SELECT default_subject_id FROM users WHERE id = $1::uuid), $2, COALESCE($3, ''), COALESCE($4::text[], '{}'), COALESCE($5::bool, false)"
-#define NOTE_LIST_COLS                                                                             \
-    "SELECT " NOTE_JSON ", pinned::int::text AS c1, " EPOCH_US(                                    \
-        "updated_at") "::text AS c2, "                                                             \
-                      "id::text AS c3 FROM notes WHERE created_by = $1 "
+#define NOTE_INSERT "INSERT INTO notes (subject_id, created_by, title, body, tags, pinned)"
+#define NOTE_VALUES "$4, COALESCE($5, ''), COALESCE($6::text[], '{}'), COALESCE($7::bool, false)"
+/* Lists: the subject's row (RECORD_SUBJECT of $1 user, $2 subject, $3 token's subjects),
+ * then its notes walked in index order (notes_subject_order_idx), NULLs when none. */
+#define NOTE_LIST_HEAD                                                                             \
+    "WITH a AS (" RECORD_SUBJECT(                                                                  \
+        "$1", "$2", "$3") ") SELECT l.* FROM a LEFT JOIN LATERAL "                                 \
+                          "(SELECT " NOTE_JSON ", pinned::int::text AS c1, " EPOCH_US(             \
+                              "updated_at") "::text AS c2, "                                       \
+                                            "id::text AS c3 FROM notes WHERE subject_id = a.sid "
+#define NOTE_LIST_TAIL(limit)                                                                      \
+    "ORDER BY pinned DESC, updated_at DESC, id DESC LIMIT " limit ") l ON true"
 #define NOTE_FILTERS                                                                               \
-    "AND ($2::bool IS NULL OR pinned = $2::bool) AND ($3::text[] IS NULL OR tags @> $3::text[]) "  \
-    "AND ($4::text IS NULL OR search @@ websearch_to_tsquery('english', $4)) "
-#define NOTE_ORDER "ORDER BY pinned DESC, updated_at DESC, id DESC "
+    "AND ($4::bool IS NULL OR pinned = $4::bool) AND ($5::text[] IS NULL OR tags @> $5::text[]) "  \
+    "AND ($6::text IS NULL OR search @@ websearch_to_tsquery('english', $6)) "
 #define NOTE_AFTER(a, b, c)                                                                        \
     "AND (pinned, updated_at, id) < (" a "::bool, " FROM_EPOCH_US(b) ", " c "::uuid) "
 
 static const struct stmt_def statements[] = {
-    {"notes_create", NOTE_INSERT " VALUES (" NOTE_VALUES ") RETURNING id, version, " NOTE_JSON, 5},
+    {"notes_create", RECORD_CREATE_SQL(NOTE_INSERT, NOTE_VALUES, NOTE_JSON), 7},
     {"notes_create_idem",
-     RECORD_CREATE_IDEM_SQL(NOTE_INSERT " SELECT " NOTE_VALUES, "/api/v1/notes", NOTE_JSON, "$6",
-                            "$7"),
-     7},
-    {"notes_get", RECORD_GET_SQL("notes", NOTE_JSON), 2},
+     RECORD_CREATE_IDEM_SQL(NOTE_INSERT, NOTE_VALUES, "/api/v1/notes", NOTE_JSON, "$8", "$9"), 9},
+    {"notes_get", RECORD_GET_SQL("notes", NOTE_JSON), 3},
     {"notes_update",
-     "UPDATE notes SET title = COALESCE($4, title), body = COALESCE($5, body), "
-     "tags = COALESCE($6::text[], tags), pinned = COALESCE($7::bool, pinned), "
-     "version = version + 1, updated_at = now() " RECORD_MATCH "RETURNING id, version, " NOTE_JSON,
-     7},
-    {"notes_delete", RECORD_DELETE_SQL("notes"), 3},
-    {"notes_version", RECORD_VERSION_SQL("notes"), 2},
+     RECORD_UPDATE_SQL("notes",
+                       "title = COALESCE($5, notes.title), body = COALESCE($6, notes.body), "
+                       "tags = COALESCE($7::text[], notes.tags), "
+                       "pinned = COALESCE($8::bool, notes.pinned)",
+                       NOTE_JSON),
+     8},
+    {"notes_delete", RECORD_DELETE_SQL("notes"), 4},
     /* Lists: pinned first, then newest updated_at; the cursor is (pinned, updated_at, id).
      * The plain list (the hot path) has statements of its own so that its generic plan walks
-     * notes_user_order_idx in order; optional filters would blur the planner's estimates. */
-    {"notes_list", NOTE_LIST_COLS NOTE_ORDER "LIMIT $2", 2},
-    {"notes_list_after", NOTE_LIST_COLS NOTE_AFTER("$3", "$4", "$5") NOTE_ORDER "LIMIT $2", 5},
-    {"notes_find", NOTE_LIST_COLS NOTE_FILTERS NOTE_ORDER "LIMIT $5", 5},
+     * notes_subject_order_idx in order; optional filters would blur the planner's estimates. */
+    {"notes_list", NOTE_LIST_HEAD NOTE_LIST_TAIL("$4"), 4},
+    {"notes_list_after", NOTE_LIST_HEAD NOTE_AFTER("$5", "$6", "$7") NOTE_LIST_TAIL("$4"), 7},
+    {"notes_find", NOTE_LIST_HEAD NOTE_FILTERS NOTE_LIST_TAIL("$7"), 7},
     {"notes_find_after",
-     NOTE_LIST_COLS NOTE_FILTERS NOTE_AFTER("$6", "$7", "$8") NOTE_ORDER "LIMIT $5", 8},
+     NOTE_LIST_HEAD NOTE_FILTERS NOTE_AFTER("$8", "$9", "$10") NOTE_LIST_TAIL("$7"), 10},
     {"notes_tags",
-     "SELECT json_build_object('tag', tag, 'count', count(*))::text FROM notes, unnest(tags) AS "
-     "tag WHERE created_by = $1 GROUP BY tag ORDER BY count(*) DESC, tag LIMIT 1000",
-     1},
+     "WITH a AS (" RECORD_SUBJECT(
+         "$1", "$2",
+         "$3") ") SELECT l.json FROM a LEFT JOIN LATERAL "
+               "(SELECT json_build_object('tag', tag, 'count', count(*))::text AS json FROM notes, "
+               "unnest(tags) AS tag WHERE subject_id = a.sid GROUP BY tag ORDER BY count(*) DESC, tag "
+               "LIMIT 1000) l ON true",
+     3},
 };
 
 int notes_prepare(struct pl_pg_pool *pool)

@@ -16,9 +16,52 @@
 #include "pl/log.h"
 #include "pl/time.h"
 
-void record_event(struct pl_http_request *req, const char *event, const char *data_json)
+void record_event(struct pl_http_request *req, const char *subject_id, const char *members,
+                  const char *event, const char *data_json)
 {
-    events_publish_raw(req_worker(req), req_principal(req)->user_id, event, data_json);
+    events_publish_members(req_worker(req), subject_id, members, event, data_json);
+}
+
+const char *record_token_subjects(const struct pl_http_request *req)
+{
+    return req_principal(req)->subject_ids;
+}
+
+void record_no_subject(struct pl_http_request *req)
+{
+    pl_respond_problem(req, 404, "no such subject", NULL);
+}
+
+const char *record_subject_id_check(const char *value)
+{
+    return ids_is_uuid(value) ? NULL : "must be a subject id (a UUID)";
+}
+
+/* The only subject of a token restricted to one ("{id}" → "id"), else NULL. */
+static const char *token_only_subject(struct pl_http_request *req)
+{
+    const struct principal *p = req_principal(req);
+    if (!p->subject_ids || p->n_subject_ids != 1) return NULL;
+    size_t n = strlen(p->subject_ids);
+    if (n < 3) return NULL;
+    return pl_req_printf(req, "%.*s", (int)(n - 2), p->subject_ids + 1);
+}
+
+bool record_subject_param(struct pl_http_request *req, const char **out)
+{
+    const char *v;
+    *out = NULL;
+    if (!pl_req_query_param(req, "subject_id", &v)) return false;
+    if (!v) {
+        *out = token_only_subject(req);
+        return true;
+    }
+    if (!ids_is_uuid(v)) {
+        pl_respond_problem(req, 400, "subject_id must be a subject id (a UUID)", NULL);
+        return false;
+    }
+    *out = v;
+    return true;
 }
 
 static void set_etag(struct pl_http_request *req, const char *version)
@@ -55,11 +98,12 @@ static const char *event_name(struct pl_http_request *req, const struct record_k
 struct create {
     struct pl_http_request *req;
     const struct record_kind *k;
-    const char *values[RECORD_MAX_FIELDS + 4];
+    const char *values[RECORD_MAX_FIELDS + 6];
     int nvalues;
     const char *key;
     char hash[IDS_HASH_HEX + 1];
     bool retried;
+    bool implied_subject; /* the subject is the restricted token's only one */
 };
 
 static void create_send(struct create *c);
@@ -105,6 +149,23 @@ static void idem_lookup(struct create *c)
     store_batch(c->req, stmts, 2, on_idem_lookup, c);
 }
 
+static void subject_refused(struct pl_http_request *req, const char *role, bool named)
+{
+    if (!role) {
+        json_t *e = json_pack("[{s:s, s:s}]", "field", "subject_id", "message",
+                              named ? "is not a subject you belong to"
+                                    : "is required: there is no default subject to use");
+        reply_errors(req, e);
+    } else {
+        pl_respond_problem(req, 403, "a viewer cannot change this subject's records", NULL);
+    }
+}
+
+static bool is_writer(const char *role)
+{
+    return strcmp(role, "owner") == 0 || strcmp(role, "caregiver") == 0;
+}
+
 static void on_created(int status, PGresult **results, int n, void *ctx)
 {
     struct create *c = ctx;
@@ -117,15 +178,22 @@ static void on_created(int status, PGresult **results, int n, void *ctx)
     }
     if (reply_failed(req, status, "create")) return;
     const PGresult *r = results[0];
-    if (PQntuples(r) != 1) { /* the key is taken: replay or refuse */
+    if (PQntuples(r) != 1 || PQgetisnull(r, 0, 0) || !is_writer(PQgetvalue(r, 0, 0))) {
+        subject_refused(req,
+                        PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : NULL,
+                        c->values[1] != NULL && !c->implied_subject);
+        return;
+    }
+    if (PQgetisnull(r, 0, 1)) { /* the key is taken: replay or refuse */
         idem_lookup(c);
         return;
     }
-    const char *json = PQgetvalue(r, 0, 2);
-    pl_resp_header(req, "Location", pl_req_printf(req, "%s/%s", c->k->path, PQgetvalue(r, 0, 0)));
-    set_etag(req, PQgetvalue(r, 0, 1));
-    record_event(req, event_name(req, c->k, "created"), json);
-    pl_respond(req, 201, "application/json", json, (size_t)PQgetlength(r, 0, 2));
+    const char *json = PQgetvalue(r, 0, 3);
+    pl_resp_header(req, "Location", pl_req_printf(req, "%s/%s", c->k->path, PQgetvalue(r, 0, 1)));
+    set_etag(req, PQgetvalue(r, 0, 2));
+    record_event(req, PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5), event_name(req, c->k, "created"),
+                 json);
+    pl_respond(req, 201, "application/json", json, (size_t)PQgetlength(r, 0, 3));
 }
 
 static void create_send(struct create *c)
@@ -144,16 +212,31 @@ void record_create(struct pl_http_request *req, const struct record_kind *k)
     c->req = req;
     c->k = k;
     c->values[0] = req_principal(req)->user_id;
-    json_t *errors = k->create_params(req, req_json(req), c->values + 1);
+    json_t *body = req_json(req);
+    /* The subject: the body's, else the only one of a restricted token, else (NULL) the
+     * user's default subject; a token restricted to several must name one. */
+    c->values[1] = json_string_value(json_object_get(body, "subject_id"));
+    if (!c->values[1]) {
+        const struct principal *p = req_principal(req);
+        if (p->subject_ids && p->n_subject_ids > 1) {
+            reply_errors(req, json_pack("[{s:s, s:s}]", "field", "subject_id", "message",
+                                        "is required with a token restricted to several subjects"));
+            return;
+        }
+        c->values[1] = token_only_subject(req);
+        c->implied_subject = c->values[1] != NULL;
+    }
+    c->values[2] = record_token_subjects(req);
+    json_t *errors = k->create_params(req, body, c->values + 3);
     if (errors) {
         reply_errors(req, errors);
         return;
     }
-    c->nvalues = 1 + k->ncreate;
+    c->nvalues = 3 + k->ncreate;
     if (key) {
         size_t len;
-        const char *body = pl_req_body(req, &len);
-        ids_hash_hex(body, len, c->hash);
+        const char *b = pl_req_body(req, &len);
+        ids_hash_hex(b, len, c->hash);
         c->key = key;
         c->values[c->nvalues] = key;
         c->values[c->nvalues + 1] = c->hash;
@@ -192,6 +275,7 @@ struct change {
     const char *id;
     const char *expect;
     bool deleting;
+    bool writing; /* PATCH {}: a viewer gets 403 */
 };
 
 static void on_changed(int status, PGresult **results, int n, void *ctx)
@@ -202,23 +286,31 @@ static void on_changed(int status, PGresult **results, int n, void *ctx)
         reply_failure(req, status, c->deleting ? "delete" : "update");
         return;
     }
+    /* role, id, version, json, subject_id, members; checks in the contract's order */
     const PGresult *r = results[0];
     if (PQntuples(r) != 1) {
-        if (PQntuples(results[1]) == 0)
-            not_found(req, c->k);
-        else
-            pl_respond_problem(req, 412, "If-Match does not match the current version", NULL);
+        not_found(req, c->k);
+        return;
+    }
+    if (!is_writer(PQgetvalue(r, 0, 0))) {
+        subject_refused(req, PQgetvalue(r, 0, 0), false);
+        return;
+    }
+    if (PQgetisnull(r, 0, 1)) {
+        pl_respond_problem(req, 412, "If-Match does not match the current version", NULL);
         return;
     }
     if (c->deleting) {
-        record_event(req, event_name(req, c->k, "deleted"),
+        record_event(req, PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5),
+                     event_name(req, c->k, "deleted"),
                      pl_req_printf(req, "{\"id\":\"%s\"}", c->id));
         pl_respond(req, 204, NULL, NULL, 0);
         return;
     }
-    const char *json = PQgetvalue(r, 0, 2);
-    record_event(req, event_name(req, c->k, "updated"), json);
-    answer_record(req, PQgetvalue(r, 0, 1), json, (size_t)PQgetlength(r, 0, 2));
+    const char *json = PQgetvalue(r, 0, 3);
+    record_event(req, PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5), event_name(req, c->k, "updated"),
+                 json);
+    answer_record(req, PQgetvalue(r, 0, 2), json, (size_t)PQgetlength(r, 0, 3));
 }
 
 /* GET, and PATCH {}: nothing to change; answer the current state after the same checks. */
@@ -227,9 +319,13 @@ static void on_noop(int status, PGresult **results, int n, void *ctx)
     struct change *c = ctx;
     struct pl_http_request *req = c->req;
     if (reply_failed(req, status, "read")) return;
-    const PGresult *r = results[0];
+    const PGresult *r = results[0]; /* id, version, json, role */
     if (PQntuples(r) != 1) {
         not_found(req, c->k);
+        return;
+    }
+    if (c->writing && !is_writer(PQgetvalue(r, 0, 3))) {
+        subject_refused(req, PQgetvalue(r, 0, 3), false);
         return;
     }
     if (c->expect && strcmp(c->expect, PQgetvalue(r, 0, 1)) != 0) {
@@ -252,6 +348,7 @@ static struct change *change_new(struct pl_http_request *req, const struct recor
     c->id = id;
     c->expect = expected_version(req);
     c->deleting = false;
+    c->writing = false;
     return c;
 }
 
@@ -260,29 +357,28 @@ void record_get(struct pl_http_request *req, const struct record_kind *k)
     struct change *c = change_new(req, k);
     if (!c) return;
     c->expect = NULL; /* If-Match is for changes */
-    const char *v[] = {c->id, req_principal(req)->user_id};
-    store_query(req, k->stmt_get, 2, v, on_noop, c);
+    const char *v[] = {c->id, req_principal(req)->user_id, record_token_subjects(req)};
+    store_query(req, k->stmt_get, 3, v, on_noop, c);
 }
 
 void record_patch(struct pl_http_request *req, const struct record_kind *k)
 {
     struct change *c = change_new(req, k);
     if (!c) return;
-    const char *uid = req_principal(req)->user_id;
+    const char *uid = req_principal(req)->user_id, *tok = record_token_subjects(req);
     if (json_object_size(req_json(req)) == 0) {
-        const char *v[] = {c->id, uid};
-        store_query(req, k->stmt_get, 2, v, on_noop, c);
+        c->writing = true; /* a viewer's PATCH {} is a write refused like the others */
+        const char *v[] = {c->id, uid, tok};
+        store_query(req, k->stmt_get, 3, v, on_noop, c);
         return;
     }
-    const char *v[3 + RECORD_MAX_FIELDS] = {c->id, uid, c->expect};
-    json_t *errors = k->update_params(req, req_json(req), v + 3);
+    const char *v[4 + RECORD_MAX_FIELDS] = {c->id, uid, c->expect, tok};
+    json_t *errors = k->update_params(req, req_json(req), v + 4);
     if (errors) {
         reply_errors(req, errors);
         return;
     }
-    struct pl_pg_stmt stmts[] = {{k->stmt_update, 3 + k->nupdate, v, NULL},
-                                 {k->stmt_version, 2, v, NULL}};
-    store_batch(req, stmts, 2, on_changed, c);
+    store_query(req, k->stmt_update, 4 + k->nupdate, v, on_changed, c);
 }
 
 void record_delete(struct pl_http_request *req, const struct record_kind *k)
@@ -290,9 +386,8 @@ void record_delete(struct pl_http_request *req, const struct record_kind *k)
     struct change *c = change_new(req, k);
     if (!c) return;
     c->deleting = true;
-    const char *v[] = {c->id, req_principal(req)->user_id, c->expect};
-    struct pl_pg_stmt stmts[] = {{k->stmt_delete, 3, v, NULL}, {k->stmt_version, 2, v, NULL}};
-    store_batch(req, stmts, 2, on_changed, c);
+    const char *v[] = {c->id, req_principal(req)->user_id, c->expect, record_token_subjects(req)};
+    store_query(req, k->stmt_delete, 4, v, on_changed, c);
 }
 
 /* ---- lists ---- */
@@ -317,9 +412,22 @@ struct list {
     int limit, ncursor;
 };
 
-static void list_reply(struct pl_http_request *req, const PGresult *res, int limit, int ncursor)
+/* The rows of a list after its subject's row: none when the subject is not visible (-1), a
+ * row of NULLs when it has no records (0). */
+static int list_rows(const PGresult *res)
 {
     int rows = PQntuples(res);
+    if (rows == 0) return -1;
+    return rows == 1 && PQgetisnull(res, 0, 0) ? 0 : rows;
+}
+
+static void list_reply(struct pl_http_request *req, const PGresult *res, int limit, int ncursor)
+{
+    int rows = list_rows(res);
+    if (rows < 0) {
+        record_no_subject(req);
+        return;
+    }
     struct pl_buf b;
     pl_buf_init(&b);
     pl_buf_puts(&b, "{\"items\":[");
@@ -363,4 +471,31 @@ void record_list_exec(struct pl_http_request *req, int limit, int ncursor, const
     l->limit = limit;
     l->ncursor = ncursor;
     store_query(req, stmt, nparams, values, on_list, l);
+}
+
+static void on_items(int status, PGresult **results, int n, void *ctx)
+{
+    struct pl_http_request *req = ctx;
+    if (reply_failed(req, status, "list")) return;
+    int rows = list_rows(results[0]);
+    if (rows < 0) {
+        record_no_subject(req);
+        return;
+    }
+    struct pl_buf b;
+    pl_buf_init(&b);
+    pl_buf_puts(&b, "{\"items\":[");
+    for (int i = 0; i < rows; i++) {
+        if (i) pl_buf_append(&b, ",", 1);
+        pl_buf_append(&b, PQgetvalue(results[0], i, 0), (size_t)PQgetlength(results[0], i, 0));
+    }
+    pl_buf_puts(&b, "]}");
+    pl_respond(req, 200, "application/json", b.data, b.len);
+    pl_buf_dispose(&b);
+}
+
+void record_items_exec(struct pl_http_request *req, const char *stmt, int nparams,
+                       const char *const *values)
+{
+    store_query(req, stmt, nparams, values, on_items, req);
 }

@@ -2,15 +2,22 @@
  * ETag, partial update and delete with If-Match, list parameters, change events. A feature
  * describes itself with a struct record_kind; its routes are one-line calls into here.
  *
- * Statement conventions (each returns "id, version, json" rows where it returns any):
- *   create       $1 user_id, $2.. fields
+ * Records belong to a subject (care circles): every statement checks, in itself, that the
+ * caller is a member of the record's subject (and, for a token restricted to subjects, that
+ * the subject is one of them), so a request costs one statement. Conventions ("tok" is the
+ * token's subject ids as a uuid[] literal, or NULL):
+ *   create       $1 user_id, $2 subject_id or NULL (the default subject), $3 tok,
+ *                $4.. fields; row: role, id, version, json, subject_id, members
  *   create_idem  as create, then key and request hash (hex) as the last two parameters:
  *                inserts the row and its idempotency record in one statement, or nothing
  *                when the key is already used
- *   get          $1 id, $2 user_id
- *   update       $1 id, $2 user_id, $3 expected version or NULL, $4.. fields
- *   delete       $1 id, $2 user_id, $3 expected version or NULL (returns id)
- *   version      $1 id, $2 user_id (returns version): tells 404 from 412 after a miss
+ *   get          $1 id, $2 user_id, $3 tok; row: id, version, json, role
+ *   update       $1 id, $2 user_id, $3 expected version or NULL, $4 tok, $5.. fields;
+ *                row (none when not visible): role, id, version, json, subject_id, members
+ *                (id NULL when the role or the version refused the change)
+ *   delete       $1 id, $2 user_id, $3 expected version or NULL, $4 tok; row as update
+ *   lists        the subject's rows after one (sid) row of RECORD_SUBJECT: no row at all
+ *                when the subject is not visible, one row of NULLs when it has no records
  * records_store.h has the SQL shapes of these statements, and the idempotency records. */
 #ifndef PULSE_RECORDS_H
 #define PULSE_RECORDS_H
@@ -26,8 +33,7 @@
 struct record_kind {
     const char *name; /* "note": events are note.created, ... */
     const char *path; /* "/api/v1/notes" */
-    const char *stmt_create, *stmt_create_idem, *stmt_get, *stmt_update, *stmt_delete,
-        *stmt_version;
+    const char *stmt_create, *stmt_create_idem, *stmt_get, *stmt_update, *stmt_delete;
     int ncreate, nupdate; /* field parameters after the fixed ones */
     /* Fill the field parameters from a valid body (values are arena strings or NULL).
      * Return NULL, or an errors array (taken) for checks a schema cannot express. */
@@ -94,7 +100,23 @@ void record_list_exec(struct pl_http_request *req, int limit, int ncursor, const
         .method = PL_M_DELETE, .pattern = path "/{id}", .handler = do_delete, .flags = ROUTE_AUTH  \
     }
 
-/* Publishes "<event>" with `data_json` (text) on the user's channel. */
-void record_event(struct pl_http_request *req, const char *event, const char *data_json);
+/* The token's subjects as a uuid[] literal, or NULL when the caller is not restricted. */
+const char *record_token_subjects(const struct pl_http_request *req);
+/* ?subject_id= into *out: the value when given (400 unless a UUID), else the only subject of
+ * a token restricted to one, else NULL (the default subject). false after answering 400. */
+bool record_subject_param(struct pl_http_request *req, const char **out);
+/* A schema check for a body's subject_id (a UUID). */
+const char *record_subject_id_check(const char *value);
+/* Runs a statement whose rows are JSON text in column 0 after a RECORD_SUBJECT row (see the
+ * conventions above), and answers {items: [...]} or 404 when the subject is not visible. */
+void record_items_exec(struct pl_http_request *req, const char *stmt, int nparams,
+                       const char *const *values);
+/* Answers 404 "no such subject". */
+void record_no_subject(struct pl_http_request *req);
+
+/* Publishes "<event>" of subject `subject_id` with `data_json` (text) to its `members`
+ * (array literal read in the same statement as the change). */
+void record_event(struct pl_http_request *req, const char *subject_id, const char *members,
+                  const char *event, const char *data_json);
 
 #endif

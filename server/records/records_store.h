@@ -26,31 +26,96 @@ void records_cleanup(struct pl_pg_pool *pool);
     "('epoch'::timestamptz + (" p "::bigint / 1000000) * interval '1 second' + (" p                \
     "::bigint % 1000000) * interval '1 microsecond')"
 
+/* Who may see what: a record belongs to a subject, and the caller sees it while they are a
+ * member of that subject and, for a token restricted to some subjects, while the subject is
+ * one of them. Each statement checks this itself, in the same statement as its query (no
+ * extra round trip, and a removal holds for the very next request on every replica).
+ *
+ * RECORD_SUBJECT(u, s, t): the subject a list, a create or a summary is about, as one row
+ * (sid, srole) when the user u may see it, none otherwise: subject s, or when s is NULL the
+ * user's default subject; t is the token's subjects (uuid[]) or NULL. */
+#define RECORD_SUBJECT(u, s, t)                                                                    \
+    "SELECT m.subject_id AS sid, m.role AS srole FROM subject_members m WHERE m.user_id = " u      \
+    "::uuid AND m.subject_id = COALESCE(" s "::uuid, (SELECT du.default_subject_id FROM users du " \
+    "WHERE du.id = " u "::uuid)) AND (" t "::uuid[] IS NULL OR m.subject_id = ANY(" t "::uuid[]))"
+/* The members of subject `sid` as a Postgres array literal, for events_publish_members. */
+#define RECORD_MEMBERS(sid)                                                                        \
+    "(SELECT array_agg(mm.user_id)::text FROM subject_members mm WHERE mm.subject_id = " sid ")"
+/* A record's author as {id, display_name}, or null once the account is gone. */
+#define RECORD_CREATED_BY                                                                          \
+    "(SELECT json_build_object('id', cb.id, 'display_name', cb.display_name) FROM users cb "       \
+    "WHERE cb.id = created_by)"
+/* The record `id` of `table` with the caller's role (aid, arole) when user u may see it. */
+#define RECORD_ACCESS(table, id, u, t)                                                             \
+    "SELECT x.id AS aid, m.role AS arole FROM " table " x JOIN subject_members m ON "              \
+    "m.subject_id = x.subject_id AND m.user_id = " u "::uuid WHERE x.id = " id "::uuid AND (" t    \
+    "::uuid[] IS NULL OR x.subject_id = ANY(" t "::uuid[]))"
+#define RECORD_WRITER(role) role " IN ('owner', 'caregiver')"
+
 /* A kind's statements, for its rows in `table` whose JSON (text) is the SQL `json`. */
-#define RECORD_MATCH "WHERE id = $1 AND created_by = $2 AND ($3::int IS NULL OR version = $3::int) "
 #define RECORD_GET_SQL(table, json)                                                                \
-    "SELECT id, version, " json " FROM " table " WHERE id = $1 AND created_by = $2"
-#define RECORD_DELETE_SQL(table)  "DELETE FROM " table " " RECORD_MATCH "RETURNING id"
-#define RECORD_VERSION_SQL(table) "SELECT version FROM " table " WHERE id = $1 AND created_by = $2"
-/* The row and its idempotency record in one statement: `insert` is the kind's
- * "INSERT INTO t (...) SELECT ..." ($1 the user), `key` and `hash` its last two parameters.
- * Inserts nothing when the key is live; a concurrent twin fails on the key's primary key
- * (unique_violation) and rolls its row back. */
-#define RECORD_CREATE_IDEM_SQL(insert, path, json, key, hash)                                      \
-    "WITH ins AS (" insert " WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE "              \
-    "user_id = $1 AND method = 'POST' AND path = '" path "' AND key = " key                        \
-    " AND created_at > now() - interval '24 hours') RETURNING *), "                                \
-    "j AS (SELECT id, version, " json " AS json FROM ins), "                                       \
-    "claim AS (INSERT INTO idempotency_keys (user_id, method, path, key, request_hash, status, "   \
-    "location, body) SELECT $1, 'POST', '" path "', " key ", decode(" hash ", 'hex'), 201, '" path \
-    "/' || j.id, j.json FROM j RETURNING 1) "                                                      \
-    "SELECT j.id, j.version, j.json FROM j"
+    "WITH a AS (" RECORD_ACCESS(table, "$1", "$2", "$3") ") SELECT id, version, " json             \
+                                                         ", arole FROM a JOIN " table " ON " table \
+                                                         ".id = a.aid"
+/* An update: `set` is the SET list; the row (role, id, version, json, subject_id, members):
+ * none when the record is not visible, id NULL when the role or If-Match refused it. */
+#define RECORD_UPDATE_SQL(table, set, json)                                                        \
+    "WITH a AS (" RECORD_ACCESS(                                                                   \
+        table, "$1", "$2",                                                                         \
+        "$4") "), "                                                                                \
+              "c AS (UPDATE " table " SET " set ", version = " table                               \
+              ".version + 1, updated_at = now() "                                                  \
+              "FROM a WHERE " table ".id = a.aid AND " RECORD_WRITER(                              \
+                  "a.arole") " AND ($3::int IS NULL OR " table                                     \
+                             ".version = $3::int) RETURNING " table ".id, " table                  \
+                             ".version, " json " AS json, " table                                  \
+                             ".subject_id AS sid, " RECORD_MEMBERS(                                \
+                                 table                                                             \
+                                 ".subject_id") " AS members) "                                    \
+                                                "SELECT a.arole, c.id, c.version, c.json, c.sid, c.members FROM a LEFT JOIN c ON true"
+#define RECORD_DELETE_SQL(table)                                                                   \
+    "WITH a AS (" RECORD_ACCESS(                                                                   \
+        table, "$1", "$2",                                                                         \
+        "$4") "), "                                                                                \
+              "c AS (DELETE FROM " table " USING a WHERE " table ".id = a.aid AND " RECORD_WRITER( \
+                  "a.arole") " AND ($3::int IS NULL OR " table                                     \
+                             ".version = $3::int) RETURNING " table ".id, " table                  \
+                             ".subject_id AS sid) "                                                \
+                             "SELECT a.arole, c.id, NULL, NULL, c.sid, " RECORD_MEMBERS(           \
+                                 "c.sid") " FROM a LEFT JOIN c ON true"
+/* A create: `insert` is the kind's "INSERT INTO t (subject_id, created_by, ...)" and
+ * `values` its values after those two; the row (role, id, version, json, subject_id,
+ * members), whose role is NULL when the subject is not one the caller may see and id NULL
+ * when nothing was inserted (a viewer, or an Idempotency-Key already used). With a key, the
+ * row and its idempotency record are written in one statement (`key` and `hash` are its last
+ * two parameters); a concurrent twin fails on the key's primary key (unique_violation) and
+ * rolls its row back. */
+#define RECORD_CREATE_HEAD(insert, values)                                                         \
+    "WITH a AS (SELECT w.want AS sid, m.role AS arole FROM (SELECT COALESCE($2::uuid, "            \
+    "(SELECT du.default_subject_id FROM users du WHERE du.id = $1::uuid)) AS want) w "             \
+    "LEFT JOIN subject_members m ON m.subject_id = w.want AND m.user_id = $1::uuid AND "           \
+    "($3::uuid[] IS NULL OR w.want = ANY($3::uuid[]))), "                                          \
+    "ins AS (" insert " SELECT a.sid, $1::uuid, " values " FROM a WHERE " RECORD_WRITER("a.arole")
+#define RECORD_CREATE_TAIL(json)                                                                   \
+    " RETURNING *), j AS (SELECT id, version, " json                                               \
+    " AS json, subject_id AS sid, " RECORD_MEMBERS("ins.subject_id") " AS members FROM ins) "
+#define RECORD_CREATE_ROW                                                                          \
+    "SELECT a.arole, j.id, j.version, j.json, j.sid, j.members FROM a LEFT JOIN j ON true"
+#define RECORD_CREATE_SQL(insert, values, json)                                                    \
+    RECORD_CREATE_HEAD(insert, values) RECORD_CREATE_TAIL(json) RECORD_CREATE_ROW
+#define RECORD_CREATE_IDEM_SQL(insert, values, path, json, key, hash)                                        \
+    RECORD_CREATE_HEAD(insert, values)                                                                       \
+    " AND NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE "                                                 \
+    "user_id = $1 AND method = 'POST' AND path = '" path "' AND key = " key                                  \
+    " AND created_at > now() - interval '24 hours')" RECORD_CREATE_TAIL(                                     \
+        json) ", claim AS (INSERT INTO idempotency_keys (user_id, method, path, key, request_hash, status, " \
+              "location, body) SELECT $1, 'POST', '" path "', " key ", decode(" hash                         \
+              ", 'hex'), 201, '" path "/' || j.id, j.json FROM j RETURNING 1) " RECORD_CREATE_ROW
 
 /* The statement names of a kind whose statements are named <prefix>_create, ... (struct
  * record_kind initialisers). */
 #define RECORD_STATEMENTS(prefix)                                                                  \
     .stmt_create = prefix "_create", .stmt_create_idem = prefix "_create_idem",                    \
-    .stmt_get = prefix "_get", .stmt_update = prefix "_update", .stmt_delete = prefix "_delete",   \
-    .stmt_version = prefix "_version"
+    .stmt_get = prefix "_get", .stmt_update = prefix "_update", .stmt_delete = prefix "_delete"
 
 #endif

@@ -78,12 +78,12 @@ register_users() {
   [ "$(wc -l < "$tokens")" -eq "$count" ] || { echo "register_users: only $(wc -l < "$tokens") of $count registered" >&2; return 1; }
 }
 
-# seed_feedings PREFIX: 300 feedings over the last ~20 days and a daily target of 800 ml for
-# each user register_users made with PREFIX.
+# seed_feedings PREFIX: 300 feedings over the last ~20 days and a daily target of 800 ml in
+# the default subject of each user register_users made with PREFIX.
 seed_feedings() {
   local who="email LIKE '$1%-$RUN_ID@example.com'"
   # as the owner: only it may ANALYZE the tables
-  psql -q "$PULSE_MIGRATE_DATABASE_URL" -c "UPDATE users SET daily_target_ml = 800 WHERE $who" \
-    -c "INSERT INTO feedings (user_id, amount_ml, kind, given_at) SELECT u.id, 50 + g % 150, 'milk', now() - g * interval '97 minutes' FROM users u, generate_series(1, 300) g WHERE u.$who" \
+  psql -q "$PULSE_MIGRATE_DATABASE_URL" -c "UPDATE subjects s SET daily_target_ml = 800 FROM users u WHERE s.id = u.default_subject_id AND u.$who" \
+    -c "INSERT INTO feedings (subject_id, created_by, amount_ml, kind, given_at) SELECT u.default_subject_id, u.id, 50 + g % 150, 'milk', now() - g * interval '97 minutes' FROM users u, generate_series(1, 300) g WHERE u.$who" \
     -c "ANALYZE"
 }

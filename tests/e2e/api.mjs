@@ -173,6 +173,14 @@ export function psql(sql) {
   return execFileSync('psql', [requireEnv('DATABASE_URL'), '-v', 'ON_ERROR_STOP=1', '-tAc', sql], { encoding: 'utf8' }).trim();
 }
 
+// Seeding records with SQL (care circles): the values of (subject_id, created_by) for a row
+// logged by `userId` in their default subject, e.g.
+//   INSERT INTO feedings (subject_id, created_by, amount_ml) SELECT ${seedAs(id)}, 100
+export function seedAs(userId) {
+  assert.match(userId, UUID_RE);
+  return `(SELECT default_subject_id FROM users WHERE id = '${userId}'), '${userId}'::uuid`;
+}
+
 // Every table of the public schema that has a user_id column.
 export function userIdTables() {
   return psql(`SELECT table_name FROM information_schema.columns

@@ -11,7 +11,7 @@ import { before, describe, it } from 'node:test';
 
 import {
   API_ENV, TS_RE, UUID_RE,
-  api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, psql, register, sleep, subscribeRecordEvents,
+  api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, psql, register, seedAs, sleep, subscribeRecordEvents,
 } from './api.mjs';
 import { useServer } from './helpers.mjs';
 
@@ -19,6 +19,8 @@ const FEEDINGS = '/api/v1/feedings';
 const TODAY = '/api/v1/feedings/today';
 const STATS = '/api/v1/stats/feedings';
 const FEEDING_KEYS = ['amount_ml', 'created_at', 'given_at', 'id', 'kind', 'note', 'updated_at', 'version'];
+// Care circles add subject_id and created_by; every v1 key stays, with the same values.
+const FEEDING_KEYS_V2 = [...FEEDING_KEYS, 'created_by', 'subject_id'].sort();
 const TODAY_KEYS = ['count', 'date', 'last_given_at', 'progress', 'remaining_ml', 'target_ml', 'timezone', 'total_ml'];
 const STATS_KEYS = ['avg_daily_ml', 'avg_ml', 'days', 'from', 'per_day', 'to', 'total_count', 'total_ml'];
 const KINDS = ['formula', 'milk', 'water', 'food', 'medication', 'other'];
@@ -112,7 +114,7 @@ async function createFeeding(srv, token, body = {}) {
 }
 
 function checkFeeding(f) {
-  assert.deepEqual(Object.keys(f).sort(), FEEDING_KEYS, JSON.stringify(f));
+  assert.deepEqual(Object.keys(f).sort(), FEEDING_KEYS_V2, JSON.stringify(f));
   assert.match(f.id, UUID_RE);
   assert.ok(Number.isInteger(f.amount_ml));
   assert.ok(KINDS.includes(f.kind), f.kind);
@@ -177,7 +179,7 @@ async function stats(srv, token, days) {
 }
 
 const ids = (items) => items.map((f) => f.id);
-const count = (userId) => Number(psql(`SELECT count(*) FROM feedings WHERE user_id = '${userId}'`));
+const count = (userId) => Number(psql(`SELECT count(*) FROM feedings WHERE created_by = '${userId}'`));
 const noDuplicates = (list) => assert.equal(new Set(list).size, list.length, 'no duplicates');
 
 describe('feedings', () => {
@@ -549,7 +551,7 @@ describe('feedings', () => {
 
     it('limit defaults to 50; pages of 10 concatenate to the full list; next_cursor null on the last page', async () => {
       const a = await register(srv);
-      psql(`INSERT INTO feedings (user_id, amount_ml, given_at) SELECT '${a.user.id}', g, now() - g * interval '1 minute' FROM generate_series(1, 60) g`);
+      psql(`INSERT INTO feedings (subject_id, created_by, amount_ml, given_at) SELECT ${seedAs(a.user.id)}, g, now() - g * interval '1 minute' FROM generate_series(1, 60) g`);
       let p = await page(srv, a.token);
       assert.equal(p.items.length, 50);
       assert.equal(typeof p.next_cursor, 'string');
@@ -593,10 +595,10 @@ describe('feedings', () => {
 
     it('ties on given_at (equal, or equal to the millisecond) are paged without duplicates or gaps', async () => {
       const a = await register(srv);
-      psql(`INSERT INTO feedings (user_id, amount_ml, given_at)
-            SELECT '${a.user.id}', g, t FROM generate_series(1, 23) g, (SELECT now() - interval '1 hour' AS t) x`);
-      psql(`INSERT INTO feedings (user_id, amount_ml, given_at)
-            SELECT '${a.user.id}', 100 + g, t - g * interval '1 microsecond'
+      psql(`INSERT INTO feedings (subject_id, created_by, amount_ml, given_at)
+            SELECT ${seedAs(a.user.id)}, g, t FROM generate_series(1, 23) g, (SELECT now() - interval '1 hour' AS t) x`);
+      psql(`INSERT INTO feedings (subject_id, created_by, amount_ml, given_at)
+            SELECT ${seedAs(a.user.id)}, 100 + g, t - g * interval '1 microsecond'
             FROM generate_series(1, 23) g, (SELECT date_trunc('second', now()) - interval '2 hours' AS t) x`);
       const full = (await page(srv, a.token, [['limit', '100']])).items;
       assert.equal(full.length, 46);
@@ -637,7 +639,7 @@ describe('feedings', () => {
         await createFeeding(srv, a.token, { amount_ml: 250, given_at: withOffset(mid, 14 * 60) });
         await createFeeding(srv, a.token, { amount_ml: 30, given_at: withOffset(last, -11 * 60) });
         // tomorrow's local midnight (written directly: the API refuses the future)
-        psql(`INSERT INTO feedings (user_id, amount_ml, given_at) VALUES ('${a.user.id}', 700, '${iso(next)}')`);
+        psql(`INSERT INTO feedings (subject_id, created_by, amount_ml, given_at) VALUES (${seedAs(a.user.id)}, 700, '${iso(next)}')`);
         t = await today(srv, a.token);
         assert.deepEqual(t, { date, timezone: tz, target_ml: 1000, total_ml: 400, count: 3, remaining_ml: 600, progress: 0.4, last_given_at: iso(last) });
         expectStatus(await api(srv, 'PATCH', '/api/v1/me', { token: a.token, body: { daily_target_ml: 250 } }), 200);
@@ -716,7 +718,7 @@ describe('feedings', () => {
         assert.equal(s.from, d(364));
         assert.equal(s.total_count, 5);
         // tomorrow (written directly: the API refuses the future) is outside every range
-        psql(`INSERT INTO feedings (user_id, amount_ml, given_at) VALUES ('${a.user.id}', 600, '${iso(midnight(addDays(d0, 1), tz))}')`);
+        psql(`INSERT INTO feedings (subject_id, created_by, amount_ml, given_at) VALUES (${seedAs(a.user.id)}, 600, '${iso(midnight(addDays(d0, 1), tz))}')`);
         s = await stats(srv, a.token, 7);
         assert.equal(s.total_count, 4);
         assert.equal(s.to, d0);
@@ -914,18 +916,19 @@ describe('feedings', () => {
         const r = expectStatus(await api(srv, 'POST', FEEDINGS, { token: a.token, body: { amount_ml: 42, kind: 'water', note: 'live' } }), 201);
         const c = await sub.waitFor((m) => m.data.event === 'feeding.created');
         assert.equal(c.channel, chA);
-        assert.deepEqual(c.data, { type: 'event', event: 'feeding.created', data: r.json });
+        // care circles: the frame also names the subject (the v1 keys stay, same values)
+        assert.deepEqual(c.data, { type: 'event', event: 'feeding.created', subject_id: r.json.subject_id, data: r.json });
         assert.equal(c.row, '1', 'published after the commit');
         const u = expectStatus(await api(srv, 'PATCH', `${FEEDINGS}/${r.json.id}`, { token: a.token, body: { note: null } }), 200);
         const e = await sub.waitFor((m) => m.data.event === 'feeding.updated');
-        assert.deepEqual(e.data, { type: 'event', event: 'feeding.updated', data: u.json });
+        assert.deepEqual(e.data, { type: 'event', event: 'feeding.updated', subject_id: r.json.subject_id, data: u.json });
         assert.equal(e.row, '2');
         expect422(await api(srv, 'PATCH', `${FEEDINGS}/${r.json.id}`, { token: a.token, body: { amount_ml: 0 } }));
         expectProblem(await api(srv, 'DELETE', `${FEEDINGS}/${r.json.id}`, { token: a.token, headers: { 'If-Match': '"1"' } }), 412, 'precondition-failed');
         expect404(await api(srv, 'DELETE', `${FEEDINGS}/${r.json.id}`, { token: b.token }));
         expectStatus(await api(srv, 'DELETE', `${FEEDINGS}/${r.json.id}`, { token: a.token }), 204);
         const d = await sub.waitFor((m) => m.data.event === 'feeding.deleted');
-        assert.deepEqual(d.data, { type: 'event', event: 'feeding.deleted', data: { id: r.json.id } });
+        assert.deepEqual(d.data, { type: 'event', event: 'feeding.deleted', subject_id: r.json.subject_id, data: { id: r.json.id } });
         assert.equal(d.row, '', 'the row is gone when the delete is published');
         await sleep(300);
         assert.deepEqual(sub.messages.map((m) => m.data.event), ['feeding.created', 'feeding.updated', 'feeding.deleted']);

@@ -8,12 +8,14 @@ import { before, describe, it } from 'node:test';
 
 import {
   API_ENV, TS_RE, UUID_RE,
-  api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, psql, register, sleep, subscribeRecordEvents,
+  api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, psql, register, seedAs, sleep, subscribeRecordEvents,
 } from './api.mjs';
 import { raw, useServer } from './helpers.mjs';
 
 const NOTES = '/api/v1/notes';
 const NOTE_KEYS = ['body', 'created_at', 'id', 'pinned', 'tags', 'title', 'updated_at', 'version'];
+// Care circles add subject_id and created_by; every v1 key stays, with the same values.
+const NOTE_KEYS_V2 = [...NOTE_KEYS, 'created_by', 'subject_id'].sort();
 const RANDOM_UUID = '7b0e7c3e-5d1f-4c6a-9a57-3f2b8d1e9c44';
 
 const qs = (params) => {
@@ -30,7 +32,7 @@ async function createNote(srv, token, body = {}) {
 }
 
 function checkNote(n) {
-  assert.deepEqual(Object.keys(n).sort(), NOTE_KEYS, JSON.stringify(n));
+  assert.deepEqual(Object.keys(n).sort(), NOTE_KEYS_V2, JSON.stringify(n));
   assert.match(n.id, UUID_RE);
   assert.equal(typeof n.title, 'string');
   assert.equal(typeof n.body, 'string');
@@ -84,7 +86,7 @@ function assertListOrder(items) {
 
 const ids = (items) => items.map((n) => n.id);
 const noDuplicates = (list) => assert.equal(new Set(list).size, list.length, 'no duplicates');
-const count = (userId) => Number(psql(`SELECT count(*) FROM notes WHERE user_id = '${userId}'`));
+const count = (userId) => Number(psql(`SELECT count(*) FROM notes WHERE created_by = '${userId}'`));
 
 describe('notes', () => {
   const srv = useServer({ ...API_ENV });
@@ -470,7 +472,7 @@ describe('notes', () => {
       const p = expectStatus(await api(srv, 'PATCH', `${NOTES}/${n3.id}`, { token: a.token, body: { tags: ['null', 'x'] } }), 200);
       assert.deepEqual(p.json.tags, ['null', 'x']);
       assert.deepEqual(expectStatus(await api(srv, 'GET', `${NOTES}/${n1.id}`, { token: a.token }), 200).json.tags, ['null']);
-      assert.equal(psql(`SELECT count(*) FROM notes WHERE user_id = '${a.user.id}' AND array_position(tags, NULL) IS NOT NULL`), '0',
+      assert.equal(psql(`SELECT count(*) FROM notes WHERE created_by = '${a.user.id}' AND array_position(tags, NULL) IS NOT NULL`), '0',
         'no SQL NULL among the stored tags');
       assert.deepEqual(ids((await page(srv, a.token, [['tag', 'null']])).items), [n3.id, n2.id, n1.id]);
       assert.deepEqual(ids((await page(srv, a.token, [['tag', 'null'], ['tag', 'a']])).items), [n2.id]);
@@ -531,7 +533,7 @@ describe('notes', () => {
 
     it('limit is 1..100, default 50; anything else is 400', async () => {
       const a = await register(srv);
-      psql(`INSERT INTO notes (user_id, title) SELECT '${a.user.id}', 'seed ' || g FROM generate_series(1, 105) g`);
+      psql(`INSERT INTO notes (subject_id, created_by, title) SELECT ${seedAs(a.user.id)}, 'seed ' || g FROM generate_series(1, 105) g`);
       let p = await page(srv, a.token);
       assert.equal(p.items.length, 50, 'default limit 50');
       assert.equal(typeof p.next_cursor, 'string');
@@ -609,10 +611,10 @@ describe('notes', () => {
 
     it('ties on updated_at (equal, or equal to the millisecond) are paged without duplicates or gaps', async () => {
       const a = await register(srv);
-      psql(`INSERT INTO notes (user_id, title, pinned, created_at, updated_at)
-            SELECT '${a.user.id}', 'same ' || g, g % 5 = 0, t, t FROM generate_series(1, 23) g, (SELECT now() - interval '1 hour' AS t) x`);
-      psql(`INSERT INTO notes (user_id, title, pinned, created_at, updated_at)
-            SELECT '${a.user.id}', 'micro ' || g, g % 4 = 0, t - g * interval '1 microsecond', t - g * interval '1 microsecond'
+      psql(`INSERT INTO notes (subject_id, created_by, title, pinned, created_at, updated_at)
+            SELECT ${seedAs(a.user.id)}, 'same ' || g, g % 5 = 0, t, t FROM generate_series(1, 23) g, (SELECT now() - interval '1 hour' AS t) x`);
+      psql(`INSERT INTO notes (subject_id, created_by, title, pinned, created_at, updated_at)
+            SELECT ${seedAs(a.user.id)}, 'micro ' || g, g % 4 = 0, t - g * interval '1 microsecond', t - g * interval '1 microsecond'
             FROM generate_series(1, 23) g, (SELECT date_trunc('second', now()) - interval '2 hours' AS t) x`);
       const full = (await page(srv, a.token, [['limit', '100']])).items;
       assert.equal(full.length, 46);
@@ -881,7 +883,9 @@ describe('notes', () => {
         const c = await sub.waitFor((m) => m.data.event === 'note.created');
         assert.ok(c.at - tResp < 500, `published promptly (${c.at - tResp} ms after the response)`);
         assert.equal(c.channel, chA);
-        assert.deepEqual(Object.keys(c.data).sort(), ['data', 'event', 'type']);
+        // care circles: the frame also names the subject (the v1 keys stay, same values)
+        assert.deepEqual(Object.keys(c.data).sort(), ['data', 'event', 'subject_id', 'type']);
+        assert.equal(c.data.subject_id, r.json.subject_id);
         assert.equal(c.data.type, 'event');
         assert.deepEqual(c.data.data, r.json, 'the whole note');
         assert.equal(c.row, '1', 'published after the commit');
@@ -898,7 +902,7 @@ describe('notes', () => {
         expectStatus(await api(srv, 'DELETE', `${NOTES}/${r.json.id}`, { token: a.token }), 204);
         const d = await sub.waitFor((m) => m.data.event === 'note.deleted');
         assert.equal(d.channel, chA);
-        assert.deepEqual(d.data, { type: 'event', event: 'note.deleted', data: { id: r.json.id } });
+        assert.deepEqual(d.data, { type: 'event', event: 'note.deleted', subject_id: r.json.subject_id, data: { id: r.json.id } });
         assert.equal(d.row, '', 'the row is gone when the delete is published');
         await sleep(300);
         assert.deepEqual(sub.messages.map((m) => m.data.event), ['note.created', 'note.updated', 'note.deleted']);

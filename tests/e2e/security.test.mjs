@@ -244,8 +244,8 @@ describe('security', () => {
         tokens: expectStatus(await g('/api/v1/tokens'), 200).json.items.map(({ last_used_at: _, ...t }) => t),
         sessions: expectStatus(await g('/api/v1/auth/sessions'), 200).json.items.map((s) => s.id),
         rows: rowsOf(A.user.id),
-        db: psql(`SELECT string_agg(x, ';') FROM (SELECT version || ':' || title || ':' || body AS x FROM notes WHERE user_id = '${A.user.id}'
-                  UNION ALL SELECT version || ':' || amount_ml || ':' || coalesce(note, '') FROM feedings WHERE user_id = '${A.user.id}') s`),
+        db: psql(`SELECT string_agg(x, ';') FROM (SELECT version || ':' || title || ':' || body AS x FROM notes WHERE created_by = '${A.user.id}'
+                  UNION ALL SELECT version || ':' || amount_ml || ':' || coalesce(note, '') FROM feedings WHERE created_by = '${A.user.id}') s`),
       };
     }
 
@@ -586,13 +586,13 @@ describe('security', () => {
       const c = expectStatus(await call(srv, 'POST', '/api/v1/notes', { token: D.token, body: '{"title":"q"}', headers: { 'Idempotency-Key': 'k\\' } }), 201);
       assert.equal(new Set([a.json.id, b.json.id, c.json.id]).size, 3, 'three keys, three notes');
       // non-ASCII (sent as UTF-8 bytes): 400, nothing stored
-      const before = Number(psql(`SELECT count(*) FROM notes WHERE user_id = '${D.user.id}'`));
+      const before = Number(psql(`SELECT count(*) FROM notes WHERE created_by = '${D.user.id}'`));
       for (const p of PAYLOADS.filter((x) => /[^\x00-\x7f]/.test(x) && !/[\x00-\x1f\x7f]/.test(x))) {
         const res = await call(srv, 'POST', '/api/v1/notes', { token: D.token, body: { title: 'nonascii key' }, headers: { 'Idempotency-Key': Buffer.from(p, 'utf8').toString('latin1') } });
         expectProblem(res, 400, 'malformed');
         tally('4. Idempotency-Key payload x route', 1);
       }
-      assert.equal(Number(psql(`SELECT count(*) FROM notes WHERE user_id = '${D.user.id}'`)), before);
+      assert.equal(Number(psql(`SELECT count(*) FROM notes WHERE created_by = '${D.user.id}'`)), before);
     });
 
     it('?q= with metacharacters and websearch abuse is 200 (own notes only) or 400, never 5xx; other parameters 400', async () => {
@@ -682,7 +682,7 @@ describe('security', () => {
       assert.deepEqual(publicTables(), tablesBefore, 'public tables unchanged');
       for (const t of tablesBefore) assert.match(psql(`SELECT count(*) FROM "${t}"`), /^\d+$/);
       assert.ok(Number(psql('SELECT count(*) FROM users')) > 0);
-      assert.ok(Number(psql(`SELECT count(*) FROM notes WHERE user_id = '${D.user.id}'`)) > PAYLOADS.length);
+      assert.ok(Number(psql(`SELECT count(*) FROM notes WHERE created_by = '${D.user.id}'`)) > PAYLOADS.length);
     });
   });
 

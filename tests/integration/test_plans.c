@@ -1,6 +1,8 @@
 /* The list queries are index-backed: EXPLAIN of the exact prepared SQL, under the generic
- * plan that prepared statements settle on, walks the (user_id, sort key, id) index in order
- * and never sorts the user's rows. The plans are printed for the record. */
+ * plan that prepared statements settle on, walks the (subject_id, sort key, id) index in
+ * order and never sorts the subject's rows; the membership check of the same statement is a
+ * lookup on subject_members' primary key, never a scan. The plans are printed for the
+ * record. */
 #include <libpq-fe.h>
 #include <string.h>
 
@@ -9,7 +11,7 @@
 #include "test.h"
 
 static PGconn *db;
-static char user_id[64];
+static char user_id[64], subject_id[64];
 
 static PGresult *q(const char *sql)
 {
@@ -48,58 +50,106 @@ static const char *plan(const char *name, const char *args)
     return text;
 }
 
-TEST(notes_list_walks_the_index)
+/* No table is read whole, and the caller's membership is an index lookup (of the pair, or of
+ * the caller's own memberships: at most the quota of subjects). */
+static void check_access(const char *p)
 {
-    char args[256];
-    snprintf(args, sizeof args, "'%s', 21", user_id);
-    const char *p = plan("notes_list", args);
-    CHECK(strstr(p, "notes_user_order_idx") != NULL);
-    CHECK(strstr(p, "Sort") == NULL);
-    snprintf(args, sizeof args,
-             "'%s', 21, true, 1795436364977068, '86eabbe3-9568-432f-aa17-245c26b9e201'", user_id);
-    p = plan("notes_list_after", args);
-    CHECK(strstr(p, "notes_user_order_idx") != NULL);
-    CHECK(strstr(p, "Sort") == NULL);
+    CHECK(strstr(p, "Seq Scan") == NULL);
+    CHECK(strstr(p, "Scan using subject_members_") != NULL);
 }
 
-/* Filtered lists (search, tags, pinned) read only the caller's rows through an index; they
+/* The parameters of a subject's list: the user, then the subject named (variant 0), the
+ * default subject (1: NULL), or the subject through a token restricted to it (2), then
+ * `rest`. */
+static const char *subject_args(char *buf, size_t cap, int variant, const char *rest)
+{
+    if (variant == 1)
+        snprintf(buf, cap, "'%s', NULL, NULL, %s", user_id, rest);
+    else if (variant == 2)
+        snprintf(buf, cap, "'%s', '%s', '{%s}', %s", user_id, subject_id, subject_id, rest);
+    else
+        snprintf(buf, cap, "'%s', '%s', NULL, %s", user_id, subject_id, rest);
+    return buf;
+}
+
+TEST(notes_list_walks_the_index)
+{
+    char args[512];
+    for (int v = 0; v < 3; v++) {
+        const char *p = plan("notes_list", subject_args(args, sizeof args, v, "21"));
+        CHECK(strstr(p, "notes_subject_order_idx") != NULL);
+        CHECK(strstr(p, "Sort") == NULL);
+        check_access(p);
+    }
+    const char *p =
+        plan("notes_list_after",
+             subject_args(args, sizeof args, 0,
+                          "21, true, 1795436364977068, '86eabbe3-9568-432f-aa17-245c26b9e201'"));
+    CHECK(strstr(p, "notes_subject_order_idx") != NULL);
+    CHECK(strstr(p, "Sort") == NULL);
+    check_access(p);
+}
+
+/* Filtered lists (search, tags, pinned) read only the subject's rows through an index; they
  * sort the matches, never the table. */
 TEST(notes_find_reads_through_an_index)
 {
-    char args[256];
-    snprintf(args, sizeof args, "'%s', NULL, NULL, 'note', 21", user_id);
-    const char *p = plan("notes_find", args);
-    CHECK(strstr(p, "notes_search_idx") != NULL || strstr(p, "notes_user_order_idx") != NULL);
+    char args[512];
+    const char *p =
+        plan("notes_find", subject_args(args, sizeof args, 0, "NULL, NULL, 'note', 21"));
+    CHECK(strstr(p, "notes_search_idx") != NULL || strstr(p, "notes_subject_order_idx") != NULL);
+    check_access(p);
 }
 
 TEST(feedings_list_walks_the_index)
 {
-    char args[256];
-    snprintf(args, sizeof args, "'%s', NULL, NULL, 21", user_id);
-    const char *p = plan("feedings_list", args);
-    CHECK(strstr(p, "feedings_user_given_idx") != NULL);
-    CHECK(strstr(p, "Sort") == NULL);
-    snprintf(args, sizeof args,
-             "'%s', NULL, NULL, 21, 1795436364977068, '86eabbe3-9568-432f-aa17-245c26b9e201'",
-             user_id);
-    p = plan("feedings_list_after", args);
-    CHECK(strstr(p, "feedings_user_given_idx") != NULL);
-    /* the cursor bound is an index condition, not a filter over the user's earlier rows */
+    char args[512];
+    for (int v = 0; v < 3; v++) {
+        const char *p = plan("feedings_list", subject_args(args, sizeof args, v, "NULL, NULL, 21"));
+        CHECK(strstr(p, "feedings_subject_given_idx") != NULL);
+        CHECK(strstr(p, "Sort") == NULL);
+        check_access(p);
+    }
+    const char *p = plan(
+        "feedings_list_after",
+        subject_args(args, sizeof args, 0,
+                     "NULL, NULL, 21, 1795436364977068, '86eabbe3-9568-432f-aa17-245c26b9e201'"));
+    CHECK(strstr(p, "feedings_subject_given_idx") != NULL);
+    /* the cursor bound is an index condition, not a filter over the subject's earlier rows */
     CHECK(strstr(p, "Index Cond") != NULL && strstr(p, "given_at") != NULL);
     CHECK(strstr(p, "Sort") == NULL);
+    check_access(p);
     /* a from/to range is an index condition too */
-    snprintf(args, sizeof args, "'%s', 1795000000000000, 1795436364977068, 21", user_id);
-    p = plan("feedings_list", args);
-    CHECK(strstr(p, "feedings_user_given_idx") != NULL);
+    p = plan("feedings_list",
+             subject_args(args, sizeof args, 0, "1795000000000000, 1795436364977068, 21"));
+    CHECK(strstr(p, "feedings_subject_given_idx") != NULL);
     CHECK(strstr(p, "Sort") == NULL);
 }
 
 TEST(today_is_a_range_scan)
 {
-    char args[128];
-    snprintf(args, sizeof args, "'%s'", user_id);
+    char args[512];
+    snprintf(args, sizeof args, "'%s', '%s', NULL", user_id, subject_id);
     const char *p = plan("feedings_today", args);
-    CHECK(strstr(p, "feedings_user_given_idx") != NULL);
+    CHECK(strstr(p, "feedings_subject_given_idx") != NULL);
+    check_access(p);
+    snprintf(args, sizeof args, "'%s', NULL, NULL, 30", user_id);
+    p = plan("feedings_stats", args);
+    CHECK(strstr(p, "feedings_subject_given_idx") != NULL);
+    check_access(p);
+}
+
+/* A record by id: its primary key, then the caller's membership of its subject. */
+TEST(records_by_id_are_lookups)
+{
+    char args[256];
+    snprintf(args, sizeof args, "'86eabbe3-9568-432f-aa17-245c26b9e201', '%s', NULL", user_id);
+    const char *p = plan("feedings_get", args);
+    CHECK(strstr(p, "feedings_pkey") != NULL);
+    check_access(p);
+    p = plan("notes_get", args);
+    CHECK(strstr(p, "notes_pkey") != NULL);
+    check_access(p);
 }
 
 int main(void)
@@ -131,31 +181,45 @@ int main(void)
 
     db = PQconnectdb(url);
     if (PQstatus(db) != CONNECTION_OK) return 1;
-    /* A user with enough rows that the planner's choice matters, among other users' rows. */
-    PGresult *r = q("INSERT INTO users (email, password_hash) VALUES "
-                    "('plans-' || gen_random_uuid() || '@example.com', 'x') RETURNING id");
+    /* A user whose default subject has enough rows that the planner's choice matters, among
+     * other subjects' rows. */
+    PGresult *r = q("WITH s AS (INSERT INTO subjects (name) VALUES ('plans') RETURNING id), "
+                    "u AS (INSERT INTO users (email, password_hash, default_subject_id) SELECT "
+                    "'plans-' || gen_random_uuid() || '@example.com', 'x', s.id FROM s "
+                    "RETURNING id, default_subject_id), "
+                    "m AS (INSERT INTO subject_members (subject_id, user_id, role) SELECT "
+                    "default_subject_id, id, 'owner' FROM u) SELECT id, default_subject_id FROM u");
     snprintf(user_id, sizeof user_id, "%s", PQgetvalue(r, 0, 0));
+    snprintf(subject_id, sizeof subject_id, "%s", PQgetvalue(r, 0, 1));
     PQclear(r);
     char sql[1024];
     snprintf(sql, sizeof sql,
-             "INSERT INTO notes (user_id, title, body, tags, pinned, updated_at) SELECT '%s', "
-             "'note ' || g, 'body ' || g, ARRAY['t' || (g %% 7)], g %% 10 = 0, "
-             "now() - g * interval '1 minute' FROM generate_series(1, 5000) g",
-             user_id);
+             "INSERT INTO notes (subject_id, created_by, title, body, tags, pinned, updated_at) "
+             "SELECT '%s', '%s', 'note ' || g, 'body ' || g, ARRAY['t' || (g %% 7)], "
+             "g %% 10 = 0, now() - g * interval '1 minute' FROM generate_series(1, 5000) g",
+             subject_id, user_id);
     run(sql);
     snprintf(sql, sizeof sql,
-             "INSERT INTO feedings (user_id, amount_ml, given_at) SELECT '%s', 100, "
-             "now() - g * interval '5 minutes' FROM generate_series(1, 5000) g",
-             user_id);
+             "INSERT INTO feedings (subject_id, created_by, amount_ml, given_at) SELECT '%s', "
+             "'%s', 100, now() - g * interval '5 minutes' FROM generate_series(1, 5000) g",
+             subject_id, user_id);
     run(sql);
-    /* ... and 300 other users with 20 rows each: as in production, one user is a small share
-     * of the table, which is what the generic plan's estimate of user_id = $1 is based on. */
-    run("WITH u AS (INSERT INTO users (email, password_hash) SELECT 'plans-other-' || "
-        "gen_random_uuid() || '@example.com', 'x' FROM generate_series(1, 300) RETURNING id) "
-        "INSERT INTO notes (user_id, title) SELECT u.id, 'other ' || g FROM u, "
-        "generate_series(1, 20) g");
-    run("INSERT INTO feedings (user_id, amount_ml) SELECT n.user_id, 50 FROM notes n "
-        "JOIN users u ON u.id = n.user_id WHERE u.email LIKE 'plans-other-%'");
+    /* ... and 300 other users with a subject of 20 rows each: as in production, one subject
+     * is a small share of the table, which is what the generic plan's estimate of
+     * subject_id = $n is based on. */
+    run("WITH s AS (INSERT INTO subjects (name) SELECT 'plans-other' FROM generate_series(1, "
+        "300) RETURNING id), u AS (INSERT INTO users (email, password_hash, default_subject_id) "
+        "SELECT 'plans-other-' || gen_random_uuid() || '@example.com', 'x', s.id FROM s "
+        "RETURNING id, default_subject_id), m AS (INSERT INTO subject_members (subject_id, "
+        "user_id, role) SELECT default_subject_id, id, 'owner' FROM u) "
+        "INSERT INTO notes (subject_id, created_by, title) SELECT u.default_subject_id, u.id, "
+        "'other ' || g FROM u, generate_series(1, 20) g");
+    run("INSERT INTO feedings (subject_id, created_by, amount_ml) SELECT n.subject_id, "
+        "n.created_by, 50 FROM notes n JOIN users u ON u.id = n.created_by WHERE u.email LIKE "
+        "'plans-other-%'");
+    run("ANALYZE subjects");
+    run("ANALYZE subject_members");
+    run("ANALYZE users");
     run("ANALYZE notes");
     run("ANALYZE feedings");
     run("SET plan_cache_mode = force_generic_plan");
@@ -163,9 +227,11 @@ int main(void)
     RUN(notes_find_reads_through_an_index);
     RUN(feedings_list_walks_the_index);
     RUN(today_is_a_range_scan);
+    RUN(records_by_id_are_lookups);
     snprintf(sql, sizeof sql, "DELETE FROM users WHERE id = '%s'", user_id);
     run(sql);
     run("DELETE FROM users WHERE email LIKE 'plans-other-%'");
+    run("DELETE FROM subjects WHERE name IN ('plans', 'plans-other')");
     PQfinish(db);
     return TEST_REPORT();
 }
