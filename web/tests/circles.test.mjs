@@ -10,7 +10,15 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
-import { ROOT, freePort, middayZone, startServer, stopServer, waitFor, waitReadyRaw } from '../../tests/e2e/helpers.mjs';
+import {
+  ROOT,
+  freePort,
+  middayZone,
+  startServer,
+  stopServer,
+  waitFor,
+  waitReadyRaw,
+} from '../../tests/e2e/helpers.mjs';
 
 const ARTIFACTS = path.join(ROOT, 'tests/artifacts/web');
 const CHROMIUM = process.env.PULSE_CHROMIUM || '/usr/bin/chromium';
@@ -47,6 +55,11 @@ after(async () => {
 });
 
 const shot = (page, file) => page.screenshot({ path: path.join(ARTIFACTS, file) });
+// The whole page, from the top (so the sticky header is where it belongs).
+async function fullShot(page, file) {
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: path.join(ARTIFACTS, file), fullPage: true });
+}
 
 async function person(label, options, errors) {
   const context = await browser.newContext({ ...options, baseURL: origin, reducedMotion: 'reduce', timezoneId: ZONE });
@@ -138,7 +151,7 @@ describe('care circles in the web UI', () => {
     await waitFor(async () => /^data:image\/png;base64,/.test((await qr.getAttribute('src')) || ''));
     assert.ok(await qr.evaluate((img) => img.complete && img.naturalWidth >= 200), 'the QR image is drawn');
     await page.locator('.invitations-list .item', { hasText: 'as caregiver' }).waitFor();
-    await page.screenshot({ path: path.join(ARTIFACTS, 'circles-invite-desktop.png'), fullPage: true });
+    await fullShot(page, 'circles-invite-desktop.png');
     noErrors();
   });
 
@@ -242,7 +255,7 @@ describe('care circles in the web UI', () => {
     const pb = b.page;
     await nav(pb, 'Feedings');
     await pb.locator('.feedings-list .item', { hasText: 'by you' }).waitFor();
-    await shot(pb, 'circles-switcher-phone.png');
+    await fullShot(pb, 'circles-switcher-phone.png');
     const pa = a.page;
     await nav(pa, 'Feedings');
     await pa.locator('.feedings-list .item', { hasText: 'by Ben' }).waitFor();
