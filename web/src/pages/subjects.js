@@ -321,7 +321,9 @@ export function subjectPage(ctx, id) {
           roleControl = h('span', { class: 'badge role' }, m.role);
         }
         const removeLabel = self ? 'Leave' : 'Remove';
-        const canRemove = self || isOwner();
+        // The last owner cannot leave (409): they delete the subject or make someone owner first.
+        const lastOwner = m.role === 'owner' && members.filter((x) => x.role === 'owner').length === 1;
+        const canRemove = self ? !lastOwner : isOwner();
         return h(
           'li',
           { class: 'item', dataset: { userId: m.user_id } },
