@@ -118,8 +118,8 @@ export class Subjects {
       this.remove(sid);
     } else if (m.event === 'member.left' && mine) {
       this.remove(sid);
-    } else if (m.event === 'member.joined' && mine && !this.get(sid)) {
-      reload(); // joined on another device: fetch the subject with our role
+    } else if (m.event === 'member.joined' && mine) {
+      if (!this.get(sid)) reload(); // joined on another device: fetch the subject with our role
     } else if (m.event === 'member.updated' && mine && m.data.role) {
       const s = this.get(sid);
       if (s && s.role !== m.data.role) {

@@ -84,7 +84,7 @@ async function nav(page, label) {
   await page.getByRole('heading', { level: 1, name: label }).waitFor();
 }
 
-const switcher = (page) => page.getByRole('combobox', { name: 'Subject' });
+const switcher = (page) => page.getByRole('combobox', { name: 'Subject', exact: true });
 const shownSubject = (page) => switcher(page).evaluate((s) => s.options[s.selectedIndex].textContent);
 
 describe('care circles in the web UI', () => {
@@ -174,6 +174,8 @@ describe('care circles in the web UI', () => {
     // both members listed, for B and (live) for A
     await page.locator('.members-list .item', { hasText: 'Ann' }).waitFor();
     await a.page.locator('.members-list .item', { hasText: 'Ben' }).waitFor({ timeout: 5000 });
+    await a.page.locator('.member-count', { hasText: '2 members' }).waitFor();
+    await page.locator('.member-count', { hasText: '2 members' }).waitFor();
     // a caregiver does not manage the circle
     assert.equal(await page.getByRole('button', { name: 'Create invitation link' }).count(), 0);
     assert.equal(await page.getByRole('button', { name: 'Remove Ann' }).count(), 0);
@@ -283,12 +285,30 @@ describe('care circles in the web UI', () => {
     noErrors();
   });
 
-  it('B leaves the circle; A sees it, and B is back on their own subject', async () => {
-    await nav(b.page, 'Feedings');
+  it("A renames Mia (If-Match) and B's switcher and page follow live", async () => {
+    const pa = a.page;
+    await nav(pa, 'Subjects');
+    await pa.getByRole('link', { name: 'Mia' }).click();
+    await pa.getByRole('heading', { level: 1, name: 'Mia' }).waitFor();
+    const details = pa.locator('form', { has: pa.getByRole('heading', { name: 'Details' }) });
+    await details.getByLabel('Name').fill('Mia Rose');
+    await details.getByRole('button', { name: 'Save' }).click();
+    await details.getByText('Saved.').waitFor();
+    await pa.getByRole('heading', { level: 1, name: 'Mia Rose' }).waitFor();
     const pb = b.page;
-    await pb.locator('.subject-line').getByRole('link', { name: 'Mia' }).click();
-    await pb.getByRole('heading', { level: 1, name: 'Mia' }).waitFor();
-    await pb.getByRole('button', { name: 'Leave Mia' }).click();
+    await waitFor(async () => (await shownSubject(pb)) === 'Mia Rose (view only)', { timeout: 5000 });
+    // a viewer reads the details without a form
+    await nav(pb, 'Feedings');
+    await pb.locator('.subject-line').getByRole('link', { name: 'Mia Rose' }).click();
+    await pb.getByRole('heading', { level: 1, name: 'Mia Rose' }).waitFor();
+    await pb.getByText('Only its owners can change these.').waitFor();
+    assert.equal(await pb.getByRole('button', { name: 'Save' }).count(), 0);
+    noErrors();
+  });
+
+  it('B leaves the circle; A sees it, and B is back on their own subject', async () => {
+    const pb = b.page;
+    await pb.getByRole('button', { name: 'Leave Mia Rose' }).click();
     await pb.getByRole('heading', { level: 1, name: 'Subjects' }).waitFor();
     await waitFor(async () => (await switcher(pb).locator('option').count()) === 1);
     assert.equal(await shownSubject(pb), 'Ben');

@@ -288,7 +288,10 @@ export function subjectPage(ctx, id) {
       showProblem(membersAlert, [], err);
     }
   }
+  const countEl = h('span', { class: 'muted member-count' });
+  const showCount = (n) => (countEl.textContent = `${n} member${n === 1 ? '' : 's'}`);
   function renderMembers() {
+    if (members.length) showCount(members.length);
     replace(
       memberList,
       members.map((m) => {
@@ -556,11 +559,12 @@ export function subjectPage(ctx, id) {
 
   function layout() {
     title.textContent = subject.name;
+    showCount(members.length || subject.member_count);
     document.title = `${subject.name} · Pulse`;
     replace(
       head,
       h('span', { class: 'badge role' }, `you are ${subject.role}`),
-      h('span', { class: 'muted' }, ` ${subject.member_count} member${subject.member_count === 1 ? '' : 's'}`),
+      countEl,
       subject.id === ctx.subjects.currentId
         ? null
         : h(
