@@ -196,6 +196,27 @@ describe('care circles in the web UI', () => {
     noErrors([/^C console: Failed to load resource: the server responded with a status of 404\b/]);
   });
 
+  it('an invitation opened by a member says so, and a revoked one is gone from the list', async () => {
+    const { page } = a;
+    await page.getByLabel('Role', { exact: true }).selectOption('viewer');
+    await page.getByRole('button', { name: 'Create invitation link' }).click();
+    await page.locator('.invite-shown', { hasText: 'as viewer' }).waitFor();
+    const own = (await page.locator('.invite-shown code').textContent()).trim();
+    await page.locator('.invitations-list .item', { hasText: 'as viewer' }).waitFor();
+    const mia = page.url();
+    await page.goto(own);
+    await page.getByRole('button', { name: 'Accept invitation' }).click();
+    await page.getByText('You are already a member of this circle.').waitFor();
+    await page.goto(mia);
+    await page.getByRole('button', { name: /^Revoke invitation as viewer/ }).click();
+    await waitFor(async () => (await page.locator('.invitations-list .item', { hasText: 'as viewer' }).count()) === 0);
+    // the revoked code is refused like an unknown one
+    await page.goto(own);
+    await page.getByRole('button', { name: 'Accept invitation' }).click();
+    await page.getByText(/This invitation is not valid/).waitFor();
+    noErrors([/^A console: Failed to load resource: the server responded with a status of (409|404)\b/]);
+  });
+
   it("B logs a feeding and A's open page shows it, with who logged it, without a reload", async () => {
     const pa = a.page;
     await nav(pa, 'Feedings');
@@ -249,6 +270,9 @@ describe('care circles in the web UI', () => {
     await pb.locator('.feedings-list .item', { hasText: '90 ml' }).waitFor();
     await nav(pb, 'Notes');
     assert.equal(await pb.getByRole('button', { name: 'Add note' }).count(), 0);
+    await nav(pb, 'Live');
+    await pb.locator('.today-summary', { hasText: '90 ml' }).waitFor();
+    assert.equal(await pb.getByRole('link', { name: 'Log a feeding' }).count(), 0);
     assert.match(await shownSubject(pb), /Mia \(view only\)/);
     noErrors();
   });
