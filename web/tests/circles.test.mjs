@@ -301,6 +301,20 @@ describe('care circles in the web UI', () => {
     await def.waitFor();
     assert.equal(await def.evaluate((s) => s.options[s.selectedIndex].textContent), 'Ann (owner)');
     await pa.locator('.shared-warning', { hasText: 'lose Mia' }).waitFor();
+    // an access token restricted to Mia
+    await pa.getByRole('textbox', { name: 'Name', exact: true }).last().fill('nursery tablet');
+    await pa.locator('.token-subjects').getByLabel('Mia').check();
+    await pa.getByRole('button', { name: 'Create token' }).click();
+    await pa.locator('.item', { hasText: 'nursery tablet' }).getByText('only Mia').waitFor();
+    const secret = (await pa.locator('.token-shown code').textContent()).trim();
+    const r = await fetch(`${origin}/api/v1/subjects`, { headers: { Authorization: `Bearer ${secret}` } });
+    assert.equal(r.status, 200);
+    assert.deepEqual(
+      (await r.json()).items.map((x) => x.name),
+      ['Mia'],
+    );
+    await pa.getByRole('button', { name: 'Revoke token nursery tablet' }).click();
+    await pa.getByText('No access tokens.').waitFor();
     // B, who owns only their own subject, gets no such warning
     const pb = b.page;
     await nav(pb, 'Profile');

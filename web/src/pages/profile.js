@@ -178,6 +178,13 @@ export function profilePage(ctx) {
     h('input', { type: 'number', min: 1, max: 365, inputmode: 'numeric' }),
     'expires_in_days',
   );
+  // Optional restriction to some subjects (`subject_ids`): none ticked is every subject.
+  const tokenSubjects = ctx.subjects.items.map((x, i) => ({
+    id: x.id,
+    box: h('input', { type: 'checkbox', id: `token-subject-${i}`, value: x.id }),
+    name: x.name,
+  }));
+  const subjectNames = (ids) => ids.map((id) => (ctx.subjects.get(id) || { name: 'a subject you left' }).name);
   const tokenFields = [tokenName, expires];
   const tokenAlert = alertBox();
   const shown = h('div', { class: 'token-shown', hidden: true, role: 'status' });
@@ -196,11 +203,14 @@ export function profilePage(ctx) {
           const scopes = [scopeRead.checked && 'read', scopeWrite.checked && 'write'].filter(Boolean);
           const body = { name: tokenName.input.value.trim(), scopes };
           if (expires.input.value) body.expires_in_days = Number(expires.input.value);
+          const only = tokenSubjects.filter((x) => x.box.checked).map((x) => x.id);
+          if (only.length) body.subject_ids = only;
           return post('/tokens', body);
         },
         done: ({ data }) => {
           tokenName.input.value = '';
           expires.input.value = '';
+          tokenSubjects.forEach((x) => (x.box.checked = false));
           const code = h('code', { class: 'secret' }, data.token);
           const copy = h(
             'button',
@@ -245,6 +255,19 @@ export function profilePage(ctx) {
       h('div', { class: 'field check' }, scopeRead, h('label', { for: 'scope-read' }, 'read')),
       h('div', { class: 'field check' }, scopeWrite, h('label', { for: 'scope-write' }, 'write')),
     ),
+    tokenSubjects.length
+      ? h(
+          'fieldset',
+          { class: 'token-subjects' },
+          h('legend', null, 'Only for these subjects (optional)'),
+          h(
+            'p',
+            { class: 'hint' },
+            'None ticked: every subject. Ticked: only those, and none of the account-wide actions (export, new subjects, invitations).',
+          ),
+          tokenSubjects.map((x) => h('div', { class: 'field check' }, x.box, h('label', { for: x.box.id }, x.name))),
+        )
+      : null,
     expires.row,
     createTokenBtn,
   );
@@ -263,6 +286,9 @@ export function profilePage(ctx) {
                   { class: 'item-main' },
                   h('strong', null, t.name),
                   h('span', { class: 'badge' }, t.scopes.join(' + ')),
+                  t.subject_ids
+                    ? h('span', { class: 'badge' }, `only ${subjectNames(t.subject_ids).join(', ')}`)
+                    : null,
                   h(
                     'p',
                     { class: 'muted' },
