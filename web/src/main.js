@@ -46,7 +46,7 @@ const root = document.getElementById('app');
 const state = { user: null, current: null, flash: '' };
 
 function navigate(path, { replaceState = false } = {}) {
-  if (path !== location.pathname + location.search) {
+  if (path !== location.pathname + location.search + location.hash) {
     if (replaceState) history.replaceState(null, '', path);
     else history.pushState(null, '', path);
   }
@@ -267,11 +267,10 @@ async function render() {
     return;
   }
   if (!route.public && !state.user) {
+    // kept for after signing in, also when the session turns out to have expired
+    if (code) sessionStorage.setItem(PENDING_INVITE, code);
     if (!signedIn.get()) {
-      if (code) {
-        sessionStorage.setItem(PENDING_INVITE, code);
-        state.flash = 'Sign in or create an account to accept the invitation.';
-      }
+      if (code) state.flash = 'Sign in or create an account to accept the invitation.';
       navigate('/login', { replaceState: true });
       return;
     }
@@ -309,6 +308,7 @@ async function render() {
     navigate('/', { replaceState: true });
     return;
   }
+  if (code) sessionStorage.removeItem(PENDING_INVITE); // shown now: not again after a later sign-in
   cleanup();
   const view = route.page(ctx, ...(code ? [code] : params));
   document.title = `${route.title} · Pulse`;

@@ -207,6 +207,9 @@ describe('care circles in the web UI', () => {
     await page.goto(own);
     await page.getByRole('button', { name: 'Accept invitation' }).click();
     await page.getByText('You are already a member of this circle.').waitFor();
+    await page.getByRole('link', { name: 'Not now' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Live' }).waitFor();
+    assert.equal(new URL(page.url()).hash, '');
     await page.goto(mia);
     await page.getByRole('button', { name: /^Revoke invitation as viewer/ }).click();
     await waitFor(async () => (await page.locator('.invitations-list .item', { hasText: 'as viewer' }).count()) === 0);
