@@ -12,6 +12,11 @@ export default defineConfig({
     assetsInlineLimit: 0,
     sourcemap: false,
     reportCompressedSize: false,
+    rollupOptions: {
+      // Hex hashes: pulsed finds the hash after the last '-' of `name-<hash>.ext`, and a
+      // base64url hash may itself contain a '-' (then the file was served `no-cache`).
+      output: { hashCharacters: 'hex' },
+    },
   },
   plugins: [gzipSiblings()],
   server: {

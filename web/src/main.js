@@ -1,5 +1,7 @@
 // The app shell: session state, a history-API router (pulsed answers every extension-less
-// path outside /api and /health with index.html), the navigation bar and the live socket.
+// path outside /api and /health with index.html), the navigation bar with the subject
+// switcher, and the live socket. An invitation link is `/#/invite/<code>`: the code stays in
+// the fragment, which browsers never send to a server (no access log, no Referer).
 import './style.css';
 import { ApiError, get, post, setUnauthorizedHandler, signedIn } from './api.js';
 import { h, replace } from './dom.js';
@@ -10,12 +12,17 @@ import { feedingsPage } from './pages/feedings.js';
 import { loginPage, registerPage } from './pages/auth.js';
 import { notesPage } from './pages/notes.js';
 import { profilePage } from './pages/profile.js';
+import { invitePage, subjectPage, subjectsPage } from './pages/subjects.js';
+import { subjects } from './subjects.js';
 
 const ROUTES = {
-  '/': { page: dashboardPage, title: 'Live' },
-  '/feedings': { page: feedingsPage, title: 'Feedings' },
-  '/notes': { page: notesPage, title: 'Notes' },
+  // perSubject: the page shows the chosen subject's records (built again when it changes)
+  '/': { page: dashboardPage, title: 'Live', perSubject: true },
+  '/feedings': { page: feedingsPage, title: 'Feedings', perSubject: true },
+  '/notes': { page: notesPage, title: 'Notes', perSubject: true },
   '/profile': { page: profilePage, title: 'Profile' },
+  '/subjects': { page: subjectsPage, title: 'Subjects' },
+  '/invite': { page: invitePage, title: 'Invitation' },
   '/login': { page: loginPage, title: 'Sign in', public: true },
   '/register': { page: registerPage, title: 'Create an account', public: true },
 };
@@ -23,14 +30,23 @@ const NAV = [
   ['/', 'Live'],
   ['/feedings', 'Feedings'],
   ['/notes', 'Notes'],
+  ['/subjects', 'Subjects'],
   ['/profile', 'Profile'],
 ];
+// Routes with an id: [pattern, route].
+const PARAM_ROUTES = [[/^\/subjects\/([0-9a-f-]{36})$/i, { page: subjectPage, title: 'Subject' }]];
+// An invitation opened before signing in is kept for after it (this tab only).
+const PENDING_INVITE = 'pulse.pending-invite';
+const inviteCode = () => {
+  const m = location.hash.match(/^#\/invite\/([A-Za-z0-9_-]+)$/);
+  return m ? m[1] : null;
+};
 
 const root = document.getElementById('app');
 const state = { user: null, current: null, flash: '' };
 
 function navigate(path, { replaceState = false } = {}) {
-  if (path !== location.pathname + location.search) {
+  if (path !== location.pathname + location.search + location.hash) {
     if (replaceState) history.replaceState(null, '', path);
     else history.pushState(null, '', path);
   }
@@ -41,6 +57,7 @@ function signedOut(message) {
   state.user = null;
   signedIn.set(false);
   live.stop();
+  subjects.clear();
   metricsHistory.clear();
   state.flash = message || '';
   navigate('/login', { replaceState: true });
@@ -58,8 +75,25 @@ live.on('retry', ({ attempt }) => {
 live.on('event', (msg) => {
   if (msg.event === 'profile.updated' && msg.data && state.user && msg.data.id === state.user.id) {
     state.user = { ...state.user, ...msg.data };
+    subjects.defaultId = state.user.default_subject_id || subjects.defaultId;
   }
+  if (state.user) subjects.apply(msg, reloadSubjects);
 });
+// Another subject chosen, or the user's role in the shown one changed (a viewer has no write
+// controls): a page of the subject's records is built again. The subject pages follow their
+// subject themselves; the switcher is refreshed in every case.
+subjects.on((why) => {
+  if (!state.user || !state.current) return;
+  if ((why === 'switched' || why === 'role') && state.current.route.perSubject) render();
+  else if (state.switcher) state.switcher.refresh();
+});
+function reloadSubjects() {
+  if (state.user)
+    subjects.load(state.user).then(
+      () => subjects.emit('changed'),
+      () => {},
+    );
+}
 metricsHistory.listen(live);
 
 const ctx = {
@@ -71,13 +105,19 @@ const ctx = {
   },
   navigate,
   live,
+  subjects,
   signedIn(user) {
     state.user = user;
     signedIn.set(true);
     live.start();
-    navigate('/', { replaceState: true });
+    const code = sessionStorage.getItem(PENDING_INVITE);
+    sessionStorage.removeItem(PENDING_INVITE);
+    navigate(code ? `/#/invite/${code}` : '/', { replaceState: true });
   },
   signedOut,
+  flash(message) {
+    state.flash = message;
+  },
   takeFlash() {
     const f = state.flash;
     state.flash = '';
@@ -117,8 +157,38 @@ function statusDot() {
   return { el, off: live.on('status', show) };
 }
 
+// The subject switcher: a native <select> of the user's subjects (the choice is kept per device).
+function switcher() {
+  const select = h('select', {
+    id: 'subject-switcher',
+    onchange: () => subjects.select(select.value),
+  });
+  const refresh = () => {
+    replace(
+      select,
+      subjects.items.map((s) =>
+        h(
+          'option',
+          { value: s.id, selected: s.id === subjects.currentId },
+          s.role === 'viewer' ? `${s.name} (view only)` : s.name,
+        ),
+      ),
+    );
+    select.value = subjects.currentId || '';
+  };
+  refresh();
+  const el = h(
+    'div',
+    { class: 'switcher' },
+    h('label', { for: 'subject-switcher', class: 'visually-hidden' }, 'Subject'),
+    select,
+  );
+  return { el, refresh };
+}
+
 function shell(view, path) {
   const dot = statusDot();
+  state.switcher = switcher();
   const logoutBtn = h('button', { type: 'button', class: 'link-button', onclick: () => logout(logoutBtn) }, 'Sign out');
   const nav = h(
     'nav',
@@ -127,7 +197,19 @@ function shell(view, path) {
       'ul',
       null,
       NAV.map(([href, label]) =>
-        h('li', null, h('a', { href, 'data-link': true, 'aria-current': href === path ? 'page' : null }, label)),
+        h(
+          'li',
+          null,
+          h(
+            'a',
+            {
+              href,
+              'data-link': true,
+              'aria-current': href === path ? 'page' : href !== '/' && path.startsWith(`${href}/`) ? 'true' : null,
+            },
+            label,
+          ),
+        ),
       ),
     ),
   );
@@ -140,6 +222,7 @@ function shell(view, path) {
       h('img', { src: '/favicon.svg', alt: '', width: 24, height: 24 }),
       'Pulse',
     ),
+    state.switcher.el,
     nav,
     h(
       'div',
@@ -156,8 +239,19 @@ function shell(view, path) {
 let renderSeq = 0;
 async function render() {
   const seq = ++renderSeq;
-  const path = location.pathname.length > 1 ? location.pathname.replace(/\/+$/, '') : '/';
-  const route = ROUTES[path];
+  let path = location.pathname.length > 1 ? location.pathname.replace(/\/+$/, '') : '/';
+  const code = path === '/' ? inviteCode() : null;
+  if (code) path = '/invite';
+  let route = ROUTES[path];
+  const params = [];
+  for (const [re, r] of PARAM_ROUTES) {
+    const m = path.match(re);
+    if (!route && m) {
+      route = r;
+      params.push(...m.slice(1));
+    }
+  }
+  if (path === '/invite' && !code) route = null;
   if (!route) {
     cleanup();
     replace(
@@ -173,7 +267,10 @@ async function render() {
     return;
   }
   if (!route.public && !state.user) {
+    // kept for after signing in, also when the session turns out to have expired
+    if (code) sessionStorage.setItem(PENDING_INVITE, code);
     if (!signedIn.get()) {
+      if (code) state.flash = 'Sign in or create an account to accept the invitation.';
       navigate('/login', { replaceState: true });
       return;
     }
@@ -199,21 +296,30 @@ async function render() {
     if (seq !== renderSeq) return;
     live.start();
   }
+  if (!route.public && subjects.userId !== state.user.id) {
+    try {
+      await subjects.load(state.user);
+    } catch {
+      /* the pages fall back to the default subject */
+    }
+    if (seq !== renderSeq) return;
+  }
   if (route.public && state.user) {
     navigate('/', { replaceState: true });
     return;
   }
+  if (code) sessionStorage.removeItem(PENDING_INVITE); // shown now: not again after a later sign-in
   cleanup();
-  const view = route.page(ctx);
+  const view = route.page(ctx, ...(code ? [code] : params));
   document.title = `${route.title} · Pulse`;
   if (route.public) {
     const main = h('main', { id: 'main', tabindex: '-1', class: 'narrow' }, view.el);
     replace(root, main);
-    state.current = { view, off: null };
+    state.current = { view, off: null, route };
   } else {
     const s = shell(view, path);
     replace(root, ...s.nodes);
-    state.current = { view, off: s.off };
+    state.current = { view, off: s.off, route };
   }
   if (seq > 1) window.scrollTo(0, 0);
   if (view.mounted) view.mounted();

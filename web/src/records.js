@@ -12,6 +12,7 @@
 //   edit(r)     opens the edit form (with `form()` below)
 //   params()    optional: more query parameters for the list
 //   deleted()   optional: called after a record was deleted here
+//   readOnly    optional: no Edit/Delete/actions (a viewer of the subject)
 import { del, get, ifMatch, query } from './api.js';
 import { alertBox, busy, h, replace, showProblem } from './dom.js';
 
@@ -64,34 +65,36 @@ export function recordList(o) {
   function itemView(r) {
     if (editing.has(r.id)) return h('li', { class: 'item editing', dataset: { id: r.id } }, editing.get(r.id));
     const label = o.label(r);
-    const actions = confirming.has(r.id)
-      ? [
-          h('span', { class: 'confirm-text' }, 'Delete?'),
-          h(
-            'button',
-            {
-              type: 'button',
-              class: 'danger',
-              'aria-label': `Confirm deleting ${label}`,
-              onclick: (e) => busy(e.currentTarget, () => doDelete(r)),
-            },
-            'Delete',
-          ),
-          h('button', { type: 'button', class: 'secondary', onclick: () => confirm(r, false) }, 'Keep'),
-        ]
-      : [
-          o.actions ? o.actions(r) : null,
-          h(
-            'button',
-            { type: 'button', class: 'secondary', 'aria-label': `Edit ${label}`, onclick: () => o.edit(r) },
-            'Edit',
-          ),
-          h(
-            'button',
-            { type: 'button', class: 'secondary', 'aria-label': `Delete ${label}`, onclick: () => confirm(r, true) },
-            'Delete',
-          ),
-        ];
+    const actions = o.readOnly
+      ? []
+      : confirming.has(r.id)
+        ? [
+            h('span', { class: 'confirm-text' }, 'Delete?'),
+            h(
+              'button',
+              {
+                type: 'button',
+                class: 'danger',
+                'aria-label': `Confirm deleting ${label}`,
+                onclick: (e) => busy(e.currentTarget, () => doDelete(r)),
+              },
+              'Delete',
+            ),
+            h('button', { type: 'button', class: 'secondary', onclick: () => confirm(r, false) }, 'Keep'),
+          ]
+        : [
+            o.actions ? o.actions(r) : null,
+            h(
+              'button',
+              { type: 'button', class: 'secondary', 'aria-label': `Edit ${label}`, onclick: () => o.edit(r) },
+              'Edit',
+            ),
+            h(
+              'button',
+              { type: 'button', class: 'secondary', 'aria-label': `Delete ${label}`, onclick: () => confirm(r, true) },
+              'Delete',
+            ),
+          ];
     return h(
       'li',
       { class: o.itemClass ? o.itemClass(r) : 'item', dataset: { id: r.id } },

@@ -1,10 +1,14 @@
 // Feedings: a quick "log a feeding" form with big touch targets, today's progress, the list
 // (edit and delete with If-Match, so a change made meanwhile elsewhere is never overwritten)
-// and a 30-day chart. Changes from other devices arrive as live events and are applied here.
-import { get, idempotencyKey, ifMatch, patch, post } from '../api.js';
+// and a 30-day chart, all for the subject chosen in the header; each feeding says who logged it.
+// A viewer gets the list and the charts without the write controls. Changes from other devices
+// and other members arrive as live events and are applied here.
+import { get, idempotencyKey, ifMatch, patch, post, query } from '../api.js';
 import { barChart } from '../charts.js';
 import { alertBox, field, fmtDateTime, fmtNumber, h, onSubmit, replace, toLocalInput } from '../dom.js';
 import { recordList } from '../records.js';
+import { forCurrent } from '../subjects.js';
+import { byLine, subjectLine } from './subjects.js';
 import { todayCard } from './today.js';
 
 const KINDS = ['milk', 'formula', 'water', 'food', 'medication', 'other'];
@@ -14,7 +18,9 @@ const LAST_KIND = 'pulse.last-kind';
 const byGivenAt = (a, b) => (a.given_at < b.given_at ? 1 : a.given_at > b.given_at ? -1 : a.id < b.id ? 1 : -1);
 
 export function feedingsPage(ctx) {
-  const tz = () => ctx.user && ctx.user.timezone;
+  const subject = ctx.subjects.current;
+  const writable = ctx.subjects.canWrite;
+  const tz = () => (subject && subject.timezone) || (ctx.user && ctx.user.timezone);
   const today = todayCard(ctx);
 
   // ---- quick log ----
@@ -73,7 +79,7 @@ export function feedingsPage(ctx) {
         button: logButton,
         status: logStatus,
         send: () => {
-          const body = { amount_ml: Number(amount.input.value), kind };
+          const body = { amount_ml: Number(amount.input.value), kind, subject_id: ctx.subjects.id };
           if (!Number.isInteger(body.amount_ml)) body.amount_ml = amount.input.value; // let the API explain
           if (note.input.value.trim()) body.note = note.input.value.trim();
           return post('/feedings', body, { headers: { 'Idempotency-Key': idempotencyKey() } });
@@ -111,8 +117,11 @@ export function feedingsPage(ctx) {
       h('span', { class: 'amount' }, `${fmtNumber(f.amount_ml)} ml`),
       h('span', { class: `kind kind-${f.kind}` }, f.kind),
       h('time', { datetime: f.given_at, class: 'muted' }, fmtDateTime(f.given_at, tz())),
+      byLine(f, ctx),
       f.note ? h('p', { class: 'item-note' }, f.note) : null,
     ],
+    readOnly: !writable,
+    params: () => ({ subject_id: ctx.subjects.id }),
     edit: startEdit,
     deleted: () => {
       today.refresh();
@@ -185,7 +194,7 @@ export function feedingsPage(ctx) {
     timer: null,
     async load() {
       try {
-        const { data: s } = await get('/stats/feedings?days=30');
+        const { data: s } = await get(`/stats/feedings${query({ days: 30, subject_id: ctx.subjects.id })}`);
         chart.set(s.per_day.map((d) => ({ date: d.date, value: d.total_ml })));
         replace(
           statsText,
@@ -203,7 +212,7 @@ export function feedingsPage(ctx) {
 
   // ---- live events from other devices (and echoes of our own changes) ----
   const off = ctx.live.on('event', (m) => {
-    if (!m.event || !m.event.startsWith('feeding.') || !m.data) return;
+    if (!m.event || !m.event.startsWith('feeding.') || !m.data || !forCurrent(m)) return;
     if (m.event === 'feeding.deleted') records.drop(m.data.id);
     // A feeding older than what is loaded belongs to a later page: leave it to "Load more".
     else records.apply(m.data, (f, oldest) => f.given_at >= oldest.given_at);
@@ -214,7 +223,10 @@ export function feedingsPage(ctx) {
     'section',
     { class: 'feedings-page' },
     h('div', { class: 'page-head' }, h('h1', null, 'Feedings')),
-    h('div', { class: 'two-col' }, h('div', null, logForm), h('div', null, today.el, chart.el, statsText)),
+    subjectLine(ctx),
+    writable
+      ? h('div', { class: 'two-col' }, h('div', null, logForm), h('div', null, today.el, chart.el, statsText))
+      : h('div', { class: 'two-col' }, h('div', null, today.el), h('div', null, chart.el, statsText)),
     h('section', { class: 'card', 'aria-labelledby': 'list-h' }, h('h2', { id: 'list-h' }, 'Recent'), records.nodes),
   );
   return {

@@ -1,9 +1,12 @@
 // Notes: full-text search (?q=), tag and pinned filters, create, edit and delete with If-Match,
 // pin and unpin. Live events from other devices update the list (or, while a search or filter
-// is active, re-run it: only the server can tell whether a note matches).
-import { get, idempotencyKey, ifMatch, patch, post } from '../api.js';
+// is active, re-run it: only the server can tell whether a note matches). Everything is for the
+// subject chosen in the header; a viewer reads without the write controls.
+import { get, idempotencyKey, ifMatch, patch, post, query } from '../api.js';
 import { alertBox, busy, field, fmtDateTime, h, onSubmit, replace, showProblem } from '../dom.js';
 import { recordList } from '../records.js';
+import { forCurrent } from '../subjects.js';
+import { byLine, subjectLine } from './subjects.js';
 
 const order = (a, b) =>
   a.pinned !== b.pinned
@@ -58,6 +61,9 @@ function noteFields(note = {}) {
 export function notesPage(ctx) {
   const filters = { q: '', tag: '', pinned: false };
   const filtered = () => !!(filters.q || filters.tag || filters.pinned);
+  const writable = ctx.subjects.canWrite;
+  const subject = ctx.subjects.current;
+  const tz = () => (subject && subject.timezone) || (ctx.user && ctx.user.timezone);
 
   // ---- create ----
   const nf = noteFields();
@@ -73,7 +79,12 @@ export function notesPage(ctx) {
         alert: createAlert,
         fields: nf.list,
         button: createBtn,
-        send: () => post('/notes', nf.values(), { headers: { 'Idempotency-Key': idempotencyKey() } }),
+        send: () =>
+          post(
+            '/notes',
+            { ...nf.values(), subject_id: ctx.subjects.id },
+            { headers: { 'Idempotency-Key': idempotencyKey() } },
+          ),
         done: ({ data }) => {
           nf.title.input.value = '';
           nf.body.input.value = '';
@@ -123,7 +134,7 @@ export function notesPage(ctx) {
     timer: null,
     async load() {
       try {
-        const { data } = await get('/tags');
+        const { data } = await get(`/tags${query({ subject_id: ctx.subjects.id })}`);
         replace(
           tagBar,
           data.items.map((t) =>
@@ -170,9 +181,11 @@ export function notesPage(ctx) {
         'p',
         { class: 'note-meta' },
         n.tags.map((t) => h('span', { class: 'tag static' }, `#${t}`)),
-        h('time', { class: 'muted', datetime: n.updated_at }, fmtDateTime(n.updated_at, ctx.user && ctx.user.timezone)),
+        h('time', { class: 'muted', datetime: n.updated_at }, fmtDateTime(n.updated_at, tz())),
       ),
+      byLine(n, ctx),
     ],
+    readOnly: !writable,
     actions: (n) =>
       h(
         'button',
@@ -186,7 +199,12 @@ export function notesPage(ctx) {
         n.pinned ? 'Unpin' : 'Pin',
       ),
     edit: startEdit,
-    params: () => ({ q: filters.q, tag: filters.tag, pinned: filters.pinned ? 'true' : '' }),
+    params: () => ({
+      q: filters.q,
+      tag: filters.tag,
+      pinned: filters.pinned ? 'true' : '',
+      subject_id: ctx.subjects.id,
+    }),
     deleted: () => tags.refresh(),
   });
   const reload = records.reload;
@@ -240,7 +258,7 @@ export function notesPage(ctx) {
 
   let reloadTimer = null;
   const off = ctx.live.on('event', (m) => {
-    if (!m.event || !m.event.startsWith('note.') || !m.data) return;
+    if (!m.event || !m.event.startsWith('note.') || !m.data || !forCurrent(m)) return;
     tags.refresh();
     if (m.event === 'note.deleted') {
       records.drop(m.data.id);
@@ -258,10 +276,11 @@ export function notesPage(ctx) {
     'section',
     { class: 'notes-page' },
     h('div', { class: 'page-head' }, h('h1', null, 'Notes')),
+    subjectLine(ctx),
     h(
       'div',
-      { class: 'two-col notes-layout' },
-      h('div', null, createForm),
+      { class: writable ? 'two-col notes-layout' : '' },
+      writable ? h('div', null, createForm) : null,
       h(
         'section',
         { class: 'card', 'aria-labelledby': 'notes-h' },

@@ -1,6 +1,8 @@
 // Profile: name, time zone and daily target; sessions (list, revoke); personal access tokens
 // (create, shown once, revoke); password change (optionally revoking every token); export;
-// delete the account.
+// delete the account. With care circles: the default subject (what apps that name none use),
+// whose target this page shows and sets only when the user owns it, and a warning before the
+// deletion about the subjects that go with the account although others are in their circle.
 import { del, get, patch, post } from '../api.js';
 import { alertBox, busy, field, fmtDateTime, h, onSubmit, replace, showProblem } from '../dom.js';
 
@@ -34,7 +36,18 @@ export function profilePage(ctx) {
     'daily_target_ml',
     '0 means no target.',
   );
-  const profileFields = [name, zone, target];
+  // The default subject: the one the API uses when a client names none (v1 apps, scripts).
+  const defaultSubject = field(
+    'Default subject',
+    h('select', null),
+    'default_subject_id',
+    'What apps and scripts that do not name a subject log for. The daily target is its target.',
+  );
+  const ownsDefault = (u) => {
+    const s = ctx.subjects.get(u.default_subject_id);
+    return !s || s.role === 'owner';
+  };
+  const profileFields = [name, zone, target, defaultSubject];
   const profileAlert = alertBox();
   const profileStatus = h('p', { class: 'notice', role: 'status', hidden: true });
   const saveBtn = h('button', { type: 'submit', class: 'primary' }, 'Save profile');
@@ -43,6 +56,15 @@ export function profilePage(ctx) {
     name.input.value = u.display_name || '';
     zone.input.value = u.timezone;
     target.input.value = String(u.daily_target_ml);
+    // Only the owners of the default subject set its target (403 otherwise).
+    target.input.disabled = !ownsDefault(u);
+    replace(
+      defaultSubject.input,
+      ctx.subjects.items.map((x) =>
+        h('option', { value: x.id, selected: x.id === u.default_subject_id }, `${x.name} (${x.role})`),
+      ),
+    );
+    defaultSubject.row.hidden = ctx.subjects.items.length < 2;
     dirty = false;
   };
   profileFields.forEach((f) => f.input.addEventListener('input', () => (dirty = true)));
@@ -57,12 +79,14 @@ export function profilePage(ctx) {
         fields: profileFields,
         button: saveBtn,
         status: profileStatus,
-        send: () =>
-          patch('/me', {
-            display_name: name.input.value.trim() || null,
-            timezone: zone.input.value.trim(),
-            daily_target_ml: target.input.value === '' ? 0 : Number(target.input.value),
-          }),
+        send: () => {
+          const body = { display_name: name.input.value.trim() || null, timezone: zone.input.value.trim() };
+          const chosen = defaultSubject.input.value;
+          if (chosen && chosen !== ctx.user.default_subject_id) body.default_subject_id = chosen;
+          else if (!target.input.disabled)
+            body.daily_target_ml = target.input.value === '' ? 0 : Number(target.input.value);
+          return patch('/me', body);
+        },
         done: ({ data }) => {
           ctx.setUser(data);
           fill(data);
@@ -77,6 +101,7 @@ export function profilePage(ctx) {
     name.row,
     zone.row,
     zoneList,
+    defaultSubject.row,
     target.row,
     saveBtn,
     profileStatus,
@@ -153,6 +178,13 @@ export function profilePage(ctx) {
     h('input', { type: 'number', min: 1, max: 365, inputmode: 'numeric' }),
     'expires_in_days',
   );
+  // Optional restriction to some subjects (`subject_ids`): none ticked is every subject.
+  const tokenSubjects = ctx.subjects.items.map((x, i) => ({
+    id: x.id,
+    box: h('input', { type: 'checkbox', id: `token-subject-${i}`, value: x.id }),
+    name: x.name,
+  }));
+  const subjectNames = (ids) => ids.map((id) => (ctx.subjects.get(id) || { name: 'a subject you left' }).name);
   const tokenFields = [tokenName, expires];
   const tokenAlert = alertBox();
   const shown = h('div', { class: 'token-shown', hidden: true, role: 'status' });
@@ -171,11 +203,14 @@ export function profilePage(ctx) {
           const scopes = [scopeRead.checked && 'read', scopeWrite.checked && 'write'].filter(Boolean);
           const body = { name: tokenName.input.value.trim(), scopes };
           if (expires.input.value) body.expires_in_days = Number(expires.input.value);
+          const only = tokenSubjects.filter((x) => x.box.checked).map((x) => x.id);
+          if (only.length) body.subject_ids = only;
           return post('/tokens', body);
         },
         done: ({ data }) => {
           tokenName.input.value = '';
           expires.input.value = '';
+          tokenSubjects.forEach((x) => (x.box.checked = false));
           const code = h('code', { class: 'secret' }, data.token);
           const copy = h(
             'button',
@@ -220,6 +255,19 @@ export function profilePage(ctx) {
       h('div', { class: 'field check' }, scopeRead, h('label', { for: 'scope-read' }, 'read')),
       h('div', { class: 'field check' }, scopeWrite, h('label', { for: 'scope-write' }, 'write')),
     ),
+    tokenSubjects.length
+      ? h(
+          'fieldset',
+          { class: 'token-subjects' },
+          h('legend', null, 'Only for these subjects (optional)'),
+          h(
+            'p',
+            { class: 'hint' },
+            'None ticked: every subject. Ticked: only those, and none of the account-wide actions (export, new subjects, invitations).',
+          ),
+          tokenSubjects.map((x) => h('div', { class: 'field check' }, x.box, h('label', { for: x.box.id }, x.name))),
+        )
+      : null,
     expires.row,
     createTokenBtn,
   );
@@ -238,6 +286,9 @@ export function profilePage(ctx) {
                   { class: 'item-main' },
                   h('strong', null, t.name),
                   h('span', { class: 'badge' }, t.scopes.join(' + ')),
+                  t.subject_ids
+                    ? h('span', { class: 'badge' }, `only ${subjectNames(t.subject_ids).join(', ')}`)
+                    : null,
                   h(
                     'p',
                     { class: 'muted' },
@@ -347,6 +398,22 @@ export function profilePage(ctx) {
     'password',
   );
   const delConfirm = h('input', { type: 'checkbox', id: 'delete-confirm' });
+  // Named before deleting: the subjects the user owns alone that others are members of.
+  const shared = h('p', { class: 'alert shared-warning', role: 'note', hidden: true });
+  async function loadShared() {
+    const names = [];
+    for (const s of ctx.subjects.items.filter((x) => x.role === 'owner' && x.member_count > 1)) {
+      try {
+        const { data } = await get(`/subjects/${s.id}/members`);
+        if (!data.items.some((m) => m.role === 'owner' && m.user_id !== ctx.user.id)) names.push(s.name);
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+    shared.hidden = names.length === 0;
+    const one = names.length === 1;
+    shared.textContent = `The other members of their circle lose ${names.join(', ')}: you are ${one ? 'its' : 'their'} only owner. Make one of them an owner first to keep ${one ? 'it' : 'them'} for them.`;
+  }
   const delAlert = alertBox();
   const delBtn = h('button', { type: 'submit', class: 'danger' }, 'Delete my account');
   const deleteForm = h(
@@ -371,6 +438,12 @@ export function profilePage(ctx) {
     },
     h('h2', { id: 'delete-h' }, 'Delete account'),
     h('p', null, 'This deletes your profile, notes, feedings and tokens for good and signs out every device.'),
+    h(
+      'p',
+      null,
+      'Subjects of which you are the only owner are deleted with their records, also for the other members of their circle. In subjects with another owner, your records stay, without your name.',
+    ),
+    shared,
     delAlert,
     delPassword.row,
     h(
@@ -448,6 +521,7 @@ export function profilePage(ctx) {
         .catch(() => {});
       loadSessions();
       loadTokens();
+      loadShared();
     },
     destroy: off,
   };

@@ -1,7 +1,8 @@
 // Today's progress towards the daily target (GET /api/v1/feedings/today), refreshed when a
 // feeding or the profile changes, here or on another device (live events).
-import { get } from '../api.js';
+import { get, query } from '../api.js';
 import { fmtNumber, fmtTime, h, replace } from '../dom.js';
+import { forCurrent } from '../subjects.js';
 
 export function todayCard(ctx, { compact = false } = {}) {
   const bar = h('progress', { max: 1, value: 0, 'aria-labelledby': 'today-summary' });
@@ -14,7 +15,9 @@ export function todayCard(ctx, { compact = false } = {}) {
       'div',
       { class: 'card-head' },
       h('h2', { id: 'today-h' }, 'Today'),
-      compact ? h('a', { href: '/feedings', 'data-link': true, class: 'button-link' }, 'Log a feeding') : null,
+      compact && ctx.subjects.canWrite
+        ? h('a', { href: '/feedings', 'data-link': true, class: 'button-link' }, 'Log a feeding')
+        : null,
     ),
     summary,
     bar,
@@ -25,7 +28,7 @@ export function todayCard(ctx, { compact = false } = {}) {
   const load = async () => {
     const mine = ++seq;
     try {
-      const { data: t } = await get('/feedings/today');
+      const { data: t } = await get(`/feedings/today${query({ subject_id: ctx.subjects.id })}`);
       if (mine !== seq) return;
       el.dataset.total = String(t.total_ml);
       const tz = t.timezone;
@@ -62,7 +65,9 @@ export function todayCard(ctx, { compact = false } = {}) {
     timer = setTimeout(load, 150);
   };
   const off = ctx.live.on('event', (m) => {
-    if (m.event.startsWith('feeding.') || m.event === 'profile.updated') soon();
+    if (!m.event) return;
+    if ((m.event.startsWith('feeding.') || m.event === 'subject.updated') && forCurrent(m)) soon();
+    else if (m.event === 'profile.updated') soon();
   });
   return {
     el,
