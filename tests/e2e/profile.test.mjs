@@ -312,14 +312,15 @@ describe('profile', () => {
       assert.deepEqual(x.notes.map((n) => n.id).sort(), [...notesA].sort());
       assert.deepEqual(x.feedings.map((f) => f.id).sort(), [...feedA].sort());
       for (const n of x.notes) {
-        assert.deepEqual(Object.keys(n).sort(), NOTE_KEYS);
+        // care circles: a record also names its subject and author (v1 keys unchanged)
+        assert.deepEqual(Object.keys(n).sort(), withAdded(NOTE_KEYS, ['created_by', 'subject_id']));
         assert.match(n.title, /^note \d$/);
         assert.ok(Array.isArray(n.tags));
         assert.equal(n.version, 1);
         assert.match(n.created_at, TS_RE);
       }
       for (const f of x.feedings) {
-        assert.deepEqual(Object.keys(f).sort(), FEEDING_KEYS);
+        assert.deepEqual(Object.keys(f).sort(), withAdded(FEEDING_KEYS, ['created_by', 'subject_id']));
         assert.equal(f.kind, 'milk');
         assert.equal(typeof f.amount_ml, 'number');
         assert.match(f.given_at, TS_RE);
