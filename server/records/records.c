@@ -445,6 +445,18 @@ static int list_rows(const PGresult *res)
     return rows == 1 && PQgetisnull(res, 0, 0) ? 0 : rows;
 }
 
+/* Starts b as `{"items":[...]` with the JSON (column 0) of the first `rows` rows. */
+static void items_open(struct pl_buf *b, const PGresult *res, int rows)
+{
+    pl_buf_init(b);
+    pl_buf_puts(b, "{\"items\":[");
+    for (int i = 0; i < rows; i++) {
+        if (i) pl_buf_append(b, ",", 1);
+        pl_buf_append(b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
+    }
+    pl_buf_puts(b, "]");
+}
+
 static void list_reply(struct pl_http_request *req, const PGresult *res, int limit, int ncursor)
 {
     int rows = list_rows(res);
@@ -453,14 +465,8 @@ static void list_reply(struct pl_http_request *req, const PGresult *res, int lim
         return;
     }
     struct pl_buf b;
-    pl_buf_init(&b);
-    pl_buf_puts(&b, "{\"items\":[");
-    int shown = rows > limit ? limit : rows;
-    for (int i = 0; i < shown; i++) {
-        if (i) pl_buf_append(&b, ",", 1);
-        pl_buf_append(&b, PQgetvalue(res, i, 0), (size_t)PQgetlength(res, i, 0));
-    }
-    pl_buf_puts(&b, "],\"next_cursor\":");
+    items_open(&b, res, rows > limit ? limit : rows);
+    pl_buf_puts(&b, ",\"next_cursor\":");
     char cursor[PL_CURSOR_MAX + 1];
     const char *fields[4];
     for (int f = 0; f < ncursor && rows > limit; f++)
@@ -507,13 +513,8 @@ static void on_items(int status, PGresult **results, int n, void *ctx)
         return;
     }
     struct pl_buf b;
-    pl_buf_init(&b);
-    pl_buf_puts(&b, "{\"items\":[");
-    for (int i = 0; i < rows; i++) {
-        if (i) pl_buf_append(&b, ",", 1);
-        pl_buf_append(&b, PQgetvalue(results[0], i, 0), (size_t)PQgetlength(results[0], i, 0));
-    }
-    pl_buf_puts(&b, "]}");
+    items_open(&b, results[0], rows);
+    pl_buf_puts(&b, "}");
     pl_respond(req, 200, "application/json", b.data, b.len);
     pl_buf_dispose(&b);
 }
