@@ -81,7 +81,8 @@ static const struct stmt_def statements[] = {
      3},
     /* The window's feedings (w) with the gap to the one before (real elapsed time: a DST
      * change does not stretch it); days are the subject's local days. Totals count the
-     * amounts present, counts every feeding. since_last_s is from the last feeding ever. */
+     * amounts present, counts every feeding. since_last_s is from the last feeding ever (the
+     * first row of the subject's index, not an aggregate over its history). */
     {"feedings_stats",
      FEEDING_DAY
      ", days AS (SELECT (r.today - g)::date AS day FROM r, "
@@ -95,8 +96,8 @@ static const struct stmt_def statements[] = {
      "sum(w.amount_ml) AS ml FROM w GROUP BY 1), "
      "gaps AS (SELECT round(avg(extract(epoch FROM w.gap)))::bigint AS avg_s, "
      "round(max(extract(epoch FROM w.gap)))::bigint AS max_s FROM w), "
-     "last AS (SELECT max(f.given_at) AS at FROM r JOIN feedings f "
-     "ON f.subject_id = r.sid), "
+     "last AS (SELECT (SELECT f.given_at FROM feedings f WHERE f.subject_id = r.sid "
+     "ORDER BY f.given_at DESC LIMIT 1) AS at FROM r), "
      "bm AS (SELECT json_agg(json_build_object('method', x.method, 'count', x.n, "
      "'total_ml', x.ml) ORDER BY x.method NULLS LAST) AS j FROM (SELECT w.method, "
      "count(*) AS n, COALESCE(sum(w.amount_ml), 0) AS ml FROM w GROUP BY 1) x) "

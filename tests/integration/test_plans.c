@@ -147,6 +147,9 @@ TEST(today_is_a_range_scan)
     snprintf(args, sizeof args, "'%s', NULL, NULL, 30", user_id);
     p = plan("feedings_stats", args);
     CHECK(strstr(p, "feedings_subject_given_idx") != NULL);
+    /* since_last_s: the subject's newest feeding is the first index entry (a Limit), not an
+     * aggregate over the subject's whole history */
+    CHECK(strstr(p, "Limit") != NULL);
     check_access(p);
 }
 
