@@ -65,6 +65,7 @@ static const struct {
     enum db_fault fault;
 } sqlstates[] = {
     {"23505", DB_FAULT_UNIQUE}, /* unique_violation */
+    {"23514", DB_FAULT_CHECK},  /* check_violation */
     {"XX000", DB_FAULT_INPUT},  /* internal_error: "tsquery stack too small" */
     {"22", DB_FAULT_INPUT},     /* data_exception, every code of the class */
 };

@@ -38,6 +38,9 @@ enum db_fault {
     /* A value the client sent that Postgres refused: class 22 (data exception), or XX000,
      * which text search raises for a query too complex to run ("tsquery stack too small"). */
     DB_FAULT_INPUT,
+    /* 23514 check_violation: a row that breaks a rule of its table (a record kind's rule on
+     * the merged result of an update: 422). */
+    DB_FAULT_CHECK,
 };
 /* The map itself, on a SQLSTATE text ("" or NULL: DB_FAULT_OTHER). Pure. */
 enum db_fault db_fault_of(const char *sqlstate);

@@ -1,5 +1,5 @@
-/* feedings: CRUD, filters, keyset pagination, today's progress and daily stats in the
- * subject's time zone. */
+/* feedings: CRUD, filters, keyset pagination, today's progress, daily stats with the gaps
+ * between feedings, and a day's timeline, in the subject's time zone. */
 #ifndef PULSE_FEEDINGS_H
 #define PULSE_FEEDINGS_H
 
@@ -13,10 +13,12 @@
  * author being the SQL `cb` (RECORD_CREATED_BY: records_store.h). */
 #define FEEDING_JSON_OF(t, cb)                                                                     \
     "json_build_object('id', " t "id, 'subject_id', " t "subject_id, 'amount_ml', " t              \
-    "amount_ml, 'kind', " t "kind, 'given_at', " TS(                                               \
-        t "given_at") ", 'note', " t "note, "                                                      \
-                      "'created_by', " cb ", 'version', " t "version, 'created_at', " TS(          \
-                          t "created_at") ", 'updated_at', " TS(t "updated_at") ")::text"
+    "amount_ml, 'kind', " t "kind, 'method', " t "method, 'duration_s', " t                        \
+    "duration_s, 'given_at', " TS(t "given_at") ", 'note', " t "note, "                            \
+                                                "'created_by', " cb ", 'version', " t              \
+                                                "version, 'created_at', " TS(                      \
+                                                    t "created_at") ", 'updated_at', " TS(         \
+                                                    t "updated_at") ")::text"
 #define FEEDING_JSON FEEDING_JSON_OF("", RECORD_CREATED_BY)
 
 extern struct pl_route feedings_routes[];

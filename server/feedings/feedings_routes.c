@@ -15,38 +15,57 @@
 
 #define FUTURE_SLACK_US (5LL * 60 * 1000000) /* given_at may be at most 5 minutes ahead */
 
-static const char *const kinds[] = {"formula",    "milk",  "water", "food",
-                                    "medication", "other", NULL};
+static const char *const kinds[] = {"formula", "milk",        "water",
+                                    "food",    "medication",  "other",
+                                    "breast_milk", "fortified_breast_milk", NULL};
+static const char *const methods[] = {"breast_left", "breast_right", "breast_both", "bottle",
+                                      "parent_fed",  "self_fed",     "tube",        NULL};
+#define AMOUNT_RULE "is required unless method is breast_left, breast_right or breast_both"
 static const char *const feeding_read_only[] = {"id",         "version",    "created_by",
                                                 "created_at", "updated_at", NULL};
 /* A feeding stays with its subject: subject_id is set at creation only. */
 static const char *const feeding_patch_read_only[] = {
     "id", "subject_id", "version", "created_by", "created_at", "updated_at", NULL};
 
-#define FEEDING_FIELDS(required)                                                                   \
-    {.name = "amount_ml", .type = PL_J_INT, .flags = (required), .min = 1, .max = 2000},           \
+/* amount_ml may be null (or absent) for breast methods only: checked after the schema on a
+ * create, and on the merged row of a PATCH by the table's CHECK (feedings_amount_required)
+ * in the update statement itself. */
+#define FEEDING_FIELDS                                                                             \
+    {.name = "amount_ml", .type = PL_J_INT, .flags = PL_JF_NULLABLE, .min = 1, .max = 2000},       \
         {.name = "kind", .type = PL_J_STRING, .one_of = kinds},                                    \
         {.name = "given_at", .type = PL_J_TIMESTAMP},                                              \
+        {.name = "note", .type = PL_J_STRING, .flags = PL_JF_NULLABLE, .min = 0, .max = 1000},     \
+        {.name = "method", .type = PL_J_STRING, .flags = PL_JF_NULLABLE, .one_of = methods},       \
     {                                                                                              \
-        .name = "note", .type = PL_J_STRING, .flags = PL_JF_NULLABLE, .min = 0, .max = 1000        \
+        .name = "duration_s", .type = PL_J_INT, .flags = PL_JF_NULLABLE, .min = 0, .max = 21600    \
     }
 
 static const struct pl_jfield create_fields[] = {
-    FEEDING_FIELDS(PL_JF_REQUIRED),
-    {.name = "subject_id", .type = PL_J_STRING, .check = record_subject_id_check}};
-static const struct pl_jfield patch_fields[] = {FEEDING_FIELDS(0)};
-static const struct pl_jschema create_schema = {create_fields, 5, feeding_read_only};
-static const struct pl_jschema patch_schema = {patch_fields, 4, feeding_patch_read_only};
+    FEEDING_FIELDS, {.name = "subject_id", .type = PL_J_STRING, .check = record_subject_id_check}};
+static const struct pl_jfield patch_fields[] = {FEEDING_FIELDS};
+static const struct pl_jschema create_schema = {create_fields, 7, feeding_read_only};
+static const struct pl_jschema patch_schema = {patch_fields, 6, feeding_patch_read_only};
 static const struct body_rules create_rules = {.schema = &create_schema};
 static const struct body_rules patch_rules = {.schema = &patch_schema};
 
 /* amount, kind, given_at (+ the note as the caller wants it). The schema has checked the
  * shapes; what is left is the clock: not more than 5 minutes in the future. given_at goes
  * to SQL as the microseconds we parsed, never as the client's text. */
+static bool is_breast(const char *method)
+{
+    return method && strncmp(method, "breast_", 7) == 0;
+}
+
+/* An integer member as text, NULL when absent or null. */
+static const char *int_param(struct pl_http_request *req, json_t *body, const char *name)
+{
+    json_t *v = json_object_get(body, name);
+    return json_is_integer(v) ? pl_req_printf(req, "%lld", (long long)json_integer_value(v)) : NULL;
+}
+
 static json_t *common_params(struct pl_http_request *req, json_t *body, const char **v)
 {
-    json_t *amount = json_object_get(body, "amount_ml");
-    v[0] = amount ? pl_req_printf(req, "%lld", (long long)json_integer_value(amount)) : NULL;
+    v[0] = int_param(req, body, "amount_ml");
     v[1] = json_string_value(json_object_get(body, "kind"));
     const char *given_at = json_string_value(json_object_get(body, "given_at"));
     int64_t at;
@@ -61,19 +80,37 @@ static json_t *common_params(struct pl_http_request *req, json_t *body, const ch
     return NULL;
 }
 
+/* $4 amount, $5 kind (NULL: breast_milk for a breast method, else food), $6 given_at,
+ * $7 note, $8 method, $9 duration_s. */
 static json_t *create_params(struct pl_http_request *req, json_t *body, const char **v)
 {
     json_t *errors = common_params(req, body, v);
     v[3] = json_string_value(json_object_get(body, "note")); /* null = absent */
+    v[4] = json_string_value(json_object_get(body, "method"));
+    v[5] = int_param(req, body, "duration_s");
+    if (!v[0] && !is_breast(v[4])) problems_add(&errors, "amount_ml", AMOUNT_RULE);
     return errors;
 }
 
+/* $5 amount_ml sent, $6 amount, $7 kind, $8 given_at, $9 note sent, $10 note, $11 method
+ * sent, $12 method, $13 duration_s sent, $14 duration_s: null clears a nullable field. The
+ * amount rule on the merged row is the table's CHECK, raised by the update itself. */
 static json_t *update_params(struct pl_http_request *req, json_t *body, const char **v)
 {
-    json_t *errors = common_params(req, body, v);
+    json_t *amount = json_object_get(body, "amount_ml");
+    json_t *errors = common_params(req, body, v + 1);
+    v[0] = amount ? "true" : "false";
     json_t *note = json_object_get(body, "note");
-    v[3] = note ? "true" : "false"; /* null clears */
-    v[4] = json_string_value(note);
+    v[4] = note ? "true" : "false";
+    v[5] = json_string_value(note);
+    json_t *method = json_object_get(body, "method");
+    v[6] = method ? "true" : "false";
+    v[7] = json_string_value(method);
+    v[8] = json_object_get(body, "duration_s") ? "true" : "false";
+    v[9] = int_param(req, body, "duration_s");
+    /* what the body alone shows is refused before the statement */
+    if (json_is_null(amount) && method && !is_breast(v[7]))
+        problems_add(&errors, "amount_ml", AMOUNT_RULE);
     return errors;
 }
 
@@ -81,8 +118,10 @@ static const struct record_kind feeding_kind = {
     .name = "feeding",
     .path = "/api/v1/feedings",
     RECORD_STATEMENTS("feedings"),
-    .ncreate = 4,
-    .nupdate = 5,
+    .ncreate = 6,
+    .nupdate = 10,
+    .check_field = "amount_ml",
+    .check_message = AMOUNT_RULE,
     .create_params = create_params,
     .update_params = update_params,
 };
@@ -122,8 +161,10 @@ static void do_list(struct pl_http_request *req)
     for (int i = 0; kind && kinds[i]; i++)
         kind_ok |= strcmp(kind, kinds[i]) == 0;
     if (!kind_ok) {
-        pl_respond_problem(
-            req, 400, "kind must be one of formula, milk, water, food, medication, other", NULL);
+        pl_respond_problem(req, 400,
+                           "kind must be one of formula, milk, water, food, medication, other, "
+                           "breast_milk, fortified_breast_milk",
+                           NULL);
         return;
     }
     char *f[2];
@@ -187,12 +228,50 @@ static void do_stats(struct pl_http_request *req)
     store_query(req, "feedings_stats", 4, v, on_json_row, req);
 }
 
+/* ?date=YYYY-MM-DD, a real calendar date (years 1..9999), into *out (NULL when absent: the
+ * subject's today); false after answering 400. */
+static bool date_param(struct pl_http_request *req, const char **out)
+{
+    const char *v;
+    *out = NULL;
+    if (!pl_req_query_param(req, "date", &v)) return false;
+    if (!v) return true;
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool ok = strlen(v) == 10 && v[4] == '-' && v[7] == '-';
+    for (int i = 0; ok && i < 10; i++)
+        ok = i == 4 || i == 7 || (v[i] >= '0' && v[i] <= '9');
+    if (ok) {
+        int y = atoi(v), m = atoi(v + 5), d = atoi(v + 8);
+        bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        ok = y >= 1 && m >= 1 && m <= 12 && d >= 1 && d <= mdays[m - 1] &&
+             (m != 2 || d < 29 || leap);
+    }
+    if (!ok) {
+        pl_respond_problem(req, 400, "date must be a calendar date YYYY-MM-DD", NULL);
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static void do_timeline(struct pl_http_request *req)
+{
+    const char *subject, *date;
+    if (!record_subject_param(req, &subject) || !date_param(req, &date)) return;
+    const char *v[] = {req_principal(req)->user_id, subject, record_token_subjects(req), date};
+    store_query(req, "feedings_timeline", 4, v, on_json_row, req);
+}
+
 struct pl_route feedings_routes[] = {
     {.method = PL_M_GET, .pattern = "/api/v1/feedings", .handler = do_list, .flags = ROUTE_AUTH},
     RECORD_CREATE_ROUTE("/api/v1/feedings", &create_rules),
     {.method = PL_M_GET,
      .pattern = "/api/v1/feedings/today",
      .handler = do_today,
+     .flags = ROUTE_AUTH},
+    {.method = PL_M_GET,
+     .pattern = "/api/v1/feedings/timeline",
+     .handler = do_timeline,
      .flags = ROUTE_AUTH},
     RECORD_ID_ROUTES("/api/v1/feedings", &patch_rules),
     {.method = PL_M_GET,

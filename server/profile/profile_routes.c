@@ -62,8 +62,9 @@ static const struct pl_jfield patch_fields[] = {
     USER_FIELD_TIMEZONE,
     {.name = "daily_target_ml", .type = PL_J_INT, .min = 0, .max = 10000},
     {.name = "default_subject_id", .type = PL_J_STRING, .min = 36, .max = 36, .check = uuid_check},
+    USER_FIELD_VOLUME_UNIT,
 };
-static const struct pl_jschema patch_schema = {patch_fields, 4, me_read_only};
+static const struct pl_jschema patch_schema = {patch_fields, 5, me_read_only};
 static const struct body_rules patch_rules = {.schema = &patch_schema, .ready = user_zones_ready};
 
 /* Row of profile_patch: the user (USER_NCOLS columns), then these. */
@@ -110,6 +111,7 @@ static void do_patch(struct pl_http_request *req)
     json_t *tz = json_object_get(body, "timezone");
     json_t *target = json_object_get(body, "daily_target_ml");
     json_t *def = json_object_get(body, "default_subject_id");
+    json_t *unit = json_object_get(body, "volume_unit");
     const char *v[] = {
         req_principal(req)->user_id,
         dn ? "true" : "false",
@@ -121,8 +123,10 @@ static void do_patch(struct pl_http_request *req)
         def ? "true" : "false",
         json_string_value(def),
         req_principal(req)->subject_ids,
+        unit ? "true" : "false",
+        json_string_value(unit),
     };
-    store_query(req, "profile_patch", 10, v, on_patched, req);
+    store_query(req, "profile_patch", 12, v, on_patched, req);
 }
 
 /* ---- DELETE /me ---- */

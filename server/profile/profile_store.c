@@ -19,7 +19,8 @@ static const struct stmt_def statements[] = {
      * the zone, are also the default subject's ($9 when sent) when the user owns it; the
      * target of one they do not own is refused, and so is a default subject they do not
      * belong to ($10: the token's subjects). Row: the user (NULL when refused), the role in
-     * the default subject, the subject's event JSON and members when it changed. */
+     * the default subject, the subject's event JSON and members when it changed. $11: whether
+     * volume_unit ($12) was sent. */
     {"profile_patch",
      "WITH me AS (SELECT u.id, CASE WHEN $8::bool THEN $9::uuid ELSE u.default_subject_id END "
      "AS sid FROM users u WHERE u.id = $1), "
@@ -29,6 +30,7 @@ static const struct stmt_def statements[] = {
      "AND (NOT $6::bool OR role = 'owner')), "
      "u AS (UPDATE users SET display_name = CASE WHEN $2::bool THEN $3 ELSE display_name END, "
      "timezone = CASE WHEN $4::bool THEN $5 ELSE timezone END, default_subject_id = ok.sid, "
+     "volume_unit = CASE WHEN $11::bool THEN $12 ELSE volume_unit END, "
      "updated_at = now() FROM ok WHERE users.id = ok.id RETURNING users.*), "
      "s AS (UPDATE subjects SET timezone = CASE WHEN $4::bool THEN $5 ELSE timezone END, "
      "daily_target_ml = CASE WHEN $6::bool THEN $7::int ELSE daily_target_ml END, "
@@ -40,7 +42,7 @@ static const struct stmt_def statements[] = {
          "subjects ds WHERE ds.id = u.default_subject_id), 0)") ", "
                                                                 "chk.role, chk.reach, u.id IS NOT NULL, " SUBJECT_EVENT_JSON(
                                                                     "s") ", " SUBJECT_MEMBERS("s.id") " FROM chk LEFT JOIN u ON true LEFT JOIN s ON true",
-     10},
+     12},
     /* The account, with the subjects of which the user is the only owner (and their records);
      * other members who had one of those as their default get another. Elsewhere the user's
      * records stay, created_by null (ON DELETE SET NULL). Rows, for the events: the subjects

@@ -294,6 +294,10 @@ static void on_changed(int status, PGresult **results, int n, void *ctx)
 {
     struct change *c = ctx;
     struct pl_http_request *req = c->req;
+    if (c->k->check_field && db_fault(status, results, n) == DB_FAULT_CHECK) {
+        reply_invalid(req, c->k->check_field, c->k->check_message);
+        return;
+    }
     if (status) {
         reply_failure(req, status, c->deleting ? "delete" : "update");
         return;

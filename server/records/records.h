@@ -28,13 +28,16 @@
 #include "pl/json.h"
 #include "pl/pg.h"
 
-#define RECORD_MAX_FIELDS 8
+#define RECORD_MAX_FIELDS 10
 
 struct record_kind {
     const char *name; /* "note": events are note.created, ... */
     const char *path; /* "/api/v1/notes" */
     const char *stmt_create, *stmt_create_idem, *stmt_get, *stmt_update, *stmt_delete;
     int ncreate, nupdate; /* field parameters after the fixed ones */
+    /* A rule on the merged row of an update that the table's CHECK enforces (NULL: none):
+     * its violation (23514) answers 422 with this field and message. */
+    const char *check_field, *check_message;
     /* Fill the field parameters from a valid body (values are arena strings or NULL).
      * Return NULL, or an errors array (taken) for checks a schema cannot express. */
     json_t *(*create_params)(struct pl_http_request *req, json_t *body, const char **values);

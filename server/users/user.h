@@ -19,16 +19,21 @@ struct app;
  * the SQL of its daily_target_ml, which is its default subject's. */
 #define USER_COLS_OF(u, target)                                                                    \
     u ".id, " u ".email, " u ".display_name, " u ".timezone, " target                              \
-      ", " TS(u ".created_at") ", " TS(u ".updated_at") ", " u ".default_subject_id"
+      ", " TS(u ".created_at") ", " TS(u ".updated_at") ", " u ".default_subject_id, " u           \
+      ".volume_unit"
 /* The default subject's target, read from the users row `u` (0 without one). */
 #define USER_TARGET_OF(u)                                                                          \
     "COALESCE((SELECT ds.daily_target_ml FROM subjects ds WHERE ds.id = " u                        \
     ".default_subject_id), 0)"
 #define USER_COLS  USER_COLS_OF("users", USER_TARGET_OF("users"))
-#define USER_NCOLS 8
+#define USER_NCOLS 9
 
 /* The name of a user's default subject, from their display name (SQL, users row `u`). */
 #define USER_SUBJECT_NAME(u) "COALESCE(NULLIF(left(btrim(" u ".display_name), 80), ''), 'My log')"
+
+/* volume_unit: how the UI shows volumes, "ml" or "oz" (the API is always in ml). */
+#define USER_FIELD_VOLUME_UNIT {.name = "volume_unit", .type = PL_J_STRING, .one_of = user_volume_units}
+extern const char *const user_volume_units[];
 
 /* The user object of the contract from row `row` of a USER_COLS result (new reference). */
 json_t *user_json(const PGresult *res, int row);

@@ -20,7 +20,7 @@ TEST(sqlstate_map)
         /* the rest of class 23 is the server's: its statements should never violate them */
         {"23503", DB_FAULT_OTHER}, /* foreign_key_violation */
         {"23502", DB_FAULT_OTHER}, /* not_null_violation */
-        {"23514", DB_FAULT_OTHER}, /* check_violation */
+        {"23514", DB_FAULT_CHECK}, /* check_violation: a record rule on a merged update */
         {"40001", DB_FAULT_OTHER}, /* serialization_failure */
         {"42601", DB_FAULT_OTHER}, /* syntax_error */
         {"42P01", DB_FAULT_OTHER}, /* undefined_table */
