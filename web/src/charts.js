@@ -237,7 +237,7 @@ export function dayChart({ title, unit, height = 190 }) {
   const figure = h('figure', { class: 'card chart-card' }, caption, wrap);
   let plot = null;
   let ro = null;
-  const bars = uPlot.paths.bars({ size: [1, 10], align: 0 });
+  const bars = uPlot.paths.bars({ size: [1, 8, 6], align: 0 }); // 6..8 px wide, however close
   const pad2h = (x) => `${String(Math.floor(x)).padStart(2, '0')}:00`;
   const axis = (scale, side) => ({
     scale,
