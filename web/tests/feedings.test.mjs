@@ -153,7 +153,7 @@ describe('feedings v2 on a phone', () => {
     await nav('Feedings');
     const form = page.locator('form.quick-log');
     const amount = form.getByLabel('Amount (oz)');
-    for (const oz of ['0.1', '4.5', '67.6']) {
+    for (const oz of ['67.6', '0.1', '4.5']) {
       await amount.fill(oz);
       await form.getByLabel('Method').selectOption('bottle');
       await form.getByRole('button', { name: 'Log feeding' }).click();
@@ -174,11 +174,11 @@ describe('feedings v2 on a phone', () => {
     await sleep(300);
     assert.equal((await feedings()).length, before, 'nothing sent');
     // the one-tap bottle repeats the last amount
-    const bottle = page.getByRole('button', { name: 'Log a bottle of 67.6 oz' });
+    const bottle = page.getByRole('button', { name: 'Log a bottle of 4.5 oz' });
     await bottle.click();
     await waitFor(async () => (await feedings()).length === before + 1);
     const [f] = await feedings();
-    assert.deepEqual([f.method, f.amount_ml], ['bottle', 1999]);
+    assert.deepEqual([f.method, f.amount_ml], ['bottle', 133]);
     noErrors();
   });
 
@@ -205,12 +205,14 @@ describe('feedings v2 on a phone', () => {
       );
     await waitFor(async () => (await page.locator('.day-chart').getAttribute('data-points')) === '9');
     await page.locator('.timeline-summary', { hasText: '9 feedings on' }).waitFor();
+    await page.locator('.today-summary', { hasText: '85.7 oz today' }).waitFor();
     await waitFor(async () => /\d h \d+ min/.test(await page.locator('.interval-figures').textContent()));
     // the timeline of another day (the date picker) is empty
     await page.locator('.timeline-date').fill('2026-01-02');
     await page.locator('.timeline-summary', { hasText: '0 feedings on 2026-01-02' }).waitFor();
     await page.locator('.timeline-date').fill(date);
     await page.locator('.timeline-summary', { hasText: '9 feedings on' }).waitFor();
+    await page.locator('.timeline-date').blur();
     await page.locator('.timeline').scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(ARTIFACTS, 'feedings-timeline-phone.png') });
     // a timer started 12 min 34 s ago, as the page shows it after a reload
@@ -224,9 +226,11 @@ describe('feedings v2 on a phone', () => {
     await page.locator('.timer-running').waitFor();
     await waitFor(async () => Number(await page.getByRole('timer').getAttribute('data-seconds')) >= 754);
     await page.evaluate(() => window.scrollTo(0, 0));
-    await page.screenshot({ path: path.join(ARTIFACTS, 'feedings-quick-phone.png') });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'feedings-timer-phone.png') });
     await page.getByRole('button', { name: 'Discard' }).click();
     await page.locator('.quick-buttons').waitFor();
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: path.join(ARTIFACTS, 'feedings-quick-phone.png') });
     const fits = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
     assert.ok(fits, 'no horizontal scrolling at 375 px');
     noErrors();
