@@ -221,7 +221,7 @@ export function hourOfDay(iso, timeZone) {
 // in the user's unit) and timed feeds without an amount as bars of minutes (right axis).
 // points = [{ hour, amount, minutes }] (amount or minutes null).
 export function dayChart({ title, unit, height = 190 }) {
-  const wrap = h('div', { class: 'chart day-chart', dataset: { points: '0' } });
+  const wrap = h('div', { class: 'day-chart', dataset: { points: '0' } });
   const caption = h(
     'figcaption',
     null,

@@ -14,7 +14,9 @@ export function sinceLast(ctx) {
   const el = h('p', { class: 'since-last', role: 'status', hidden: true }, value, ' since last feed');
   let base = null; // { s, at }: since_last_s as read, and Date.now() then
   let seq = 0;
+  let shownFor; // the subject the figure is about
   let timer = null;
+  let soon = null;
   const show = () => {
     if (!base) {
       el.hidden = true;
@@ -27,6 +29,7 @@ export function sinceLast(ctx) {
   };
   const load = async () => {
     const mine = ++seq;
+    shownFor = ctx.subjects.id;
     try {
       const { data } = await get(`/stats/feedings${query({ days: 1, subject_id: ctx.subjects.id })}`);
       if (mine !== seq) return;
@@ -37,7 +40,6 @@ export function sinceLast(ctx) {
     }
     show();
   };
-  let soon = null;
   const refresh = () => {
     clearTimeout(soon);
     soon = setTimeout(load, 200);
@@ -45,9 +47,13 @@ export function sinceLast(ctx) {
   const offLive = ctx.live.on('event', (m) => {
     if (m.event && m.event.startsWith('feeding.') && forCurrent(m)) refresh();
   });
-  const offSubj = ctx.subjects.on((why) => why === 'switched' && refresh());
+  // another subject chosen, or the shown one left or deleted (also "quietly", by a page that
+  // navigates itself)
+  const offSubj = ctx.subjects.on(() => ctx.subjects.id !== shownFor && refresh());
   timer = setInterval(show, 1000);
-  load();
+  // after the current task: a page that navigates and then drops a subject (leaving a circle)
+  // has dropped it by then
+  soon = setTimeout(load, 0);
   return {
     el,
     refresh,
