@@ -10,7 +10,7 @@ ALTER TABLE feedings
     ALTER COLUMN amount_ml DROP NOT NULL,
     ADD CONSTRAINT feedings_amount_required
         CHECK (amount_ml IS NOT NULL
-               OR method IN ('breast_left', 'breast_right', 'breast_both'));
+               OR (method IS NOT NULL AND method IN ('breast_left', 'breast_right', 'breast_both')));
 
 ALTER TABLE feedings DROP CONSTRAINT feedings_kind_check;
 ALTER TABLE feedings ADD CONSTRAINT feedings_kind_check

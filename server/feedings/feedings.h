@@ -14,11 +14,10 @@
 #define FEEDING_JSON_OF(t, cb)                                                                     \
     "json_build_object('id', " t "id, 'subject_id', " t "subject_id, 'amount_ml', " t              \
     "amount_ml, 'kind', " t "kind, 'method', " t "method, 'duration_s', " t                        \
-    "duration_s, 'given_at', " TS(t "given_at") ", 'note', " t "note, "                            \
-                                                "'created_by', " cb ", 'version', " t              \
-                                                "version, 'created_at', " TS(                      \
-                                                    t "created_at") ", 'updated_at', " TS(         \
-                                                    t "updated_at") ")::text"
+    "duration_s, 'given_at', " TS(                                                                 \
+        t "given_at") ", 'note', " t "note, "                                                      \
+                      "'created_by', " cb ", 'version', " t "version, 'created_at', " TS(          \
+                          t "created_at") ", 'updated_at', " TS(t "updated_at") ")::text"
 #define FEEDING_JSON FEEDING_JSON_OF("", RECORD_CREATED_BY)
 
 extern struct pl_route feedings_routes[];

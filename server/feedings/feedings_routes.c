@@ -15,9 +15,9 @@
 
 #define FUTURE_SLACK_US (5LL * 60 * 1000000) /* given_at may be at most 5 minutes ahead */
 
-static const char *const kinds[] = {"formula", "milk",        "water",
-                                    "food",    "medication",  "other",
-                                    "breast_milk", "fortified_breast_milk", NULL};
+static const char *const kinds[] = {"formula",    "milk",  "water",       "food",
+                                    "medication", "other", "breast_milk", "fortified_breast_milk",
+                                    NULL};
 static const char *const methods[] = {"breast_left", "breast_right", "breast_both", "bottle",
                                       "parent_fed",  "self_fed",     "tube",        NULL};
 #define AMOUNT_RULE "is required unless method is breast_left, breast_right or breast_both"

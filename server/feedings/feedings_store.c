@@ -14,7 +14,8 @@
 /* kind defaults to breast_milk for a breast method, else to food */
 #define FEEDING_VALUES                                                                             \
     "$4::int, COALESCE($5, CASE WHEN $8::text IN ('breast_left', 'breast_right', 'breast_both') "  \
-    "THEN 'breast_milk' ELSE 'food' END), COALESCE(" FROM_EPOCH_US("$6") ", now()), $7, $8, $9::int"
+    "THEN 'breast_milk' ELSE 'food' END), COALESCE(" FROM_EPOCH_US(                                \
+        "$6") ", now()), $7, $8, $9::int"
 /* Lists (RECORD_PAGE_SQL): newest given_at first; the cursor is (given_at, id). The page walks
  * feedings_subject_given_idx in order; the time range ($4, $5) is always an index condition
  * (open ends are -infinity/infinity); the kind filter has statements of its own so the plain
@@ -82,36 +83,38 @@ static const struct stmt_def statements[] = {
      * change does not stretch it); days are the subject's local days. Totals count the
      * amounts present, counts every feeding. since_last_s is from the last feeding ever. */
     {"feedings_stats",
-     FEEDING_DAY ", days AS (SELECT (r.today - g)::date AS day FROM r, "
-                 "generate_series(0, $4::int - 1) AS g), "
-                 "w AS (SELECT f.id, f.amount_ml, f.method, (f.given_at AT TIME ZONE r.tz)::date "
-                 "AS day, f.given_at - lag(f.given_at) OVER (ORDER BY f.given_at, f.id) AS gap "
-                 "FROM r JOIN feedings f ON f.subject_id = r.sid "
-                 "AND f.given_at >= (r.today - ($4::int - 1))::timestamp AT TIME ZONE r.tz "
-                 "AND f.given_at < (r.today + 1)::timestamp AT TIME ZONE r.tz), "
-                 "agg AS (SELECT w.day, count(*) AS n, count(w.amount_ml) AS nml, "
-                 "sum(w.amount_ml) AS ml FROM w GROUP BY 1), "
-                 "gaps AS (SELECT round(avg(extract(epoch FROM w.gap)))::bigint AS avg_s, "
-                 "round(max(extract(epoch FROM w.gap)))::bigint AS max_s FROM w), "
-                 "last AS (SELECT max(f.given_at) AS at FROM r JOIN feedings f "
-                 "ON f.subject_id = r.sid), "
-                 "bm AS (SELECT json_agg(json_build_object('method', x.method, 'count', x.n, "
-                 "'total_ml', x.ml) ORDER BY x.method NULLS LAST) AS j FROM (SELECT w.method, "
-                 "count(*) AS n, COALESCE(sum(w.amount_ml), 0) AS ml FROM w GROUP BY 1) x) "
-                 "SELECT json_build_object('days', $4::int, 'from', min(days.day), 'to', "
-                 "max(days.day), 'total_count', COALESCE(sum(agg.n), 0), 'total_ml', "
-                 "COALESCE(sum(agg.ml), 0), 'avg_ml', CASE WHEN COALESCE(sum(agg.nml), 0) = 0 "
-                 "THEN 0 ELSE round(sum(agg.ml)::numeric / sum(agg.nml), 1) END, "
-                 "'avg_daily_ml', round(COALESCE(sum(agg.ml), 0)::numeric / $4::int, 1), "
-                 "'per_day', json_agg(json_build_object('date', days.day, 'count', "
-                 "COALESCE(agg.n, 0), 'total_ml', COALESCE(agg.ml, 0), 'target_met', "
-                 "(SELECT r.target FROM r) > 0 AND COALESCE(agg.ml, 0) >= (SELECT r.target FROM r)) "
-                 "ORDER BY days.day), "
-                 "'intervals', (SELECT json_build_object('since_last_s', "
-                 "GREATEST(round(extract(epoch FROM now() - last.at)), 0)::bigint, "
-                 "'avg_gap_s', gaps.avg_s, 'longest_gap_s', gaps.max_s) FROM gaps, last), "
-                 "'by_method', COALESCE((SELECT bm.j FROM bm), '[]'::json))::text "
-                 "FROM days LEFT JOIN agg ON agg.day = days.day HAVING EXISTS (SELECT 1 FROM r)",
+     FEEDING_DAY
+     ", days AS (SELECT (r.today - g)::date AS day FROM r, "
+     "generate_series(0, $4::int - 1) AS g), "
+     "w AS (SELECT f.id, f.amount_ml, f.method, (f.given_at AT TIME ZONE r.tz)::date "
+     "AS day, f.given_at - lag(f.given_at) OVER (ORDER BY f.given_at, f.id) AS gap "
+     "FROM r JOIN feedings f ON f.subject_id = r.sid "
+     "AND f.given_at >= (r.today - ($4::int - 1))::timestamp AT TIME ZONE r.tz "
+     "AND f.given_at < (r.today + 1)::timestamp AT TIME ZONE r.tz), "
+     "agg AS (SELECT w.day, count(*) AS n, count(w.amount_ml) AS nml, "
+     "sum(w.amount_ml) AS ml FROM w GROUP BY 1), "
+     "gaps AS (SELECT round(avg(extract(epoch FROM w.gap)))::bigint AS avg_s, "
+     "round(max(extract(epoch FROM w.gap)))::bigint AS max_s FROM w), "
+     "last AS (SELECT max(f.given_at) AS at FROM r JOIN feedings f "
+     "ON f.subject_id = r.sid), "
+     "bm AS (SELECT json_agg(json_build_object('method', x.method, 'count', x.n, "
+     "'total_ml', x.ml) ORDER BY x.method NULLS LAST) AS j FROM (SELECT w.method, "
+     "count(*) AS n, COALESCE(sum(w.amount_ml), 0) AS ml FROM w GROUP BY 1) x) "
+     "SELECT json_build_object('days', $4::int, 'from', min(days.day), 'to', "
+     "max(days.day), 'total_count', COALESCE(sum(agg.n), 0), 'total_ml', "
+     "COALESCE(sum(agg.ml), 0), 'avg_ml', CASE WHEN COALESCE(sum(agg.nml), 0) = 0 "
+     "THEN 0 ELSE round(sum(agg.ml)::numeric / sum(agg.nml), 1) END, "
+     "'avg_daily_ml', round(COALESCE(sum(agg.ml), 0)::numeric / $4::int, 1), "
+     "'per_day', json_agg(json_build_object('date', days.day, 'count', "
+     "COALESCE(agg.n, 0), 'total_ml', COALESCE(agg.ml, 0), 'target_met', "
+     "(SELECT r.target FROM r) > 0 AND COALESCE(agg.ml, 0) >= (SELECT r.target FROM r)) "
+     "ORDER BY days.day), "
+     "'intervals', (SELECT json_build_object('since_last_s', "
+     "CASE WHEN last.at IS NOT NULL THEN GREATEST(round(extract(epoch FROM now() - last.at)), "
+     "0)::bigint END, "
+     "'avg_gap_s', gaps.avg_s, 'longest_gap_s', gaps.max_s) FROM gaps, last), "
+     "'by_method', COALESCE((SELECT bm.j FROM bm), '[]'::json))::text "
+     "FROM days LEFT JOIN agg ON agg.day = days.day HAVING EXISTS (SELECT 1 FROM r)",
      4},
     /* A day's feedings, oldest first ($4: the local date, NULL for today): one range scan of
      * feedings_subject_given_idx between the day's local midnights. */

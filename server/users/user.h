@@ -20,7 +20,7 @@ struct app;
 #define USER_COLS_OF(u, target)                                                                    \
     u ".id, " u ".email, " u ".display_name, " u ".timezone, " target                              \
       ", " TS(u ".created_at") ", " TS(u ".updated_at") ", " u ".default_subject_id, " u           \
-      ".volume_unit"
+                                                        ".volume_unit"
 /* The default subject's target, read from the users row `u` (0 without one). */
 #define USER_TARGET_OF(u)                                                                          \
     "COALESCE((SELECT ds.daily_target_ml FROM subjects ds WHERE ds.id = " u                        \
@@ -32,7 +32,10 @@ struct app;
 #define USER_SUBJECT_NAME(u) "COALESCE(NULLIF(left(btrim(" u ".display_name), 80), ''), 'My log')"
 
 /* volume_unit: how the UI shows volumes, "ml" or "oz" (the API is always in ml). */
-#define USER_FIELD_VOLUME_UNIT {.name = "volume_unit", .type = PL_J_STRING, .one_of = user_volume_units}
+#define USER_FIELD_VOLUME_UNIT                                                                     \
+    {                                                                                              \
+        .name = "volume_unit", .type = PL_J_STRING, .one_of = user_volume_units                    \
+    }
 extern const char *const user_volume_units[];
 
 /* The user object of the contract from row `row` of a USER_COLS result (new reference). */

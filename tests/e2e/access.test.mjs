@@ -86,6 +86,7 @@ const ROUTES = {
   'GET /api/v1/feedings': { query: SUBJECT_QUERY, outsider: 404, viewer: 200, token: 404 },
   'POST /api/v1/feedings': { body: (fx) => ({ subject_id: fx.subject.id, amount_ml: 10 }), outsider: 422, viewer: 403, token: 422 },
   'GET /api/v1/feedings/today': { query: SUBJECT_QUERY, outsider: 404, viewer: 200, token: 404 },
+  'GET /api/v1/feedings/timeline': { query: SUBJECT_QUERY, outsider: 404, viewer: 200, token: 404 },
   'GET /api/v1/feedings/{}': { ids: FX_FEEDING, outsider: 404, viewer: 200, token: 404 },
   'PATCH /api/v1/feedings/{}': { ids: FX_FEEDING, body: () => ({ amount_ml: 99 }), invalid: () => ({ amount_ml: 0 }), ifMatch: true, outsider: 404, viewer: 403, token: 404 },
   'DELETE /api/v1/feedings/{}': { ids: FX_FEEDING, ifMatch: true, outsider: 404, viewer: 403, token: 404 },

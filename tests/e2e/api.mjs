@@ -29,7 +29,9 @@ export const SESSION_KEYS = ['created_at', 'current', 'id', 'ip', 'last_seen_at'
 export const TOKEN_KEYS = ['created_at', 'expires_at', 'id', 'last_used_at', 'name', 'scopes'];
 // Care circles added a key to each of these shapes; v1 key-set checks assert the v1 keys and
 // exactly these additions (the v1 values are checked where they were).
-export const USER_KEYS_ADDED = ['default_subject_id'];
+export const USER_KEYS_ADDED = ['default_subject_id', 'volume_unit'];
+// Feedings v2 (issue 15) added these to a feeding.
+export const FEEDING_KEYS_V2_ADDED = ['duration_s', 'method'];
 export const TOKEN_KEYS_ADDED = ['subject_ids'];
 export const withAdded = (v1, added) => [...v1, ...added].sort();
 

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 
 import {
-  API_ENV, TS_RE, UUID_RE,
+  API_ENV, FEEDING_KEYS_V2_ADDED, TS_RE, UUID_RE,
   api, createToken, expect401, expect403, expect404, expect422, expectProblem, expectStatus, psql, register, seedAs, sleep, subscribeRecordEvents,
 } from './api.mjs';
 import { useServer } from './helpers.mjs';
@@ -20,9 +20,10 @@ const TODAY = '/api/v1/feedings/today';
 const STATS = '/api/v1/stats/feedings';
 const FEEDING_KEYS = ['amount_ml', 'created_at', 'given_at', 'id', 'kind', 'note', 'updated_at', 'version'];
 // Care circles add subject_id and created_by; every v1 key stays, with the same values.
-const FEEDING_KEYS_V2 = [...FEEDING_KEYS, 'created_by', 'subject_id'].sort();
+const FEEDING_KEYS_V2 = [...FEEDING_KEYS, 'created_by', 'subject_id', ...FEEDING_KEYS_V2_ADDED].sort();
 const TODAY_KEYS = ['count', 'date', 'last_given_at', 'progress', 'remaining_ml', 'target_ml', 'timezone', 'total_ml'];
-const STATS_KEYS = ['avg_daily_ml', 'avg_ml', 'days', 'from', 'per_day', 'to', 'total_count', 'total_ml'];
+// feedings v2 added by_method and intervals (and target_met to each day)
+const STATS_KEYS = ['avg_daily_ml', 'avg_ml', 'by_method', 'days', 'from', 'intervals', 'per_day', 'to', 'total_count', 'total_ml'];
 const KINDS = ['formula', 'milk', 'water', 'food', 'medication', 'other'];
 const RANDOM_UUID = '7b0e7c3e-5d1f-4c6a-9a57-3f2b8d1e9c44';
 const MIN = 60000;
@@ -168,14 +169,19 @@ async function stats(srv, token, days) {
   assert.deepEqual(Object.keys(s).sort(), STATS_KEYS, r.text.slice(0, 300));
   assert.equal(s.per_day.length, s.days, 'a row for every day');
   for (let i = 0; i < s.per_day.length; i++) {
-    assert.deepEqual(Object.keys(s.per_day[i]).sort(), ['count', 'date', 'total_ml']);
+    assert.deepEqual(Object.keys(s.per_day[i]).sort(), ['count', 'date', 'target_met', 'total_ml']);
     if (i > 0) assert.equal(s.per_day[i].date, addDays(s.per_day[i - 1].date, 1), `consecutive dates at ${i}`);
   }
   assert.equal(s.from, s.per_day[0].date);
   assert.equal(s.to, s.per_day[s.per_day.length - 1].date);
   assert.equal(s.total_count, s.per_day.reduce((a, d) => a + d.count, 0));
   assert.equal(s.total_ml, s.per_day.reduce((a, d) => a + d.total_ml, 0));
-  return s;
+  // The v1 shape: what feedings v2 added (by_method, intervals, target_met) is tested in
+  // feedings_v2.test.mjs; here the v1 values must stay exactly what they were.
+  const v1 = { ...s, per_day: s.per_day.map((d) => ({ date: d.date, count: d.count, total_ml: d.total_ml })) };
+  delete v1.by_method;
+  delete v1.intervals;
+  return v1;
 }
 
 const ids = (items) => items.map((f) => f.id);

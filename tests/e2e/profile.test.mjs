@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import {
-  API_ENV, PASSWORD, PUBLIC_ORIGIN, TOKEN_KEYS, TOKEN_KEYS_ADDED, TS_RE, USER_KEYS, USER_KEYS_ADDED, withAdded,
+  API_ENV, FEEDING_KEYS_V2_ADDED, PASSWORD, PUBLIC_ORIGIN, TOKEN_KEYS, TOKEN_KEYS_ADDED, TS_RE, USER_KEYS, USER_KEYS_ADDED, withAdded,
   api, createToken, expect401, expect403, expect422, expectProblem, expectStatus, login, psql, redisDump, register, rowsOf, sleep,
 } from './api.mjs';
 import { requireEnv, useServer } from './helpers.mjs';
@@ -320,7 +320,7 @@ describe('profile', () => {
         assert.match(n.created_at, TS_RE);
       }
       for (const f of x.feedings) {
-        assert.deepEqual(Object.keys(f).sort(), withAdded(FEEDING_KEYS, ['created_by', 'subject_id']));
+        assert.deepEqual(Object.keys(f).sort(), withAdded(FEEDING_KEYS, ['created_by', 'subject_id', ...FEEDING_KEYS_V2_ADDED]));
         assert.equal(f.kind, 'milk');
         assert.equal(typeof f.amount_ml, 'number');
         assert.match(f.given_at, TS_RE);

@@ -150,6 +150,24 @@ TEST(today_is_a_range_scan)
     check_access(p);
 }
 
+/* A day's timeline: one range scan of the subject's index between the day's local midnights
+ * (the given_at bounds are index conditions), for a named date and for today. */
+TEST(timeline_is_a_range_scan)
+{
+    char args[512];
+    const char *dates[] = {"'2026-03-08'", "NULL"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "'%s', '%s', NULL, %s", user_id, subject_id, dates[i]);
+        const char *p = plan("feedings_timeline", args);
+        const char *idx = strstr(p, "feedings_subject_given_idx");
+        CHECK(idx != NULL);
+        const char *cond = idx ? strstr(idx, "Index Cond") : NULL;
+        CHECK(cond != NULL && strstr(cond, "given_at >=") != NULL &&
+              strstr(cond, "given_at <") != NULL);
+        check_access(p);
+    }
+}
+
 /* A record by id: its primary key, then the caller's membership of its subject. */
 TEST(records_by_id_are_lookups)
 {
@@ -242,6 +260,7 @@ int main(void)
     RUN(notes_find_reads_through_an_index);
     RUN(feedings_list_walks_the_index);
     RUN(today_is_a_range_scan);
+    RUN(timeline_is_a_range_scan);
     RUN(records_by_id_are_lookups);
     snprintf(sql, sizeof sql, "DELETE FROM users WHERE id = '%s'", user_id);
     run(sql);
