@@ -91,6 +91,9 @@ describe('feedings v2 on a phone', () => {
   it('a left-breast timer survives a reload and logs one feeding of the real duration', async () => {
     await nav('Feedings');
     await page.getByRole('button', { name: 'Start left breast timer' }).waitFor();
+    // no feeding yet: since_last_s is null and the header says nothing
+    await sleep(500);
+    assert.equal(await page.locator('.since-last').isVisible(), false, 'no "since last feed" before the first');
     const t0a = Date.now();
     await page.getByRole('button', { name: 'Start left breast timer' }).click();
     const t0b = Date.now();
@@ -142,6 +145,33 @@ describe('feedings v2 on a phone', () => {
     await page.getByRole('button', { name: 'Discard' }).click();
     await page.locator('.quick-buttons').waitFor();
     assert.equal((await feedings()).length, 1);
+    noErrors();
+  });
+
+  it('a breastfeed edited: another side, a duration and an amount (PATCH with If-Match)', async () => {
+    const [f] = await feedings();
+    const item = page.locator('.feedings-list .item', { hasText: 'Left breast' });
+    await item.getByRole('button', { name: /^Edit / }).click();
+    const form = page.locator('.feedings-list form.edit-form');
+    await form.getByLabel('Method').selectOption('breast_both');
+    await form.getByLabel('Duration (min)').fill('12.5');
+    await form.getByLabel('Amount (ml)').fill('30');
+    await form.getByRole('button', { name: 'Save' }).click();
+    await page.locator('.feedings-list .item', { hasText: 'Both breasts' }).waitFor();
+    const [g] = await feedings();
+    assert.equal(g.id, f.id);
+    assert.deepEqual([g.method, g.duration_s, g.amount_ml, g.version], ['breast_both', 750, 30, f.version + 1]);
+    // switching it to a bottle with no amount is refused in the form, nothing sent
+    await page
+      .locator('.feedings-list .item', { hasText: 'Both breasts' })
+      .getByRole('button', { name: /^Edit / })
+      .click();
+    await form.getByLabel('Amount (ml)').fill('');
+    await form.getByLabel('Method').selectOption('bottle');
+    await form.getByRole('button', { name: 'Save' }).click();
+    await form.getByText('Enter a whole number of millilitres.').waitFor();
+    await form.getByRole('button', { name: 'Cancel' }).click();
+    assert.equal((await feedings())[0].version, g.version);
     noErrors();
   });
 
@@ -205,7 +235,7 @@ describe('feedings v2 on a phone', () => {
       );
     await waitFor(async () => (await page.locator('.day-chart').getAttribute('data-points')) === '9');
     await page.locator('.timeline-summary', { hasText: '9 feedings on' }).waitFor();
-    await page.locator('.today-summary', { hasText: '85.7 oz today' }).waitFor();
+    await page.locator('.today-summary', { hasText: '86.7 oz today' }).waitFor();
     await waitFor(async () => /\d h \d+ min/.test(await page.locator('.interval-figures').textContent()));
     // the timeline of another day (the date picker) is empty
     await page.locator('.timeline-date').fill('2026-01-02');
