@@ -6,7 +6,7 @@
 import { get, idempotencyKey, ifMatch, patch, post, query } from '../api.js';
 import { barChart, dayChart, hourOfDay } from '../charts.js';
 import { alertBox, busy, field, fmtDateTime, fmtNumber, fmtTime, h, onSubmit, replace, toLocalInput } from '../dom.js';
-import { clearTimer, elapsed, onTimerChange, readTimer, startTimer, timerFeeding } from '../feedtimer.js';
+import { MAX_S, clearTimer, elapsed, onTimerChange, readTimer, startTimer, timerFeeding } from '../feedtimer.js';
 import { recordList } from '../records.js';
 import { forCurrent } from '../subjects.js';
 import { clock, fmtDuration, fmtVolume, inputAttrs, parseVolume, toInput, unitOf } from '../units.js';
@@ -173,8 +173,8 @@ export function feedingsPage(ctx) {
     busy(bottleBtn, async () => {
       showQuick(null);
       try {
-        const k = KINDS.includes(kind) && !kind.startsWith('breast') ? kind : 'formula';
-        const body = { method: 'bottle', amount_ml: Number(bottleBtn.dataset.ml), kind: k, subject_id: sid };
+        // the kind last chosen in the form (a bottle of expressed milk is breast_milk)
+        const body = { method: 'bottle', amount_ml: Number(bottleBtn.dataset.ml), kind, subject_id: sid };
         const { data } = await post('/feedings', body, { headers: { 'Idempotency-Key': idempotencyKey() } });
         logged(data);
       } catch (err) {
@@ -235,10 +235,11 @@ export function feedingsPage(ctx) {
     running.hidden = !t;
     if (!t) return;
     timerSide.textContent = METHOD_NAMES[t.method] || t.method;
-    timerSince.textContent = `since ${fmtTime(t.start, tz())}`;
     const draw = () => {
       const s = elapsed(t);
       timerClock.textContent = clock(s);
+      // the API keeps at most 6 h: a forgotten timer is logged as 6 h (edit it afterwards)
+      timerSince.textContent = `since ${fmtTime(t.start, tz())}${s > MAX_S ? ' · over 6 h: logged as 6 h' : ''}`;
       timerClock.dataset.seconds = String(Math.floor(s));
     };
     draw();
