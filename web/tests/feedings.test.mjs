@@ -190,6 +190,12 @@ describe('feedings v2 on a phone', () => {
     assert.equal(all.length, 2);
     const f = all.find((x) => x.method === 'breast_right'); // listed by given_at: 7 h ago
     assert.deepEqual([f.duration_s, Date.parse(f.given_at)], [21600, Date.parse(start)]);
+    // gone again, for the figures and pictures that follow
+    const del = await page.request.delete(`${origin}/api/v1/feedings/${f.id}`, {
+      headers: { Origin: origin, 'If-Match': `"${f.version}"` },
+    });
+    assert.equal(del.status(), 204);
+    await waitFor(async () => (await page.locator('.feedings-list .item').count()) === 1);
     noErrors();
   });
 
@@ -231,8 +237,8 @@ describe('feedings v2 on a phone', () => {
   });
 
   it('the timeline shows the day and the interval figures; screenshots', async () => {
-    await waitFor(async () => (await page.locator('.day-chart').getAttribute('data-points')) === '6');
-    await page.locator('.timeline-summary', { hasText: '6 feedings on' }).waitFor();
+    await waitFor(async () => (await page.locator('.day-chart').getAttribute('data-points')) === '5');
+    await page.locator('.timeline-summary', { hasText: '5 feedings on' }).waitFor();
     // a morning of feedings (it is about noon in the zone): bars where they belong
     const r = await page.request.get(`${origin}/api/v1/feedings/timeline`);
     const { date, timezone } = await r.json();
@@ -251,15 +257,15 @@ describe('feedings v2 on a phone', () => {
         (await page.request.post(`${origin}/api/v1/feedings`, { data, headers: { Origin: origin } })).status(),
         201,
       );
-    await waitFor(async () => (await page.locator('.day-chart').getAttribute('data-points')) === '10');
-    await page.locator('.timeline-summary', { hasText: '10 feedings on' }).waitFor();
+    await waitFor(async () => (await page.locator('.day-chart').getAttribute('data-points')) === '9');
+    await page.locator('.timeline-summary', { hasText: '9 feedings on' }).waitFor();
     await page.locator('.today-summary', { hasText: '86.7 oz today' }).waitFor();
     await waitFor(async () => /\d h \d+ min/.test(await page.locator('.interval-figures').textContent()));
     // the timeline of another day (the date picker) is empty
     await page.locator('.timeline-date').fill('2026-01-02');
     await page.locator('.timeline-summary', { hasText: '0 feedings on 2026-01-02' }).waitFor();
     await page.locator('.timeline-date').fill(date);
-    await page.locator('.timeline-summary', { hasText: '10 feedings on' }).waitFor();
+    await page.locator('.timeline-summary', { hasText: '9 feedings on' }).waitFor();
     await page.locator('.timeline-date').blur();
     await page.locator('.timeline').scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(ARTIFACTS, 'feedings-timeline-phone.png') });
