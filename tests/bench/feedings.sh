@@ -18,12 +18,12 @@ who="email LIKE 'fv2%-$RUN_ID@example.com'"
 psql -q "$PULSE_MIGRATE_DATABASE_URL" \
   -c "UPDATE subjects s SET daily_target_ml = 800, timezone = 'America/New_York' FROM users u WHERE s.id = u.default_subject_id AND u.$who" \
   -c "INSERT INTO feedings (subject_id, created_by, amount_ml, kind, method, duration_s, given_at) SELECT u.default_subject_id, u.id, CASE WHEN g % 3 = 0 THEN NULL ELSE 50 + g % 150 END, CASE WHEN g % 3 = 0 THEN 'breast_milk' ELSE 'formula' END, CASE WHEN g % 3 = 0 THEN 'breast_left' ELSE 'bottle' END, 300 + g % 900, now() - g * interval '97 minutes' FROM users u, generate_series(1, 300) g WHERE u.$who" \
-  -c "ANALYZE"
+  -c "ANALYZE feedings" -c "ANALYZE subjects"
 PAST=$(date -u -d '3 days ago' +%Y-%m-%d)
 
 run() { # name path [METHOD BODY]
   local name=$1 path=$2
-  METHOD=${3:-GET} BODY=${4:-} wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
+  TOKENS=$TOKENS METHOD=${3:-GET} BODY=${4:-} wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency \
     -s "$ROOT/tests/bench/rotate.lua" "http://127.0.0.1:$PULSE_PORT$path" > "$OUT/$name.txt"
 }
 run timeline /api/v1/feedings/timeline

@@ -201,7 +201,8 @@ describe('records of care circles', () => {
     assert.equal(t.count, 1);
     assert.equal(t.remaining_ml, 600);
     const s = expectStatus(await get(srv, a, `/api/v1/stats/feedings?days=2&subject_id=${sid}`), 200).json;
-    assert.deepEqual(s.per_day, [{ date: prevDay, count: 1, total_ml: 77 }, { date: localDay, count: 1, total_ml: 300 }]);
+    // feedings v2: each day also says whether the subject's target (900) was met
+    assert.deepEqual(s.per_day, [{ date: prevDay, count: 1, total_ml: 77, target_met: false }, { date: localDay, count: 1, total_ml: 300, target_met: false }]);
     // the caller's own default subject keeps the caller's zone
     const own = expectStatus(await get(srv, a, `${FEEDINGS}/today`), 200).json;
     assert.equal(own.timezone, 'UTC');

@@ -60,6 +60,7 @@ const KNOWN = [
   'GET /api/v1/notes', 'HEAD /api/v1/notes', 'POST /api/v1/notes', 'GET /api/v1/notes/{id}', 'HEAD /api/v1/notes/{id}',
   'PATCH /api/v1/notes/{id}', 'DELETE /api/v1/notes/{id}', 'GET /api/v1/tags', 'HEAD /api/v1/tags',
   'GET /api/v1/feedings', 'HEAD /api/v1/feedings', 'POST /api/v1/feedings', 'GET /api/v1/feedings/today', 'HEAD /api/v1/feedings/today',
+  'GET /api/v1/feedings/timeline', 'HEAD /api/v1/feedings/timeline',
   'GET /api/v1/feedings/{id}', 'HEAD /api/v1/feedings/{id}', 'PATCH /api/v1/feedings/{id}', 'DELETE /api/v1/feedings/{id}',
   'GET /api/v1/stats/feedings', 'HEAD /api/v1/stats/feedings',
   'GET /api/v1/live', 'HEAD /api/v1/live', // without an upgrade: 426 (GET) or 400 (HEAD) once authorised
@@ -303,7 +304,7 @@ describe('security', () => {
     it('none of B\'s GET routes (lists, tags, today, stats, export, tokens, sessions) shows anything of A\'s', async () => {
       const secrets = [...Object.values(A.ids), A.user.id, A.email, 'Alice Secret', 'alice-secret', 'alice-token', A.token, A.pat.token];
       const lists = routes.filter((r) => r.method === 'GET' && !hasId(r));
-      const queries = { '/api/v1/notes': ['', '?q=alice', '?q=secret', '?tag=alice', '?pinned=false'], '/api/v1/feedings': ['', '?kind=food', '?from=2000-01-01T00:00:00Z'], '/api/v1/stats/feedings': ['', '?days=365'] };
+      const queries = { '/api/v1/notes': ['', '?q=alice', '?q=secret', '?tag=alice', '?pinned=false'], '/api/v1/feedings': ['', '?kind=food', '?from=2000-01-01T00:00:00Z'], '/api/v1/stats/feedings': ['', '?days=365'], '/api/v1/feedings/timeline': ['', '?date=2000-01-01'] };
       for (const r of lists) {
         for (const q of queries[r.path] || ['']) {
           for (const token of [B.token, B.pat.token]) {
