@@ -197,3 +197,124 @@ export function barChart({ title, label, fmt = (v) => v, height = 180, color = C
     },
   };
 }
+
+// Hours since local midnight in `timeZone` (wall clock, 0..24) of an ISO instant.
+export function hourOfDay(iso, timeZone) {
+  const d = new Date(iso);
+  let parts;
+  try {
+    parts = new Intl.DateTimeFormat('en-GB', {
+      timeZone,
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+      hourCycle: 'h23',
+    }).formatToParts(d);
+  } catch {
+    return d.getHours() + d.getMinutes() / 60 + d.getSeconds() / 3600;
+  }
+  const n = (t) => Number((parts.find((p) => p.type === t) || { value: 0 }).value);
+  return n('hour') + n('minute') / 60 + n('second') / 3600;
+}
+
+// A day's feedings on a 24-hour axis (the subject's wall clock): amounts as bars (left axis,
+// in the user's unit) and timed feeds without an amount as bars of minutes (right axis).
+// points = [{ hour, amount, minutes }] (amount or minutes null).
+export function dayChart({ title, unit, height = 190 }) {
+  const wrap = h('div', { class: 'day-chart', dataset: { points: '0' } });
+  const caption = h(
+    'figcaption',
+    null,
+    h('span', { class: 'chart-title' }, title),
+    h(
+      'span',
+      { class: 'chart-keys' },
+      h('span', { class: 'key c-teal' }, `Amount (${unit})`),
+      ' ',
+      h('span', { class: 'key c-orange' }, 'Breast (min)'),
+    ),
+  );
+  const figure = h('figure', { class: 'card chart-card' }, caption, wrap);
+  let plot = null;
+  let ro = null;
+  const bars = uPlot.paths.bars({ size: [1, 8, 6], align: 0 }); // 6..8 px wide, however close
+  const pad2h = (x) => `${String(Math.floor(x)).padStart(2, '0')}:00`;
+  const axis = (scale, side) => ({
+    scale,
+    side,
+    stroke: axisColor(),
+    grid: side === 3 ? { stroke: gridColor() } : { show: false },
+    ticks: { show: false },
+    size: 44,
+  });
+  return {
+    el: figure,
+    set(points) {
+      const sorted = [...points].sort((a, b) => a.hour - b.hour);
+      const data = [
+        sorted.map((p) => p.hour),
+        sorted.map((p) => (p.amount === null ? null : p.amount)),
+        sorted.map((p) => (p.minutes === null ? null : p.minutes)),
+      ];
+      wrap.dataset.points = String(sorted.length);
+      if (plot) {
+        plot.setData(data);
+        return;
+      }
+      if (!wrap.isConnected) return;
+      plot = new uPlot(
+        {
+          width: widthOf(wrap),
+          height,
+          cursor: { drag: { x: false, y: false } },
+          legend: { show: false },
+          scales: {
+            x: { time: false, range: () => [0, 24] },
+            v: { range: (u, min, max) => [0, Math.max((max || 0) * 1.15, unit === 'oz' ? 4 : 120)] },
+            min: { range: (u, min, max) => [0, Math.max((max || 0) * 1.15, 30)] },
+          },
+          axes: [
+            {
+              stroke: axisColor(),
+              grid: { stroke: gridColor() },
+              ticks: { show: false },
+              incrs: [3, 6],
+              values: (u, splits) => splits.map(pad2h),
+            },
+            axis('v', 3),
+            axis('min', 1),
+          ],
+          series: [
+            {},
+            {
+              label: `Amount (${unit})`,
+              scale: 'v',
+              stroke: COLORS.teal,
+              fill: `${COLORS.teal}cc`,
+              width: 0,
+              paths: bars,
+              points: { show: false },
+            },
+            {
+              label: 'Breast (min)',
+              scale: 'min',
+              stroke: COLORS.orange,
+              fill: `${COLORS.orange}aa`,
+              width: 0,
+              paths: bars,
+              points: { show: false },
+            },
+          ],
+        },
+        data,
+        wrap,
+      );
+      ro = observeWidth(wrap, plot, height);
+    },
+    destroy() {
+      if (ro) ro.disconnect();
+      if (plot) plot.destroy();
+      plot = null;
+    },
+  };
+}

@@ -12,6 +12,7 @@ import { feedingsPage } from './pages/feedings.js';
 import { loginPage, registerPage } from './pages/auth.js';
 import { notesPage } from './pages/notes.js';
 import { profilePage } from './pages/profile.js';
+import { sinceLast } from './since.js';
 import { invitePage, subjectPage, subjectsPage } from './pages/subjects.js';
 import { subjects } from './subjects.js';
 
@@ -188,6 +189,7 @@ function switcher() {
 
 function shell(view, path) {
   const dot = statusDot();
+  const since = sinceLast(ctx);
   state.switcher = switcher();
   const logoutBtn = h('button', { type: 'button', class: 'link-button', onclick: () => logout(logoutBtn) }, 'Sign out');
   const nav = h(
@@ -223,6 +225,7 @@ function shell(view, path) {
       'Pulse',
     ),
     state.switcher.el,
+    since.el,
     nav,
     h(
       'div',
@@ -233,7 +236,11 @@ function shell(view, path) {
     ),
   );
   const main = h('main', { id: 'main', tabindex: '-1' }, view.el);
-  return { nodes: [header, main], off: dot.off, main };
+  const off = () => {
+    dot.off();
+    since.destroy();
+  };
+  return { nodes: [header, main], off, main };
 }
 
 let renderSeq = 0;

@@ -47,7 +47,18 @@ export function profilePage(ctx) {
     const s = ctx.subjects.get(u.default_subject_id);
     return !s || s.role === 'owner';
   };
-  const profileFields = [name, zone, target, defaultSubject];
+  const volume = field(
+    'Volumes in',
+    h(
+      'select',
+      null,
+      h('option', { value: 'ml' }, 'millilitres (ml)'),
+      h('option', { value: 'oz' }, 'US fluid ounces (oz)'),
+    ),
+    'volume_unit',
+    'How amounts are shown and typed; they are stored in ml.',
+  );
+  const profileFields = [name, zone, target, defaultSubject, volume];
   const profileAlert = alertBox();
   const profileStatus = h('p', { class: 'notice', role: 'status', hidden: true });
   const saveBtn = h('button', { type: 'submit', class: 'primary' }, 'Save profile');
@@ -56,6 +67,7 @@ export function profilePage(ctx) {
     name.input.value = u.display_name || '';
     zone.input.value = u.timezone;
     target.input.value = String(u.daily_target_ml);
+    volume.input.value = u.volume_unit === 'oz' ? 'oz' : 'ml';
     // Only the owners of the default subject set its target (403 otherwise).
     target.input.disabled = !ownsDefault(u);
     replace(
@@ -81,6 +93,7 @@ export function profilePage(ctx) {
         status: profileStatus,
         send: () => {
           const body = { display_name: name.input.value.trim() || null, timezone: zone.input.value.trim() };
+          if (volume.input.value !== (ctx.user.volume_unit || 'ml')) body.volume_unit = volume.input.value;
           const chosen = defaultSubject.input.value;
           if (chosen && chosen !== ctx.user.default_subject_id) body.default_subject_id = chosen;
           else if (!target.input.disabled)
@@ -103,6 +116,7 @@ export function profilePage(ctx) {
     zoneList,
     defaultSubject.row,
     target.row,
+    volume.row,
     saveBtn,
     profileStatus,
   );

@@ -3,6 +3,7 @@
 import { get, query } from '../api.js';
 import { fmtNumber, fmtTime, h, replace } from '../dom.js';
 import { forCurrent } from '../subjects.js';
+import { fmtVolume, unitOf } from '../units.js';
 
 export function todayCard(ctx, { compact = false } = {}) {
   const bar = h('progress', { max: 1, value: 0, 'aria-labelledby': 'today-summary' });
@@ -25,6 +26,10 @@ export function todayCard(ctx, { compact = false } = {}) {
   );
   let timer = null;
   let seq = 0;
+  const vol = (ml) => {
+    const unit = unitOf(ctx.user);
+    return unit === 'oz' ? fmtVolume(ml, unit) : `${fmtNumber(ml)} ml`;
+  };
   const load = async () => {
     const mine = ++seq;
     try {
@@ -38,21 +43,21 @@ export function todayCard(ctx, { compact = false } = {}) {
         bar.hidden = false;
         replace(
           summary,
-          h('strong', null, `${fmtNumber(t.total_ml)} ml`),
-          ` of ${fmtNumber(t.target_ml)} ml`,
+          h('strong', null, vol(t.total_ml)),
+          ` of ${vol(t.target_ml)}`,
           h('span', { class: 'pct' }, ` (${fmtNumber(t.progress * 100)}%)`),
         );
       } else {
         bar.hidden = true;
         replace(
           summary,
-          h('strong', null, `${fmtNumber(t.total_ml)} ml`),
+          h('strong', null, vol(t.total_ml)),
           ' today',
           h('span', { class: 'muted' }, ' · no daily target set'),
         );
       }
       const parts = [`${t.count} feeding${t.count === 1 ? '' : 's'}`];
-      if (t.target_ml > 0) parts.push(t.remaining_ml > 0 ? `${fmtNumber(t.remaining_ml)} ml to go` : 'target reached');
+      if (t.target_ml > 0) parts.push(t.remaining_ml > 0 ? `${vol(t.remaining_ml)} to go` : 'target reached');
       if (t.last_given_at) parts.push(`last at ${fmtTime(t.last_given_at, tz)}`);
       replace(details, parts.join(' · '));
     } catch (e) {
