@@ -339,6 +339,9 @@ static bool event_reaches(const struct live_client *c, const char *payload, size
 static void live_worker_maybe_free(struct live_worker *lw);
 static void on_pump(uv_timer_t *t);
 
+#define RESYNC_REQUIRED       "{\"type\":\"resync_required\"}"
+#define send_static(ws, text) pl_ws_send_text((ws), (text), sizeof(text) - 1)
+
 static void stream_key(const char *user_id, char *out, size_t cap)
 {
     snprintf(out, cap, STREAM_PREFIX "%s", user_id);
@@ -520,7 +523,7 @@ static void end_replay(struct live_client *c, bool resync)
 {
     c->replaying = false;
     if (resync) {
-        pl_ws_send_text(c->ws, "{\"type\":\"resync_required\"}", 28);
+        send_static(c->ws, RESYNC_REQUIRED);
     } else {
         char msg[64];
         int n = snprintf(msg, sizeof msg, "{\"type\":\"resumed\",\"count\":%u}", c->replay_count);
@@ -624,7 +627,7 @@ static void start_resume(struct live_client *c, uint64_t after)
             c->replaying = true;
             end_replay(c, false);
         } else {
-            pl_ws_send_text(c->ws, "{\"type\":\"resync_required\"}", 28);
+            send_static(c->ws, RESYNC_REQUIRED);
         }
         return;
     }

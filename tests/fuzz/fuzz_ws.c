@@ -158,7 +158,7 @@ static void on_message(struct pl_ws_conn *ws, const char *data, size_t len, bool
         break;
     case LIVE_MSG_RESUME:
         /* live.c answers from Redis; here: the answer for an unknown cursor */
-        (void)pl_ws_send_text(ws, "{\"type\":\"resync_required\"}", 28);
+        (void)pl_ws_send_text(ws, "{\"type\":\"resync_required\"}", 26);
         break;
     case LIVE_MSG_SUBSCRIBE:
         c->topics |= topics;
