@@ -19,10 +19,13 @@
 #define USER_BUCKETS  1024
 #define CLOSE_REVOKED 4401
 #define STOP_WAIT_MS  1000
-/* Resume: stream entries per XRANGE page; the next page is read once the socket's queue is
- * under a quarter of its cap (checked every PUMP_MS); messages a socket may send before its
- * hello (they wait for it). */
+/* Resume: stream entries per XRANGE page; pages in flight per worker (the replays take turns
+ * in a FIFO, one page each, so that a thousand sockets resuming at once neither queue a
+ * thousand replies behind the worker's other Redis commands nor keep its loop from live
+ * frames); a socket's next page is read once its queue is under a quarter of its cap
+ * (checked every PUMP_MS); messages a socket may send before its hello (they wait for it). */
 #define REPLAY_PAGE   64
+#define REPLAY_READS  8
 #define PUMP_MS       5
 #define INBOX_MAX     8
 #define STREAM_PREFIX "pulse:stream:"
@@ -103,7 +106,9 @@ struct live_worker {
     uv_timer_t recheck;
     uv_timer_t stop_timer;
     uv_timer_t pump;             /* replays waiting for their socket's queue to drain */
-    struct live_client *pumping; /* those replays */
+    struct live_client *pumping; /* those replays, in turn (FIFO) */
+    struct live_client *pumping_tail;
+    int replay_reads; /* XRANGE pages in flight */
     uint64_t stop_started;
     bool closing; /* live_worker_close ran: sockets closing now only free themselves */
     void (*stop_done)(struct worker *w);
@@ -497,11 +502,15 @@ static void flush_held(struct live_client *c)
 static void pump_add(struct live_client *c)
 {
     struct live_worker *lw = c->lw;
+    if (c->pumping) return;
     c->pumping = true;
-    c->pprev = NULL;
-    c->pnext = lw->pumping;
-    if (lw->pumping) lw->pumping->pprev = c;
-    lw->pumping = c;
+    c->pnext = NULL;
+    c->pprev = lw->pumping_tail;
+    if (lw->pumping_tail)
+        lw->pumping_tail->pnext = c;
+    else
+        lw->pumping = c;
+    lw->pumping_tail = c;
     if (!uv_is_active((uv_handle_t *)&lw->pump))
         uv_timer_start(&lw->pump, on_pump, PUMP_MS, PUMP_MS);
 }
@@ -515,7 +524,10 @@ static void pump_remove(struct live_client *c)
         c->pprev->pnext = c->pnext;
     else
         lw->pumping = c->pnext;
-    if (c->pnext) c->pnext->pprev = c->pprev;
+    if (c->pnext)
+        c->pnext->pprev = c->pprev;
+    else
+        lw->pumping_tail = c->pprev;
     if (!lw->pumping) uv_timer_stop(&lw->pump);
 }
 
@@ -533,12 +545,28 @@ static void end_replay(struct live_client *c, bool resync)
 }
 
 static void read_page(struct live_client *c);
+static void page_done(struct live_client *c, int status, redisReply *reply);
+
+static void pump_run(struct live_worker *lw);
 
 static void on_page(int status, redisReply *reply, void *ctx)
 {
     struct live_client *c = ctx;
-    if (!redis_reply_wanted(c)) return;
-    if (c->lw->closing) return;
+    struct live_worker *lw = c->lw;
+    lw->replay_reads--;
+    bool closing = lw->closing;
+    if (!redis_reply_wanted(c)) {
+        if (!closing) pump_run(lw);
+        return;
+    }
+    if (closing) return;
+    page_done(c, status, reply);
+    pump_run(lw);
+}
+
+/* A page of the replay: sends its events; then the replay ends or waits for its next turn. */
+static void page_done(struct live_client *c, int status, redisReply *reply)
+{
     if (status != 0 || reply->type != REDIS_REPLY_ARRAY) {
         pl_warn("live: reading the stream for a resume failed", PL_STR("user_id", c->user->id));
         end_replay(c, true);
@@ -584,11 +612,7 @@ static void on_page(int status, redisReply *reply, void *ctx)
         end_replay(c, false);
         return;
     }
-    size_t cap = (size_t)c->lw->w->app->cfg.ws_queue_bytes;
-    if (pl_ws_queued_bytes(c->ws) > cap / 4)
-        pump_add(c);
-    else
-        read_page(c);
+    pump_add(c);
 }
 
 /* The next page of the replay: from the cursor itself (first) or just after replay_max. */
@@ -603,18 +627,28 @@ static void read_page(struct live_client *c)
     snprintf(end, sizeof end, "%llu-0", (unsigned long long)c->last_seq);
     snprintf(count, sizeof count, "%d", REPLAY_PAGE + (c->replay_first ? 1 : 0));
     const char *argv[] = {"XRANGE", key, start, end, "COUNT", count};
-    if (client_redis(c, 6, argv, on_page) != 0) end_replay(c, true);
+    if (client_redis(c, 6, argv, on_page) != 0)
+        end_replay(c, true);
+    else
+        c->lw->replay_reads++;
+}
+
+/* Starts the next pages, in turn, of the replays whose socket's queue has drained. */
+static void pump_run(struct live_worker *lw)
+{
+    size_t low = (size_t)lw->w->app->cfg.ws_queue_bytes / 4;
+    for (struct live_client *c = lw->pumping, *next; c && lw->replay_reads < REPLAY_READS;
+         c = next) {
+        next = c->pnext;
+        if (pl_ws_queued_bytes(c->ws) > low) continue;
+        pump_remove(c);
+        read_page(c);
+    }
 }
 
 static void on_pump(uv_timer_t *t)
 {
-    struct live_worker *lw = t->data;
-    for (struct live_client *c = lw->pumping, *next; c; c = next) {
-        next = c->pnext;
-        if (pl_ws_queued_bytes(c->ws) > (size_t)lw->w->app->cfg.ws_queue_bytes / 4) continue;
-        pump_remove(c);
-        read_page(c);
-    }
+    pump_run(t->data);
 }
 
 /* {"type":"resume","after":S} (or ?after=S): replays (S, last_seq] from the stream. */
@@ -634,7 +668,8 @@ static void start_resume(struct live_client *c, uint64_t after)
     c->replaying = true;
     c->replay_from = c->replay_max = after;
     c->replay_first = true;
-    read_page(c);
+    pump_add(c);
+    pump_run(c->lw);
 }
 
 /* ---- the route ---- */
@@ -1010,7 +1045,7 @@ void live_worker_close(struct worker *w)
         }
     }
     lw->fanout_next = NULL;
-    lw->pumping = NULL;
+    lw->pumping = lw->pumping_tail = NULL;
     uv_close((uv_handle_t *)&lw->pump, on_handle_closed);
     uv_close((uv_handle_t *)&lw->fanout, on_handle_closed);
     uv_close((uv_handle_t *)&lw->recheck, on_handle_closed);
