@@ -138,7 +138,7 @@ async function resume() {
         if (text.startsWith('{"type":"event"')) c.events++;
         else if (text.startsWith('{"type":"resumed"')) { c.done = performance.now(); c.count = JSON.parse(text).count; }
         else if (text.startsWith('{"type":"resync_required"')) { c.done = performance.now(); c.bad++; }
-        else if (!text.startsWith('{"type":"subscribed"')) c.bad++;
+        else if (!text.startsWith('{"type":"subscribed"') && !text.startsWith('{"type":"metrics"')) c.bad++;
       }).then((s) => { c.ws = s.ws; if (s.hello.last_seq !== u.last) c.bad++; clients.push(c); }));
     }
     await Promise.all(batch);
