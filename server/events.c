@@ -33,6 +33,9 @@ static const char publish_lua[] =
      * cutoff (publication times grow with the ids) */
     "  local len = redis.call('XLEN', key)\n"
     "  while len > count do\n"
+    /* the common case, a busy user's young stream: one entry read */
+    "    local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)\n"
+    "    if #first == 0 or tonumber(first[1][2][4]) >= cutoff then break end\n"
     "    local batch = redis.call('XRANGE', key, '-', '+', 'COUNT', math.min(len - count, 100))\n"
     "    local gone = {}\n"
     "    for _, e in ipairs(batch) do\n"
@@ -56,6 +59,11 @@ static const char publish_lua[] =
 void events_user_channel(const char *user_id, char *out, size_t cap)
 {
     snprintf(out, cap, USER_CHANNEL "%s", user_id);
+}
+
+void events_user_stream(const char *user_id, char *out, size_t cap)
+{
+    snprintf(out, cap, "pulse:stream:%s", user_id);
 }
 
 bool events_channel_user(const char *channel, size_t len, char *out, size_t cap)
@@ -232,7 +240,7 @@ static void on_forgotten(int status, redisReply *reply, void *ctx) {}
 void events_forget_user(struct worker *w, const char *user_id)
 {
     char key[80];
-    snprintf(key, sizeof key, "pulse:stream:%s", user_id);
+    events_user_stream(user_id, key, sizeof key);
     const char *argv[] = {"DEL", key};
     if (pl_redis_command(w->redis, 2, argv, NULL, on_forgotten, NULL) != 0)
         pl_log(PL_LOG_WARN, "event stream of a deleted user left to expire");

@@ -33,6 +33,10 @@ struct pl_pg_pool;
 
 /* The channel of a user's events ("pulse:user:<id>") into out (80 bytes are enough). */
 void events_user_channel(const char *user_id, char *out, size_t cap);
+/* The stream of a user's retained events ("pulse:stream:<id>", entries "<seq>-0" with the
+ * frame's text in field f and the publication time in ms in field t) into out (80 bytes are
+ * enough). */
+void events_user_stream(const char *user_id, char *out, size_t cap);
 /* The reverse: true with the user id in out (NUL-terminated) when channel[0..len) is a user's
  * events channel whose id fits in cap. */
 bool events_channel_user(const char *channel, size_t len, char *out, size_t cap);
