@@ -90,7 +90,7 @@ void events_publish_text(struct worker *w, const char *channel, char *payload)
 
 struct publish {
     struct worker *w;
-    char outbox_id[24]; /* "" without an outbox row */
+    char outbox_id[64]; /* the row's "<id>.<token>", "" without an outbox row */
 };
 
 static void on_outbox_deleted(int status, PGresult **results, int n, void *ctx)
@@ -149,7 +149,7 @@ static void publish(struct worker *w, const char *outbox_id, const char *subject
     size_t tn = strlen(data_json) + 16;
     char *tail = pl_xmalloc(tn);
     snprintf(tail, tn, "\",\"data\":%s}", data_json);
-    char retain_s[24], retain_count[24], dedupe[48] = "";
+    char retain_s[24], retain_count[24], dedupe[96] = "";
     snprintf(retain_s, sizeof retain_s, "%lld", w->app->cfg.events_retain_s);
     snprintf(retain_count, sizeof retain_count, "%lld", w->app->cfg.events_retain_count);
     struct publish *p = pl_xcalloc(1, sizeof *p);
@@ -250,8 +250,11 @@ void events_forget_user(struct worker *w, const char *user_id)
 
 int events_prepare(struct pl_pg_pool *pool)
 {
-    int rc = pl_pg_pool_prepare(pool, "events_outbox_delete",
-                                "DELETE FROM event_outbox WHERE id = $1::bigint", 1);
+    int rc =
+        pl_pg_pool_prepare(pool, "events_outbox_delete",
+                           "DELETE FROM event_outbox WHERE id = split_part($1, '.', 1)::bigint "
+                           "AND token = split_part($1, '.', 2)::uuid",
+                           1);
     /* $1: the age in ms after which a row is swept, and after which a claim by a sweeper
      * that died is taken over */
     if (rc == 0)
@@ -261,8 +264,8 @@ int events_prepare(struct pl_pg_pool *pool)
             "event_outbox WHERE created_at < now() - $1::int * interval '1 millisecond' AND "
             "(claimed_at IS NULL OR claimed_at < now() - $1::int * interval '1 millisecond') "
             "ORDER BY id LIMIT " SWEEP_BATCH " FOR UPDATE SKIP LOCKED) "
-            "RETURNING id, user_ids, subject_id, event, data) "
-            "SELECT id, user_ids, subject_id, event, data FROM c ORDER BY id",
+            "RETURNING id, " EVENTS_OUTBOX_REF " AS ref, user_ids, subject_id, event, data) "
+            "SELECT ref, user_ids, subject_id, event, data FROM c ORDER BY id",
             1);
     return rc;
 }

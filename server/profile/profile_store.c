@@ -80,7 +80,8 @@ static const struct stmt_def statements[] = {
                                      "AND l.subject_id NOT IN (SELECT id FROM sole)), "
                                      "ob AS (INSERT INTO event_outbox (user_ids, subject_id, event, data) SELECT members, sid, "
                                      "CASE WHEN deleted THEN 'subject.deleted' ELSE 'member.left' END, data FROM ev "
-                                     "WHERE members IS NOT NULL RETURNING id, subject_id) "
+                                     "WHERE members IS NOT NULL RETURNING " EVENTS_OUTBOX_REF
+                                     " AS id, subject_id) "
                                      "SELECT ev.deleted, ev.sid, CASE WHEN ev.deleted THEN ev.data END, ev.members, ob.id "
                                      "FROM ev LEFT JOIN ob ON ob.subject_id = ev.sid",
      1},

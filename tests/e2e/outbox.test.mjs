@@ -4,8 +4,10 @@
 // (PULSE_EVENTS_RETAIN_S / PULSE_EVENTS_RETAIN_COUNT, whichever keeps more); a change whose
 // process dies right after its commit (PULSE_TEST_SKIP_PUBLISH=1 makes a replica publish
 // nothing after its commits, then it is SIGKILLed) is delivered by another replica's outbox
-// sweeper, exactly once; a row whose dedupe key is there already is not published again.
+// sweeper, exactly once; a row whose dedupe key (pulse:outbox:<id>.<token>) is there already
+// is not published again, and a row with the id of an old one but another token is.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 
 import { API_ENV, api, expectStatus, psql, redisCommands, redisUrlWithDb, register, sleep } from './api.mjs';
@@ -188,15 +190,22 @@ describe('the outbox', () => {
     // two rows as a change's statement writes them; the first one counts as published (its
     // dedupe key is set before the row exists)
     const [done, fresh] = psql("SELECT nextval('event_outbox_id_seq') UNION ALL SELECT nextval('event_outbox_id_seq')").split('\n');
-    await redisCommands(url, [['SET', `pulse:outbox:${done}`, '1', 'EX', '60']]);
-    psql(`INSERT INTO event_outbox (id, user_ids, subject_id, event, data) VALUES
-      (${done}, '{${a.user.id}}', NULL, 'profile.updated', '{"n":1}'), (${fresh}, '{${a.user.id}}', NULL, 'profile.updated', '{"n":2}')`);
+    const [doneToken, freshToken] = [randomUUID(), randomUUID()];
+    // the second row's id was published before, by a row of another database (a restore, a
+    // test's fresh database) sharing this Redis: another token, so it is published all the same
+    await redisCommands(url, [
+      ['SET', `pulse:outbox:${done}.${doneToken}`, '1', 'EX', '60'],
+      ['SET', `pulse:outbox:${fresh}.${randomUUID()}`, '1', 'EX', '60'],
+    ]);
+    psql(`INSERT INTO event_outbox (id, token, user_ids, subject_id, event, data) VALUES
+      (${done}, '${doneToken}', '{${a.user.id}}', NULL, 'profile.updated', '{"n":1}'),
+      (${fresh}, '${freshToken}', '{${a.user.id}}', NULL, 'profile.updated', '{"n":2}')`);
     const m = await nextFrame(s, (x) => x.type === 'event' && x.data.n === 2, { from, timeout: 5000 });
     assert.match(m.seq, SEQ_RE);
     await waitFor(() => psql(`SELECT count(*) FROM event_outbox WHERE id IN (${done}, ${fresh})`) === '0', { timeout: 5000 });
     await sleep(400);
     assert.deepEqual(events(s, from).map((x) => x.data.n), [2], 'the row already published went without a frame');
-    const [ttl] = await redisCommands(url, [['TTL', `pulse:outbox:${fresh}`]]);
+    const [ttl] = await redisCommands(url, [['TTL', `pulse:outbox:${fresh}.${freshToken}`]]);
     assert.ok(ttl > 86400, `the dedupe key outlives the retention (ttl ${ttl})`);
     closeSockets(s);
   });
