@@ -2,7 +2,8 @@
 -- event here, so that a committed change always has its event. The process publishes it
 -- after replying (server/events.c) and deletes the row; a sweeper on every replica publishes
 -- the rows a process left behind (it died after the commit). Redis dedupes by id
--- (pulse:outbox:<id>.<token>), so a row published twice reaches nobody twice.
+-- (pulse:outbox:<id>, then <id>.<token>: migration 007), so a row published twice reaches
+-- nobody twice.
 CREATE TABLE event_outbox (
     id bigserial PRIMARY KEY,
     user_ids text NOT NULL,          -- the recipients, a Postgres array literal of user ids
@@ -10,9 +11,6 @@ CREATE TABLE event_outbox (
     event text NOT NULL,
     data text NOT NULL,              -- the resource's JSON text, as the frame carries it
     created_at timestamptz NOT NULL DEFAULT now(),
-    claimed_at timestamptz,          -- set by the sweeper that is publishing the row
-    -- with the id, the row's reference "<id>.<token>" and its Redis dedupe key: ids alone
-    -- start again in a restored or new database that shares the Redis
-    token uuid NOT NULL DEFAULT gen_random_uuid()
+    claimed_at timestamptz           -- set by the sweeper that is publishing the row
 );
 CREATE INDEX event_outbox_created_idx ON event_outbox (created_at);
