@@ -100,6 +100,13 @@ static void on_outbox_deleted(int status, PGresult **results, int n, void *ctx)
                PL_INT("status", status));
 }
 
+static void delete_row(struct worker *w, const char *ref)
+{
+    const char *v[] = {ref};
+    if (w->pg && pl_pg_exec1(w->pg, "events_outbox_delete", 1, v, on_outbox_deleted, NULL) != 0)
+        pl_log(PL_LOG_WARN, "event outbox row not deleted", PL_STR("id", ref));
+}
+
 static void on_script(int status, redisReply *reply, void *ctx)
 {
     struct publish *p = ctx;
@@ -112,15 +119,11 @@ static void on_script(int status, redisReply *reply, void *ctx)
                                    : "redis unavailable"),
                PL_STR("outbox_id", p->outbox_id));
     /* Published now or before (0: the dedupe key was there): the row has done its job. */
-    if (ok && p->outbox_id[0] && w->pg) {
-        const char *v[] = {p->outbox_id};
-        if (pl_pg_exec1(w->pg, "events_outbox_delete", 1, v, on_outbox_deleted, NULL) != 0)
-            pl_log(PL_LOG_WARN, "event outbox row not deleted", PL_STR("id", p->outbox_id));
-    }
+    if (ok && p->outbox_id[0]) delete_row(w, p->outbox_id);
     free(p);
 }
 
-/* Appends the JSON string of s (an id or event name: no escaping needed, checked) or null. */
+/* Whether s (an id or an event name) goes into the frame's JSON as is: nothing to escape. */
 static bool plain(const char *s)
 {
     for (; *s; s++)
@@ -131,8 +134,12 @@ static bool plain(const char *s)
 static void publish(struct worker *w, const char *outbox_id, const char *subject_id,
                     const char **users, int nusers, const char *event, const char *data_json)
 {
-    if (nusers == 0 || !w->events_script || !plain(event) || (subject_id && !plain(subject_id)))
+    if (nusers == 0 || !plain(event) || (subject_id && !plain(subject_id))) {
+        /* nobody to tell (or nothing a frame can carry): the row has nothing to deliver */
+        if (outbox_id && outbox_id[0]) delete_row(w, outbox_id);
         return;
+    }
+    if (!w->events_script) return;
     size_t hn = strlen(event) + (subject_id ? strlen(subject_id) : 0) + 80;
     char *head = pl_xmalloc(hn);
     if (subject_id) {

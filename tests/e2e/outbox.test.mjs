@@ -200,9 +200,11 @@ describe('the outbox', () => {
     psql(`INSERT INTO event_outbox (id, token, user_ids, subject_id, event, data) VALUES
       (${done}, '${doneToken}', '{${a.user.id}}', NULL, 'profile.updated', '{"n":1}'),
       (${fresh}, '${freshToken}', '{${a.user.id}}', NULL, 'profile.updated', '{"n":2}')`);
+    // and a row for nobody: deleted, nothing sent
+    const nobody = psql(`INSERT INTO event_outbox (user_ids, subject_id, event, data) VALUES ('{}', NULL, 'profile.updated', '{"n":3}') RETURNING id`).split('\n')[0];
     const m = await nextFrame(s, (x) => x.type === 'event' && x.data.n === 2, { from, timeout: 5000 });
     assert.match(m.seq, SEQ_RE);
-    await waitFor(() => psql(`SELECT count(*) FROM event_outbox WHERE id IN (${done}, ${fresh})`) === '0', { timeout: 5000 });
+    await waitFor(() => psql(`SELECT count(*) FROM event_outbox WHERE id IN (${done}, ${fresh}, ${nobody})`) === '0', { timeout: 5000 });
     await sleep(400);
     assert.deepEqual(events(s, from).map((x) => x.data.n), [2], 'the row already published went without a frame');
     const [ttl] = await redisCommands(url, [['TTL', `pulse:outbox:${fresh}.${freshToken}`]]);
