@@ -24,11 +24,10 @@
  * thousand replies behind the worker's other Redis commands nor keep its loop from live
  * frames); a socket's next page is read once its queue is under a quarter of its cap
  * (checked every PUMP_MS); messages a socket may send before its hello (they wait for it). */
-#define REPLAY_PAGE   64
-#define REPLAY_READS  8
-#define PUMP_MS       5
-#define INBOX_MAX     8
-#define STREAM_PREFIX "pulse:stream:"
+#define REPLAY_PAGE  64
+#define REPLAY_READS 8
+#define PUMP_MS      5
+#define INBOX_MAX    8
 
 struct live_user;
 
@@ -332,7 +331,7 @@ static void on_ws_close(struct pl_ws_conn *ws, int code)
 /* ---- sequence and resume ----
  *
  * Every event frame carries "seq" (server/events.c): Redis numbers it when it publishes it
- * and keeps it in the user's stream (STREAM_PREFIX<user_id>, entry <seq>-0, field f = the
+ * and keeps it in the user's stream (events_user_stream: entry <seq>-0, field f = the
  * frame's text). A socket's hello waits until Redis has confirmed the worker's SUBSCRIBE of
  * the user's channel; then it reads the stream's newest id: hello.last_seq. Every event
  * published later reaches the socket live, every earlier one is in the stream, and live
@@ -346,11 +345,6 @@ static void on_pump(uv_timer_t *t);
 
 #define RESYNC_REQUIRED       "{\"type\":\"resync_required\"}"
 #define send_static(ws, text) pl_ws_send_text((ws), (text), sizeof(text) - 1)
-
-static void stream_key(const char *user_id, char *out, size_t cap)
-{
-    snprintf(out, cap, STREAM_PREFIX "%s", user_id);
-}
 
 /* The seq of a frame (first "seq":"<digits>", which events.c writes before the data), or 0. */
 static uint64_t frame_seq(const char *payload, size_t len)
@@ -418,7 +412,7 @@ static void on_newest(int status, redisReply *reply, void *ctx)
 static void read_newest(struct live_client *c)
 {
     char key[80];
-    stream_key(c->user->id, key, sizeof key);
+    events_user_stream(c->user->id, key, sizeof key);
     const char *argv[] = {"XREVRANGE", key, "+", "-", "COUNT", "1"};
     c->lookup = true;
     if (client_redis(c, 6, argv, on_newest) != 0) {
@@ -619,7 +613,7 @@ static void page_done(struct live_client *c, int status, redisReply *reply)
 static void read_page(struct live_client *c)
 {
     char key[80], start[32], end[32], count[16];
-    stream_key(c->user->id, key, sizeof key);
+    events_user_stream(c->user->id, key, sizeof key);
     if (c->replay_first)
         snprintf(start, sizeof start, "%llu-0", (unsigned long long)c->replay_from);
     else
