@@ -18,6 +18,7 @@
 
 #define USER_BUCKETS  1024
 #define CLOSE_REVOKED 4401
+#define CLOSE_RESUME  1012
 #define STOP_WAIT_MS  1000
 /* Resume: stream entries per XRANGE page; pages in flight per worker (the replays take turns
  * in a FIFO, one page each, so that a thousand sockets resuming at once neither queue a
@@ -63,10 +64,11 @@ struct live_client {
     struct live_cap_slot slot; /* its place under the per-user and per-IP caps */
     char *subject_ids; /* a token restricted to subjects: their ids ("{id,...}"), else NULL */
     /* Sequence and resume (see "resume" below). */
-    bool lookup;           /* the read of the stream's newest id (for hello) is in flight */
-    bool replaying;        /* a resume is replaying the stream */
-    bool dead;             /* closed while Redis replies are pending: the last one frees it */
-    bool pumping;          /* in the worker's list of replays waiting for the queue to drain */
+    bool lookup;    /* the read of the stream's newest id (for hello) is in flight */
+    bool replaying; /* a resume is replaying the stream */
+    bool dead;      /* closed while Redis replies are pending: the last one frees it */
+    bool stale;     /* its hello came while, or before, the subscriber was down: events missed */
+    bool pumping;   /* in the worker's list of replays waiting for the queue to drain */
     enum after_kind after; /* ?after= of the handshake, replayed right after the hello */
     int redis_pending;     /* Redis commands in flight for this socket */
     uint64_t after_seq;    /* its cursor (0: not one of ours) */
@@ -425,9 +427,10 @@ static void read_newest(struct live_client *c)
  * last_seq, while Redis is unreachable: nothing is published then either). */
 static void client_start(struct live_client *c)
 {
-    if (!pl_redis_sub_connected(c->lw->sub))
+    if (!pl_redis_sub_connected(c->lw->sub)) {
+        c->stale = true;
         send_hello(c, 0);
-    else if (c->user->subscribed)
+    } else if (c->user->subscribed)
         read_newest(c);
 }
 
@@ -446,7 +449,15 @@ static void on_subscribed(const char *channel, size_t len, void *ctx)
 static void on_sub_state(bool connected, void *ctx)
 {
     struct live_worker *lw = ctx;
-    if (connected) return;
+    if (connected) {
+        /* Back: every socket that was open while the subscriber was down may have missed
+         * events; closed with 1012, its client reconnects and resumes from its last seq. */
+        for (struct live_client *c = lw->clients; c; c = c->next)
+            if (c->stale) pl_ws_close(c->ws, CLOSE_RESUME, "live events were interrupted: resume");
+        return;
+    }
+    for (struct live_client *c = lw->clients; c; c = c->next)
+        c->stale = true;
     for (int b = 0; b < USER_BUCKETS; b++)
         for (struct live_user *u = lw->users[b]; u; u = u->next)
             u->subscribed = false;

@@ -184,6 +184,27 @@ describe('live resume across two replicas (events published in the stream format
     });
   }
 
+  it('a socket open while the replica\'s Redis subscriber was down is closed with 1012 once it is back; resuming gets what it missed', async () => {
+    const [r1, r2] = cluster.replicas;
+    const u = await register(r2);
+    const w = streamWriter(u.user.id);
+    const s = await openLive(r1, u.token);
+    const first = await w.publish(1);
+    await waitFrame(s, (m) => m.type === 'event' && m.seq === first[0]);
+    await redisCommands(redisUrl(), [['CLIENT', 'KILL', 'TYPE', 'pubsub']]);
+    const gap = await w.publish(3); // while the subscribers reconnect
+    const end = Date.now() + WAIT_MS;
+    while (s.closed === null && Date.now() < end) await sleep(20);
+    assert.equal(s.closed, 1012, 'closed so that the client resumes');
+    const seen = seqs(s);
+    const s2 = await openLive(r1, u.token, { after: seen[seen.length - 1] });
+    await waitFrame(s2, (m) => m.type === 'resumed');
+    const later = await w.publish(1);
+    await waitFrame(s2, (m) => m.type === 'event' && m.seq === later[0]);
+    assert.deepEqual([...seen, ...seqs(s2)], [...first, ...gap, ...later], 'nothing missed, nothing twice');
+    s2.ws.close();
+  });
+
   it('a replay longer than the socket\'s queue cap is paced, not cut off (1,000 events of ~1 KiB)', async () => {
     const [r1, r2] = cluster.replicas;
     const u = await register(r2);
