@@ -95,6 +95,12 @@ function reloadSubjects() {
       () => {},
     );
 }
+// Events were missed and cannot be replayed: refetch what is shown.
+live.on('resync', () => {
+  if (!state.user) return;
+  reloadSubjects();
+  if (state.current && state.current.route.perSubject) render();
+});
 metricsHistory.listen(live);
 
 const ctx = {
@@ -353,3 +359,9 @@ document.addEventListener('click', (e) => {
 });
 window.addEventListener('popstate', render);
 render();
+
+// The service worker (dist/sw.js, built by scripts/service-worker.js) keeps the app shell for
+// offline starts; the dev server has none.
+if ('serviceWorker' in navigator && import.meta.env.PROD) {
+  window.addEventListener('load', () => navigator.serviceWorker.register('/sw.js').catch(() => {}));
+}
