@@ -136,6 +136,8 @@ export class Live {
       if (!this.hadHello) {
         this.hadHello = true;
         this.lastSeq = last;
+      } else if (!('last_seq' in msg)) {
+        this.resync(null); // a server without seq: what was missed cannot be replayed
       } else if (last !== null && (this.lastSeq === null || seqAfter(last, this.lastSeq))) {
         // events were published while this client had no socket
         if (this.lastSeq === null) this.resync(last);
