@@ -40,6 +40,9 @@ function queued(data) {
 
 async function enqueue(method, path, body, headers, offline) {
   const data = await outbox.add(method, path, body, headers);
+  if (method === 'PATCH' && !data && path.includes(`/${LOCAL}`))
+    // its create was refused on replay (shown under the header): nothing left to edit
+    throw new ApiError(404, { status: 404, title: 'Not found', detail: 'This record was not saved (see above).' });
   if (method === 'PATCH' && !data && offline) return queued({ ...offline, ...body, pending: true });
   return queued(data);
 }

@@ -191,6 +191,17 @@ function statusDot() {
   return { el, off: live.on('status', show) };
 }
 
+// What a write refused on replay was, and why, in words.
+function refusal(f) {
+  const noun = f.path.startsWith('/notes') ? 'note' : 'feeding';
+  const what = { POST: `A new ${noun}`, PATCH: `An edit of a ${noun}`, DELETE: `Deleting a ${noun}` }[f.method];
+  const why =
+    f.status === 412
+      ? `it was changed on another device meanwhile; check it and make the change again`
+      : (f.problem && (f.problem.detail || f.problem.title)) || 'the server refused it';
+  return `${what || 'A change'} was not saved (${f.status}): ${why}.`;
+}
+
 // "N changes waiting" while the outbox holds writes, and every write the server refused on
 // replay, with its reason, until the user dismisses it.
 function outboxBanner() {
@@ -206,9 +217,7 @@ function outboxBanner() {
         h(
           'p',
           { class: 'outbox-failed', role: 'alert' },
-          `Not saved (${f.method} ${f.path.replace(/\?.*$/, '')}, ${f.status}): ${
-            (f.problem && (f.problem.detail || f.problem.title)) || 'refused by the server'
-          } `,
+          `${refusal(f)} `,
           h('button', { type: 'button', class: 'secondary', onclick: () => outbox.dismiss(f.n) }, 'Dismiss'),
         ),
       ),

@@ -242,7 +242,12 @@ describe('offline PWA', () => {
     await context.setOffline(false);
     const failed = page.locator('.outbox-failed');
     await failed.waitFor();
-    assert.match(await failed.textContent(), /PATCH \/feedings\/[0-9a-f-]+, 412/);
+    assert.match(
+      await failed.textContent(),
+      /^An edit of a feeding was not saved \(412\): it was changed on another device/,
+    );
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: path.join(ARTIFACTS, 'offline-conflict.png') });
     const now = (await feedings()).find((x) => x.id === f.id);
     assert.equal(now.amount_ml, 60, 'the other device’s change stands');
     await page.reload();
