@@ -7,6 +7,7 @@
 #include "auth/auth.h"
 #include "auth/auth_store.h"
 #include "auth/passwords.h"
+#include "events.h"
 #include "feedings/feedings.h"
 #include "guards.h"
 #include "live/live.h"
@@ -73,5 +74,6 @@ int app_prepare_statements(struct pl_pg_pool *pool)
     if (rc == 0) rc = notes_prepare(pool);
     if (rc == 0) rc = feedings_prepare(pool);
     if (rc == 0) rc = subjects_prepare(pool);
+    if (rc == 0) rc = events_prepare(pool);
     return rc;
 }

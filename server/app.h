@@ -103,6 +103,9 @@ struct worker {
     struct pl_ws_server *ws_done;             /* its lws context, being torn down */
     uv_async_t live_async;                    /* the sampler has a new metrics message */
     _Atomic(struct live_blob *) live_pending; /* that message (latest wins) */
+    struct pl_redis_script *events_script;    /* the publish script (server/events.c) */
+    uv_timer_t events_sweep;                  /* the outbox sweeper (worker 0) */
+    bool events_sweep_on, events_sweeping;
     bool stopping;
     int stop_parts;      /* shutdown steps still running (HTTP drain, WebSocket closes) */
     _Atomic bool exited; /* the worker's loop has returned */

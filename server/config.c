@@ -121,6 +121,16 @@ const struct pl_setting pulse_settings[] = {
     INT("PULSE_SCALE_ERROR_PERCENT", scale_error_percent, "5", 1, 100,
         "scaling advisor: share of 5xx answers"),
     STR("PULSE_INSTANCE", instance, "", "instance name in logs and live hello (default: hostname)"),
+    INT("PULSE_EVENTS_RETAIN_S", events_retain_s, "86400", 1, 31536000,
+        "live events kept per user for resume: at least this many seconds"),
+    INT("PULSE_EVENTS_RETAIN_COUNT", events_retain_count, "1000", 1, 1000000,
+        "live events kept per user for resume: at least the newest this many"),
+    INT("PULSE_EVENTS_SWEEP_MS", events_sweep_ms, "1000", 10, 600000,
+        "how often the event outbox sweeper runs"),
+    INT("PULSE_EVENTS_SWEEP_AGE_MS", events_sweep_age_ms, "5000", 10, 3600000,
+        "outbox rows older than this are published by the sweeper"),
+    BOOL("PULSE_TEST_SKIP_PUBLISH", test_skip_publish, "0",
+         "test only: publish no outbox event after commit, and sweep nothing"),
 };
 const size_t pulse_settings_count = sizeof pulse_settings / sizeof pulse_settings[0];
 

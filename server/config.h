@@ -52,6 +52,9 @@ struct pulse_config {
     long long ws_queue_bytes, ws_stall_ms, ws_ping_s, ws_recheck_s, ws_per_user, ws_per_ip;
     char *scale_profile;
     long long scale_p95_warn_ms, scale_p95_ms, scale_concurrency, scale_rss_mb, scale_error_percent;
+    /* events (server/events.c): retention of the per-user streams, the outbox sweeper */
+    long long events_retain_s, events_retain_count, events_sweep_ms, events_sweep_age_ms;
+    bool test_skip_publish;
 };
 
 extern const struct pl_setting pulse_settings[];

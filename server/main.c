@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "events.h"
 #include "auth/auth.h"
 #include "live/live.h"
 #include "pl/log.h"
@@ -181,6 +182,7 @@ static void worker_close_all(struct worker *w)
 {
     pl_log_flush();
     live_worker_close(w);
+    events_worker_close(w);
     pl_http_server_destroy(w->http);
     w->http = NULL;
     pl_pg_pool_destroy(w->pg);
@@ -218,6 +220,7 @@ int worker_start(struct worker *w)
     rc = pl_redis_create(&w->loop, &rcfg, &w->redis);
     if (rc == 0) rc = pl_ratelimit_create(&w->loop, w->redis, "pulse:rl:", &w->ratelimit);
     if (rc == 0) rc = auth_worker_start(w);
+    if (rc == 0) rc = events_worker_start(w);
     if (rc) return rc;
     rc = live_worker_init(w);
     if (rc) return rc;

@@ -24,6 +24,7 @@ struct pl_redis_sub {
     void (*on_message)(const char *channel, size_t channel_len, const char *payload,
                        size_t payload_len, void *ctx);
     void (*on_state)(bool connected, void *ctx);
+    void (*on_subscribed)(const char *channel, size_t channel_len, void *ctx);
     void *ctx;
     struct name *names;
     bool destroying;
@@ -57,6 +58,8 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         if (!s->destroying) s->on_message(e[2]->str, e[2]->len, e[3]->str, e[3]->len, s->ctx);
     } else if (str_is(e[0], "subscribe") && str_is(e[1], SENTINEL)) {
         rconn_step(&s->conn);
+    } else if (str_is(e[0], "subscribe") && is_str(e[1])) {
+        if (s->on_subscribed && !s->destroying) s->on_subscribed(e[1]->str, e[1]->len, s->ctx);
     }
     rconn_leave(&s->conn);
 }
@@ -133,6 +136,7 @@ int pl_redis_sub_create(uv_loop_t *loop, const struct pl_redis_sub_config *cfg,
     struct pl_redis_sub *s = rd_xcalloc(1, sizeof *s);
     s->on_message = cfg->on_message;
     s->on_state = cfg->on_state;
+    s->on_subscribed = cfg->on_subscribed;
     s->ctx = cfg->ctx;
     int connect_ms = cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : 2000;
     rconn_init(&s->conn, loop, &sub_ops, "redis-sub", &url, connect_ms, false);

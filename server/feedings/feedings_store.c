@@ -41,10 +41,11 @@
               "(now() AT TIME ZONE s.timezone)::date AS today FROM a JOIN subjects s ON s.id = a.sid)"
 
 static const struct stmt_def statements[] = {
-    {"feedings_create", RECORD_CREATE_SQL(FEEDING_INSERT, FEEDING_VALUES, FEEDING_JSON), 9},
+    {"feedings_create", RECORD_CREATE_SQL("feedings", FEEDING_INSERT, FEEDING_VALUES, FEEDING_JSON),
+     9},
     {"feedings_create_idem",
-     RECORD_CREATE_IDEM_SQL(FEEDING_INSERT, FEEDING_VALUES, "/api/v1/feedings", FEEDING_JSON, "$10",
-                            "$11"),
+     RECORD_CREATE_IDEM_SQL("feedings", FEEDING_INSERT, FEEDING_VALUES, "/api/v1/feedings",
+                            FEEDING_JSON, "$10", "$11"),
      11},
     {"feedings_get", RECORD_GET_SQL("feedings", FEEDING_JSON), 3},
     /* $5/$9/$11/$13: whether amount_ml, note, method, duration_s were sent (null clears) */

@@ -32,12 +32,24 @@ extern struct pl_route live_routes[];
 /* What a client's message asks for (message.c). */
 enum live_topic { TOPIC_METRICS = 1u << 0, TOPIC_EVENTS = 1u << 1 };
 #define ALL_TOPICS (TOPIC_METRICS | TOPIC_EVENTS)
-enum live_msg { LIVE_MSG_ERROR, LIVE_MSG_PING, LIVE_MSG_SUBSCRIBE, LIVE_MSG_UNSUBSCRIBE };
-/* Reads one inbound message: ping, or subscribe/unsubscribe with the topics named in
- * *topics; anything else is LIVE_MSG_ERROR with a detail for the client's error message.
- * Pure: the fuzz target of the live socket's input. */
+enum live_msg {
+    LIVE_MSG_ERROR,
+    LIVE_MSG_PING,
+    LIVE_MSG_SUBSCRIBE,
+    LIVE_MSG_UNSUBSCRIBE,
+    LIVE_MSG_RESUME
+};
+/* Reads one inbound message: ping, subscribe/unsubscribe with the topics named in *topics,
+ * or resume with its cursor in *after (0 when the string is not a seq this server gives:
+ * seqs start at 1, so 0 always answers resync_required); anything else is LIVE_MSG_ERROR
+ * with a detail for the client's error message. *after is 0 unless the result is
+ * LIVE_MSG_RESUME, *topics 0 unless it is (un)subscribe. Pure: the fuzz target of the live
+ * socket's input. */
 enum live_msg live_message_parse(const char *data, size_t len, bool binary, unsigned *topics,
-                                 char *detail, size_t cap);
+                                 uint64_t *after, char *detail, size_t cap);
+/* An event seq (a decimal string, 1..20 digits, no sign, within 64 bits) into *out; false
+ * (and *out 0) for anything else. */
+bool live_seq_parse(const char *s, size_t len, uint64_t *out);
 
 /* A serialised message shared between threads (reference counted). */
 struct live_blob {

@@ -26,9 +26,11 @@
     "AND (r.pinned, r.updated_at, r.id) < (" a "::bool, " FROM_EPOCH_US(b) ", " c "::uuid) "
 
 static const struct stmt_def statements[] = {
-    {"notes_create", RECORD_CREATE_SQL(NOTE_INSERT, NOTE_VALUES, NOTE_JSON), 7},
+    {"notes_create", RECORD_CREATE_SQL("notes", NOTE_INSERT, NOTE_VALUES, NOTE_JSON), 7},
     {"notes_create_idem",
-     RECORD_CREATE_IDEM_SQL(NOTE_INSERT, NOTE_VALUES, "/api/v1/notes", NOTE_JSON, "$8", "$9"), 9},
+     RECORD_CREATE_IDEM_SQL("notes", NOTE_INSERT, NOTE_VALUES, "/api/v1/notes", NOTE_JSON, "$8",
+                            "$9"),
+     9},
     {"notes_get", RECORD_GET_SQL("notes", NOTE_JSON), 3},
     {"notes_update",
      RECORD_UPDATE_SQL("notes",

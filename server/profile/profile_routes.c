@@ -162,6 +162,7 @@ static void on_deleted(int status, PGresult **results, int n, void *ctx)
                                deleted ? PQgetvalue(r, i, 2)
                                        : pl_req_printf(req, "{\"user_id\":\"%s\"}", uid));
     }
+    events_forget_user(req_worker(req), uid);
     sessions_revoke(req_worker(req), req_principal(req)->user_id, REVOKE_ALL, NULL, on_all_revoked,
                     req);
 }

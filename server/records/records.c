@@ -16,10 +16,10 @@
 #include "pl/log.h"
 #include "pl/time.h"
 
-void record_event(struct pl_http_request *req, const char *subject_id, const char *members,
-                  const char *event, const char *data_json)
+void record_event(struct pl_http_request *req, const char *outbox_id, const char *subject_id,
+                  const char *members, const char *event, const char *data_json)
 {
-    events_publish_members(req_worker(req), subject_id, members, event, data_json);
+    events_publish_outbox(req_worker(req), outbox_id, subject_id, members, event, data_json);
 }
 
 const char *record_token_subjects(const struct pl_http_request *req)
@@ -191,8 +191,8 @@ static void on_created(int status, PGresult **results, int n, void *ctx)
     const char *json = PQgetvalue(r, 0, 3);
     pl_resp_header(req, "Location", pl_req_printf(req, "%s/%s", c->k->path, PQgetvalue(r, 0, 1)));
     set_etag(req, PQgetvalue(r, 0, 2));
-    record_event(req, PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5), event_name(req, c->k, "created"),
-                 json);
+    record_event(req, PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5),
+                 event_name(req, c->k, "created"), json);
     pl_respond(req, 201, "application/json", json, (size_t)PQgetlength(r, 0, 3));
 }
 
@@ -329,15 +329,15 @@ static void on_changed(int status, PGresult **results, int n, void *ctx)
         return;
     }
     if (c->deleting) {
-        record_event(req, PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5),
+        record_event(req, PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5),
                      event_name(req, c->k, "deleted"),
                      pl_req_printf(req, "{\"id\":\"%s\"}", c->id));
         pl_respond(req, 204, NULL, NULL, 0);
         return;
     }
     const char *json = PQgetvalue(r, 0, 3);
-    record_event(req, PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5), event_name(req, c->k, "updated"),
-                 json);
+    record_event(req, PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5),
+                 event_name(req, c->k, "updated"), json);
     answer_record(req, PQgetvalue(r, 0, 2), json, (size_t)PQgetlength(r, 0, 3));
 }
 

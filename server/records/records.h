@@ -119,7 +119,7 @@ void record_no_subject(struct pl_http_request *req);
 
 /* Publishes "<event>" of subject `subject_id` with `data_json` (text) to its `members`
  * (array literal read in the same statement as the change). */
-void record_event(struct pl_http_request *req, const char *subject_id, const char *members,
-                  const char *event, const char *data_json);
+void record_event(struct pl_http_request *req, const char *outbox_id, const char *subject_id,
+                  const char *members, const char *event, const char *data_json);
 
 #endif

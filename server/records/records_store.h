@@ -5,6 +5,7 @@
 #ifndef PULSE_RECORDS_STORE_H
 #define PULSE_RECORDS_STORE_H
 
+#include "../events.h"
 #include "../store.h"
 #include "pl/pg.h"
 
@@ -38,6 +39,10 @@ void records_cleanup(struct pl_pg_pool *pool);
     "SELECT m.subject_id AS sid, m.role AS srole FROM subject_members m WHERE m.user_id = " u      \
     "::uuid AND m.subject_id = COALESCE(" s "::uuid, (SELECT du.default_subject_id FROM users du " \
     "WHERE du.id = " u "::uuid)) AND (" t "::uuid[] IS NULL OR m.subject_id = ANY(" t "::uuid[]))"
+/* The change's event into the outbox, as the CTE `ob` (its id: "(SELECT id FROM ob)"): the
+ * event "<kind>.<what>" of `table` ("notes": "note.created"), for the rows of `from`. */
+#define RECORD_OUTBOX(table, what, members, sid, data, from)                                       \
+    EVENTS_OUTBOX_CTE("ob", "left('" table "', -1) || '." what "'", members, sid, data, from)
 /* The members of subject `sid` as a Postgres array literal, for events_publish_members. */
 #define RECORD_MEMBERS(sid)                                                                        \
     "(SELECT array_agg(mm.user_id)::text FROM subject_members mm WHERE mm.subject_id = " sid ")"
@@ -83,32 +88,40 @@ void records_cleanup(struct pl_pg_pool *pool);
 /* An update: `set` is the SET list; the row (role, id, version, json, subject_id, members,
  * the version read): none when the record is not visible, id NULL when the role or If-Match
  * refused it, or when a concurrent delete committed first. */
-#define RECORD_UPDATE_SQL(table, set, json)                                                                              \
-    "WITH a AS (" RECORD_ACCESS(                                                                                         \
-        table, "$1", "$2",                                                                                               \
-        "$4") "), "                                                                                                      \
-              "c AS (UPDATE " table " SET " set ", version = " table                                                     \
-              ".version + 1, updated_at = now() "                                                                        \
-              "FROM a WHERE " table ".id = a.aid AND " RECORD_WRITER(                                                    \
-                  "a.arole") " "                                                                                         \
-                             "AND ($3::int IS NULL OR " table ".version = $3::int) "                                     \
-                             "RETURNING " table ".id, " table ".version, " json " AS json, " table                       \
-                             ".subject_id AS sid, " RECORD_MEMBERS(                                                      \
-                                 table                                                                                   \
-                                 ".subject_id") " AS members) "                                                          \
-                                                "SELECT a.arole, c.id, c.version, c.json, c.sid, c.members, a.aversion " \
-                                                "FROM a LEFT JOIN c ON true"
+#define RECORD_UPDATE_SQL(table, set, json)                                                                                        \
+    "WITH a AS (" RECORD_ACCESS(                                                                                                   \
+        table, "$1", "$2",                                                                                                         \
+        "$4") "), "                                                                                                                \
+              "c AS (UPDATE " table " SET " set ", version = " table                                                               \
+              ".version + 1, updated_at = now() "                                                                                  \
+              "FROM a WHERE " table ".id = a.aid AND " RECORD_WRITER(                                                              \
+                  "a.arole") " "                                                                                                   \
+                             "AND ($3::int IS NULL OR " table ".version = $3::int) "                                               \
+                             "RETURNING " table ".id, " table ".version, " json " AS json, " table                                 \
+                             ".subject_id AS sid, " RECORD_MEMBERS(                                                                \
+                                 table                                                                                             \
+                                 ".subject_id") " AS members) "                                                                    \
+                                                ", " RECORD_OUTBOX(                                                                \
+                                                    table, "updated", "c.members", "c.sid",                                        \
+                                                    "c.json",                                                                      \
+                                                    "c") " "                                                                       \
+                                                         "SELECT a.arole, c.id, c.version, c.json, c.sid, c.members, a.aversion, " \
+                                                         "(SELECT id FROM ob) FROM a LEFT JOIN c ON true"
 /* A delete: the row as for an update (version and json NULL). */
-#define RECORD_DELETE_SQL(table)                                                                   \
-    "WITH a AS (" RECORD_ACCESS(                                                                   \
-        table, "$1", "$2",                                                                         \
-        "$4") "), "                                                                                \
-              "c AS (DELETE FROM " table " USING a WHERE " table ".id = a.aid AND " RECORD_WRITER( \
-                  "a.arole") " AND ($3::int IS NULL OR " table ".version = $3::int) "              \
-                             "RETURNING " table ".id, " table ".subject_id AS sid) "               \
-                             "SELECT a.arole, c.id, NULL, NULL, c.sid, " RECORD_MEMBERS(           \
-                                 "c.sid") ", a.aversion "                                          \
-                                          "FROM a LEFT JOIN c ON true"
+#define RECORD_DELETE_SQL(table)                                                                                          \
+    "WITH a AS (" RECORD_ACCESS(                                                                                          \
+        table, "$1", "$2",                                                                                                \
+        "$4") "), "                                                                                                       \
+              "c AS (DELETE FROM " table " USING a WHERE " table ".id = a.aid AND " RECORD_WRITER(                        \
+                  "a.arole") " AND ($3::int IS NULL OR " table ".version = $3::int) "                                     \
+                             "RETURNING " table ".id, " table ".subject_id AS sid), "                                     \
+                             "cm AS (SELECT c.id, c.sid, " RECORD_MEMBERS(                                                \
+                                 "c.sid") " AS members, "                                                                 \
+                                          "'{\"id\":\"' || c.id || '\"}' AS data FROM c), " RECORD_OUTBOX(                \
+                                              table, "deleted", "cm.members", "cm.sid", "cm.data",                        \
+                                              "cm") " "                                                                   \
+                                                    "SELECT a.arole, cm.id, NULL, NULL, cm.sid, cm.members, a.aversion, " \
+                                                    "(SELECT id FROM ob) FROM a LEFT JOIN cm ON true"
 /* A create: `insert` is the kind's "INSERT INTO t (subject_id, created_by, ...)" and
  * `values` its values after those two; the row (role, id, version, json, subject_id,
  * members), whose role is NULL when the subject is not one the caller may see and id NULL
@@ -122,19 +135,22 @@ void records_cleanup(struct pl_pg_pool *pool);
     "LEFT JOIN subject_members m ON m.subject_id = w.want AND m.user_id = $1::uuid "               \
     "AND ($3::uuid[] IS NULL OR w.want = ANY($3::uuid[]))), "                                      \
     "ins AS (" insert " SELECT a.sid, $1::uuid, " values " FROM a WHERE " RECORD_WRITER("a.arole")
-#define RECORD_CREATE_TAIL(json)                                                                   \
+#define RECORD_CREATE_TAIL(table, json)                                                            \
     " RETURNING *), "                                                                              \
-    "j AS (SELECT id, version, " json                                                              \
-    " AS json, subject_id AS sid, " RECORD_MEMBERS("ins.subject_id") " AS members FROM ins) "
+    "j AS (SELECT id, version, " json " AS json, subject_id AS sid, " RECORD_MEMBERS(              \
+        "ins.subject_id") " AS members FROM ins), " RECORD_OUTBOX(table, "created", "j.members",   \
+                                                                  "j.sid", "j.json", "j") " "
 #define RECORD_CREATE_ROW                                                                          \
-    "SELECT a.arole, j.id, j.version, j.json, j.sid, j.members FROM a LEFT JOIN j ON true"
-#define RECORD_CREATE_SQL(insert, values, json)                                                    \
-    RECORD_CREATE_HEAD(insert, values) RECORD_CREATE_TAIL(json) RECORD_CREATE_ROW
-#define RECORD_CREATE_IDEM_SQL(insert, values, path, json, key, hash)                                        \
+    "SELECT a.arole, j.id, j.version, j.json, j.sid, j.members, (SELECT id FROM ob) "              \
+    "FROM a LEFT JOIN j ON true"
+#define RECORD_CREATE_SQL(table, insert, values, json)                                             \
+    RECORD_CREATE_HEAD(insert, values) RECORD_CREATE_TAIL(table, json) RECORD_CREATE_ROW
+#define RECORD_CREATE_IDEM_SQL(table, insert, values, path, json, key, hash)                                 \
     RECORD_CREATE_HEAD(insert, values)                                                                       \
     " AND NOT EXISTS (SELECT 1 FROM idempotency_keys "                                                       \
     "WHERE user_id = $1 AND method = 'POST' AND path = '" path "' AND key = " key " "                        \
     "AND created_at > now() - interval '24 hours')" RECORD_CREATE_TAIL(                                      \
+        table,                                                                                               \
         json) ", claim AS (INSERT INTO idempotency_keys (user_id, method, path, key, request_hash, status, " \
               "location, body) SELECT $1, 'POST', '" path "', " key ", decode(" hash                         \
               ", 'hex'), 201, '" path "/' || j.id, j.json FROM j RETURNING 1) " RECORD_CREATE_ROW

@@ -1,6 +1,7 @@
 /* Care circles: subjects, their members and invitations. HTTP glue over subjects_store.c:
  * each request is one statement that checks the caller's membership and role itself, and
  * answers, in the contract's order, 404 (not a member) → 403 (role) → 412/409. */
+#include <ctype.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,7 +171,9 @@ static void publish(struct pl_http_request *req, const char *subject_id, const P
                     int members_col, const char *event, const char *data)
 {
     if (PQgetisnull(r, 0, members_col)) return;
-    events_publish_members(req_worker(req), subject_id, PQgetvalue(r, 0, members_col), event, data);
+    /* the statement's last column: the event's outbox row */
+    events_publish_outbox(req_worker(req), PQgetvalue(r, 0, PQnfields(r) - 1), subject_id,
+                          PQgetvalue(r, 0, members_col), event, data);
 }
 
 /* ---- GET/POST /subjects ---- */
@@ -458,8 +461,11 @@ static void on_member_deleted(int status, PGresult **results, int n, void *ctx)
                            NULL);
         return;
     }
-    publish(req, pl_req_param(req, "id"), r, 3, "member.left",
-            pl_req_printf(req, "{\"user_id\":\"%s\"}", uid));
+    /* as the outbox row has it: the id in lower case */
+    char *lower = pl_req_printf(req, "{\"user_id\":\"%s\"}", uid);
+    for (char *p = lower; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    publish(req, pl_req_param(req, "id"), r, 3, "member.left", lower);
     pl_respond(req, 204, NULL, NULL, 0);
 }
 

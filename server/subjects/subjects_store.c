@@ -2,6 +2,7 @@
  * token's subjects, $3 the subject). */
 #include "subjects_store.h"
 
+#include "../events.h"
 #include "../users/user.h"
 
 /* the caller's membership of $3, as far as the token reaches */
@@ -53,9 +54,11 @@ static const struct stmt_def statements[] = {
      "daily_target_ml = COALESCE($10::int, s.daily_target_ml), "
      "version = s.version + 1, updated_at = now() "
      "WHERE s.id = $3::uuid AND " IS_OWNER " AND ($4::int IS NULL OR s.version = $4::int) "
-     "RETURNING s.*) "
-     "SELECT me.role, u.version, " SUBJECT_JSON("u", "me.role") ", " SUBJECT_EVENT_JSON(
-         "u") ", " SUBJECT_MEMBERS("$3::uuid") " FROM me LEFT JOIN u ON true",
+     "RETURNING s.*), " EVENTS_OUTBOX_CTE(
+         "ob", "'subject.updated'", SUBJECT_MEMBERS("$3::uuid"), "u.id", SUBJECT_EVENT_JSON("u"),
+         "u") " "
+              "SELECT me.role, u.version, " SUBJECT_JSON("u", "me.role") ", " SUBJECT_EVENT_JSON(
+                  "u") ", " SUBJECT_MEMBERS("$3::uuid") ", (SELECT id FROM ob) FROM me LEFT JOIN u ON true",
      10},
     /* $4 If-Match version or NULL. Deletes the subject with its records, members and
      * invitations; members whose default it was get another. Row: role, deleted, event JSON,
@@ -67,8 +70,11 @@ static const struct stmt_def statements[] = {
      "gone AS (SELECT id FROM d), "
      "aff AS (SELECT sm.user_id FROM d JOIN subject_members sm ON sm.subject_id = d.id "
      "JOIN users u ON u.id = sm.user_id AND u.default_subject_id = d.id), " REPAIR_DEFAULTS
-     "SELECT me.role, d.id IS NOT NULL, " SUBJECT_EVENT_JSON("d") ", " SUBJECT_MEMBERS(
-         "$3::uuid") " FROM me LEFT JOIN d ON true",
+     ", " EVENTS_OUTBOX_CTE(
+         "ob", "'subject.deleted'", SUBJECT_MEMBERS("$3::uuid"), "d.id", SUBJECT_EVENT_JSON("d"),
+         "d") " "
+              "SELECT me.role, d.id IS NOT NULL, " SUBJECT_EVENT_JSON("d") ", " SUBJECT_MEMBERS(
+                  "$3::uuid") ", (SELECT id FROM ob) FROM me LEFT JOIN d ON true",
      4},
     /* The version alone, to tell 412 from the rest after a failed change. */
     {"subjects_version",
@@ -92,12 +98,16 @@ static const struct stmt_def statements[] = {
      "u AS (UPDATE subject_members sm SET role = $5 WHERE sm.subject_id = $3::uuid "
      "AND sm.user_id = $4::uuid AND " IS_OWNER " AND NOT ($5 <> 'owner' AND " LAST_OWNER(
          "sm") ") "
-               "RETURNING sm.*) "
-               "SELECT me.role, t.role, (SELECT " MEMBER_JSON(
-                   "u", "us") " FROM users us "
-                              "WHERE us.id = u.user_id), " SUBJECT_MEMBERS(
-                                  "$3::uuid") " FROM me LEFT JOIN t ON true "
-                                              "LEFT JOIN u ON true",
+               "RETURNING sm.*), " EVENTS_OUTBOX_CTE(
+                   "ob", "'member.updated'", SUBJECT_MEMBERS("$3::uuid"), "u.subject_id",
+                   "(SELECT " MEMBER_JSON("u", "us") " FROM users us WHERE us.id = u.user_id)",
+                   "u") " "
+                        "SELECT me.role, t.role, (SELECT " MEMBER_JSON(
+                            "u",
+                            "us") " FROM users us "
+                                  "WHERE us.id = u.user_id), " SUBJECT_MEMBERS(
+                                      "$3::uuid") ", (SELECT id FROM ob) FROM me LEFT JOIN t ON true "
+                                                  "LEFT JOIN u ON true",
      5},
     /* $4 the member (the caller themself: leaving). Row: the caller's role, the member's
      * role, removed, the members before (the removed one included: they hear of it). */
@@ -110,9 +120,12 @@ static const struct stmt_def statements[] = {
          "sm") " RETURNING sm.user_id), "
                "gone AS (SELECT $3::uuid AS id), "
                "aff AS (SELECT u.id AS user_id FROM d JOIN users u ON u.id = d.user_id "
-               "AND u.default_subject_id = $3::uuid), " REPAIR_DEFAULTS
-               "SELECT me.role, t.role, d.user_id IS NOT NULL, " SUBJECT_MEMBERS(
-                   "$3::uuid") " FROM me LEFT JOIN t ON true LEFT JOIN d ON true",
+               "AND u.default_subject_id = $3::uuid), " REPAIR_DEFAULTS ", " EVENTS_OUTBOX_CTE(
+                   "ob", "'member.left'", SUBJECT_MEMBERS("$3::uuid"), "$3::uuid",
+                   "'{\"user_id\":\"' || d.user_id || '\"}'",
+                   "d") " "
+                        "SELECT me.role, t.role, d.user_id IS NOT NULL, " SUBJECT_MEMBERS(
+                            "$3::uuid") ", (SELECT id FROM ob) FROM me LEFT JOIN t ON true LEFT JOIN d ON true",
      4},
 
 /* ---- invitations: only the SHA-256 of a code is stored ---- */
@@ -166,21 +179,27 @@ static const struct stmt_def statements[] = {
                         "used AS (UPDATE invitations SET used_at = now(), used_by = $1 FROM ok "
                         "WHERE invitations.id = ok.id), "
                         "j AS (INSERT INTO subject_members (subject_id, user_id, role) "
-                        "SELECT subject_id, $1, role FROM ok RETURNING *) "
-                        "SELECT st.already, st.over_quota, j.subject_id, json_build_object(" SUBJECT_FIELDS(
-                            "s",
-                            "(" SUBJECT_COUNT(
-                                "s") " + 1)") ", 'role', j.role)::text, "
-                                              "json_build_object(" SUBJECT_FIELDS(
-                                                  "s",
-                                                  "(" SUBJECT_COUNT(
-                                                      "s") " + 1)") ")::text, "
-                                                                    "(SELECT " MEMBER_JSON(
-                                                                        "j",
-                                                                        "us") " FROM users us WHERE us.id = $1), "
-                                                                              "array_append((SELECT array_agg(ma.user_id) FROM subject_members ma "
-                                                                              "WHERE ma.subject_id = j.subject_id), $1::uuid)::text "
-                                                                              "FROM st LEFT JOIN j ON true LEFT JOIN subjects s ON s.id = j.subject_id",
+                        "SELECT subject_id, $1, role FROM ok RETURNING *), " EVENTS_OUTBOX_CTE(
+                            "ob", "'member.joined'",
+                            "array_append((SELECT array_agg(mo.user_id) FROM subject_members mo "
+                            "WHERE mo.subject_id = j.subject_id), $1::uuid)::text",
+                            "j.subject_id",
+                            "(SELECT " MEMBER_JSON("j", "us") " FROM users us WHERE us.id = $1)",
+                            "j") " "
+                                 "SELECT st.already, st.over_quota, j.subject_id, json_build_object(" SUBJECT_FIELDS(
+                                     "s",
+                                     "(" SUBJECT_COUNT(
+                                         "s") " + 1)") ", 'role', j.role)::text, "
+                                                       "json_build_object(" SUBJECT_FIELDS(
+                                                           "s",
+                                                           "(" SUBJECT_COUNT(
+                                                               "s") " + 1)") ")::text, "
+                                                                             "(SELECT " MEMBER_JSON(
+                                                                                 "j",
+                                                                                 "us") " FROM users us WHERE us.id = $1), "
+                                                                                       "array_append((SELECT array_agg(ma.user_id) FROM subject_members ma "
+                                                                                       "WHERE ma.subject_id = j.subject_id), $1::uuid)::text, (SELECT id FROM ob) "
+                                                                                       "FROM st LEFT JOIN j ON true LEFT JOIN subjects s ON s.id = j.subject_id",
      4},
 };
 

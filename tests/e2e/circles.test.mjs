@@ -472,7 +472,9 @@ describe('care circles', () => {
     try {
       expectStatus(await api(srv, 'DELETE', '/api/v1/me', { token: a.token, body: { password: PASSWORD } }), 204);
       assert.equal((await sub.waitFor((m) => m.data.event === 'subject.deleted')).data.subject_id, sole.id);
-      assert.deepEqual((await sub.waitFor((m) => m.data.event === 'member.left')).data, { type: 'event', event: 'member.left', subject_id: shared.id, data: { user_id: a.user.id } });
+      const left = (await sub.waitFor((m) => m.data.event === 'member.left')).data;
+      assert.match(left.seq, /^[1-9][0-9]*$/);
+      assert.deepEqual(left, { type: 'event', event: 'member.left', subject_id: shared.id, seq: left.seq, data: { user_id: a.user.id } });
     } finally {
       sub.close();
     }

@@ -923,18 +923,18 @@ describe('feedings', () => {
         const c = await sub.waitFor((m) => m.data.event === 'feeding.created');
         assert.equal(c.channel, chA);
         // care circles: the frame also names the subject (the v1 keys stay, same values)
-        assert.deepEqual(c.data, { type: 'event', event: 'feeding.created', subject_id: r.json.subject_id, data: r.json });
+        assert.deepEqual(c.data, { type: 'event', event: 'feeding.created', subject_id: r.json.subject_id, seq: c.data.seq, data: r.json });
         assert.equal(c.row, '1', 'published after the commit');
         const u = expectStatus(await api(srv, 'PATCH', `${FEEDINGS}/${r.json.id}`, { token: a.token, body: { note: null } }), 200);
         const e = await sub.waitFor((m) => m.data.event === 'feeding.updated');
-        assert.deepEqual(e.data, { type: 'event', event: 'feeding.updated', subject_id: r.json.subject_id, data: u.json });
+        assert.deepEqual(e.data, { type: 'event', event: 'feeding.updated', subject_id: r.json.subject_id, seq: e.data.seq, data: u.json });
         assert.equal(e.row, '2');
         expect422(await api(srv, 'PATCH', `${FEEDINGS}/${r.json.id}`, { token: a.token, body: { amount_ml: 0 } }));
         expectProblem(await api(srv, 'DELETE', `${FEEDINGS}/${r.json.id}`, { token: a.token, headers: { 'If-Match': '"1"' } }), 412, 'precondition-failed');
         expect404(await api(srv, 'DELETE', `${FEEDINGS}/${r.json.id}`, { token: b.token }));
         expectStatus(await api(srv, 'DELETE', `${FEEDINGS}/${r.json.id}`, { token: a.token }), 204);
         const d = await sub.waitFor((m) => m.data.event === 'feeding.deleted');
-        assert.deepEqual(d.data, { type: 'event', event: 'feeding.deleted', subject_id: r.json.subject_id, data: { id: r.json.id } });
+        assert.deepEqual(d.data, { type: 'event', event: 'feeding.deleted', subject_id: r.json.subject_id, seq: d.data.seq, data: { id: r.json.id } });
         assert.equal(d.row, '', 'the row is gone when the delete is published');
         await sleep(300);
         assert.deepEqual(sub.messages.map((m) => m.data.event), ['feeding.created', 'feeding.updated', 'feeding.deleted']);

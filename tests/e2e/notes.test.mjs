@@ -884,7 +884,9 @@ describe('notes', () => {
         assert.ok(c.at - tResp < 500, `published promptly (${c.at - tResp} ms after the response)`);
         assert.equal(c.channel, chA);
         // care circles: the frame also names the subject (the v1 keys stay, same values)
-        assert.deepEqual(Object.keys(c.data).sort(), ['data', 'event', 'subject_id', 'type']);
+        // issue 16: and its seq, a decimal string (opaque to clients)
+        assert.deepEqual(Object.keys(c.data).sort(), ['data', 'event', 'seq', 'subject_id', 'type']);
+        assert.match(c.data.seq, /^[1-9][0-9]*$/);
         assert.equal(c.data.subject_id, r.json.subject_id);
         assert.equal(c.data.type, 'event');
         assert.deepEqual(c.data.data, r.json, 'the whole note');
@@ -902,7 +904,7 @@ describe('notes', () => {
         expectStatus(await api(srv, 'DELETE', `${NOTES}/${r.json.id}`, { token: a.token }), 204);
         const d = await sub.waitFor((m) => m.data.event === 'note.deleted');
         assert.equal(d.channel, chA);
-        assert.deepEqual(d.data, { type: 'event', event: 'note.deleted', subject_id: r.json.subject_id, data: { id: r.json.id } });
+        assert.deepEqual(d.data, { type: 'event', event: 'note.deleted', subject_id: r.json.subject_id, seq: d.data.seq, data: { id: r.json.id } });
         assert.equal(d.row, '', 'the row is gone when the delete is published');
         await sleep(300);
         assert.deepEqual(sub.messages.map((m) => m.data.event), ['note.created', 'note.updated', 'note.deleted']);

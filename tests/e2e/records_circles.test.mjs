@@ -231,8 +231,10 @@ describe('records of care circles', () => {
       await sleep(300);
       const got = sub.messages.filter((m) => m.data.event === 'feeding.created');
       assert.deepEqual(got.map((m) => m.channel).sort(), [a, b, v].map((u) => `pulse:user:${u.user.id}`).sort());
+      // issue 16: one event, one seq, the same on every member's channel
+      assert.equal(new Set(got.map((m) => m.data.seq)).size, 1, `seqs ${got.map((m) => m.data.seq)}`);
       for (const m of got) {
-        assert.deepEqual(m.data, { type: 'event', event: 'feeding.created', subject_id: sid, data: r });
+        assert.deepEqual(m.data, { type: 'event', event: 'feeding.created', subject_id: sid, seq: m.data.seq, data: r });
         assert.equal(m.row, '1', 'published after the commit');
       }
       removeMember(sid, v);

@@ -106,11 +106,11 @@ static bool recv_overflow;
 static void check_parse(enum live_msg kind, unsigned topics, const char *detail, size_t cap)
 {
     REQUIRE(kind == LIVE_MSG_ERROR || kind == LIVE_MSG_PING || kind == LIVE_MSG_SUBSCRIBE ||
-            kind == LIVE_MSG_UNSUBSCRIBE);
+            kind == LIVE_MSG_UNSUBSCRIBE || kind == LIVE_MSG_RESUME);
     if (kind == LIVE_MSG_ERROR) {
         size_t n = strnlen(detail, cap);
         REQUIRE(topics == 0 && n > 0 && n < cap && pl_utf8_valid(detail, n));
-    } else if (kind == LIVE_MSG_PING) {
+    } else if (kind == LIVE_MSG_PING || kind == LIVE_MSG_RESUME) {
         REQUIRE(topics == 0);
     } else {
         REQUIRE(topics != 0 && (topics & ~(unsigned)ALL_TOPICS) == 0);
@@ -143,7 +143,9 @@ static void on_message(struct pl_ws_conn *ws, const char *data, size_t len, bool
     if (!binary) REQUIRE(pl_utf8_valid(data, len));
     char detail[160];
     unsigned topics = 0;
-    enum live_msg kind = live_message_parse(data, len, binary, &topics, detail, sizeof detail);
+    uint64_t after = 0;
+    enum live_msg kind =
+        live_message_parse(data, len, binary, &topics, &after, detail, sizeof detail);
     check_parse(kind, topics, detail, sizeof detail);
     switch (kind) {
     case LIVE_MSG_PING:
@@ -153,6 +155,10 @@ static void on_message(struct pl_ws_conn *ws, const char *data, size_t len, bool
         break;
     case LIVE_MSG_ERROR:
         send_json(ws, json_pack("{s:s, s:s}", "type", "error", "detail", detail));
+        break;
+    case LIVE_MSG_RESUME:
+        /* live.c answers from Redis; here: the answer for an unknown cursor */
+        (void)pl_ws_send_text(ws, "{\"type\":\"resync_required\"}", 26);
         break;
     case LIVE_MSG_SUBSCRIBE:
         c->topics |= topics;

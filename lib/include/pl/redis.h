@@ -77,6 +77,9 @@ struct pl_redis_sub_config {
     void (*on_message)(const char *channel, size_t channel_len, const char *payload,
                        size_t payload_len, void *ctx);
     void (*on_state)(bool connected, void *ctx);
+    /* May be NULL: fires when Redis confirms the SUBSCRIBE of a channel (also after every
+     * reconnect); from then on every message published on it is delivered. */
+    void (*on_subscribed)(const char *channel, size_t channel_len, void *ctx);
     void *ctx;
 };
 PL_MUST_USE int pl_redis_sub_create(uv_loop_t *loop, const struct pl_redis_sub_config *cfg,
