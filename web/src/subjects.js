@@ -39,10 +39,10 @@ export class Subjects {
     let items;
     try {
       items = (await get('/subjects')).data.items;
-      localStorage.setItem(`${this.key()}.list`, JSON.stringify(items));
+      localStorage.setItem(`pulse.subjects-list.${this.userId}`, JSON.stringify(items));
     } catch (e) {
       // offline: the list last seen on this device (writes then go to the outbox)
-      const kept = e.status === 0 ? localStorage.getItem(`${this.key()}.list`) : null;
+      const kept = e.status === 0 ? localStorage.getItem(`pulse.subjects-list.${this.userId}`) : null;
       if (!kept) throw e;
       items = JSON.parse(kept);
     }
@@ -59,7 +59,7 @@ export class Subjects {
   }
 
   clear() {
-    if (this.userId) localStorage.removeItem(`${this.key()}.list`);
+    if (this.userId) localStorage.removeItem(`pulse.subjects-list.${this.userId}`);
     this.items = [];
     this.userId = null;
     this.currentId = null;

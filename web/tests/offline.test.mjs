@@ -265,6 +265,21 @@ describe('offline PWA', () => {
     await page.goto('/feedings');
     await page.getByRole('heading', { level: 1, name: 'Feedings' }).waitFor();
     await waitFor(() => page.evaluate(() => document.querySelector('.live-status')?.dataset.status === 'open'));
+    // the frames of the page's sockets: the seqs received, the resume sent, its answer
+    const sockets = [];
+    page.on('websocket', (ws) => {
+      const sock = { seqs: [], sent: [], got: [] };
+      sockets.push(sock);
+      ws.on('framesent', (f) => sock.sent.push(JSON.parse(f.payload)));
+      ws.on('framereceived', (f) => {
+        const m = JSON.parse(f.payload);
+        if (m.type === 'event') sock.seqs.push(m.seq);
+        else if (m.type !== 'metrics') sock.got.push(m);
+      });
+    });
+    await page.reload();
+    await page.getByRole('heading', { level: 1, name: 'Feedings' }).waitFor();
+    await waitFor(() => page.evaluate(() => document.querySelector('.live-status')?.dataset.status === 'open'));
     const before = (await feedings()).length;
     const created = [];
     let writing = true;
@@ -301,6 +316,20 @@ describe('offline PWA', () => {
     await writer;
     const all = await feedings();
     assert.equal(all.length, before + created.length);
+    // the first socket saw some events, the next one resumed after the newest of them
+    assert.ok(sockets.length >= 2, `${sockets.length} sockets`);
+    const first = sockets[0];
+    assert.ok(first.seqs.length > 0, 'events before the drop');
+    const last = sockets.at(-1);
+    const resume = sockets
+      .slice(1)
+      .flatMap((x) => x.sent)
+      .find((m) => m.type === 'resume');
+    assert.deepEqual(resume, { type: 'resume', after: first.seqs.at(-1) });
+    await waitFor(() => last.got.some((m) => m.type === 'resumed' && m.count > 0));
+    const seqs = sockets.flatMap((x) => x.seqs).map(BigInt);
+    for (let i = 1; i < seqs.length; i++)
+      assert.ok(seqs[i] > seqs[i - 1], 'every event once, in order, across the drop');
     // the page's first 20 (newest first): each once, all of the newest on the server
     const newest = all.slice(0, 20).map((x) => x.id);
     await waitFor(async () => {
