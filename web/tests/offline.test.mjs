@@ -4,7 +4,7 @@
 //   and one of them edited; the header says "3 changes waiting"; the page is reloaded while
 //   still offline and the app shell comes from the service worker; back online, the outbox
 //   replays in order and the server has exactly three feedings, the edit applied, which a
-//   second device (another browser context) sees;
+//   second device (another browser context) sees; a note written offline likewise;
 // - a conflict: an edit made offline of a feeding that another device changes meanwhile is
 //   refused on replay (412) and shown with the server's reason until dismissed, not dropped;
 // - resume: while a writer keeps creating feedings through the other pulsed, the page's
@@ -258,6 +258,34 @@ describe('offline PWA', () => {
     await page.getByRole('heading', { level: 1, name: 'Feedings' }).waitFor();
     await sleep(300);
     assert.equal(await failed.count(), 0);
+    noErrors();
+  });
+
+  it('keeps a note written offline and sends it once online', async () => {
+    await page.goto('/notes');
+    await page.getByRole('heading', { level: 1, name: 'Notes' }).waitFor();
+    await context.setOffline(true);
+    const form = page.locator('form', { has: page.getByRole('button', { name: 'Add note' }) });
+    await form.getByLabel('Title').fill('Night feed');
+    await form.getByLabel('Text').fill('Woke at 3, settled quickly.');
+    await form.getByLabel('Tags').fill('night');
+    await form.getByRole('button', { name: 'Add note' }).click();
+    await waitFor(
+      async () =>
+        (await banner()
+          .textContent()
+          .catch(() => '')) === '1 change waiting',
+    );
+    await page.locator('ul.items > li.pending').waitFor();
+    await context.setOffline(false);
+    await banner().waitFor({ state: 'detached' });
+    const r = await call(srvB, token, 'GET', '/notes?limit=100');
+    assert.equal(r.status, 200);
+    assert.deepEqual(
+      r.json.items.map((n) => [n.title, n.body, n.tags]),
+      [['Night feed', 'Woke at 3, settled quickly.', ['night']]],
+    );
+    await waitFor(async () => (await page.locator('ul.items > li.pending').count()) === 0);
     noErrors();
   });
 
