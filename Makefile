@@ -36,7 +36,7 @@ fuzz:
 	bash scripts/fuzz.sh
 
 # Benchmarks of tests/bench on a release build (figures for the README):
-# make bench [BENCH=http|accounts|records|replicas|live]
+# make bench [BENCH=http|accounts|records|replicas|live|resume]
 bench:
 	bash scripts/bench.sh $(BENCH)
 

@@ -16,7 +16,7 @@ trap 'bash "$SERVICES" test stop || true' EXIT
 eval "$(bash "$SERVICES" test env)"
 export PULSE_BIN=${PULSE_BIN:-$ROOT/build/pulsed}
 benches=("$@")
-[ ${#benches[@]} -gt 0 ] || benches=(http accounts records feedings replicas live)
+[ ${#benches[@]} -gt 0 ] || benches=(http accounts records feedings replicas live resume)
 for b in "${benches[@]}"; do
     echo "### $b"
     bash "tests/bench/$b.sh"

@@ -10,8 +10,8 @@
 //   pulse:seq, XADD pulse:stream:<user> <seq>-0 f <frame> t <ms>, PUBLISH pulse:user:<user>),
 //   which is exactly what server/events.c does after a commit; this checks the socket side
 //   alone, including cursors the server's own writes cannot produce (a trimmed stream).
-// - `apiWriter`: feedings created through replica 2's HTTP API (the server numbers and
-//   streams its own events); its suite runs once the server stamps `seq` on its events.
+// - feedings created through replica 2's HTTP API (the server numbers and streams its own
+//   events, server/events.c), with a short retention for the "older than retained" case.
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
@@ -282,44 +282,54 @@ describe('live resume across two replicas (events published in the stream format
 });
 
 // With the server's own events: feedings created through replica 2 while the socket on
-// replica 1 is away. Runs once the server stamps `seq` on its events (server/events.c of
-// issue 16's outbox branch); before that the probe below finds none and the suite is skipped
-// with that reason.
+// replica 1 is away (server/events.c numbers and streams them). Retention is short here
+// (100 events or 1 s, whichever keeps more) so that a cursor older than it is reachable.
+const RETAIN_COUNT = 100;
 describe('live resume across two replicas (feedings created through the API)', () => {
   let cluster;
-  let stamped = false;
   before(async () => {
     const { startCluster } = await import('./replicas.mjs');
-    cluster = await startCluster({ replicas: 2, env: { ...API_ENV, PULSE_METRICS_INTERVAL_MS: '200' } });
-    const [r1, r2] = cluster.replicas;
-    const u = await register(r2);
-    const subject = await createSubject(r2, u);
-    const s = await openLive(r1, u.token);
-    expectStatus(await api(r2, 'POST', '/api/v1/feedings', { token: u.token, body: { subject_id: subject.id, amount_ml: 1 } }), 201);
-    const ev = await waitFrame(s, (m) => m.type === 'event' && m.event === 'feeding.created');
-    stamped = typeof ev.seq === 'string';
-    s.ws.close();
+    cluster = await startCluster({
+      replicas: 2,
+      env: { ...API_ENV, PULSE_METRICS_INTERVAL_MS: '200', PULSE_EVENTS_RETAIN_S: '1', PULSE_EVENTS_RETAIN_COUNT: String(RETAIN_COUNT) },
+    });
   });
   after(async () => { await stopChecked(cluster); });
 
+  const postFeedings = async (srv, u, subjectId, n) => {
+    const before = await streamLast(u.user.id);
+    for (let i = 0; i < n; i++) {
+      expectStatus(await api(srv, 'POST', '/api/v1/feedings', { token: u.token, body: { subject_id: subjectId, amount_ml: 10 + (i % 50) } }), 201);
+    }
+    return streamAfter(u.user.id, before, n);
+  };
+
+  it('a cursor older than the retention gets resync_required; one still retained resumes', async () => {
+    const [r1, r2] = cluster.replicas;
+    const u = await register(r2);
+    const subject = await createSubject(r2, u);
+    const [old] = await postFeedings(r2, u, subject.id, 1);
+    await sleep(1100); // older than PULSE_EVENTS_RETAIN_S
+    const newer = await postFeedings(r2, u, subject.id, RETAIN_COUNT + 1);
+    const s = await openLive(r1, u.token);
+    assert.equal(s.hello.last_seq, newer[RETAIN_COUNT]);
+    s.ws.send(JSON.stringify({ type: 'resume', after: old }));
+    await waitFrame(s, (m) => m.type === 'resync_required');
+    s.ws.send(JSON.stringify({ type: 'resume', after: newer[1] }));
+    const done = await waitFrame(s, (m) => m.type === 'resumed');
+    assert.equal(done.count, RETAIN_COUNT - 1);
+    assert.deepEqual(seqs(s), newer.slice(2));
+    assert.ok(events(s).every((m) => m.event === 'feeding.created' && m.subject_id === subject.id));
+    s.ws.close();
+  });
+
   for (const byQuery of [false, true]) {
-    it(`missed feedings created through replica 2 come back ${byQuery ? 'with ?after=' : 'by message'}, exactly once, in order`, async (t) => {
-      if (!stamped) {
-        t.skip('the server does not stamp seq on its events yet (needs the outbox branch)');
-        return;
-      }
+    it(`missed feedings created through replica 2 come back ${byQuery ? 'with ?after=' : 'by message'}, exactly once, in order`, async () => {
       const [r1, r2] = cluster.replicas;
       const u = await register(r2);
       const subject = await createSubject(r2, u);
-      // seqs of the feedings this test creates, read from the stream (the API answers the
-      // resource, not its event)
-      const post = async (n) => {
-        const before = await streamLast(u.user.id);
-        for (let i = 0; i < n; i++) {
-          expectStatus(await api(r2, 'POST', '/api/v1/feedings', { token: u.token, body: { subject_id: subject.id, amount_ml: 10 + (i % 50) } }), 201);
-        }
-        return streamAfter(u.user.id, before, n);
-      };
+      // the seqs of the feedings created, read from the stream (the API answers the resource)
+      const post = (n) => postFeedings(r2, u, subject.id, n);
       const out = await dropAndResume({ r1, user: u, publish: post, publishOne: () => post(1), byQuery });
       console.log(`# API ${byQuery ? '?after=' : 'resume'}: ${out.replayed} replayed, ${out.live} live after`);
     });
