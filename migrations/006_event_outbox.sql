@@ -2,7 +2,8 @@
 -- event here, so that a committed change always has its event. The process publishes it
 -- after replying (server/events.c) and deletes the row; a sweeper on every replica publishes
 -- the rows a process left behind (it died after the commit). Redis dedupes by id
--- (pulse:outbox:<id>), so a row published twice reaches nobody twice.
+-- (pulse:outbox:<id>, then <id>.<token>: migration 007), so a row published twice reaches
+-- nobody twice.
 CREATE TABLE event_outbox (
     id bigserial PRIMARY KEY,
     user_ids text NOT NULL,          -- the recipients, a Postgres array literal of user ids

@@ -33,6 +33,9 @@ static const char publish_lua[] =
      * cutoff (publication times grow with the ids) */
     "  local len = redis.call('XLEN', key)\n"
     "  while len > count do\n"
+    /* the common case, a busy user's young stream: one entry read */
+    "    local first = redis.call('XRANGE', key, '-', '+', 'COUNT', 1)\n"
+    "    if #first == 0 or tonumber(first[1][2][4]) >= cutoff then break end\n"
     "    local batch = redis.call('XRANGE', key, '-', '+', 'COUNT', math.min(len - count, 100))\n"
     "    local gone = {}\n"
     "    for _, e in ipairs(batch) do\n"
@@ -56,6 +59,11 @@ static const char publish_lua[] =
 void events_user_channel(const char *user_id, char *out, size_t cap)
 {
     snprintf(out, cap, USER_CHANNEL "%s", user_id);
+}
+
+void events_user_stream(const char *user_id, char *out, size_t cap)
+{
+    snprintf(out, cap, "pulse:stream:%s", user_id);
 }
 
 bool events_channel_user(const char *channel, size_t len, char *out, size_t cap)
@@ -82,7 +90,7 @@ void events_publish_text(struct worker *w, const char *channel, char *payload)
 
 struct publish {
     struct worker *w;
-    char outbox_id[24]; /* "" without an outbox row */
+    char outbox_id[64]; /* the row's "<id>.<token>", "" without an outbox row */
 };
 
 static void on_outbox_deleted(int status, PGresult **results, int n, void *ctx)
@@ -90,6 +98,13 @@ static void on_outbox_deleted(int status, PGresult **results, int n, void *ctx)
     if (status && status != PL_E_CANCELLED)
         pl_log(PL_LOG_WARN, "event outbox row not deleted (the sweeper will retry)",
                PL_INT("status", status));
+}
+
+static void delete_row(struct worker *w, const char *ref)
+{
+    const char *v[] = {ref};
+    if (w->pg && pl_pg_exec1(w->pg, "events_outbox_delete", 1, v, on_outbox_deleted, NULL) != 0)
+        pl_log(PL_LOG_WARN, "event outbox row not deleted", PL_STR("id", ref));
 }
 
 static void on_script(int status, redisReply *reply, void *ctx)
@@ -104,15 +119,11 @@ static void on_script(int status, redisReply *reply, void *ctx)
                                    : "redis unavailable"),
                PL_STR("outbox_id", p->outbox_id));
     /* Published now or before (0: the dedupe key was there): the row has done its job. */
-    if (ok && p->outbox_id[0] && w->pg) {
-        const char *v[] = {p->outbox_id};
-        if (pl_pg_exec1(w->pg, "events_outbox_delete", 1, v, on_outbox_deleted, NULL) != 0)
-            pl_log(PL_LOG_WARN, "event outbox row not deleted", PL_STR("id", p->outbox_id));
-    }
+    if (ok && p->outbox_id[0]) delete_row(w, p->outbox_id);
     free(p);
 }
 
-/* Appends the JSON string of s (an id or event name: no escaping needed, checked) or null. */
+/* Whether s (an id or an event name) goes into the frame's JSON as is: nothing to escape. */
 static bool plain(const char *s)
 {
     for (; *s; s++)
@@ -123,8 +134,12 @@ static bool plain(const char *s)
 static void publish(struct worker *w, const char *outbox_id, const char *subject_id,
                     const char **users, int nusers, const char *event, const char *data_json)
 {
-    if (nusers == 0 || !w->events_script || !plain(event) || (subject_id && !plain(subject_id)))
+    if (nusers == 0 || !plain(event) || (subject_id && !plain(subject_id))) {
+        /* nobody to tell (or nothing a frame can carry): the row has nothing to deliver */
+        if (outbox_id && outbox_id[0]) delete_row(w, outbox_id);
         return;
+    }
+    if (!w->events_script) return;
     size_t hn = strlen(event) + (subject_id ? strlen(subject_id) : 0) + 80;
     char *head = pl_xmalloc(hn);
     if (subject_id) {
@@ -141,7 +156,7 @@ static void publish(struct worker *w, const char *outbox_id, const char *subject
     size_t tn = strlen(data_json) + 16;
     char *tail = pl_xmalloc(tn);
     snprintf(tail, tn, "\",\"data\":%s}", data_json);
-    char retain_s[24], retain_count[24], dedupe[48] = "";
+    char retain_s[24], retain_count[24], dedupe[96] = "";
     snprintf(retain_s, sizeof retain_s, "%lld", w->app->cfg.events_retain_s);
     snprintf(retain_count, sizeof retain_count, "%lld", w->app->cfg.events_retain_count);
     struct publish *p = pl_xcalloc(1, sizeof *p);
@@ -232,7 +247,7 @@ static void on_forgotten(int status, redisReply *reply, void *ctx) {}
 void events_forget_user(struct worker *w, const char *user_id)
 {
     char key[80];
-    snprintf(key, sizeof key, "pulse:stream:%s", user_id);
+    events_user_stream(user_id, key, sizeof key);
     const char *argv[] = {"DEL", key};
     if (pl_redis_command(w->redis, 2, argv, NULL, on_forgotten, NULL) != 0)
         pl_log(PL_LOG_WARN, "event stream of a deleted user left to expire");
@@ -242,8 +257,11 @@ void events_forget_user(struct worker *w, const char *user_id)
 
 int events_prepare(struct pl_pg_pool *pool)
 {
-    int rc = pl_pg_pool_prepare(pool, "events_outbox_delete",
-                                "DELETE FROM event_outbox WHERE id = $1::bigint", 1);
+    int rc =
+        pl_pg_pool_prepare(pool, "events_outbox_delete",
+                           "DELETE FROM event_outbox WHERE id = split_part($1, '.', 1)::bigint "
+                           "AND token = split_part($1, '.', 2)::uuid",
+                           1);
     /* $1: the age in ms after which a row is swept, and after which a claim by a sweeper
      * that died is taken over */
     if (rc == 0)
@@ -253,8 +271,8 @@ int events_prepare(struct pl_pg_pool *pool)
             "event_outbox WHERE created_at < now() - $1::int * interval '1 millisecond' AND "
             "(claimed_at IS NULL OR claimed_at < now() - $1::int * interval '1 millisecond') "
             "ORDER BY id LIMIT " SWEEP_BATCH " FOR UPDATE SKIP LOCKED) "
-            "RETURNING id, user_ids, subject_id, event, data) "
-            "SELECT id, user_ids, subject_id, event, data FROM c ORDER BY id",
+            "RETURNING id, " EVENTS_OUTBOX_REF " AS ref, user_ids, subject_id, event, data) "
+            "SELECT ref, user_ids, subject_id, event, data FROM c ORDER BY id",
             1);
     return rc;
 }

@@ -16,7 +16,7 @@
  *
  * The outbox: a statement that commits a change also inserts its event into event_outbox
  * (migrations/006) and returns the row's id; after replying, the handler calls
- * events_publish_outbox(), whose script first SETs pulse:outbox:<id> NX (present: already
+ * events_publish_outbox(), whose script first SETs pulse:outbox:<id>.<token> NX (present: already
  * published, nothing happens), and the row is deleted once Redis answered. A sweeper (worker
  * 0 of every replica, every PULSE_EVENTS_SWEEP_MS) claims the rows older than
  * PULSE_EVENTS_SWEEP_AGE_MS (FOR UPDATE SKIP LOCKED) and publishes them the same way: a change
@@ -33,6 +33,10 @@ struct pl_pg_pool;
 
 /* The channel of a user's events ("pulse:user:<id>") into out (80 bytes are enough). */
 void events_user_channel(const char *user_id, char *out, size_t cap);
+/* The stream of a user's retained events ("pulse:stream:<id>", entries "<seq>-0" with the
+ * frame's text in field f and the publication time in ms in field t) into out (80 bytes are
+ * enough). */
+void events_user_stream(const char *user_id, char *out, size_t cap);
 /* The reverse: true with the user id in out (NUL-terminated) when channel[0..len) is a user's
  * events channel whose id fits in cap. */
 bool events_channel_user(const char *channel, size_t len, char *out, size_t cap);
@@ -49,8 +53,8 @@ void events_publish_raw(struct worker *w, const char *user_id, const char *event
 void events_publish_members(struct worker *w, const char *subject_id, const char *members,
                             const char *event, const char *data_json);
 /* The same for an event whose row `outbox_id` the change's statement wrote into event_outbox
- * (NULL or "" when it wrote none: published without dedupe). subject_id NULL: a user's own
- * event. */
+ * (its reference "<id>.<token>"; NULL or "" when it wrote none: published without dedupe).
+ * subject_id NULL: a user's own event. */
 void events_publish_outbox(struct worker *w, const char *outbox_id, const char *subject_id,
                            const char *members, const char *event, const char *data_json);
 /* Deletes the user's stream (their account is gone), after what is queued before it. */
@@ -65,11 +69,13 @@ int events_prepare(struct pl_pg_pool *pool);
 int events_worker_start(struct worker *w);
 void events_worker_close(struct worker *w);
 
+/* An outbox row's reference as the C side takes it: "<id>.<token>" (SQL). */
+#define EVENTS_OUTBOX_REF "event_outbox.id::text || '.' || event_outbox.token::text"
 /* SQL for a change's statement: the CTE "<name> AS (INSERT INTO event_outbox ...)" of the
  * rows of `from` with columns members, sid, json, and the event name `event` (SQL). */
 #define EVENTS_OUTBOX_CTE(name, event, members, sid, data, from)                                   \
     name " AS (INSERT INTO event_outbox (user_ids, subject_id, event, data) SELECT " members       \
          ", " sid ", " event ", " data " FROM " from " WHERE " members                             \
-         " IS NOT NULL RETURNING id)"
+         " IS NOT NULL RETURNING " EVENTS_OUTBOX_REF " AS id)"
 
 #endif

@@ -2,6 +2,7 @@
 #include "../store.h"
 #include "profile.h"
 
+#include "../events.h"
 #include "../feedings/feedings.h"
 #include "../notes/notes.h"
 #include "../subjects/subjects_store.h"
@@ -35,18 +36,33 @@ static const struct stmt_def statements[] = {
      "s AS (UPDATE subjects SET timezone = CASE WHEN $4::bool THEN $5 ELSE timezone END, "
      "daily_target_ml = CASE WHEN $6::bool THEN $7::int ELSE daily_target_ml END, "
      "version = version + 1, updated_at = now() FROM ok WHERE subjects.id = ok.sid "
-     "AND ok.role = 'owner' AND ($4::bool OR $6::bool) RETURNING subjects.*) "
-     "SELECT " USER_COLS_OF(
-         "u",
-         "COALESCE(s.daily_target_ml, (SELECT ds.daily_target_ml FROM "
-         "subjects ds WHERE ds.id = u.default_subject_id), 0)") ", "
-                                                                "chk.role, chk.reach, u.id IS NOT NULL, " SUBJECT_EVENT_JSON(
-                                                                    "s") ", " SUBJECT_MEMBERS("s.id") " FROM chk LEFT JOIN u ON true LEFT JOIN s ON true",
+     "AND ok.role = 'owner' AND ($4::bool OR $6::bool) RETURNING subjects.*), "
+     /* the events into the outbox: profile.updated (the user's JSON as user_json() makes it)
+      * and subject.updated when the default subject changed */
+     EVENTS_OUTBOX_CTE(
+         "obu", "'profile.updated'", "'{' || u.id || '}'", "NULL::uuid",
+         "json_build_object('id', u.id, 'email', u.email, 'display_name', "
+         "u.display_name, 'timezone', u.timezone, 'daily_target_ml', COALESCE("
+         "(SELECT s.daily_target_ml FROM s), (SELECT ds.daily_target_ml FROM "
+         "subjects ds WHERE ds.id = u.default_subject_id), 0), 'created_at', " TS(
+             "u.created_at") ", 'updated_at', " TS("u.updated_at") ", "
+                                                                   "'default_subject_id', u.default_subject_id, 'volume_unit', "
+                                                                   "u.volume_unit)::text",
+         "u") ", " EVENTS_OUTBOX_CTE("obs", "'subject.updated'", SUBJECT_MEMBERS("s.id"), "s.id",
+                                     SUBJECT_EVENT_JSON("s"),
+                                     "s") " "
+                                          "SELECT " USER_COLS_OF(
+                                              "u",
+                                              "COALESCE(s.daily_target_ml, (SELECT ds.daily_target_ml FROM "
+                                              "subjects ds WHERE ds.id = u.default_subject_id), 0)") ", "
+                                                                                                     "chk.role, chk.reach, u.id IS NOT NULL, " SUBJECT_EVENT_JSON(
+                                                                                                         "s") ", " SUBJECT_MEMBERS("s.id") ", (SELECT id FROM obu), (SELECT id FROM obs) "
+                                                                                                                                           "FROM chk LEFT JOIN u ON true LEFT JOIN s ON true",
      12},
     /* The account, with the subjects of which the user is the only owner (and their records);
      * other members who had one of those as their default get another. Elsewhere the user's
      * records stay, created_by null (ON DELETE SET NULL). Rows, for the events: the subjects
-     * deleted and those left, with their members (as before). */
+     * deleted and those left, with their members (as before), and the event's outbox row. */
     {"profile_delete",
      "WITH sole AS (SELECT m.subject_id AS id FROM subject_members m WHERE m.user_id = $1 "
      "AND m.role = 'owner' AND NOT EXISTS (SELECT 1 FROM subject_members o WHERE "
@@ -56,13 +72,18 @@ static const struct stmt_def statements[] = {
      "aff AS (SELECT sm.user_id FROM sole JOIN subject_members sm ON sm.subject_id = sole.id "
      "AND sm.user_id <> $1 JOIN users au ON au.id = sm.user_id "
      "AND au.default_subject_id = sole.id), " REPAIR_DEFAULTS ", "
-     "du AS (DELETE FROM users WHERE id = $1) "
-     "SELECT true, s.id, " SUBJECT_EVENT_JSON("s") ", " SUBJECT_MEMBERS(
-         "s.id") " FROM subjects s "
-                 "WHERE s.id IN (SELECT id FROM sole) "
-                 "UNION ALL SELECT false, l.subject_id, NULL, " SUBJECT_MEMBERS(
-                     "l.subject_id") " "
-                                     "FROM subject_members l WHERE l.user_id = $1 AND l.subject_id NOT IN (SELECT id FROM sole)",
+     "du AS (DELETE FROM users WHERE id = $1), "
+     "ev AS (SELECT true AS deleted, s.id AS sid, " SUBJECT_EVENT_JSON("s") " AS data, " SUBJECT_MEMBERS(
+         "s.id") " AS members FROM subjects s WHERE s.id IN (SELECT id FROM sole) "
+                 "UNION ALL SELECT false, l.subject_id, '{\"user_id\":\"' || $1 || '\"}', " SUBJECT_MEMBERS(
+                     "l.subject_id") " FROM subject_members l WHERE l.user_id = $1 "
+                                     "AND l.subject_id NOT IN (SELECT id FROM sole)), "
+                                     "ob AS (INSERT INTO event_outbox (user_ids, subject_id, event, data) SELECT members, sid, "
+                                     "CASE WHEN deleted THEN 'subject.deleted' ELSE 'member.left' END, data FROM ev "
+                                     "WHERE members IS NOT NULL RETURNING " EVENTS_OUTBOX_REF
+                                     " AS id, subject_id) "
+                                     "SELECT ev.deleted, ev.sid, CASE WHEN ev.deleted THEN ev.data END, ev.members, ob.id "
+                                     "FROM ev LEFT JOIN ob ON ob.subject_id = ev.sid",
      1},
     /* Every subject the user belongs to, with their role and its members. */
     {"export_subjects",

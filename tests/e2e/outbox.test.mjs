@@ -4,8 +4,10 @@
 // (PULSE_EVENTS_RETAIN_S / PULSE_EVENTS_RETAIN_COUNT, whichever keeps more); a change whose
 // process dies right after its commit (PULSE_TEST_SKIP_PUBLISH=1 makes a replica publish
 // nothing after its commits, then it is SIGKILLed) is delivered by another replica's outbox
-// sweeper, exactly once; a row whose dedupe key is there already is not published again.
+// sweeper, exactly once; a row whose dedupe key (pulse:outbox:<id>.<token>) is there already
+// is not published again, and a row with the id of an old one but another token is.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 
 import { API_ENV, api, expectStatus, psql, redisCommands, redisUrlWithDb, register, sleep } from './api.mjs';
@@ -121,7 +123,7 @@ describe('event seq and streams', () => {
 });
 
 describe('the outbox', () => {
-  it('a change committed by a replica that dies before publishing is delivered by another replica\'s sweeper, once each', async (t) => {
+  it('changes committed by a replica that dies before publishing are delivered by other replicas\' sweepers, once each', async (t) => {
     // rows are swept once 2 s old: the dead replica's rows are all still there when it dies
     const sweep = { PULSE_EVENTS_SWEEP_MS: '100', PULSE_EVENTS_SWEEP_AGE_MS: '2000' };
     // two sweeping replicas (they race for the rows) and one that publishes nothing
@@ -139,29 +141,42 @@ describe('the outbox', () => {
     const t0 = Date.now();
     for (let i = 0; i < 10; i++) ids.push((await postFeeding(dying, b, subject.id, 30 + i)).id);
     expectStatus(await api(dying, 'PATCH', `/api/v1/feedings/${ids[0]}`, { token: b.token, body: { amount_ml: 77 } }), 200);
+    // a subject's change and a user's own one go through the outbox too
+    expectStatus(await api(dying, 'PATCH', `/api/v1/subjects/${subject.id}`, { token: a.token, body: { name: 'Swept' } }), 200);
+    expectStatus(await api(dying, 'PATCH', '/api/v1/me', { token: b.token, body: { display_name: 'B swept' } }), 200);
     // right after its last commit: no drain, no chance to publish
     const exit = await dying.stop('SIGKILL');
     assert.equal(exit.signal, 'SIGKILL');
     assert.ok(Date.now() - t0 < 1500, `the writes took ${Date.now() - t0} ms (this test needs them under the sweep age)`);
-    assert.equal(Number(psql(`SELECT count(*) FROM event_outbox WHERE subject_id = '${subject.id}'`)), 11, 'the dead replica left its 11 events in the outbox');
+    const left = () => Number(psql(`SELECT count(*) FROM event_outbox WHERE subject_id = '${subject.id}' OR user_ids = '{${b.user.id}}'`));
+    assert.equal(left(), 13, 'the dead replica left its 13 events in the outbox');
     for (const [s, f] of [[sa, from[0]], [sb, from[1]]]) {
-      await nextFrame(s, (m) => m.type === 'event' && m.event === 'feeding.updated' && m.data.id === ids[0], { from: f, timeout: 10000 });
+      await nextFrame(s, (m) => m.type === 'event' && m.event === 'subject.updated' && m.data.name === 'Swept', { from: f, timeout: 10000 });
     }
-    await waitFor(() => Number(psql(`SELECT count(*) FROM event_outbox WHERE subject_id = '${subject.id}'`)) === 0, { timeout: 5000 });
+    await nextFrame(sb, (m) => m.type === 'event' && m.event === 'profile.updated' && m.data.display_name === 'B swept', { from: from[1], timeout: 10000 });
+    await waitFor(() => left() === 0, { timeout: 5000 });
     await sleep(800); // several more sweeps of both replicas: nothing comes twice
-    const got = [events(sa, from[0]), events(sb, from[1])];
+    const got = [events(sa, from[0]), events(sb, from[1]).filter((m) => m.event !== 'profile.updated')];
     for (const g of got) {
       assert.deepEqual(g.filter((m) => m.event === 'feeding.created').map((m) => m.data.id).sort(), [...ids].sort(), 'each created feeding once');
       assert.deepEqual(g.filter((m) => m.event === 'feeding.updated').map((m) => m.data.amount_ml), [77], 'the update once');
-      assert.equal(g.length, 11, g.map((m) => m.event).join(','));
-      assert.equal(new Set(g.map((m) => m.seq)).size, 11, 'eleven seqs');
+      assert.deepEqual(g.filter((m) => m.event === 'subject.updated').map((m) => m.data.name), ['Swept'], 'the subject\'s change once');
+      assert.equal(g.length, 12, g.map((m) => m.event).join(','));
+      assert.equal(new Set(g.map((m) => m.seq)).size, 12, 'twelve seqs');
     }
     assert.deepEqual(got[0].map((m) => m.seq), got[1].map((m) => m.seq), 'the same seqs on both members\' sockets');
+    const own = events(sb, from[1]).filter((m) => m.event === 'profile.updated');
+    assert.equal(own.length, 1, 'B\'s profile.updated once');
+    assert.equal(own[0].subject_id, null);
+    assert.equal(own[0].data.id, b.user.id);
+    // the row's JSON (built by SQL) is the user as GET /me answers it
+    assert.deepEqual(own[0].data, expectStatus(await api(r1, 'GET', '/api/v1/me', { token: b.token }), 200).json);
+    assert.equal(events(sa, from[0]).filter((m) => m.event === 'profile.updated').length, 0, 'A does not get B\'s profile');
     const url = requireEnv('REDIS_URL');
     for (const u of [a, b]) {
       const st = await stream(url, u.user.id);
       const mine = st.filter((e) => e.frame.subject_id === subject.id && got[0].some((m) => m.seq === e.frame.seq));
-      assert.equal(mine.length, 11, 'each event once in each stream');
+      assert.equal(mine.length, 12, 'each event once in each stream');
     }
     closeSockets(sa, sb);
   });
@@ -175,15 +190,24 @@ describe('the outbox', () => {
     // two rows as a change's statement writes them; the first one counts as published (its
     // dedupe key is set before the row exists)
     const [done, fresh] = psql("SELECT nextval('event_outbox_id_seq') UNION ALL SELECT nextval('event_outbox_id_seq')").split('\n');
-    await redisCommands(url, [['SET', `pulse:outbox:${done}`, '1', 'EX', '60']]);
-    psql(`INSERT INTO event_outbox (id, user_ids, subject_id, event, data) VALUES
-      (${done}, '{${a.user.id}}', NULL, 'profile.updated', '{"n":1}'), (${fresh}, '{${a.user.id}}', NULL, 'profile.updated', '{"n":2}')`);
+    const [doneToken, freshToken] = [randomUUID(), randomUUID()];
+    // the second row's id was published before, by a row of another database (a restore, a
+    // test's fresh database) sharing this Redis: another token, so it is published all the same
+    await redisCommands(url, [
+      ['SET', `pulse:outbox:${done}.${doneToken}`, '1', 'EX', '60'],
+      ['SET', `pulse:outbox:${fresh}.${randomUUID()}`, '1', 'EX', '60'],
+    ]);
+    psql(`INSERT INTO event_outbox (id, token, user_ids, subject_id, event, data) VALUES
+      (${done}, '${doneToken}', '{${a.user.id}}', NULL, 'profile.updated', '{"n":1}'),
+      (${fresh}, '${freshToken}', '{${a.user.id}}', NULL, 'profile.updated', '{"n":2}')`);
+    // and a row for nobody: deleted, nothing sent
+    const nobody = psql(`INSERT INTO event_outbox (user_ids, subject_id, event, data) VALUES ('{}', NULL, 'profile.updated', '{"n":3}') RETURNING id`).split('\n')[0];
     const m = await nextFrame(s, (x) => x.type === 'event' && x.data.n === 2, { from, timeout: 5000 });
     assert.match(m.seq, SEQ_RE);
-    await waitFor(() => psql(`SELECT count(*) FROM event_outbox WHERE id IN (${done}, ${fresh})`) === '0', { timeout: 5000 });
+    await waitFor(() => psql(`SELECT count(*) FROM event_outbox WHERE id IN (${done}, ${fresh}, ${nobody})`) === '0', { timeout: 5000 });
     await sleep(400);
     assert.deepEqual(events(s, from).map((x) => x.data.n), [2], 'the row already published went without a frame');
-    const [ttl] = await redisCommands(url, [['TTL', `pulse:outbox:${fresh}`]]);
+    const [ttl] = await redisCommands(url, [['TTL', `pulse:outbox:${fresh}.${freshToken}`]]);
     assert.ok(ttl > 86400, `the dedupe key outlives the retention (ttl ${ttl})`);
     closeSockets(s);
   });
