@@ -2,6 +2,7 @@
 // writes a `.gz` next to every compressible file so that pulsed can send it as is.
 import { defineConfig } from 'vite';
 import { gzipSiblings } from './scripts/gzip-siblings.js';
+import { serviceWorker } from './scripts/service-worker.js';
 
 export default defineConfig({
   build: {
@@ -18,7 +19,20 @@ export default defineConfig({
       output: { hashCharacters: 'hex' },
     },
   },
-  plugins: [gzipSiblings()],
+  // sw.js (the app shell offline) lists the bundle and these files of public/.
+  plugins: [
+    serviceWorker({
+      extra: [
+        '/favicon.svg',
+        '/manifest.webmanifest',
+        '/icons/icon-192.png',
+        '/icons/icon-512.png',
+        '/icons/maskable-512.png',
+        '/icons/apple-touch-icon.png',
+      ],
+    }),
+    gzipSiblings(),
+  ],
   server: {
     // `npm run dev` against a pulsed on :8080 (PULSE_PUBLIC_ORIGIN must then be Vite's origin).
     proxy: {

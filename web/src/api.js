@@ -3,6 +3,8 @@
 // that pulsed checks on POST/PATCH/DELETE. Errors are problem+json documents: ApiError keeps
 // the document so forms can show `detail` and each `errors[].field`.
 
+import { LOCAL, outbox } from './outbox.js';
+
 const BASE = '/api/v1';
 // The cookie is HttpOnly, so JavaScript cannot see whether a session exists. This hint says
 // "we logged in from this browser": without it the app goes straight to the login page rather
@@ -28,7 +30,37 @@ export const signedIn = {
   set: (v) => (v ? localStorage.setItem(HINT, '1') : localStorage.removeItem(HINT)),
 };
 
-export async function api(method, path, { body, headers = {}, auth = true } = {}) {
+// A write of feedings or notes made while offline (or while earlier ones still wait) goes to
+// the outbox (src/outbox.js) and resolves as `{status: 202, queued: true, data}`: data is the
+// record to show meanwhile (a create's body with a local id; an edit's `offline` record, the
+// one edited, with the changes; null for a delete).
+function queued(data) {
+  return { status: 202, queued: true, data, etag: null, headers: new Headers() };
+}
+
+async function enqueue(method, path, body, headers, offline) {
+  const data = await outbox.add(method, path, body, headers);
+  if (method === 'PATCH' && !data && path.includes(`/${LOCAL}`))
+    // its create was refused on replay (shown under the header): nothing left to edit
+    throw new ApiError(404, { status: 404, title: 'Not found', detail: 'This record was not saved (see above).' });
+  if (method === 'PATCH' && !data && offline) return queued({ ...offline, ...body, pending: true });
+  return queued(data);
+}
+
+// Sends a write of the outbox again, with the headers it was made with.
+export async function replay(entry) {
+  try {
+    const r = await api(entry.method, entry.path, { body: entry.body, headers: entry.headers, direct: true });
+    return { status: r.status, data: r.data };
+  } catch (e) {
+    return { status: e.status || 0, problem: e.problem };
+  }
+}
+
+export async function api(method, path, { body, headers = {}, auth = true, offline, direct = false } = {}) {
+  const canQueue = !direct && outbox.queueable(method, path);
+  if (canQueue && (outbox.waiting.length > 0 || path.includes(`/${LOCAL}`)))
+    return enqueue(method, path, body, headers, offline);
   const init = { method, headers: { Accept: 'application/json', ...headers }, credentials: 'same-origin' };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
@@ -38,6 +70,7 @@ export async function api(method, path, { body, headers = {}, auth = true } = {}
   try {
     res = await fetch(BASE + path, init);
   } catch (e) {
+    if (canQueue) return enqueue(method, path, body, headers, offline);
     throw new ApiError(0, {
       title: 'Network error',
       detail: 'The server cannot be reached. Check your connection and try again.',

@@ -5,6 +5,15 @@
 // exponential backoff and jitter: attempt n waits a random time between half and all of
 // min(0.5 s x 2^n, 30 s), so a restarted server is not hit by every client at once. Close
 // code 4401 means the credential was revoked: the app goes back to the login page instead.
+//
+// Resume: every event carries `seq` (opaque, increasing per user). The client keeps the
+// newest seq it has seen (or hello.last_seq of its first socket). After a reconnection the
+// new hello's last_seq says whether anything was missed; if so it sends
+// `{"type":"resume","after":<seq>}` and the server replays the missed events before the live
+// ones. Events are deduplicated by seq (anything not newer than the newest seen is dropped),
+// so a replay that overlaps live frames never shows an event twice. When the server no longer
+// has the history (`resync_required`), or the cursor cannot be named, listeners get `resync`
+// and refetch what they show.
 
 const MIN_DELAY_MS = 500;
 const MAX_DELAY_MS = 30000;
@@ -20,6 +29,9 @@ export class Live {
     this.running = false;
     this.status = 'idle';
     this.retryAt = 0;
+    this.lastSeq = null; // newest seq seen (string), or the first hello's last_seq
+    this.helloSeq = null; // last_seq of the current socket's hello
+    this.hadHello = false; // a socket of this run has said hello (so lastSeq is meaningful)
     this.onOnline = () => this.running && this.status !== 'open' && this.reconnectNow();
   }
 
@@ -56,6 +68,8 @@ export class Live {
 
   stop() {
     this.running = false;
+    this.lastSeq = null;
+    this.hadHello = false;
     window.removeEventListener('online', this.onOnline);
     clearTimeout(this.timer);
     clearInterval(this.pinger);
@@ -98,7 +112,7 @@ export class Live {
       } catch {
         return;
       }
-      if (msg && typeof msg.type === 'string') this.emit(msg.type, msg);
+      if (msg && typeof msg.type === 'string') this.receive(msg);
     };
     ws.onerror = () => {}; // a close event always follows
     ws.onclose = (ev) => {
@@ -113,6 +127,38 @@ export class Live {
       }
       this.scheduleReconnect();
     };
+  }
+
+  receive(msg) {
+    if (msg.type === 'hello') {
+      const last = typeof msg.last_seq === 'string' ? msg.last_seq : null;
+      this.helloSeq = last;
+      if (!this.hadHello) {
+        this.hadHello = true;
+        this.lastSeq = last;
+      } else if (!('last_seq' in msg)) {
+        this.resync(null); // a server without seq: what was missed cannot be replayed
+      } else if (last !== null && (this.lastSeq === null || seqAfter(last, this.lastSeq))) {
+        // events were published while this client had no socket
+        if (this.lastSeq === null) this.resync(last);
+        else this.send({ type: 'resume', after: this.lastSeq });
+      } else if (last === null && this.lastSeq !== null) {
+        this.resync(null); // the stream expired: nothing to resume from
+      }
+    } else if (msg.type === 'event' && typeof msg.seq === 'string') {
+      if (this.lastSeq !== null && !seqAfter(msg.seq, this.lastSeq)) return; // seen already
+      this.lastSeq = msg.seq;
+    } else if (msg.type === 'resync_required') {
+      this.resync(this.helloSeq);
+      return;
+    }
+    this.emit(msg.type, msg);
+  }
+
+  // The history is lost: start again from what the server says now.
+  resync(seq) {
+    if (seq !== null && (this.lastSeq === null || seqAfter(seq, this.lastSeq))) this.lastSeq = seq;
+    this.emit('resync', { seq });
   }
 
   scheduleReconnect() {
@@ -130,6 +176,15 @@ export class Live {
   send(msg) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
   }
+}
+
+// a > b for two seqs: decimal strings of unsigned 64-bit integers (compared without BigInt
+// precision loss: a longer string of digits is larger, else lexicographic).
+export function seqAfter(a, b) {
+  if (!/^[0-9]+$/.test(a) || !/^[0-9]+$/.test(b)) return a !== b;
+  const x = a.replace(/^0+(?=.)/, '');
+  const y = b.replace(/^0+(?=.)/, '');
+  return x.length !== y.length ? x.length > y.length : x > y;
 }
 
 export const live = new Live();

@@ -3,7 +3,8 @@
 // switcher, and the live socket. An invitation link is `/#/invite/<code>`: the code stays in
 // the fragment, which browsers never send to a server (no access log, no Referer).
 import './style.css';
-import { ApiError, get, post, setUnauthorizedHandler, signedIn } from './api.js';
+import { ApiError, get, post, replay, setUnauthorizedHandler, signedIn } from './api.js';
+import { outbox } from './outbox.js';
 import { h, replace } from './dom.js';
 import { live } from './live.js';
 import { metricsHistory } from './metrics.js';
@@ -43,6 +44,25 @@ const inviteCode = () => {
   return m ? m[1] : null;
 };
 
+// The last /me of this browser, so that the app starts offline (the service worker serves the
+// shell; the outbox keeps the writes).
+const ME = 'pulse.me';
+const cachedMe = {
+  get() {
+    try {
+      return JSON.parse(localStorage.getItem(ME));
+    } catch {
+      return null;
+    }
+  },
+  set: (u) => (u ? localStorage.setItem(ME, JSON.stringify(u)) : localStorage.removeItem(ME)),
+};
+
+function startSession() {
+  live.start();
+  if (state.user) outbox.start(state.user, replay).catch(() => {});
+}
+
 const root = document.getElementById('app');
 const state = { user: null, current: null, flash: '' };
 
@@ -57,7 +77,9 @@ function navigate(path, { replaceState = false } = {}) {
 function signedOut(message) {
   state.user = null;
   signedIn.set(false);
+  cachedMe.set(null);
   live.stop();
+  outbox.stop();
   subjects.clear();
   metricsHistory.clear();
   state.flash = message || '';
@@ -95,6 +117,16 @@ function reloadSubjects() {
       () => {},
     );
 }
+// Writes of the outbox reached the server: the page shows the server's records again.
+outbox.on((_o, done) => {
+  if (done && done.sent && state.user && state.current && state.current.route.perSubject) render();
+});
+// Events were missed and cannot be replayed: refetch what is shown.
+live.on('resync', () => {
+  if (!state.user) return;
+  reloadSubjects();
+  if (state.current && state.current.route.perSubject) render();
+});
 metricsHistory.listen(live);
 
 const ctx = {
@@ -110,7 +142,8 @@ const ctx = {
   signedIn(user) {
     state.user = user;
     signedIn.set(true);
-    live.start();
+    cachedMe.set(user);
+    startSession();
     const code = sessionStorage.getItem(PENDING_INVITE);
     sessionStorage.removeItem(PENDING_INVITE);
     navigate(code ? `/#/invite/${code}` : '/', { replaceState: true });
@@ -156,6 +189,42 @@ function statusDot() {
   };
   show({ status: live.status });
   return { el, off: live.on('status', show) };
+}
+
+// What a write refused on replay was, and why, in words.
+function refusal(f) {
+  const noun = f.path.startsWith('/notes') ? 'note' : 'feeding';
+  const what = { POST: `A new ${noun}`, PATCH: `An edit of a ${noun}`, DELETE: `Deleting a ${noun}` }[f.method];
+  const why =
+    f.status === 412
+      ? `it was changed on another device meanwhile; check it and make the change again`
+      : (f.problem && (f.problem.detail || f.problem.title)) || 'the server refused it';
+  return `${what || 'A change'} was not saved (${f.status}): ${why}.`;
+}
+
+// "N changes waiting" while the outbox holds writes, and every write the server refused on
+// replay, with its reason, until the user dismisses it.
+function outboxBanner() {
+  const el = h('div', { class: 'outbox', role: 'status', 'aria-live': 'polite' });
+  const show = () => {
+    const n = outbox.waiting.length;
+    const failed = outbox.failed;
+    el.hidden = n === 0 && failed.length === 0;
+    replace(
+      el,
+      n ? h('p', { class: 'outbox-waiting' }, n === 1 ? '1 change waiting' : `${n} changes waiting`) : null,
+      failed.map((f) =>
+        h(
+          'p',
+          { class: 'outbox-failed', role: 'alert' },
+          `${refusal(f)} `,
+          h('button', { type: 'button', class: 'secondary', onclick: () => outbox.dismiss(f.n) }, 'Dismiss'),
+        ),
+      ),
+    );
+  };
+  show();
+  return { el, off: outbox.on(show) };
 }
 
 // The subject switcher: a native <select> of the user's subjects (the choice is kept per device).
@@ -236,11 +305,13 @@ function shell(view, path) {
     ),
   );
   const main = h('main', { id: 'main', tabindex: '-1' }, view.el);
+  const pending = outboxBanner();
   const off = () => {
+    pending.off();
     dot.off();
     since.destroy();
   };
-  return { nodes: [header, main], off, main };
+  return { nodes: [header, pending.el, main], off, main };
 }
 
 let renderSeq = 0;
@@ -281,27 +352,33 @@ async function render() {
       navigate('/login', { replaceState: true });
       return;
     }
+    let failure = null;
     try {
       state.user = (await get('/me', { auth: false })).data;
+      cachedMe.set(state.user);
     } catch (e) {
       if (e.status === 401) {
         signedOut('Your session has ended. Please sign in again.');
         return;
       }
+      if (e.status === 0 && cachedMe.get()) state.user = cachedMe.get();
+      else failure = e;
+    }
+    if (failure) {
       replace(
         root,
         h(
           'main',
           { id: 'main', class: 'narrow' },
           h('h1', null, 'Pulse is unavailable'),
-          h('p', { role: 'alert' }, e.message),
+          h('p', { role: 'alert' }, failure.message),
           h('button', { type: 'button', onclick: () => render() }, 'Try again'),
         ),
       );
       return;
     }
     if (seq !== renderSeq) return;
-    live.start();
+    startSession();
   }
   if (!route.public && subjects.userId !== state.user.id) {
     try {
@@ -353,3 +430,9 @@ document.addEventListener('click', (e) => {
 });
 window.addEventListener('popstate', render);
 render();
+
+// The service worker (dist/sw.js, built by scripts/service-worker.js) keeps the app shell for
+// offline starts; the dev server has none.
+if ('serviceWorker' in navigator && import.meta.env.PROD) {
+  window.addEventListener('load', () => navigator.serviceWorker.register('/sw.js').catch(() => {}));
+}

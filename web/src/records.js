@@ -97,7 +97,11 @@ export function recordList(o) {
           ];
     return h(
       'li',
-      { class: o.itemClass ? o.itemClass(r) : 'item', dataset: { id: r.id } },
+      {
+        class: `${o.itemClass ? o.itemClass(r) : 'item'}${r.pending ? ' pending' : ''}`,
+        dataset: { id: r.id },
+        title: r.pending ? 'Waiting to be sent' : null,
+      },
       h('div', { class: 'item-main' }, o.view(r)),
       h('div', { class: 'item-actions' }, actions),
     );

@@ -36,8 +36,17 @@ export class Subjects {
   async load(user) {
     this.userId = user.id;
     this.defaultId = user.default_subject_id || null;
-    const { data } = await get('/subjects');
-    this.items = data.items;
+    let items;
+    try {
+      items = (await get('/subjects')).data.items;
+      localStorage.setItem(`pulse.subjects-list.${this.userId}`, JSON.stringify(items));
+    } catch (e) {
+      // offline: the list last seen on this device (writes then go to the outbox)
+      const kept = e.status === 0 ? localStorage.getItem(`pulse.subjects-list.${this.userId}`) : null;
+      if (!kept) throw e;
+      items = JSON.parse(kept);
+    }
+    this.items = items;
     this.pick();
   }
 
@@ -50,6 +59,7 @@ export class Subjects {
   }
 
   clear() {
+    if (this.userId) localStorage.removeItem(`pulse.subjects-list.${this.userId}`);
     this.items = [];
     this.userId = null;
     this.currentId = null;

@@ -40,8 +40,13 @@ it(`loads the first page in under ${BUDGET / 1024} KB compressed`, (t) => {
   const gz = files.reduce((n, f) => n + f.gz, 0);
   const raw = files.reduce((n, f) => n + f.raw, 0);
   for (const f of files) t.diagnostic(`${f.url}: ${f.raw} B, ${f.gz} B gzip`);
-  t.diagnostic(`first load: ${(gz / 1024).toFixed(1)} KB compressed (${(raw / 1024).toFixed(1)} KB uncompressed), ${files.length} files`);
-  assert.ok(files.some((f) => f.url.endsWith('.js')), 'index.html links no script');
+  t.diagnostic(
+    `first load: ${(gz / 1024).toFixed(1)} KB compressed (${(raw / 1024).toFixed(1)} KB uncompressed), ${files.length} files`,
+  );
+  assert.ok(
+    files.some((f) => f.url.endsWith('.js')),
+    'index.html links no script',
+  );
   assert.ok(gz < BUDGET, `first load is ${gz} bytes compressed`);
 });
 
@@ -57,7 +62,8 @@ it('has a smaller .gz next to every compressible file', () => {
 
 it('names the bundled assets by content hash and has no inline script or style', () => {
   const html = readFileSync(path.join(DIST, 'index.html'), 'utf8');
-  for (const m of html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g)) assert.match(m[1], /-[A-Za-z0-9_-]{8,}\.(js|css)$/);
+  for (const m of html.matchAll(/(?:src|href)="(\/assets\/[^"]+)"/g))
+    assert.match(m[1], /-[A-Za-z0-9_-]{8,}\.(js|css)$/);
   assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, 'inline <script>');
   assert.doesNotMatch(html, /<style|\sstyle=/, 'inline style');
 });

@@ -11,7 +11,15 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { chromium } from 'playwright-core';
-import { ROOT, freePort, middayZone, startServer, stopServer, waitFor, waitReadyRaw } from '../../tests/e2e/helpers.mjs';
+import {
+  ROOT,
+  freePort,
+  middayZone,
+  startServer,
+  stopServer,
+  waitFor,
+  waitReadyRaw,
+} from '../../tests/e2e/helpers.mjs';
 
 const ARTIFACTS = path.join(ROOT, 'tests/artifacts/web');
 const CHROMIUM = process.env.PULSE_CHROMIUM || '/usr/bin/chromium';
@@ -98,7 +106,11 @@ for (const vp of VIEWPORTS) {
     });
     // `expected`: patterns of errors the test provokes on purpose (Chromium logs every 4xx
     // response as a console error, so a deliberate 422 shows up there too).
-    const noErrors = (expected = []) => assert.deepEqual(errors.splice(0).filter((e) => !expected.some((re) => re.test(e))), []);
+    const noErrors = (expected = []) =>
+      assert.deepEqual(
+        errors.splice(0).filter((e) => !expected.some((re) => re.test(e))),
+        [],
+      );
 
     it('sends a visitor to sign in, and registers', async (t) => {
       const { page } = a;
@@ -107,7 +119,10 @@ for (const vp of VIEWPORTS) {
       await page.getByLabel('Email').waitFor();
       // What the first page load really cost on the wire (gzip bodies and HTTP headers).
       const entries = await page.evaluate(() =>
-        [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')].map((e) => ({ name: e.name, size: e.transferSize })),
+        [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')].map((e) => ({
+          name: e.name,
+          size: e.transferSize,
+        })),
       );
       const bytes = entries.reduce((n, e) => n + e.size, 0);
       t.diagnostic(`first load over the wire: ${(bytes / 1024).toFixed(1)} KB in ${entries.length} responses`);
@@ -154,7 +169,10 @@ for (const vp of VIEWPORTS) {
       await shot(page, `${vp.name}-profile.png`);
       await page.getByRole('button', { name: 'Revoke token kitchen tablet' }).click();
       await page.getByText('No access tokens.').waitFor();
-      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download my data' }).click()]);
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.getByRole('link', { name: 'Download my data' }).click(),
+      ]);
       const exported = JSON.parse(readFileSync(await download.path(), 'utf8'));
       assert.equal(exported.user.email, email);
       assert.equal(exported.user.daily_target_ml, 500);
@@ -204,13 +222,17 @@ for (const vp of VIEWPORTS) {
       }
       const list = page.locator('.notes-list');
       await page.getByRole('searchbox', { name: 'Search notes' }).fill('pond');
-      await waitFor(async () => (await list.locator('.item').count()) === 1 && /Walk in the park/.test(await list.textContent()));
+      await waitFor(
+        async () => (await list.locator('.item').count()) === 1 && /Walk in the park/.test(await list.textContent()),
+      );
       await page.getByRole('searchbox', { name: 'Search notes' }).fill('zebra');
       await page.getByText('No notes match.').waitFor();
       await page.getByRole('searchbox', { name: 'Search notes' }).fill('');
       await waitFor(async () => (await list.locator('.item').count()) === 2);
       await page.getByRole('button', { name: /#health/ }).click();
-      await waitFor(async () => (await list.locator('.item').count()) === 1 && /Vet appointment/.test(await list.textContent()));
+      await waitFor(
+        async () => (await list.locator('.item').count()) === 1 && /Vet appointment/.test(await list.textContent()),
+      );
       await page.getByRole('button', { name: /#health/ }).click();
       await waitFor(async () => (await list.locator('.item').count()) === 2);
       await page.getByRole('button', { name: 'Pin note Vet appointment' }).click();
@@ -224,10 +246,13 @@ for (const vp of VIEWPORTS) {
       await nav(page, 'Live');
       const charts = page.locator('.dashboard .chart');
       assert.equal(await charts.count(), 4);
-      await waitFor(async () => {
-        const points = await charts.evaluateAll((els) => els.map((e) => Number(e.dataset.points)));
-        return points.every((n) => n >= 3);
-      }, { timeout: 15000 });
+      await waitFor(
+        async () => {
+          const points = await charts.evaluateAll((els) => els.map((e) => Number(e.dataset.points)));
+          return points.every((n) => n >= 3);
+        },
+        { timeout: 15000 },
+      );
       await page.locator('.live-status[data-status="open"]').waitFor();
       assert.match(await page.locator('.tile', { hasText: 'Memory' }).textContent(), /of/);
       await shot(page, `${vp.name}-dashboard.png`);
@@ -255,13 +280,19 @@ for (const vp of VIEWPORTS) {
       await pa.getByText('Logged 77 ml of milk.').waitFor();
       // B never reloads: the event arrives over the socket.
       await pb.locator('.feedings-list .item', { hasText: '77 ml' }).waitFor({ timeout: 5000 });
-      await waitFor(async () => /207 ml of 500 ml/.test(await pb.locator('.today-summary').textContent()), { timeout: 5000 });
+      await waitFor(async () => /207 ml of 500 ml/.test(await pb.locator('.today-summary').textContent()), {
+        timeout: 5000,
+      });
 
       // And the other way round, with a delete.
       await pb.getByRole('button', { name: /^Delete 77 ml milk/ }).click();
       await pb.getByRole('button', { name: /^Confirm deleting 77 ml milk/ }).click();
-      await waitFor(async () => (await pa.locator('.feedings-list .item', { hasText: '77 ml' }).count()) === 0, { timeout: 5000 });
-      await waitFor(async () => /130 ml of 500 ml/.test(await pa.locator('.today-summary').textContent()), { timeout: 5000 });
+      await waitFor(async () => (await pa.locator('.feedings-list .item', { hasText: '77 ml' }).count()) === 0, {
+        timeout: 5000,
+      });
+      await waitFor(async () => /130 ml of 500 ml/.test(await pa.locator('.today-summary').textContent()), {
+        timeout: 5000,
+      });
       noErrors();
     });
 
@@ -285,7 +316,8 @@ for (const vp of VIEWPORTS) {
       await page.getByRole('button', { name: 'Create token' }).click();
       await page.locator('.item', { hasText: 'old script' }).waitFor();
       const secret = (await page.locator('.token-shown code').textContent()).trim();
-      const tokenStatus = async () => (await fetch(`${origin}/api/v1/me`, { headers: { Authorization: `Bearer ${secret}` } })).status;
+      const tokenStatus = async () =>
+        (await fetch(`${origin}/api/v1/me`, { headers: { Authorization: `Bearer ${secret}` } })).status;
       assert.equal(await tokenStatus(), 200);
       const form = page.locator('form.password-form');
       // a wrong current password: said next to the form, nothing changes

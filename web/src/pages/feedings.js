@@ -434,7 +434,7 @@ export function feedingsPage(ctx) {
             body.duration_s = Number.isFinite(dur) || dur === null ? dur : mins;
           if (at.input.value && at.input.value !== toLocalInput(current.given_at))
             body.given_at = new Date(at.input.value).toISOString();
-          return patch(`/feedings/${f.id}`, body, { headers: ifMatch(current) });
+          return patch(`/feedings/${f.id}`, body, { headers: ifMatch(current), offline: current });
         },
         done: ({ data }) => {
           records.saved(data);

@@ -213,7 +213,7 @@ export function notesPage(ctx) {
   async function save(n, body, alert, fields = []) {
     const current = records.get(n.id) || n;
     try {
-      const { data } = await patch(`/notes/${n.id}`, body, { headers: ifMatch(current) });
+      const { data } = await patch(`/notes/${n.id}`, body, { headers: ifMatch(current), offline: current });
       if (filtered()) reload();
       else records.saved(data);
       tags.refresh();
