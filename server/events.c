@@ -90,7 +90,8 @@ void events_publish_text(struct worker *w, const char *channel, char *payload)
 
 struct publish {
     struct worker *w;
-    char outbox_id[64]; /* the row's "<id>.<token>", "" without an outbox row */
+    struct pl_http_request *req; /* held until Redis answers (NULL: none) */
+    char outbox_id[64];          /* the row's "<id>.<token>", "" without an outbox row */
 };
 
 static void on_outbox_deleted(int status, PGresult **results, int n, void *ctx)
@@ -120,6 +121,7 @@ static void on_script(int status, redisReply *reply, void *ctx)
                PL_STR("outbox_id", p->outbox_id));
     /* Published now or before (0: the dedupe key was there): the row has done its job. */
     if (ok && p->outbox_id[0]) delete_row(w, p->outbox_id);
+    if (p->req) pl_req_release(p->req);
     free(p);
 }
 
@@ -131,8 +133,9 @@ static bool plain(const char *s)
     return true;
 }
 
-static void publish(struct worker *w, const char *outbox_id, const char *subject_id,
-                    const char **users, int nusers, const char *event, const char *data_json)
+static void publish(struct worker *w, struct pl_http_request *req, const char *outbox_id,
+                    const char *subject_id, const char **users, int nusers, const char *event,
+                    const char *data_json)
 {
     if (nusers == 0 || !plain(event) || (subject_id && !plain(subject_id))) {
         /* nobody to tell (or nothing a frame can carry): the row has nothing to deliver */
@@ -161,6 +164,7 @@ static void publish(struct worker *w, const char *outbox_id, const char *subject
     snprintf(retain_count, sizeof retain_count, "%lld", w->app->cfg.events_retain_count);
     struct publish *p = pl_xcalloc(1, sizeof *p);
     p->w = w;
+    p->req = req;
     if (outbox_id && outbox_id[0]) {
         snprintf(p->outbox_id, sizeof p->outbox_id, "%s", outbox_id);
         snprintf(dedupe, sizeof dedupe, "pulse:outbox:%s", p->outbox_id);
@@ -179,6 +183,8 @@ static void publish(struct worker *w, const char *outbox_id, const char *subject
         pl_log(PL_LOG_WARN, "event not published", PL_STR("error", "redis unavailable"),
                PL_STR("event", event));
         free(p);
+    } else if (req) {
+        pl_req_hold(req);
     }
     free(args);
     free(head);
@@ -205,8 +211,9 @@ static int parse_members(const char *members, char *buf, size_t cap, const char 
     return n;
 }
 
-void events_publish_outbox(struct worker *w, const char *outbox_id, const char *subject_id,
-                           const char *members, const char *event, const char *data_json)
+static void publish_members(struct worker *w, struct pl_http_request *req, const char *outbox_id,
+                            const char *subject_id, const char *members, const char *event,
+                            const char *data_json)
 {
     if (outbox_id && outbox_id[0] && w->app->cfg.test_skip_publish) return;
     if (!members) return;
@@ -214,9 +221,21 @@ void events_publish_outbox(struct worker *w, const char *outbox_id, const char *
     char *buf = pl_xmalloc(cap);
     const char **ids = pl_xcalloc(MAX_RECIPIENTS, sizeof *ids);
     int n = parse_members(members, buf, cap, ids, MAX_RECIPIENTS);
-    publish(w, outbox_id, subject_id, ids, n, event, data_json);
+    publish(w, req, outbox_id, subject_id, ids, n, event, data_json);
     free(ids);
     free(buf);
+}
+
+void events_publish_outbox(struct worker *w, const char *outbox_id, const char *subject_id,
+                           const char *members, const char *event, const char *data_json)
+{
+    publish_members(w, NULL, outbox_id, subject_id, members, event, data_json);
+}
+
+void events_publish_for(struct pl_http_request *req, const char *outbox_id, const char *subject_id,
+                        const char *members, const char *event, const char *data_json)
+{
+    publish_members(req_worker(req), req, outbox_id, subject_id, members, event, data_json);
 }
 
 void events_publish_members(struct worker *w, const char *subject_id, const char *members,
@@ -230,7 +249,7 @@ void events_publish_raw(struct worker *w, const char *user_id, const char *event
 {
     const char *ids[] = {user_id};
     if (!plain(user_id)) return;
-    publish(w, NULL, NULL, ids, 1, event, data_json);
+    publish(w, NULL, NULL, NULL, ids, 1, event, data_json);
 }
 
 void events_publish(struct worker *w, const char *user_id, const char *event, json_t *data)

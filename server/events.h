@@ -30,6 +30,7 @@
 
 struct worker;
 struct pl_pg_pool;
+struct pl_http_request;
 
 /* The channel of a user's events ("pulse:user:<id>") into out (80 bytes are enough). */
 void events_user_channel(const char *user_id, char *out, size_t cap);
@@ -57,6 +58,12 @@ void events_publish_members(struct worker *w, const char *subject_id, const char
  * subject_id NULL: a user's own event. */
 void events_publish_outbox(struct worker *w, const char *outbox_id, const char *subject_id,
                            const char *members, const char *event, const char *data_json);
+/* events_publish_outbox for the change `req` made: its response (pl_respond) is held until
+ * Redis has answered, so that a client that waits for an answer before its next request sees
+ * the events of its requests in their order (seqs are given in publication order, and two
+ * requests may be served by different workers, each with its own Redis connection). */
+void events_publish_for(struct pl_http_request *req, const char *outbox_id, const char *subject_id,
+                        const char *members, const char *event, const char *data_json);
 /* Deletes the user's stream (their account is gone), after what is queued before it. */
 void events_forget_user(struct worker *w, const char *user_id);
 /* Takes the reference to `data`. */

@@ -63,6 +63,12 @@ struct pl_http_request {
     int http_minor;
     bool keep_alive;
     bool responded;
+    int holds; /* pl_req_hold()s not yet released: the response waits for them */
+    bool held; /* a response is waiting in held_* for the last release */
+    int held_status;
+    const char *held_type; /* arena copies */
+    char *held_body;
+    size_t held_len;
     bool close_after; /* the connection closes after this response */
     bool streaming;   /* a chunked response has started */
     int stream_status;

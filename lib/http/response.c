@@ -190,6 +190,9 @@ static void finish(struct pl_http_request *req, int status, size_t bytes)
     http_conn_request_done(req);
 }
 
+static void send_response(struct pl_http_request *req, int status, const char *content_type,
+                          const void *body, size_t len);
+
 void pl_respond(struct pl_http_request *req, int status, const char *content_type, const void *body,
                 size_t len)
 {
@@ -198,6 +201,33 @@ void pl_respond(struct pl_http_request *req, int status, const char *content_typ
         return;
     }
     req->responded = true;
+    if (req->holds > 0) {
+        req->held = true;
+        req->held_status = status;
+        req->held_type = content_type ? pl_req_strdup(req, content_type) : NULL;
+        req->held_body = pl_req_alloc(req, len + 1);
+        if (len) memcpy(req->held_body, body, len);
+        req->held_len = len;
+        return;
+    }
+    send_response(req, status, content_type, body, len);
+}
+
+void pl_req_hold(struct pl_http_request *req)
+{
+    req->holds++;
+}
+
+void pl_req_release(struct pl_http_request *req)
+{
+    if (req->holds <= 0 || --req->holds > 0 || !req->held) return;
+    req->held = false;
+    send_response(req, req->held_status, req->held_type, req->held_body, req->held_len);
+}
+
+static void send_response(struct pl_http_request *req, int status, const char *content_type,
+                          const void *body, size_t len)
+{
     struct conn *c = req->conn;
     uint64_t dur = uv_hrtime() - req->start_ns;
     bool closing = response_closes(req);

@@ -103,14 +103,14 @@ static void on_patched(int status, PGresult **results, int n, void *ctx)
     char *text = json_dumps(user, JSON_COMPACT);
     if (text) {
         const char *uid = req_principal(req)->user_id;
-        events_publish_outbox(req_worker(req), PQgetvalue(r, 0, P_OUTBOX_USER), NULL,
-                              pl_req_printf(req, "{%s}", uid), "profile.updated", text);
+        events_publish_for(req, PQgetvalue(r, 0, P_OUTBOX_USER), NULL,
+                           pl_req_printf(req, "{%s}", uid), "profile.updated", text);
         free(text);
     }
     if (!PQgetisnull(r, 0, P_MEMBERS))
-        events_publish_outbox(req_worker(req), PQgetvalue(r, 0, P_OUTBOX_SUBJECT),
-                              PQgetvalue(r, 0, 7), PQgetvalue(r, 0, P_MEMBERS), "subject.updated",
-                              PQgetvalue(r, 0, P_SUBJECT));
+        events_publish_for(req, PQgetvalue(r, 0, P_OUTBOX_SUBJECT), PQgetvalue(r, 0, 7),
+                           PQgetvalue(r, 0, P_MEMBERS), "subject.updated",
+                           PQgetvalue(r, 0, P_SUBJECT));
     answer_user(req, user);
 }
 
@@ -171,10 +171,10 @@ static void on_deleted(int status, PGresult **results, int n, void *ctx)
     for (int i = 0; i < PQntuples(r); i++) {
         if (PQgetisnull(r, i, 3)) continue;
         bool deleted = PQgetvalue(r, i, 0)[0] == 't';
-        events_publish_outbox(req_worker(req), PQgetvalue(r, i, 4), PQgetvalue(r, i, 1),
-                              PQgetvalue(r, i, 3), deleted ? "subject.deleted" : "member.left",
-                              deleted ? PQgetvalue(r, i, 2)
-                                      : pl_req_printf(req, "{\"user_id\":\"%s\"}", uid));
+        events_publish_for(req, PQgetvalue(r, i, 4), PQgetvalue(r, i, 1), PQgetvalue(r, i, 3),
+                           deleted ? "subject.deleted" : "member.left",
+                           deleted ? PQgetvalue(r, i, 2)
+                                   : pl_req_printf(req, "{\"user_id\":\"%s\"}", uid));
     }
     events_forget_user(req_worker(req), uid);
     sessions_revoke(req_worker(req), req_principal(req)->user_id, REVOKE_ALL, NULL, on_all_revoked,

@@ -19,7 +19,7 @@
 void record_event(struct pl_http_request *req, const char *outbox_id, const char *subject_id,
                   const char *members, const char *event, const char *data_json)
 {
-    events_publish_outbox(req_worker(req), outbox_id, subject_id, members, event, data_json);
+    events_publish_for(req, outbox_id, subject_id, members, event, data_json);
 }
 
 const char *record_token_subjects(const struct pl_http_request *req)

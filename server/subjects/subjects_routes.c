@@ -172,8 +172,8 @@ static void publish(struct pl_http_request *req, const char *subject_id, const P
 {
     if (PQgetisnull(r, 0, members_col)) return;
     /* the statement's last column: the event's outbox row */
-    events_publish_outbox(req_worker(req), PQgetvalue(r, 0, PQnfields(r) - 1), subject_id,
-                          PQgetvalue(r, 0, members_col), event, data);
+    events_publish_for(req, PQgetvalue(r, 0, PQnfields(r) - 1), subject_id,
+                       PQgetvalue(r, 0, members_col), event, data);
 }
 
 /* ---- GET/POST /subjects ---- */

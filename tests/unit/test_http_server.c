@@ -76,7 +76,39 @@ static void slow(struct pl_http_request *req)
     uv_timer_start(&l->t, later_fire, (uint64_t)delay, 0);
 }
 
+/* Holds its response twice, answers at once, and releases the holds 30 ms and 60 ms later;
+ * before each release the client must not have received anything yet. */
+static _Atomic int held_fd = -1;
+static atomic_bool held_early; /* the response reached the client before the last release */
+struct held {
+    uv_timer_t t;
+    struct pl_http_request *req;
+    int left;
+};
+
+static void held_fire(uv_timer_t *t)
+{
+    struct held *h = (struct held *)t;
+    struct pollfd p = {.fd = held_fd, .events = POLLIN};
+    if (held_fd >= 0 && poll(&p, 1, 0) > 0) held_early = true;
+    pl_req_release(h->req);
+    if (--h->left == 0) uv_close((uv_handle_t *)t, on_later_closed);
+}
+
+static void held(struct pl_http_request *req)
+{
+    struct held *h = calloc(1, sizeof *h);
+    h->req = req;
+    h->left = 2;
+    pl_req_hold(req);
+    pl_req_hold(req);
+    pl_respond(req, 200, "text/plain", "held", 4);
+    uv_timer_init(&http_loop, &h->t);
+    uv_timer_start(&h->t, held_fire, 30, 30);
+}
+
 static struct pl_route routes[] = {
+    {.method = PL_M_GET, .pattern = "/held", .handler = held},
     {.method = PL_M_GET, .pattern = "/echo/{id}", .handler = echo},
     {.method = PL_M_POST, .pattern = "/slow", .handler = slow},
     {.method = PL_M_GET, .pattern = "/query", .handler = query_probe},
@@ -142,6 +174,21 @@ TEST(pipelined_async_in_order)
     read_responses(fd, buf, sizeof buf, 3);
     const char *a = strstr(buf, "first"), *b = strstr(buf, "second"), *c = strstr(buf, "third");
     CHECK(a && b && c && a < b && b < c);
+    close(fd);
+}
+
+TEST(held_response_waits_for_the_last_release)
+{
+    int fd = client();
+    held_fd = fd;
+    const char *req = "GET /held HTTP/1.1\r\nHost: t\r\n\r\n";
+    CHECK(write(fd, req, strlen(req)) == (ssize_t)strlen(req));
+    char buf[4096];
+    read_responses(fd, buf, sizeof buf, 1);
+    CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    CHECK(strstr(buf, "\r\n\r\nheld") != NULL);
+    CHECK(!held_early);
+    held_fd = -1;
     close(fd);
 }
 
@@ -336,6 +383,7 @@ int main(void)
     RUN(list_has);
     RUN(byte_by_byte);
     RUN(pipelined_async_in_order);
+    RUN(held_response_waits_for_the_last_release);
     RUN(head_limit_and_line_ends);
     RUN(not_found_and_method);
     RUN(query_strict);

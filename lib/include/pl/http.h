@@ -161,6 +161,12 @@ void pl_resp_header(struct pl_http_request *req, const char *name, const char *v
 /* Answers with status and body (copied); content_type may be NULL when len is 0. */
 void pl_respond(struct pl_http_request *req, int status, const char *content_type, const void *body,
                 size_t len);
+/* Holds the request's response back until a matching pl_req_release(): a pl_respond()
+ * meanwhile is kept (copied) and sent at the last release. For work that must be done
+ * before the client hears the answer (the change's events queued ahead of its next request)
+ * but need not delay building it. Holds nest. */
+void pl_req_hold(struct pl_http_request *req);
+void pl_req_release(struct pl_http_request *req);
 /* Answers with a JSON body (serialised compactly); takes the reference to `json`. */
 void pl_respond_json(struct pl_http_request *req, int status, json_t *json);
 /* Answers with application/problem+json: type from the status ("/problems/not-found"),
