@@ -15,12 +15,12 @@
  * pulse:user:<user_id>.
  *
  * The outbox: a statement that commits a change also inserts its event into event_outbox
- * (migrations/006) and returns the row's id; after replying, the handler calls
- * events_publish_outbox(), whose script first SETs pulse:outbox:<id>.<token> NX (present: already
- * published, nothing happens), and the row is deleted once Redis answered. A sweeper (worker
- * 0 of every replica, every PULSE_EVENTS_SWEEP_MS) claims the rows older than
- * PULSE_EVENTS_SWEEP_AGE_MS (FOR UPDATE SKIP LOCKED) and publishes them the same way: a change
- * whose process died after the commit is still delivered, once. */
+ * (migrations/006) and returns the row's id; the handler then calls events_publish_for(),
+ * which holds its response until Redis has answered the script, which first SETs
+ * pulse:outbox:<id>.<token> NX (present: already published, nothing happens), and the row is
+ * deleted once Redis answered. A sweeper (worker 0 of every replica, every PULSE_EVENTS_SWEEP_MS)
+ * claims the rows older than PULSE_EVENTS_SWEEP_AGE_MS (FOR UPDATE SKIP LOCKED) and publishes them
+ * the same way: a change whose process died after the commit is still delivered, once. */
 #ifndef PULSE_EVENTS_H
 #define PULSE_EVENTS_H
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium } from 'playwright-core';
+import { launchBrowser } from './browser.mjs';
 import {
   ROOT,
   freePort,
@@ -21,7 +21,6 @@ import {
 } from '../../tests/e2e/helpers.mjs';
 
 const ARTIFACTS = path.join(ROOT, 'tests/artifacts/web');
-const CHROMIUM = process.env.PULSE_CHROMIUM || '/usr/bin/chromium';
 const PASSWORD = 'correct horse battery staple';
 const ZONE = middayZone();
 const PHONE = { viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true, deviceScaleFactor: 1 };
@@ -41,12 +40,7 @@ before(async () => {
     PULSE_ACCESS_LOG: 'off',
   });
   await waitReadyRaw(srv);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    chromiumSandbox: false,
-    headless: true,
-    args: ['--disable-background-networking', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run'],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {

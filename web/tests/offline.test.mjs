@@ -14,11 +14,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium } from 'playwright-core';
+import { launchBrowser } from './browser.mjs';
 import { ROOT, freePort, startServer, stopServer, waitFor, waitReadyRaw } from '../../tests/e2e/helpers.mjs';
 
 const ARTIFACTS = path.join(ROOT, 'tests/artifacts/web');
-const CHROMIUM = process.env.PULSE_CHROMIUM || '/usr/bin/chromium';
 const PASSWORD = 'correct horse battery staple';
 const PHONE = { viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true, deviceScaleFactor: 1 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -44,12 +43,7 @@ before(async () => {
   await waitReadyRaw(srvA);
   srvB = await startServer(envFor(await freePort()));
   await waitReadyRaw(srvB);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    chromiumSandbox: false,
-    headless: true,
-    args: ['--disable-background-networking', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run'],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { chromium } from 'playwright-core';
+import { launchBrowser } from './browser.mjs';
 import {
   ROOT,
   freePort,
@@ -22,7 +22,6 @@ import {
 } from '../../tests/e2e/helpers.mjs';
 
 const ARTIFACTS = path.join(ROOT, 'tests/artifacts/web');
-const CHROMIUM = process.env.PULSE_CHROMIUM || '/usr/bin/chromium';
 const PASSWORD = 'correct horse battery staple';
 const VIEWPORTS = [
   { name: 'phone', viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true, deviceScaleFactor: 1 },
@@ -51,12 +50,7 @@ before(async () => {
   await waitReadyRaw(srv);
   // the live socket is part of the dashboard: unauthenticated it is 401, never 404
   assert.equal((await fetch(`${origin}/api/v1/live`)).status, 401);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    chromiumSandbox: false,
-    headless: true,
-    args: ['--disable-background-networking', '--disable-dev-shm-usage', '--disable-gpu', '--no-first-run'],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
