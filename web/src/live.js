@@ -8,9 +8,10 @@
 //
 // Resume: every event carries `seq` (opaque, increasing per user). The client keeps the
 // newest seq it has seen (or hello.last_seq of its first socket). After a reconnection the
-// new hello's last_seq says whether anything was missed; if so it sends
-// `{"type":"resume","after":<seq>}` and the server replays the missed events before the live
-// ones. Events are deduplicated by seq (anything not newer than the newest seen is dropped),
+// socket is opened with `?after=<newest seq seen>`, so that the server replays what was missed
+// before any live frame (a `{"type":"resume"}` message would let live frames that arrive
+// before it overtake the replay); without a cursor, the new hello's last_seq says whether
+// anything was missed. Events are deduplicated by seq (anything not newer than the newest seen is dropped),
 // so a replay that overlaps live frames never shows an event twice. When the server no longer
 // has the history (`resync_required`), or the cursor cannot be named, listeners get `resync`
 // and refetch what they show.
@@ -32,6 +33,7 @@ export class Live {
     this.lastSeq = null; // newest seq seen (string), or the first hello's last_seq
     this.helloSeq = null; // last_seq of the current socket's hello
     this.hadHello = false; // a socket of this run has said hello (so lastSeq is meaningful)
+    this.resumeAfter = null; // the cursor the current socket was opened with (?after=)
     this.onOnline = () => this.running && this.status !== 'open' && this.reconnectNow();
   }
 
@@ -89,7 +91,8 @@ export class Live {
 
   connect() {
     if (!this.running) return;
-    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/v1/live`;
+    this.resumeAfter = this.hadHello && this.lastSeq !== null ? this.lastSeq : null;
+    const url = liveUrl(location, this.resumeAfter);
     this.setStatus('connecting');
     let ws;
     try {
@@ -138,6 +141,8 @@ export class Live {
         this.lastSeq = last;
       } else if (!('last_seq' in msg)) {
         this.resync(null); // a server without seq: what was missed cannot be replayed
+      } else if (this.resumeAfter !== null) {
+        // opened with ?after=: the replay (or resync_required) comes before any live frame
       } else if (last !== null && (this.lastSeq === null || seqAfter(last, this.lastSeq))) {
         // events were published while this client had no socket
         if (this.lastSeq === null) this.resync(last);
@@ -176,6 +181,12 @@ export class Live {
   send(msg) {
     if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
   }
+}
+
+// The live socket's URL for the page's location, resuming after `after` when not null.
+export function liveUrl(loc, after) {
+  const base = `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/api/v1/live`;
+  return after === null ? base : `${base}?after=${encodeURIComponent(after)}`;
 }
 
 // a > b for two seqs: decimal strings of unsigned 64-bit integers (compared without BigInt

@@ -6,7 +6,7 @@
 // resync_required, on a stream gone (last_seq null), on no cursor, and on a server without seq.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Live, seqAfter } from '../src/live.js';
+import { Live, liveUrl, seqAfter } from '../src/live.js';
 
 function client() {
   const live = new Live();
@@ -52,6 +52,25 @@ describe('resume', () => {
     // nothing missed the next time: no resume
     c.live.receive({ type: 'hello', last_seq: '14' });
     assert.equal(c.sent.length, 1);
+  });
+
+  it('reopens with ?after= the newest seq seen, and then sends no resume message', () => {
+    const c = client();
+    const loc = { protocol: 'http:', host: '127.0.0.1:8080' };
+    c.live.receive({ type: 'hello', last_seq: '2' });
+    c.ev('3');
+    c.ev('7');
+    // what connect() does before opening the next socket
+    c.live.resumeAfter = c.live.hadHello && c.live.lastSeq !== null ? c.live.lastSeq : null;
+    assert.equal(liveUrl(loc, c.live.resumeAfter), 'ws://127.0.0.1:8080/api/v1/live?after=7');
+    assert.equal(liveUrl({ protocol: 'https:', host: 'x' }, null), 'wss://x/api/v1/live');
+    c.live.receive({ type: 'hello', last_seq: '12' });
+    assert.deepEqual(c.sent, [], 'the URL asked for the replay');
+    for (const s of ['9', '12']) c.ev(s);
+    c.live.receive({ type: 'resumed', count: 2 });
+    c.ev('13');
+    assert.deepEqual(c.events, ['3', '7', '9', '12', '13']);
+    assert.equal(c.resyncs(), 0);
   });
 
   it('refetches on resync_required and goes on from the new hello', () => {
