@@ -9,16 +9,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { launchBrowser } from './browser.mjs';
-import {
-  ROOT,
-  freePort,
-  middayZone,
-  startServer,
-  stopServer,
-  waitFor,
-  waitReadyRaw,
-} from '../../tests/e2e/helpers.mjs';
+import { startUi } from './browser.mjs';
+import { ROOT, middayZone, waitFor } from '../../tests/e2e/helpers.mjs';
 
 const ARTIFACTS = path.join(ROOT, 'tests/artifacts/web');
 const PASSWORD = 'correct horse battery staple';
@@ -28,24 +20,15 @@ const DESKTOP = { viewport: { width: 1280, height: 800 } };
 
 let origin;
 let browser;
-let srv;
+let ui;
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  const port = await freePort();
-  origin = `http://127.0.0.1:${port}`;
-  srv = await startServer({
-    PULSE_LISTEN: `127.0.0.1:${port}`,
-    PULSE_PUBLIC_ORIGIN: origin,
-    PULSE_WEB_ROOT: path.join(ROOT, 'web/dist'),
-    PULSE_ACCESS_LOG: 'off',
-  });
-  await waitReadyRaw(srv);
-  browser = await launchBrowser();
+  ui = await startUi();
+  ({ origin, browser } = ui);
 });
 
 after(async () => {
-  if (browser) await browser.close();
-  if (srv) await stopServer(srv);
+  if (ui) await ui.stop();
 });
 
 const shot = (page, file) => page.screenshot({ path: path.join(ARTIFACTS, file) });
